@@ -1,0 +1,34 @@
+# The two commands a new user needs (each makes its own virtual environment in .venv):
+#   make demo   install lacewing and run the main job
+#   make test   install lacewing with its test tools and run every check and test
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+
+.PHONY: demo test lint unit bench clean venv
+
+$(BIN)/lacewing: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(BIN)/lacewing
+
+venv: $(BIN)/lacewing
+
+demo: venv
+	$(BIN)/python -m tests.support.demo_install
+
+lint: venv
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: lint
+	$(BIN)/pytest -q
+
+bench: venv
+	$(BIN)/python bench/proxy_bench.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

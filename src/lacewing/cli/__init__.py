@@ -1,0 +1,1 @@
+"""The `lacewing` command. See `main.py` for how commands are found and run."""

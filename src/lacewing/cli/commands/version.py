@@ -1,0 +1,63 @@
+"""`lacewing version`: the client's version and, if reachable, the control plane's.
+
+The server version is the `version` key of the `lacewing-config` ConfigMap in the control
+plane namespace; any failure to read it prints `unavailable` (as Linkerd does), never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+
+from lacewing import __version__
+from lacewing.cli.context import GlobalOptions, Output
+
+
+@dataclass(frozen=True)
+class VersionOptions:
+    client_only: bool = False
+    short: bool = False
+
+
+ServerVersionSource = Callable[[GlobalOptions], str | None]
+
+
+def _server_version_from_cluster(g: GlobalOptions) -> str | None:
+    from lacewing.k8s.config import read_control_plane_version
+
+    version: str | None = read_control_plane_version(g)
+    return version
+
+
+def run(
+    options: VersionOptions,
+    ctx: GlobalOptions,
+    out: Output,
+    server_version: ServerVersionSource = _server_version_from_cluster,
+) -> int:
+    if options.short:
+        out.line(__version__)
+    else:
+        out.line(f"Client version: {__version__}")
+    if options.client_only:
+        return 0
+    try:
+        server = server_version(ctx)
+    except Exception:  # any failure to reach the cluster means "unavailable", as in Linkerd
+        server = None
+    if options.short:
+        out.line(server or "unavailable")
+    else:
+        out.line(f"Server version: {server or 'unavailable'}")
+    return 0
+
+
+@click.command("version")
+@click.option("--client", "client_only", is_flag=True, help="Print the client version only.")
+@click.option("--short", is_flag=True, help="Print the version numbers only.")
+@click.pass_obj
+def command(g: GlobalOptions, client_only: bool, short: bool) -> int:
+    """Print the client and server version information."""
+    return run(VersionOptions(client_only=client_only, short=short), g, Output())

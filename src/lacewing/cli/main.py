@@ -1,0 +1,106 @@
+"""Entry point of the `lacewing` command.
+
+Subcommands are a table (`COMMANDS`): name -> "module:attribute" of a click command. The group
+imports a command's module only when that command runs, so `lacewing version` does not pay for
+the proxy's or the Kubernetes client's imports, and a part that is missing or broken cannot
+break the others.
+
+`main()` is the only place that exits. It turns a `LacewingError` into one line on stderr
+(plus one line of hint) and its exit code; a click usage error keeps click's one-line message.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from typing import Any
+
+import click
+
+from lacewing.cli.context import DEFAULT_NAMESPACE, GlobalOptions
+from lacewing.errors import LacewingError
+
+COMMANDS: dict[str, str] = {
+    "version": "lacewing.cli.commands.version:command",
+    "check": "lacewing.cli.commands.check:command",
+    "install": "lacewing.cli.commands.install:install_command",
+    "upgrade": "lacewing.cli.commands.install:upgrade_command",
+    "uninstall": "lacewing.cli.commands.install:uninstall_command",
+    "inject": "lacewing.cli.commands.inject:inject_command",
+    "uninject": "lacewing.cli.commands.inject:uninject_command",
+    "identity": "lacewing.cli.commands.identity:command",
+    "diagnostics": "lacewing.cli.commands.diagnostics:command",
+    "proxy": "lacewing.cli.commands.proxy:command",
+    "proxy-init": "lacewing.cli.commands.proxy_init:command",
+    "controller": "lacewing.cli.commands.controller:command",
+    "local": "lacewing.cli.commands.local:command",
+    "demo": "lacewing.cli.commands.demo:command",
+    "viz": "lacewing.cli.commands.viz:command",
+}
+
+
+def _available(name: str) -> bool:
+    module, _, _ = COMMANDS[name].partition(":")
+    return importlib.util.find_spec(module) is not None
+
+
+class LazyGroup(click.Group):
+    """A click group whose subcommands are imported on first use from `COMMANDS`."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [name for name in COMMANDS if _available(name)]
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None or not _available(cmd_name):
+            return None
+        module_name, _, attr = target.partition(":")
+        command = getattr(importlib.import_module(module_name), attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig file.")
+@click.option("--context", "kube_context", help="Name of the kubeconfig context to use.")
+@click.option(
+    "-L",
+    "--lacewing-namespace",
+    "namespace",
+    default=DEFAULT_NAMESPACE,
+    show_default=True,
+    help="Namespace in which lacewing is installed.",
+)
+@click.pass_context
+def cli(
+    ctx: click.Context, kubeconfig: str | None, kube_context: str | None, namespace: str
+) -> None:
+    """lacewing: an ultralight service mesh for Kubernetes."""
+    ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Run the CLI; the only function that exits the process."""
+    try:
+        code = cli.main(args=argv, prog_name="lacewing", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except LacewingError as exc:
+        click.echo(f"Error: {exc.message}", err=True)
+        if exc.hint:
+            click.echo(
+                f"    see: {exc.hint}" if exc.hint.startswith("http") else exc.hint, err=True
+            )
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

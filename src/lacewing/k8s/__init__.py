@@ -1,0 +1,1 @@
+"""lacewing.k8s."""

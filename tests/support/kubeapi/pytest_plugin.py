@@ -1,0 +1,1 @@
+"""Placeholder: the Kubernetes API test bed's fixtures live here."""

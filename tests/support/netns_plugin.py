@@ -1,0 +1,1 @@
+"""Placeholder: fixtures for network-namespace "pods" live here."""
