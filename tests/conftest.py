@@ -18,6 +18,7 @@ import pytest
 pytest_plugins = [
     "tests.support.kubeapi.pytest_plugin",
     "tests.support.netns_plugin",
+    "tests.support.golden",
 ]
 
 
