@@ -80,13 +80,60 @@ def cli(
     ctx.obj = GlobalOptions(kubeconfig=kubeconfig, context=kube_context, namespace=namespace)
 
 
+# Global flags, with whether each takes a value. Like kubectl's and Linkerd's persistent
+# flags they may be given anywhere before `--`: `lacewing check --kubeconfig F` works.
+GLOBAL_FLAGS: dict[str, bool] = {
+    "--kubeconfig": True,
+    "--context": True,
+    "-L": True,
+    "--lacewing-namespace": True,
+}
+
+
+def hoist_global_flags(argv: list[str]) -> list[str]:
+    """Move global flags found after the subcommand to the front, where click expects them.
+
+    Stops at `--` so that `lacewing local exec POD -- cmd --context x` keeps its command intact.
+    """
+    hoisted: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        if arg == "--":
+            rest.extend(argv[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_FLAGS:
+            if "=" in arg or not GLOBAL_FLAGS[name] or i + 1 >= len(argv):
+                hoisted.append(arg)
+                i += 1
+            else:
+                hoisted.extend(argv[i : i + 2])
+                i += 2
+            continue
+        rest.append(arg)
+        i += 1
+    return hoisted + rest
+
+
+def _usage_error_line(exc: click.UsageError) -> str:
+    """One line for a bad flag or argument: what is wrong and where to look."""
+    command = exc.ctx.command_path if exc.ctx is not None else "lacewing"
+    return f"Error: {exc.format_message()} (see '{command} --help')"
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Run the CLI; the only function that exits the process."""
+    args = hoist_global_flags(sys.argv[1:] if argv is None else list(argv)) or ["--help"]
     try:
-        code = cli.main(args=argv, prog_name="lacewing", standalone_mode=False)
+        code = cli.main(args=args, prog_name="lacewing", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         sys.exit(130)
+    except click.UsageError as exc:
+        click.echo(_usage_error_line(exc), err=True)
+        sys.exit(exc.exit_code)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -13,6 +13,7 @@ import click
 
 from lacewing import __version__
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.errors import LacewingError
 
 
 @dataclass(frozen=True)
@@ -25,10 +26,10 @@ ServerVersionSource = Callable[[GlobalOptions], str | None]
 
 
 def _server_version_from_cluster(g: GlobalOptions) -> str | None:
-    from lacewing.k8s.config import read_control_plane_version
+    from lacewing.k8s.cluster import Cluster, read_control_plane_version
 
-    version: str | None = read_control_plane_version(g)
-    return version
+    with Cluster.connect(g.kubeconfig, g.context, timeout=5.0) as cluster:
+        return read_control_plane_version(cluster, g.namespace)
 
 
 def run(
@@ -45,7 +46,7 @@ def run(
         return 0
     try:
         server = server_version(ctx)
-    except Exception:  # any failure to reach the cluster means "unavailable", as in Linkerd
+    except LacewingError:  # no config, unreachable, forbidden: "unavailable", as in Linkerd
         server = None
     if options.short:
         out.line(server or "unavailable")

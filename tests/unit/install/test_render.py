@@ -1,0 +1,220 @@
+"""What `install` renders: valid for Kubernetes, one sidecar, certificates that chain."""
+
+from __future__ import annotations
+
+import base64
+from functools import cache
+from typing import Any
+
+import click
+import kubernetes_validate
+import pytest
+import yaml
+from cryptography import x509
+
+from lacewing.cli.commands.proxy_init import command as proxy_init_command
+from lacewing.install import credentials, sidecar
+from lacewing.install.output import dump_json, dump_yaml
+from lacewing.install.render import render_control_plane, render_crds
+from lacewing.install.values import Values, build_values, values_from_dict, values_from_yaml
+from lacewing.proxy import config as proxy_config
+from lacewing.tls.pem import parse_certificates, parse_private_key
+from lacewing.tls.validate import check_dns_name, check_issued_by, check_key_matches
+
+K8S_VERSIONS = ("1.28", "1.34")
+
+
+@cache
+def _creds(namespace: str = "lacewing") -> credentials.Credentials:
+    return credentials.generate(namespace, "cluster.local")
+
+
+def _render(values: Values) -> list[dict[str, Any]]:
+    return render_control_plane(values, _creds(values.namespace))
+
+
+def _by(docs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
+    matches = [d for d in docs if d["kind"] == kind and d["metadata"]["name"] == name]
+    assert len(matches) == 1, f"{kind}/{name}: {len(matches)} found"
+    return matches[0]
+
+
+def _kinds(docs: list[dict[str, Any]]) -> list[str]:
+    return [d["kind"] for d in docs]
+
+
+VARIANTS = {
+    "default": Values(),
+    "ha+heartbeat+limits": build_values(
+        sets=["heartbeat.enabled=true", "proxy.resources.cpuLimit=1", "namespace=mesh"],
+        overrides={"ha": True},
+    ),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+@pytest.mark.parametrize("version", K8S_VERSIONS)
+def test_every_document_passes_strict_kubernetes_validation(variant: str, version: str) -> None:
+    values = VARIANTS[variant]
+    docs = render_crds(values) + _render(values)
+    for doc in docs:
+        try:
+            kubernetes_validate.validate(doc, version, strict=True)
+        except kubernetes_validate.ValidationError as exc:
+            path = ".".join(map(str, exc.path))
+            pytest.fail(f"{doc['kind']}/{doc['metadata']['name']} at {path}: {exc.message}")
+
+
+def test_the_control_plane_has_everything_the_issue_lists() -> None:
+    docs = _render(Values())
+    kinds = set(_kinds(docs))
+    assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
+            "Secret", "Service", "Deployment", "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration"} <= kinds  # fmt: skip
+    assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == "lacewing"
+    for name in ("identity", "destination", "policy", "proxy-injector", "heartbeat"):
+        _by(docs, "ServiceAccount", f"lacewing-{name}")
+    for name in ("identity", "destination", "policy", "proxy-injector"):
+        deploy = _by(docs, "Deployment", f"lacewing-{name}")
+        main = deploy["spec"]["template"]["spec"]["containers"][0]
+        assert main["args"][:4] == ["-L", "lacewing", "controller", name]
+        assert main["image"] == Values().image.ref
+    # webhooks come after the Services and Deployments they call
+    assert _kinds(docs)[-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+
+
+def test_heartbeat_and_pdbs_are_opt_in() -> None:
+    plain = _kinds(_render(Values()))
+    assert "CronJob" not in plain and "PodDisruptionBudget" not in plain
+    docs = _render(VARIANTS["ha+heartbeat+limits"])
+    cron = _by(docs, "CronJob", "lacewing-heartbeat")
+    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"] == ["-L", "mesh", "version"]  # reads the cluster, sends nothing
+    assert _kinds(docs).count("PodDisruptionBudget") == 4
+    assert _by(docs, "Deployment", "lacewing-policy")["spec"]["replicas"] == 3
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS))
+def test_control_plane_pods_use_the_one_sidecar_definition(variant: str) -> None:
+    values = VARIANTS[variant]
+    for doc in _render(values):
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["containers"][1] == sidecar.proxy_container(values)
+        assert pod["initContainers"] == [sidecar.proxy_init_container(values)]
+        names = {v["name"] for v in pod["volumes"]}
+        assert {v["name"] for v in sidecar.proxy_volumes(values)} <= names
+        labels = doc["spec"]["template"]["metadata"]["labels"]
+        assert labels[sidecar.PROXY_VERSION_LABEL] == values.image.tag
+
+
+def test_sidecar_is_what_the_task_says() -> None:
+    values = build_values(overrides={"proxy": {"resources": {"cpuLimit": "500m"}}})
+    proxy = sidecar.proxy_container(values)
+    assert proxy["name"] == "lacewing-proxy"
+    ports = {p["name"]: p["containerPort"] for p in proxy["ports"]}
+    assert ports == {"lacewing-proxy": 4143, "lacewing-admin": 4191}
+    assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "lacewing-admin"}
+    assert proxy["livenessProbe"]["httpGet"] == {"path": "/live", "port": "lacewing-admin"}
+    security = proxy["securityContext"]
+    assert security["runAsUser"] == 2102
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert proxy["resources"] == {"requests": {"cpu": "100m", "memory": "32Mi"},
+                                  "limits": {"cpu": "500m"}}  # fmt: skip
+    init = sidecar.proxy_init_container(values)
+    assert init["args"][0] == "proxy-init"
+    assert sorted(init["securityContext"]["capabilities"]["add"]) == ["NET_ADMIN", "NET_RAW"]
+
+
+def test_proxy_env_is_accepted_by_the_proxy() -> None:
+    proxy = sidecar.proxy_container(Values())
+    env = {e["name"]: e["value"] for e in proxy["env"] if "value" in e}
+    config = proxy_config.load(env)  # raises on an unknown or malformed LACEWING_PROXY_* var
+    assert config.inbound_listen_addr.port == 4143
+    assert config.admin_listen_addr.port == 4191
+    assert 3306 in config.opaque_ports
+
+
+def test_init_args_are_accepted_by_proxy_init() -> None:
+    values = build_values(
+        sets=["proxyInit.ignoreOutboundPorts=25", "proxyInit.skipSubnets=10.0.0.0/8"]
+    )
+    args = sidecar.proxy_init_container(values)["args"][1:]
+    ctx = proxy_init_command.make_context("proxy-init", [*args, "--dry-run"])
+    assert ctx.params["proxy_uid"] == 2102
+    assert ctx.params["inbound_ports_to_ignore"] == "4190,4191"
+    with pytest.raises(click.UsageError):  # the parse above could fail: prove it can
+        proxy_init_command.make_context("proxy-init", ["--proxy-uid", "x"])
+
+
+def test_config_map_holds_the_full_values_and_version() -> None:
+    values = VARIANTS["ha+heartbeat+limits"]
+    config = _by(_render(values), "ConfigMap", "lacewing-config")
+    stored = values_from_dict(values_from_yaml(config["data"]["values"], "stored"))
+    assert stored.ha and stored.heartbeat.enabled and stored.namespace == "mesh"
+    assert stored.identity.trust_anchors_pem == _creds("mesh").trust_anchors_pem
+    assert config["data"]["version"]
+    assert "PRIVATE KEY" not in config["data"]["values"]
+
+
+def test_issuer_secret_and_trust_roots_chain() -> None:
+    docs = _render(Values())
+    secret = _by(docs, "Secret", "lacewing-identity-issuer")
+    assert secret["type"] == "kubernetes.io/tls"
+    data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+    roots = _by(docs, "ConfigMap", "lacewing-identity-trust-roots")["data"]["ca-bundle.crt"]
+    anchors = parse_certificates(roots.encode(), "roots")
+    issuer = parse_certificates(data["tls.crt"], "crt")[0]
+    check_issued_by(issuer, anchors)
+    check_key_matches(issuer, parse_private_key(data["tls.key"], "key"))
+    assert parse_certificates(data["ca.crt"], "ca") == anchors
+
+
+@pytest.mark.parametrize(
+    ("kind", "service"),
+    [
+        ("MutatingWebhookConfiguration", "lacewing-proxy-injector"),
+        ("ValidatingWebhookConfiguration", "lacewing-policy-validator"),
+    ],
+)
+def test_webhook_ca_bundle_verifies_its_serving_cert(kind: str, service: str) -> None:
+    docs = _render(Values())
+    config = next(d for d in docs if d["kind"] == kind)
+    hook = config["webhooks"][0]
+    assert hook["clientConfig"]["service"]["name"] == service
+    _by(docs, "Service", service)
+    bundle = parse_certificates(base64.b64decode(hook["clientConfig"]["caBundle"]), "caBundle")
+    secret = _by(docs, "Secret", f"{service}-k8s-tls")
+    cert = parse_certificates(base64.b64decode(secret["data"]["tls.crt"]), "crt")[0]
+    check_issued_by(cert, bundle)
+    check_dns_name(cert, f"{service}.lacewing.svc")
+    assert isinstance(cert, x509.Certificate)
+
+
+def test_external_issuer_leaves_the_issuer_secret_to_cert_manager() -> None:
+    values = build_values(overrides={"identity": {"externalIssuer": True}})
+    creds = credentials.generate("lacewing", "cluster.local", external_issuer=True)
+    docs = render_control_plane(values, creds)
+    assert not [d for d in docs if d["metadata"]["name"] == "lacewing-identity-issuer"]
+    identity = _by(docs, "Deployment", "lacewing-identity")
+    volumes = identity["spec"]["template"]["spec"]["volumes"]
+    secret = {"secretName": "lacewing-identity-issuer"}
+    issuer_volume = {"name": "identity-issuer", "secret": secret}
+    assert issuer_volume in volumes
+
+
+def test_yaml_and_json_output_round_trip() -> None:
+    docs = render_crds(Values()) + _render(Values())
+    text = dump_yaml(docs)
+    assert list(yaml.safe_load_all(text)) == docs
+    assert "ca-bundle.crt: |" in text  # PEM stays readable
+    listed = yaml.safe_load(dump_json(docs))
+    assert listed["kind"] == "List" and listed["items"] == docs
+
+
+def test_yaml_quotes_strings_that_look_like_other_types() -> None:
+    values = build_values(sets=["image.tag=true"])
+    text = dump_yaml(_render(values)[:1])
+    assert "app.kubernetes.io/version: 'true'" in text
