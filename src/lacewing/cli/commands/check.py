@@ -1,0 +1,147 @@
+"""`lacewing check [--pre]`: is the cluster ready for lacewing, is the control plane healthy?
+
+The command only wires things together: it builds the `Facts` context with the real adapters
+(`Cluster.connect`, the install renderer, the version fetcher), picks the categories from
+`lacewing.healthcheck.catalog`, runs them with `run_checks` and renders the report. Human
+output streams as checks finish (with a spinner on a terminal); `-o json` is printed at the end.
+The exit status is 0 only when no check failed as an error (warnings do not count).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import click
+
+from lacewing import __version__
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.errors import UsageError
+from lacewing.healthcheck import versions
+from lacewing.healthcheck.catalog import categories
+from lacewing.healthcheck.facts import CheckOptions, ClusterPort, Facts
+from lacewing.healthcheck.render import HumanRenderer, to_json
+from lacewing.healthcheck.runner import run_checks
+
+__all__ = ["CheckCommandOptions", "command", "parse_duration", "run"]
+
+OUTPUTS = ("basic", "short", "json")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
+_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+
+
+@dataclass(frozen=True)
+class CheckCommandOptions:
+    pre: bool = False
+    output: str = "basic"
+    wait: float = 300.0
+    skip_version_check: bool = False
+    retry_interval: float = 1.0
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a Go-style duration (`5m`, `1m30s`, `300s`, `0`); a bare number is seconds."""
+    value = text.strip()
+    if re.fullmatch(r"\d+(?:\.\d+)?", value):
+        return float(value)
+    parts = _DURATION.findall(value)
+    if not parts or "".join(n + u for n, u in parts) != value:
+        raise UsageError(
+            f"invalid duration {text!r} for --wait", hint="use a duration like 5m, 90s or 0"
+        )
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+
+
+def _connect(kubeconfig: str | None, context: str | None) -> ClusterPort:
+    from lacewing.k8s.cluster import Cluster
+
+    cluster: ClusterPort = Cluster.connect(kubeconfig, context)
+    return cluster
+
+
+def _render(options: CheckOptions) -> list[dict[str, Any]]:
+    from lacewing.healthcheck.manifests import render_for_checks
+
+    return render_for_checks(options.namespace)
+
+
+def run(
+    options: CheckCommandOptions,
+    ctx: GlobalOptions,
+    out: Output,
+    *,
+    connect: Callable[[str | None, str | None], ClusterPort] = _connect,
+    render: Callable[[CheckOptions], list[dict[str, Any]]] = _render,
+    fetch_latest: Callable[[str], str] = versions.fetch_latest,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> int:
+    if options.output not in OUTPUTS:
+        raise UsageError(f"invalid output {options.output!r}", hint=f"use one of {OUTPUTS}")
+    check_options = CheckOptions(
+        namespace=ctx.namespace,
+        kubeconfig=ctx.kubeconfig,
+        context=ctx.context,
+        cli_version=__version__,
+        version_url=versions.version_url(),
+    )
+    facts = Facts(check_options, connect=connect, render=render, fetch_latest=fetch_latest, now=now)
+    skip = options.skip_version_check or versions.skip_requested()
+    chosen = categories(pre=options.pre, skip_version_check=skip)
+
+    def expand_hint(hint: str) -> str:
+        return hint.replace("{namespace}", ctx.namespace)
+
+    human = None
+    if options.output != "json":
+        human = HumanRenderer(out.out, short=options.output == "short", terminal=out.is_terminal)
+    report = run_checks(
+        chosen,
+        facts,
+        wait=options.wait,
+        interval=options.retry_interval,
+        clock=clock,
+        sleep=sleep,
+        observer=human,
+        expand_hint=expand_hint,
+    )
+    if human is None:
+        out.line(to_json(report))
+    else:
+        human.finish(report)
+    return 0 if report.success else 1
+
+
+@click.command("check")
+@click.option("--pre", is_flag=True, help="Check whether the cluster is ready for lacewing.")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Choice(OUTPUTS),
+    default="basic",
+    show_default=True,
+    help="Output format.",
+)
+@click.option(
+    "--wait",
+    default="5m",
+    show_default=True,
+    help="Retry checks that may still pass (pods becoming ready) for this long; 0 disables.",
+)
+@click.option(
+    "--skip-version-check",
+    is_flag=True,
+    help="Do not look up the latest lacewing version (also: LACEWING_SKIP_VERSION_CHECK=1).",
+)
+@click.pass_obj
+def command(g: GlobalOptions, pre: bool, output: str, wait: str, skip_version_check: bool) -> int:
+    """Check that the cluster is ready for lacewing (--pre) or that lacewing is healthy."""
+    options = CheckCommandOptions(
+        pre=pre, output=output, wait=parse_duration(wait), skip_version_check=skip_version_check
+    )
+    return run(options, g, Output())

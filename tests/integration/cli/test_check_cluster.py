@@ -1,0 +1,348 @@
+"""`lacewing check --pre` and `lacewing check` against the Kubernetes API emulator, over HTTPS.
+
+The control plane is installed as a user would: the `install --crds` and `install` manifests
+(role B's renderer) applied through `Cluster.apply`. The emulator's kubelet then creates the
+control plane's pods and marks them Ready when a test says so.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import yaml
+from tests.integration.cli.conftest import CliResult
+from tests.support.kubeapi import KubeAPI
+from tests.unit.healthcheck.version_server import serve_version_document
+
+from lacewing import __version__
+from lacewing.cli.commands.check import CheckCommandOptions, run
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.k8s.cluster import Cluster
+from lacewing.tls import pki
+
+Lacewing = Callable[..., CliResult]
+X = "\N{MULTIPLICATION SIGN}"
+
+
+@pytest.fixture
+def latest_is(monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[[str], None]]:
+    """Serve a version document on loopback: `latest_is("9.9.9")`."""
+    servers: list[Any] = []
+
+    def serve(version: str) -> None:
+        server = serve_version_document(json.dumps({"stable": version}).encode())
+        monkeypatch.setenv("LACEWING_VERSION_CHECK_URL", server.__enter__())
+        servers.append(server)
+
+    yield serve
+    for server in servers:
+        server.__exit__(None, None, None)
+
+
+def check(lacewing: Lacewing, api: KubeAPI, *args: str) -> CliResult:
+    return lacewing("--kubeconfig", str(api.kubeconfig), "check", *args)
+
+
+def failures(out: str) -> list[str]:
+    return [line[2:] for line in out.splitlines() if line.startswith((X, "‼"))]
+
+
+# -- check --pre ---------------------------------------------------------------------------------
+
+
+def test_pre_passes_on_an_empty_cluster(
+    kube_api: KubeAPI, lacewing: Lacewing, latest_is: Callable[[str], None], golden: Any
+) -> None:
+    latest_is(__version__)
+    result = check(lacewing, kube_api, "--pre")
+    assert result.code == 0, result.out
+    golden("check/pre_pass.txt", result.out)
+    assert kube_api.get("v1", "Namespace", "lacewing") is None  # dry-runs stored nothing
+
+
+def test_pre_fails_on_old_kubernetes(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    kube_api.set_version(1, 27)
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert (
+        f"{X} is running the minimum Kubernetes API version\n"
+        "    Kubernetes is on version [1.27], but version [1.28] or more recent is required\n"
+        "    upgrade the cluster to Kubernetes 1.28 or newer\n"
+    ) in result.out
+    assert "pre-kubernetes-setup" not in result.out
+
+
+def test_pre_fails_when_the_namespace_exists(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "lacewing"}})
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["control plane namespace does not already exist"]
+    assert '    The "lacewing" namespace already exists\n' in result.out
+    assert "lacewing upgrade" in result.out
+    ok = lacewing(
+        "--kubeconfig",
+        str(kube_api.kubeconfig),
+        "-L",
+        "other",
+        "check",
+        "--pre",
+        "--skip-version-check",
+    )
+    assert ok.code == 0, ok.out
+
+
+def test_pre_fails_when_a_permission_is_denied(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    kube_api.deny("create", "secrets")
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["can create Secrets"]
+    assert (
+        f"{X} can create Secrets\n"
+        '    not allowed to create secrets in namespace "lacewing"\n'
+        "    ask a cluster administrator to install lacewing, or for `create` on secrets"
+        " (kubectl auth can-i create secrets -n lacewing)\n"
+    ) in result.out
+
+
+def test_pre_fails_when_cluster_scoped_creates_are_forbidden(
+    kube_api: KubeAPI, lacewing: Lacewing
+) -> None:
+    kube_api.deny("create", "clusterroles", group="rbac.authorization.k8s.io")
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert failures(result.out) == ["can create non-namespaced resources"]
+    assert result.code == 1
+
+
+def test_pre_fails_without_read_access(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    kube_api.deny("list", "secrets")
+    kube_api.delete("v1", "ConfigMap", "extension-apiserver-authentication", "kube-system")
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == [
+        "can read Secrets",
+        "can read extension-apiserver-authentication configmap",
+    ]
+    assert '    not allowed to list secrets in namespace "lacewing"\n' in result.out
+    assert "    ConfigMap kube-system/extension-apiserver-authentication was not found\n" in (
+        result.out
+    )
+
+
+# -- check (installed) ---------------------------------------------------------------------------
+
+
+def install(api: KubeAPI, lacewing: Lacewing, namespace: str = "lacewing") -> None:
+    """`lacewing install --crds | kubectl apply -f -`, then the same for `lacewing install`
+    (applied with server-side apply through `Cluster.apply`)."""
+    base = ("--kubeconfig", str(api.kubeconfig), "-L", namespace, "install")
+    with Cluster.connect(str(api.kubeconfig)) as cluster:
+        for args in (("--crds",), ()):
+            result = lacewing(*base, *args)
+            assert result.code == 0, result.err
+            docs = [d for d in yaml.safe_load_all(result.out) if d]
+            for doc in docs:
+                cluster.apply(doc)
+
+
+def test_check_waits_for_pods_then_passes(
+    kube_api: KubeAPI, lacewing: Lacewing, latest_is: Callable[[str], None], golden: Any
+) -> None:
+    latest_is(__version__)
+    install(kube_api, lacewing)
+    kube_api.kubelet.sync()
+    result = check(lacewing, kube_api, "--wait", "0")
+    assert result.code == 1
+    assert failures(result.out) == ["control plane pods are ready"]
+    assert "lacewing-identity\n" not in result.out  # needs lacewing-existence, which failed
+    golden("check/pods_not_ready.txt", result.out)
+    kube_api.kubelet.mark_ready()
+    result = check(lacewing, kube_api, "--wait", "0")
+    assert result.code == 0, result.out
+    assert result.out.endswith("\nStatus check results are √\n")
+    as_json = check(lacewing, kube_api, "--wait", "0", "-o", "json")
+    assert as_json.code == 0
+    golden("check/healthy.json", as_json.out)
+    assert json.loads(as_json.out)["success"] is True
+
+
+def test_wait_retries_until_pods_become_ready(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    install(kube_api, lacewing)
+    kube_api.kubelet.sync()
+    sleeps: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the kubelet makes pods ready while we wait
+        sleeps.append(seconds)
+        if len(sleeps) == 2:
+            kube_api.kubelet.mark_ready()
+
+    out = Output(out=io.StringIO(), err=io.StringIO())  # not a terminal, like a pipe
+    code = run(
+        CheckCommandOptions(wait=300, skip_version_check=True),
+        GlobalOptions(kubeconfig=str(kube_api.kubeconfig)),
+        out,
+        sleep=sleep,
+    )
+    text = out.out.getvalue()  # type: ignore[attr-defined]  # a StringIO
+    assert code == 0, text
+    assert sleeps == [1.0, 1.0]
+    assert "√ control plane pods are ready\n" in text
+
+
+def test_check_before_install_says_to_install(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    result = check(lacewing, kube_api, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert (
+        f"{X} 'lacewing-config' config map exists\n"
+        '    ConfigMap "lacewing-config" was not found in namespace "lacewing"\n'
+        "    install the control plane: lacewing install | kubectl apply -f -\n"
+    ) in result.out
+    assert "lacewing-identity" not in result.out
+
+
+def test_outdated_cli_is_a_warning(
+    kube_api: KubeAPI, lacewing: Lacewing, latest_is: Callable[[str], None]
+) -> None:
+    latest_is("99.0.0")
+    result = check(lacewing, kube_api, "--pre")
+    assert result.code == 0
+    assert (
+        "‼ cli is up-to-date\n"
+        f"    is running version {__version__} but the latest version is 99.0.0\n"
+    ) in result.out
+    assert result.out.endswith("Status check results are √\n")
+
+
+# -- certificates --------------------------------------------------------------------------------
+
+
+def _b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def _replace_identity(api: KubeAPI, anchor: pki.CertifiedKey, issuer: pki.CertifiedKey) -> None:
+    with Cluster.connect(str(api.kubeconfig)) as cluster:
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "ConfigMap",
+                "metadata": {"name": "lacewing-identity-trust-roots", "namespace": "lacewing"},
+                "data": {"ca-bundle.crt": anchor.cert_pem},
+            }
+        )
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/tls",
+                "metadata": {"name": "lacewing-identity-issuer", "namespace": "lacewing"},
+                "data": {
+                    "tls.crt": _b64(issuer.cert_pem),
+                    "tls.key": _b64(issuer.key_pem),
+                    "ca.crt": _b64(anchor.cert_pem),
+                },
+            }
+        )
+
+
+@pytest.fixture
+def healthy(kube_api: KubeAPI, lacewing: Lacewing) -> KubeAPI:
+    install(kube_api, lacewing)
+    kube_api.kubelet.sync()
+    kube_api.kubelet.mark_ready()
+    return kube_api
+
+
+def test_expired_issuer(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    anchor = pki.generate_trust_anchor()
+    long_ago = datetime.now(UTC) - timedelta(days=400)
+    issuer = pki.generate_issuer(anchor, now=long_ago, lifetime=timedelta(days=30))
+    _replace_identity(healthy, anchor, issuer)
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["issuer cert is within its validity period"]
+    expired_at = issuer.certificate.not_valid_after_utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert (
+        f"    certificate CN=identity.lacewing.cluster.local expired at {expired_at}\n"
+    ) in result.out
+    assert "renew it" in result.out
+
+
+def test_issuer_not_signed_by_the_anchor(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    anchor, other = pki.generate_trust_anchor(), pki.generate_trust_anchor()
+    _replace_identity(healthy, anchor, pki.generate_issuer(other))
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["issuer cert is issued by the trust anchor"]
+    assert "was not issued by the trust anchors" in result.out
+
+
+def test_issuer_expiring_soon_is_a_warning(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    anchor = pki.generate_trust_anchor()
+    _replace_identity(healthy, anchor, pki.generate_issuer(anchor, lifetime=timedelta(days=20)))
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert result.code == 0, result.out
+    assert failures(result.out) == ["issuer cert is valid for at least 60 days"]
+
+
+def test_webhook_cert_not_matching_its_ca_bundle(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    stranger = pki.generate_webhook_ca()
+    cert = pki.generate_serving_certificate(stranger, "lacewing-proxy-injector", "lacewing")
+    with Cluster.connect(str(healthy.kubeconfig)) as cluster:
+        cluster.apply(
+            {
+                "apiVersion": "v1",
+                "kind": "Secret",
+                "type": "kubernetes.io/tls",
+                "metadata": {"name": "lacewing-proxy-injector-k8s-tls", "namespace": "lacewing"},
+                "data": {"tls.crt": _b64(cert.cert_pem), "tls.key": _b64(cert.key_pem)},
+            }
+        )
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["proxy-injector webhook has valid cert"]
+    assert (
+        "    the proxy-injector serving certificate is not signed by its webhook configuration's"
+        " caBundle\n"
+    ) in result.out
+
+
+def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    with Cluster.connect(str(healthy.kubeconfig)) as cluster:
+        secret = cluster.get("v1", "Secret", "lacewing-policy-validator-k8s-tls", "lacewing")
+        hook = cluster.get(
+            "admissionregistration.k8s.io/v1",
+            "ValidatingWebhookConfiguration",
+            "lacewing-lacewing-policy-validator-webhook-config",
+        )
+        assert secret is not None and hook is not None
+        ca = pki.generate_webhook_ca()  # signs the cert and is the caBundle: only the name is off
+        wrong = pki.generate_serving_certificate(ca, "someone-else", "lacewing")
+        secret["data"] = {"tls.crt": _b64(wrong.cert_pem), "tls.key": _b64(wrong.key_pem)}
+        hook["webhooks"][0]["clientConfig"]["caBundle"] = _b64(ca.cert_pem)
+        for obj in (secret, hook):
+            obj["metadata"] = {
+                k: obj["metadata"][k] for k in ("name", "namespace") if k in obj["metadata"]
+            }
+            cluster.apply(obj)
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert failures(result.out) == ["policy-validator webhook has valid cert"]
+    assert "is not valid for lacewing-policy-validator.lacewing.svc" in result.out
+
+
+def test_another_namespace_with_dash_l(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    install(kube_api, lacewing, namespace="mesh")
+    kube_api.kubelet.sync()
+    args = ("--kubeconfig", str(kube_api.kubeconfig), "-L", "mesh", "check", "--wait", "0")
+    result = lacewing(*args, "--skip-version-check")
+    assert failures(result.out) == ["control plane pods are ready"]
+    assert "    kubectl -n mesh get pods; kubectl -n mesh describe pods\n" in result.out
+    kube_api.kubelet.mark_ready(namespace="mesh")
+    assert lacewing(*args, "--skip-version-check").code == 0
+    wrong = lacewing("--kubeconfig", str(kube_api.kubeconfig), "check", "--wait", "0")
+    assert 'ConfigMap "lacewing-config" was not found in namespace "lacewing"' in wrong.out
