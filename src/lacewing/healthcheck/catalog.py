@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from lacewing.healthcheck.checks.dataplane import data_plane_categories
 from lacewing.healthcheck.checks.existence import LACEWING_CONFIG, LACEWING_EXISTENCE
 from lacewing.healthcheck.checks.identity import LACEWING_IDENTITY, WEBHOOKS_TLS
 from lacewing.healthcheck.checks.kubernetes import KUBERNETES_API, KUBERNETES_VERSION
@@ -37,9 +38,21 @@ INSTALLED: tuple[Category[Facts], ...] = (
 )
 
 
-def categories(*, pre: bool, skip_version_check: bool) -> list[Category[Facts]]:
-    """The categories to run; `skip_version_check` drops the latest-version lookups."""
+def categories(
+    *,
+    pre: bool,
+    skip_version_check: bool,
+    proxy: bool = False,
+    data_plane_namespace: str | None = None,
+) -> list[Category[Facts]]:
+    """The categories to run; `skip_version_check` drops the latest-version lookups.
+
+    `proxy` adds the data-plane categories after the control plane's, for the pods of
+    `data_plane_namespace` (None: every namespace), as `linkerd check --proxy` does.
+    """
     chosen = PRE if pre else INSTALLED
+    if proxy and not pre:
+        chosen = chosen + data_plane_categories(data_plane_namespace)
     if not skip_version_check:
         return list(chosen)
     return [_without_latest(c) for c in chosen if c is not LACEWING_VERSION]

@@ -72,6 +72,8 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
 NAMESPACE_RULES: dict[str, list[dict[str, Any]]] = {
     "policy": [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update", "patch"])],
     "heartbeat": [_rule([""], ["configmaps"], ["get"])],
+    # The injector reads lacewing-config for the install values it injects with.
+    "proxy-injector": [_rule([""], ["configmaps"], ["get"])],
 }
 
 

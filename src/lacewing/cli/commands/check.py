@@ -37,6 +37,8 @@ _UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 @dataclass(frozen=True)
 class CheckCommandOptions:
     pre: bool = False
+    proxy: bool = False
+    data_plane_namespace: str | None = None
     output: str = "basic"
     wait: float = 300.0
     skip_version_check: bool = False
@@ -92,7 +94,14 @@ def run(
     )
     facts = Facts(check_options, connect=connect, render=render, fetch_latest=fetch_latest, now=now)
     skip = options.skip_version_check or versions.skip_requested()
-    chosen = categories(pre=options.pre, skip_version_check=skip)
+    if options.pre and options.proxy:
+        raise UsageError("--pre and --proxy cannot be combined", hint="run one, then the other")
+    chosen = categories(
+        pre=options.pre,
+        skip_version_check=skip,
+        proxy=options.proxy,
+        data_plane_namespace=options.data_plane_namespace,
+    )
 
     def expand_hint(hint: str) -> str:
         return hint.replace("{namespace}", ctx.namespace)
@@ -119,6 +128,14 @@ def run(
 
 @click.command("check")
 @click.option("--pre", is_flag=True, help="Check whether the cluster is ready for lacewing.")
+@click.option("--proxy", is_flag=True, help="Also check the data plane (the meshed pods' proxies).")
+@click.option(
+    "-n",
+    "--namespace",
+    "data_plane_namespace",
+    default=None,
+    help="With --proxy: the namespace of the data plane to check (default: all namespaces).",
+)
 @click.option(
     "-o",
     "--output",
@@ -139,9 +156,22 @@ def run(
     help="Do not look up the latest lacewing version (also: LACEWING_SKIP_VERSION_CHECK=1).",
 )
 @click.pass_obj
-def command(g: GlobalOptions, pre: bool, output: str, wait: str, skip_version_check: bool) -> int:
+def command(
+    g: GlobalOptions,
+    pre: bool,
+    proxy: bool,
+    data_plane_namespace: str | None,
+    output: str,
+    wait: str,
+    skip_version_check: bool,
+) -> int:
     """Check that the cluster is ready for lacewing (--pre) or that lacewing is healthy."""
     options = CheckCommandOptions(
-        pre=pre, output=output, wait=parse_duration(wait), skip_version_check=skip_version_check
+        pre=pre,
+        proxy=proxy,
+        data_plane_namespace=data_plane_namespace,
+        output=output,
+        wait=parse_duration(wait),
+        skip_version_check=skip_version_check,
     )
     return run(options, g, Output())

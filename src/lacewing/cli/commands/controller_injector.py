@@ -1,0 +1,128 @@
+"""`lacewing controller proxy-injector`: the mutating admission webhook, in this process.
+
+How it works: the flags become a frozen `InjectorOptions`; `run_proxy_injector` connects to the
+Kubernetes API (in-cluster service account, or `--kubeconfig`), reads the install values once
+so that a missing `lacewing-config` is one clear line at start-up rather than a pod that never
+gets a proxy, loads the serving certificate from `--tls-dir`, and serves
+(`lacewing.controller.injector.server.InjectorServer`) until SIGTERM or SIGINT, then drains.
+The control plane's namespace is the global `-L` flag, as for every controller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import click
+
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.errors import UsageError
+
+if TYPE_CHECKING:
+    from lacewing.controller.injector.admission import Lookup
+
+__all__ = ["InjectorOptions", "parse_listen_addr", "proxy_injector_command", "run_proxy_injector"]
+
+
+@dataclass(frozen=True)
+class InjectorOptions:
+    listen_addr: str = "0.0.0.0:8443"
+    tls_dir: Path = Path("/var/run/lacewing/tls")
+    native_sidecar: bool = False
+    kubeconfig: str | None = None
+
+
+def parse_listen_addr(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise UsageError(
+            f"--listen-addr: {text!r} is not HOST:PORT", hint="for example 0.0.0.0:8443"
+        )
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _connect(options: InjectorOptions, ctx: GlobalOptions) -> Lookup:
+    from lacewing.k8s.cluster import Cluster
+
+    return Cluster.connect(options.kubeconfig or ctx.kubeconfig, ctx.context)
+
+
+def run_proxy_injector(
+    options: InjectorOptions,
+    ctx: GlobalOptions,
+    out: Output,
+    *,
+    stop: asyncio.Event | None = None,
+    connect: Callable[[InjectorOptions, GlobalOptions], Lookup] = _connect,
+) -> int:
+    from lacewing.controller.injector.admission import Admission
+    from lacewing.controller.injector.server import InjectorServer, TlsFiles
+
+    host, port = parse_listen_addr(options.listen_addr)
+    tls = TlsFiles(options.tls_dir)
+    tls.context()
+    admission = Admission(
+        connect(options, ctx), ctx.namespace, native_sidecar=options.native_sidecar
+    )
+
+    async def serve() -> None:
+        await admission.values()  # no lacewing-config: fail now, with the reason
+        stopping = stop or asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stopping.set)
+        server = InjectorServer(admission, tls, host, port)
+        await server.start()
+        out.line(
+            f"proxy injector for namespace {ctx.namespace} listening on {host}:{server.bound_port}"
+        )
+        out.out.flush()
+        try:
+            await stopping.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+            await server.stop()
+
+    asyncio.run(serve())
+    return 0
+
+
+@click.command("proxy-injector")
+@click.option("--listen-addr", default="0.0.0.0:8443", show_default=True)
+@click.option(
+    "--tls-dir",
+    type=click.Path(path_type=Path),
+    default=InjectorOptions.tls_dir,
+    show_default=True,
+    help="Directory holding the webhook's tls.crt and tls.key.",
+)
+@click.option(
+    "--proxy-native-sidecar",
+    "native_sidecar",
+    is_flag=True,
+    help="Run proxies as native sidecars (init containers that keep running), for Jobs.",
+)
+@click.option("--kubeconfig", default=None, help="Outside a cluster: the kubeconfig to use.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every decision.")
+@click.pass_obj
+def proxy_injector_command(
+    g: GlobalOptions | None,
+    listen_addr: str,
+    tls_dir: Path,
+    native_sidecar: bool,
+    kubeconfig: str | None,
+    verbose: bool,
+) -> int:
+    """The proxy injector: a mutating webhook that adds the proxy to annotated pods."""
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    options = InjectorOptions(listen_addr, tls_dir, native_sidecar, kubeconfig)
+    return run_proxy_injector(options, g or GlobalOptions(), Output())
