@@ -102,6 +102,10 @@ def _builtin_type(api_version: str, kind: str) -> ResourceType | None:
         res = resource_registry.load(api_version, kind)
     except (LoadResourceError, ImportError, ValueError, AttributeError):
         return None
+    if not res.__module__.startswith("lightkube.resources."):
+        # lightkube's registry is process-wide: a generic resource that other code registered
+        # for a custom kind must not stand in for what this server actually serves.
+        return None
     info = lk_resource.api_info(res)
     namespaced = issubclass(res, lk_resource.NamespacedResource)
     return ResourceType(_prefix(api_version), info.plural, namespaced, kind)
