@@ -1,0 +1,205 @@
+"""The first protocol of every accepted connection: where was it going, and what is it?
+
+`Accepted.connection_made` enforces the connection limit, finds the original destination
+(`side.fixed_dst`, else SO_ORIGINAL_DST; neither -> the connection is closed and counted as
+`error="no_original_dst"`, never forwarded somewhere by guess) and, for opaque ports, starts
+relaying at once, so server-speaks-first protocols work. Otherwise it collects the first bytes
+until `detect` decides or the detect timeout fires (-> opaque), then hands the socket and the
+bytes it read to the protocol's handler with `transport.set_protocol`:
+
+    HTTP/1           -> http1.server.Http1Server
+    TLS              -> side.tls_terminator if installed, else opaque (tls="no_identity",
+                        no_tls_reason="passthru")
+    HTTP/2, opaque   -> tcp.TunnelEnd pair, connected through side.connector
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import cast
+
+from lacewing.proxy.config import Addr
+from lacewing.proxy.detect import MAX_PREFIX, Protocol, detect
+from lacewing.proxy.http1.server import Http1Server
+from lacewing.proxy.metrics import TcpStats
+from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
+from lacewing.proxy.side import Side
+from lacewing.proxy.tcp import TunnelEnd, join
+from lacewing.proxy.transport import ConnectError, original_dst
+
+__all__ = ["Accepted", "relay"]
+
+log = logging.getLogger("lacewing.proxy")
+
+
+class Accepted(asyncio.Protocol):
+    def __init__(self, side: Side) -> None:
+        self.side = side
+        self.transport: asyncio.Transport | None = None
+        self.dst: Addr | None = None
+        self.stats: TcpStats | None = None
+        self._buf = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self._done = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        side = self.side
+        self.transport = transport = cast(asyncio.Transport, transport)
+        if side.closing or len(side.conns) >= side.config.max_connections:
+            side.metrics.error(side.direction, "connection_limit")
+            self._done = True
+            transport.abort()
+            return
+        dst = side.fixed_dst
+        if dst is None:
+            sock = transport.get_extra_info("socket")
+            dst = original_dst(sock) if sock is not None else None
+        if dst is None:
+            side.metrics.error(side.direction, "no_original_dst")
+            self._done = True
+            transport.abort()
+            return
+        self.dst = dst
+        self.stats = side.metrics.tcp_stats(side.direction, "src", str(dst), side.tls)
+        self.stats.opened += 1
+        side.conns[transport] = self
+        if dst.port in side.config.opaque_ports:
+            self._dispatch(Protocol.OPAQUE)
+            return
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(side.config.detect_timeout, self._detect_timeout)
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._buf += data
+        proto = detect(self._buf, final=len(self._buf) >= MAX_PREFIX)
+        if proto is not None:
+            self._dispatch(proto)
+
+    def eof_received(self) -> bool:
+        # The client sent what it had and half-closed: decide with what we have.
+        if self._done or self.transport is None:
+            return False
+        self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
+        handler = self.transport.get_protocol()
+        if handler is not self and not handler.eof_received():  # type: ignore[attr-defined]
+            self.transport.close()
+        return True
+
+    def _detect_timeout(self) -> None:
+        self._timer = None
+        if not self._done:
+            self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
+
+    def _dispatch(self, proto: Protocol) -> None:
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        side, transport, dst, stats = self.side, self.transport, self.dst, self.stats
+        assert transport is not None and dst is not None and stats is not None
+        early, self._buf = self._buf, b""
+        if proto is Protocol.HTTP1:
+            server = Http1Server(side, dst, side.endpoint(dst), stats)
+            side.conns[transport] = server
+            server.adopt(transport, early)
+            return
+        if proto is Protocol.TLS:
+            if side.tls_terminator is not None:
+                side.tls_terminator.take(side, transport, early, dst, stats)
+                return
+            stats.opened -= 1
+            stats = side.metrics.tcp_stats(side.direction, "src", str(dst), TLS_PASSTHRU)
+            stats.opened += 1
+            relay(side, transport, early, dst, stats, TLS_PASSTHRU)
+            return
+        relay(side, transport, early, dst, stats, side.tls)
+
+    # side.Conn while detecting
+    def drain(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+    def sweep_idle(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.stats is not None and self.transport is not None:
+            self.stats.closed += 1
+            self.side.conns.pop(self.transport, None)
+        self._done = True
+
+
+class _RelayConn:
+    """side.Conn for a relayed connection: only the shutdown deadline ends it."""
+
+    def __init__(self, end: TunnelEnd, task: asyncio.Task[None] | None = None) -> None:
+        self.end = end
+        self.task = task
+
+    def drain(self) -> None:
+        pass
+
+    def sweep_idle(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+        self.end.abort()
+
+
+def relay(
+    side: Side,
+    transport: asyncio.Transport,
+    early: bytes,
+    dst: Addr,
+    stats: TcpStats,
+    tls: tuple[tuple[str, str], ...],
+) -> None:
+    """Relay `transport` (with `early` bytes already read) to the endpoint for `dst`."""
+    conns = side.conns
+    holder: dict[str, asyncio.Task[None]] = {}
+
+    def lost() -> None:
+        conns.pop(transport, None)
+        task = holder.get("task")
+        if task is not None:
+            task.cancel()
+
+    down = TunnelEnd(stats, on_lost=lost)
+    down.adopt(transport, early)
+    down.transport = transport
+    if not early:
+        transport.pause_reading()
+    endpoint = side.endpoint(dst)
+    up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), tls)
+
+    async def connect() -> None:
+        try:
+            _, up = await side.connector.connect(endpoint, lambda: TunnelEnd(up_stats))
+        except ConnectError as exc:
+            log.debug("opaque %s -> %s: %s", dst, endpoint, exc)
+            if not down.closed:
+                transport.close()
+            return
+        finally:
+            holder.pop("task", None)
+        up_stats.opened += 1
+        if down.closed:
+            up.abort()
+            return
+        join(down, up)
+
+    task = side.tasks.spawn(connect(), name=f"lacewing-connect-{side.direction}-{endpoint}")
+    holder["task"] = task
+    conns[transport] = _RelayConn(down, task)

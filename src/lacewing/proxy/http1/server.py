@@ -1,0 +1,588 @@
+"""One accepted HTTP/1 connection: requests in, responses out, in order.
+
+    client --bytes--> Http1Server (httptools request parser) --head+body--> UpstreamConn
+    client <--batch-- Http1Server._dout <--head+body-- UpstreamConn (response parser)
+
+Requests are answered one at a time. The one being answered is `active`; requests pipelined
+behind it are parsed from the bytes already read and wait in `queue` (reading pauses as soon as
+one is queued, so at most one read's worth waits). Each request's outgoing bytes go into its
+`buf`, flushed to its upstream connection once per read; until that connection exists (pool
+miss -> a named connect task), reading pauses. A request head that arrived whole in one read
+and carries no hop-by-hop header is forwarded as the very bytes the client sent.
+
+Reading from the client pauses for any of four reasons, kept as bits so one cannot undo
+another: CONNECTING (no upstream yet), PIPELINE (a request is queued behind the active one),
+UPSTREAM_FULL (the endpoint reads our upload slower than the client sends it) and UPGRADE (the
+request asked to switch protocols). The other direction: when the client reads slowly,
+`pause_writing` pauses reading from the endpoint.
+
+Errors answer with the proxy's own response and close: malformed -> 400, a head that trickles
+in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
+502, connect timeout -> 504, endpoint vanished before answering -> 502 (except that a body-less
+request on a pooled connection the endpoint had just closed is sent once more, on a new one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+
+from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
+
+from lacewing.proxy.config import Addr
+from lacewing.proxy.http1.head import (
+    CONNECTION,
+    CONTENT_LENGTH,
+    EXPECT,
+    HEADER_KINDS,
+    HOP,
+    HOST,
+    KIND_LENGTHS,
+    TRANSFER_ENCODING,
+    UPGRADE,
+    error_response,
+    rebuild,
+)
+from lacewing.proxy.http1.upstream import UpstreamConn
+from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.side import Side
+from lacewing.proxy.tcp import TunnelConn, TunnelEnd, join
+from lacewing.proxy.transport import ConnectError, ConnectTimeout
+
+__all__ = ["Http1Server", "Request"]
+
+
+class _HeadTooLarge(Exception):
+    pass
+
+
+# A parser and its protocol point at each other; swapping in this callback-less parser when a
+# connection ends breaks the cycle, so the connection is freed at once, not by the cyclic GC.
+_DETACHED = HttpRequestParser(object())
+
+
+class Request:
+    """One request and the state of its exchange. Flags default at class level so that the
+    common request sets three attributes, not fourteen (this runs once per request)."""
+
+    upstream: UpstreamConn | None = None
+    complete = False
+    close_down = False
+    chunked = False
+    keep_alive = True
+    http10 = False
+    is_head = False
+    upgrade = False
+    expect_continue = False
+    status = 0
+    error: tuple[int, str] | None = None
+    replay: bytes | None = None  # the head of a body-less request, kept to retry it once
+    reused = False  # sent on a pooled connection (which the app may have just closed)
+
+    def __init__(self, route: RouteStats, start: float) -> None:
+        self.route = route
+        self.start = start
+        self.buf: list[bytes] = []
+
+
+class Http1Server(asyncio.Protocol):
+    CONNECTING, PIPELINE, UPSTREAM_FULL, UPGRADE = 1, 2, 4, 8
+
+    def __init__(self, side: Side, dst: Addr, endpoint: Addr, stats: TcpStats) -> None:
+        self.side = side
+        self.endpoint = endpoint
+        self._idle = side.pool.bucket(endpoint)
+        self.target_addr = str(dst)
+        self.src = stats
+        self.max_head = side.config.max_header_bytes
+        self._clock = side.clock
+        self._pool_cap = side.pool.cap
+        self.parser = HttpRequestParser(self)
+        self.transport: asyncio.Transport | None = None
+        self.active: Request | None = None
+        self.queue: deque[Request] = deque()
+        self.closed = False
+        self.closing = False
+        self.touched = True
+        self._dout: list[bytes] = []
+        self._paused = 0
+        self._down_paused = False
+        self._client_eof = False
+        self._upgrading = False
+        self._connect_task: asyncio.Task[None] | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        # the request being parsed
+        self._cur: Request | None = None
+        self._in_message = False
+        self._fresh = True
+        self._chunk = b""
+        self._begin_chunk: bytes | None = None
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._conn_values: list[bytes] | None = None
+        self._hop = False
+        self._host = b""
+        self._chunked = False
+        self._expect = False
+        self._has_body = False
+        self._head_raw = 0
+        self._broken = False
+        self._too_large = False
+        self._last_host = b"\0"
+        self._last_route: RouteStats | None = None
+
+    def adopt(self, transport: asyncio.Transport, early: bytes) -> None:
+        transport.set_protocol(self)
+        self.transport = transport
+        if early:
+            self.data_received(early)
+
+    # -- client socket events -----------------------------------------------------------
+    def data_received(self, data: bytes) -> None:
+        self.src.read_bytes += len(data)
+        self.touched = True
+        if self._broken:
+            return
+        if self._upgrading:
+            active = self.active
+            if active is not None:
+                active.buf.append(data)
+                self._flush_up(active)
+            return
+        self._chunk = data
+        if not self._in_message:
+            self._fresh = True
+        try:
+            self.parser.feed_data(data)
+        except HttpParserUpgrade as exc:
+            self._upgrading = True
+            self.pause(self.UPGRADE)
+            rest = data[exc.args[0] :]
+            if self.active is not None and rest:
+                self.active.buf.append(rest)
+        except HttpParserError:
+            status, reason = (
+                (431, "request headers too large")
+                if self._too_large
+                else (400, "malformed request")
+            )
+            self._reject(status, reason)
+            return
+        else:
+            if self._cur is None and (self._in_message or self.active is None):
+                # a request head is arriving in pieces (or has not started to)
+                if self._in_message:
+                    self._head_raw += len(data)
+                    if self._head_raw > self.max_head:
+                        self._reject(431, "request headers too large")
+                        return
+                if self._head_timer is None:
+                    self._head_timer = asyncio.get_running_loop().call_later(
+                        self.side.config.header_read_timeout, self._head_timed_out
+                    )
+        active = self.active
+        if active is not None and active.buf and active.upstream is not None:
+            self._flush_up(active)
+
+    def _flush_up(self, req: Request) -> None:
+        up = req.upstream
+        if up is None or up.transport is None or up.closed:
+            return
+        data = b"".join(req.buf) if len(req.buf) > 1 else req.buf[0]
+        req.buf.clear()
+        up.stats.write_bytes += len(data)
+        up.transport.write(data)
+
+    def eof_received(self) -> bool:
+        self._client_eof = True
+        return self.active is not None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.src.closed += 1
+        self.side.conns.pop(self.transport, None)  # type: ignore[arg-type]
+        if self._connect_task is not None:
+            self._connect_task.cancel()
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        active = self.active
+        if active is not None and active.upstream is not None:
+            up = active.upstream
+            up.server = None
+            up.abort()
+        self.active = None
+        self.queue.clear()
+        self.parser = _DETACHED
+
+    def pause_writing(self) -> None:
+        self._down_paused = True
+        if self.active is not None and self.active.upstream is not None:
+            tr = self.active.upstream.transport
+            if tr is not None:
+                tr.pause_reading()
+
+    def resume_writing(self) -> None:
+        self._down_paused = False
+        if self.active is not None and self.active.upstream is not None:
+            tr = self.active.upstream.transport
+            if tr is not None:
+                tr.resume_reading()
+
+    def pause(self, reason: int) -> None:
+        if not self._paused and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+        self._paused |= reason
+
+    def resume(self, reason: int) -> None:
+        was = self._paused
+        self._paused &= ~reason
+        if was and not self._paused and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- shutdown and idleness (side.Conn) ---------------------------------------------
+    def drain(self) -> None:
+        self.closing = True
+        if self.active is None and not self._in_message:
+            self.close()
+
+    def sweep_idle(self) -> None:
+        if not self.touched and self.active is None:
+            self.close()
+        self.touched = False
+
+    def close(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.close()
+
+    def abort(self) -> None:
+        if self.transport is not None and not self.closed:
+            self.transport.abort()
+
+    # -- httptools callbacks: the request -------------------------------------------------
+    # No on_message_begin (one Python call less per request): the request line's URL is the
+    # first callback of a message, and per-message state is reset when a message completes.
+    def _reset_message(self) -> None:
+        self._in_message = False
+        self._begin_chunk = None
+        self._url = b""
+        self._headers = []
+        self._conn_values = None
+        self._hop = self._chunked = self._expect = self._has_body = False
+        self._host = b""
+        self._head_raw = 0
+
+    def on_url(self, url: bytes) -> None:
+        if self._in_message:  # the URL arrived in pieces
+            self._url += url
+            return
+        self._in_message = True
+        self._begin_chunk = self._chunk if self._fresh else None
+        self._fresh = False
+        self._url = url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+        if len(name) in KIND_LENGTHS:
+            kind = HEADER_KINDS.get(name.lower())
+            if kind == HOST:
+                self._host = value
+            elif kind == TRANSFER_ENCODING:
+                self._chunked = value.rstrip().lower().endswith(b"chunked")
+            elif kind == CONNECTION:
+                if self._conn_values is None:
+                    self._conn_values = []
+                self._conn_values.append(value)
+                if value.strip().lower() != b"keep-alive":
+                    self._hop = True
+            elif kind == CONTENT_LENGTH:
+                self._has_body = value.strip() != b"0"
+            elif kind == EXPECT:
+                self._expect = value.strip().lower() == b"100-continue"
+            elif kind in (HOP, UPGRADE):
+                self._hop = True
+
+    def on_headers_complete(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+        parser = self.parser
+        host = self._host
+        route = self._last_route
+        if host != self._last_host or route is None:
+            side = self.side
+            route = side.metrics.route(
+                side.direction, host.decode("latin-1"), self.target_addr, side.tls
+            )
+            self._last_host, self._last_route = host, route
+        route.requests += 1
+        req = Request(route, self._clock())
+        self._cur = req
+        if not parser.should_keep_alive():
+            req.keep_alive = False
+        if parser.should_upgrade():
+            req.upgrade = True
+        if self._chunked:
+            req.chunked = True
+        if self._expect:
+            req.expect_continue = True
+        head: bytes | None = None
+        if not self._hop:
+            chunk = self._begin_chunk
+            if chunk is not None and chunk is self._chunk:
+                end = chunk.find(b"\r\n\r\n")
+                if end >= 0:
+                    if end > self.max_head:
+                        self._too_large = True
+                        raise _HeadTooLarge
+                    head = chunk[: end + 4]
+                    # "METHOD SP URL SP HTTP/1.x": the version digits sit at a known place
+                    method = parser.get_method()
+                    at = len(method) + len(self._url) + 7
+                    if head[at : at + 3] == b"1.0":
+                        req.http10 = True
+                    if method == b"HEAD":
+                        req.is_head = True
+        if head is None:
+            method = parser.get_method()
+            version = parser.get_http_version()
+            req.http10 = version == "1.0"
+            req.is_head = method == b"HEAD"
+            first = b"%s %s HTTP/%s" % (method, self._url, version.encode())
+            head = rebuild(first, self._headers, self._conn_values or [],
+                           keep_upgrade=req.upgrade, close=False)  # fmt: skip
+            if len(head) > self.max_head + 2:
+                self._too_large = True
+                raise _HeadTooLarge
+        req.buf.append(head)
+        if not (self._chunked or self._has_body or req.upgrade):
+            req.replay = head
+        if self.active is None:
+            idle = self._idle
+            if idle and not (self._paused or self._down_paused):
+                # the common case, inline: a warm pooled connection; data_received flushes
+                conn = idle.pop()
+                if not conn.closed and not conn.paused_writing:
+                    self.active = req
+                    conn.server = self
+                    conn.head_sent = False
+                    req.upstream = conn
+                    req.reused = True
+                    return
+                idle.append(conn)
+            self._start(req)
+        else:  # pipelined: stop reading until the ones ahead are answered
+            self.queue.append(req)
+            self.pause(self.PIPELINE)
+
+    def on_body(self, body: bytes) -> None:
+        req = self._cur
+        if req is None:
+            return
+        if req.chunked:
+            req.buf += (b"%x\r\n" % len(body), body, b"\r\n")
+        else:
+            req.buf.append(body)
+
+    def on_message_complete(self) -> None:
+        self._reset_message()
+        req = self._cur
+        if req is None:
+            return
+        self._cur = None
+        req.complete = True
+        if req.chunked:
+            req.buf.append(b"0\r\n\r\n")
+
+    # -- the exchange ------------------------------------------------------------------
+    def _start(self, req: Request) -> None:
+        self.active = req
+        if req.error is not None:
+            self._answer_error(req, *req.error)
+            return
+        if not req.complete and self._paused:
+            self.resume(self.PIPELINE)
+        idle = self._idle
+        conn = idle.pop() if idle else None
+        if conn is not None and conn.closed:
+            conn = self.side.pool.take_from(idle)
+        if conn is not None:
+            req.reused = True
+            self._bind(conn, req)
+            return
+        self.pause(self.CONNECTING)
+        self._connect_task = self.side.tasks.spawn(
+            self._connect(req), name=f"lacewing-connect-{self.side.direction}-{self.endpoint}"
+        )
+
+    async def _connect(self, req: Request) -> None:
+        side = self.side
+        stats = side.metrics.tcp_stats(side.direction, "dst", str(self.endpoint), side.tls)
+        try:
+            _, conn = await side.connector.connect(
+                self.endpoint, lambda: UpstreamConn(self.endpoint, stats, side.pool)
+            )
+        except ConnectError as exc:
+            self._connect_task = None
+            if not self.closed and req is self.active:
+                self._answer_error(req, 504 if isinstance(exc, ConnectTimeout) else 502, exc.reason)
+            return
+        self._connect_task = None
+        if self.closed or req is not self.active:
+            conn.close()
+            return
+        self._bind(conn, req)
+        self.resume(self.CONNECTING)
+
+    def _bind(self, conn: UpstreamConn, req: Request) -> None:
+        conn.server = self
+        conn.head_sent = False
+        req.upstream = conn
+        if self._down_paused and conn.transport is not None:
+            conn.transport.pause_reading()
+        if conn.paused_writing:
+            self.pause(self.UPSTREAM_FULL)
+        if req.buf:
+            self._flush_up(req)
+
+    def send_down(self, data: bytes) -> None:
+        self._dout.append(data)
+
+    def flush_down(self) -> None:
+        out = self._dout
+        if not out or self.closed or self.transport is None:
+            out.clear()
+            return
+        data = b"".join(out) if len(out) > 1 else out[0]
+        out.clear()
+        self.src.write_bytes += len(data)
+        self.transport.write(data)
+
+    def response_head(self, status: int, head: bytes, close_down: bool) -> None:
+        req: Request = self.active  # type: ignore[assignment]  # only called while active
+        req.status = status
+        req.close_down = close_down
+        req.route.response(status, (self._clock() - req.start) * 1000.0)
+        self._dout.append(head)
+
+    def response_complete(self, conn: UpstreamConn) -> None:
+        req = self.active
+        out = self._dout
+        if out:
+            data = b"".join(out) if len(out) > 1 else out[0]
+            out.clear()
+            if not self.closed and self.transport is not None:
+                self.src.write_bytes += len(data)
+                self.transport.write(data)
+        if self._down_paused or conn.paused_writing:
+            if self._down_paused and conn.transport is not None and not conn.closed:
+                conn.transport.resume_reading()
+            if conn.paused_writing:
+                self.resume(self.UPSTREAM_FULL)
+        if req is None:
+            conn.close()
+            return
+        req.upstream = None
+        home = conn.home
+        if conn.reusable and req.complete and not conn.closed and len(home) < self._pool_cap:
+            conn.swept = False
+            home.append(conn)
+        else:
+            conn.close()
+        self.active = None
+        self.touched = True
+        if req.close_down or not req.complete or self._client_eof or self.closing:
+            self.close()
+            return
+        if self.queue:
+            self._start(self.queue.popleft())
+        elif self._paused:
+            self.resume(self.PIPELINE)
+
+    def upstream_failed(self, conn: UpstreamConn, reason: str) -> None:
+        conn.server = None
+        conn.abort()
+        req = self.active
+        if req is None:
+            return
+        req.upstream = None
+        if conn.head_sent:
+            self.flush_down()
+            self.abort()  # a truncated response must not look complete
+        elif req.reused and req.replay is not None and req.complete and not conn.answering:
+            # The app closed a pooled connection as we reused it: nothing was processed,
+            # so the body-less request is sent once more on a new connection.
+            req.reused = False
+            req.buf = [req.replay]
+            self.pause(self.CONNECTING)
+            self._connect_task = self.side.tasks.spawn(
+                self._connect(req), name=f"lacewing-reconnect-{self.side.direction}-{self.endpoint}"
+            )
+        else:
+            self._answer_error(req, 502, reason)
+
+    def upstream_upgraded(self, conn: UpstreamConn, rest: bytes) -> None:
+        """The endpoint answered 101: both sockets become a byte tunnel."""
+        if rest:
+            self._dout.append(rest)
+        self.flush_down()
+        req = self.active
+        conn.server = None
+        if self.closed or self.transport is None or conn.transport is None or req is None:
+            conn.abort()
+            return
+        transport = self.transport
+        conns = self.side.conns
+        self.parser = _DETACHED
+
+        def forget() -> None:
+            conns.pop(transport, None)
+
+        down = TunnelEnd(self.src, on_lost=forget)
+        up = TunnelEnd(conn.stats)
+        self.side.conns[transport] = TunnelConn(down)
+        down.adopt(transport)
+        up.adopt(conn.transport)
+        conn.closed = True  # its socket now belongs to the tunnel
+        join(down, up)
+        pending = b"".join(req.buf)
+        req.buf.clear()
+        if pending:
+            up.stats.write_bytes += len(pending)
+            conn.transport.write(pending)
+
+    # -- errors ------------------------------------------------------------------------
+    def _head_timed_out(self) -> None:
+        """A request head trickled in for longer than the header read timeout."""
+        self._head_timer = None
+        if not self.closed and self._cur is None:
+            self._reject(408, "request header read timed out")
+
+    def _reject(self, status: int, reason: str) -> None:
+        """A request could not be parsed: answer after those ahead of it, then close."""
+        route = self.side.metrics.route(self.side.direction, "", self.target_addr, self.side.tls)
+        route.requests += 1
+        req = Request(route, self.side.clock())
+        req.error = (status, reason)
+        req.complete = True
+        self._in_message = False
+        self._broken = True
+        self.pause(self.PIPELINE)
+        if self.active is None:
+            self._start(req)
+        else:
+            self.queue.append(req)
+
+    def _answer_error(self, req: Request, status: int, reason: str) -> None:
+        if req.status:  # a response already started: all we can do is cut it
+            self.abort()
+            return
+        req.status = status
+        req.route.response(status, (self._clock() - req.start) * 1000.0)
+        self._dout.append(error_response(status, reason))
+        self.flush_down()
+        self.active = None
+        self.queue.clear()
+        self.close()

@@ -1,0 +1,174 @@
+"""Request and TCP metrics with Linkerd's names and labels.
+
+Label sets (as the Linkerd proxy sets them, minus the ones that need the control plane):
+- HTTP: `request_total{direction, authority, target_addr, tls}`;
+  `response_total{..., status_code, classification}` and the `response_latency_ms` histogram
+  (Linkerd's buckets, time from the request's head to the response's head).
+- TCP: `tcp_open_total`, `tcp_close_total`, `tcp_open_connections`, `tcp_read_bytes_total`,
+  `tcp_write_bytes_total` with `{direction, peer, target_addr, tls}`; `peer="src"` is the
+  accepted connection, `peer="dst"` the one the proxy opened.
+- `inbound_tcp_errors_total` / `outbound_tcp_errors_total{error}` count connections the proxy
+  refused (no original destination, connection limit).
+`tls` is a tuple of label pairs so that "no_identity" can carry its `no_tls_reason`.
+
+Histogram buckets are stored per bucket (not cumulative) and cumulated when rendered; an
+observation is one `bisect` and two additions.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+
+from lacewing.proxy.metrics.text import family_header, labels, number, sample
+
+__all__ = ["LATENCY_BUCKETS_MS", "ProxyMetrics", "ResponseStats", "RouteStats", "TcpStats"]
+
+LATENCY_BUCKETS_MS: tuple[float, ...] = (
+    1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
+    1000, 2000, 3000, 4000, 5000, 10000, 20000, 30000, 40000, 50000,
+)  # fmt: skip
+
+_BOUNDS = (*LATENCY_BUCKETS_MS, float("inf"))
+TlsLabels = tuple[tuple[str, str], ...]
+TLS_DISABLED: TlsLabels = (("tls", "disabled"),)
+TLS_PASSTHRU: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "passthru"))
+
+
+class TcpStats:
+    __slots__ = ("closed", "opened", "read_bytes", "write_bytes")
+
+    def __init__(self) -> None:
+        self.opened = 0
+        self.closed = 0
+        self.read_bytes = 0
+        self.write_bytes = 0
+
+
+class ResponseStats:
+    __slots__ = ("buckets", "count", "total_ms")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(LATENCY_BUCKETS_MS) + 1)
+        self.count = 0
+        self.total_ms = 0.0
+
+    def observe(self, latency_ms: float) -> None:
+        self.buckets[bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+        self.count += 1
+        self.total_ms += latency_ms
+
+
+class RouteStats:
+    """Counters for one (direction, authority, target_addr, tls)."""
+
+    __slots__ = ("by_status", "requests", "responses")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        # (status_code, classification) -> stats; status 0 means "no response" (an error).
+        self.responses: dict[tuple[int, str], ResponseStats] = {}
+        self.by_status: dict[int, ResponseStats] = {}  # the same objects, keyed for speed
+
+    def response(self, status: int, latency_ms: float) -> None:
+        stats = self.by_status.get(status)
+        if stats is None:
+            key = (status, "failure" if status >= 500 or status == 0 else "success")
+            stats = self.by_status[status] = self.responses[key] = ResponseStats()
+        # most requests between sidecars take under a millisecond: skip the search for them
+        stats.buckets[0 if latency_ms <= 1.0 else bisect_left(LATENCY_BUCKETS_MS, latency_ms)] += 1
+        stats.count += 1
+        stats.total_ms += latency_ms
+
+
+_TCP_FAMILIES = (
+    ("tcp_open_total", "counter", "Total count of opened connections.", "opened"),
+    ("tcp_close_total", "counter", "Total count of closed connections.", "closed"),
+    ("tcp_open_connections", "gauge", "Number of currently-open connections.", None),
+    ("tcp_read_bytes_total", "counter", "Total count of bytes read from peers.", "read_bytes"),
+    ("tcp_write_bytes_total", "counter", "Total count of bytes written to peers.", "write_bytes"),
+)
+
+
+class ProxyMetrics:
+    """Every request/TCP counter of one proxy process."""
+
+    def __init__(self) -> None:
+        self.tcp: dict[tuple[str, str, str, TlsLabels], TcpStats] = {}
+        self.routes: dict[tuple[str, str, str, TlsLabels], RouteStats] = {}
+        self.errors: dict[tuple[str, str], int] = {}
+
+    def tcp_stats(self, direction: str, peer: str, target_addr: str, tls: TlsLabels) -> TcpStats:
+        key = (direction, peer, target_addr, tls)
+        stats = self.tcp.get(key)
+        if stats is None:
+            stats = self.tcp[key] = TcpStats()
+        return stats
+
+    def route(self, direction: str, authority: str, target_addr: str, tls: TlsLabels) -> RouteStats:
+        key = (direction, authority, target_addr, tls)
+        stats = self.routes.get(key)
+        if stats is None:
+            stats = self.routes[key] = RouteStats()
+        return stats
+
+    def error(self, direction: str, error: str) -> None:
+        key = (direction, error)
+        self.errors[key] = self.errors.get(key, 0) + 1
+
+    def render(self) -> list[str]:
+        out: list[str] = []
+        routes = sorted(self.routes.items(), key=lambda kv: kv[0])
+        out += family_header("request_total", "counter", "Total count of HTTP requests.")
+        for key, route in routes:
+            out.append(sample("request_total", _route_labels(key), route.requests))
+        out += family_header("response_total", "counter", "Total count of HTTP responses.")
+        for key, route in routes:
+            base = _route_labels(key)
+            for (status, cls), stats in sorted(route.responses.items()):
+                extra = labels(("status_code", "classification"), (_status(status), cls))
+                out.append(sample("response_total", f"{base},{extra}", stats.count))
+        out += family_header(
+            "response_latency_ms", "histogram", "Elapsed times between a request's headers "
+            "being received and its response's headers being sent."
+        )  # fmt: skip
+        for key, route in routes:
+            base = _route_labels(key)
+            for (status, _cls), stats in sorted(route.responses.items()):
+                lbl = f'{base},status_code="{_status(status)}"'
+                running = 0
+                for bound, count in zip(_BOUNDS, stats.buckets, strict=True):
+                    running += count
+                    out.append(
+                        f'response_latency_ms_bucket{{{lbl},le="{number(bound)}"}} {running}'
+                    )
+                out.append(sample("response_latency_ms_sum", lbl, stats.total_ms))
+                out.append(sample("response_latency_ms_count", lbl, stats.count))
+        tcp = sorted(self.tcp.items(), key=lambda kv: kv[0])
+        for name, kind, help_text, attr in _TCP_FAMILIES:
+            out += family_header(name, kind, help_text)
+            for key, tstats in tcp:
+                value = tstats.opened - tstats.closed if attr is None else getattr(tstats, attr)
+                out.append(sample(name, _tcp_labels(key), value))
+        for direction in ("inbound", "outbound"):
+            name = f"{direction}_tcp_errors_total"
+            out += family_header(name, "counter", "Connections the proxy refused, by reason.")
+            for (d, error), count in sorted(self.errors.items()):
+                if d == direction:
+                    out.append(sample(name, labels(("error",), (error,)), count))
+        return out
+
+
+def _status(status: int) -> str:
+    return str(status) if status else ""
+
+
+def _route_labels(key: tuple[str, str, str, TlsLabels]) -> str:
+    direction, authority, target_addr, tls = key
+    names = ("direction", "authority", "target_addr", *(k for k, _ in tls))
+    return labels(names, (direction, authority, target_addr, *(v for _, v in tls)))
+
+
+def _tcp_labels(key: tuple[str, str, str, TlsLabels]) -> str:
+    direction, peer, target_addr, tls = key
+    names = ("direction", "peer", "target_addr", *(k for k, _ in tls))
+    return labels(names, (direction, peer, target_addr, *(v for _, v in tls)))

@@ -1,0 +1,185 @@
+"""Start-up, privilege drop, signals and staged shutdown of the sidecar proxy.
+
+`ProxyServer.start()` builds the two `Side` stacks once, binds the inbound, outbound and admin
+listeners, then (when started as root with RUN_AS_UID set) drops privileges: setgroups([]),
+setgid, setuid, in that order, after every module the data path needs is imported (they are
+imported at the top of this module). `/ready` answers 200 from then on.
+
+Shutdown (SIGTERM, SIGINT or POST /shutdown) goes in stages, as uvicorn's does:
+1. stop accepting (close the listeners) and ask every connection to drain: idle keep-alive
+   connections close now, busy ones after their response (with `Connection: close`);
+2. wait until all are gone or the grace period ends;
+3. abort what is left, close pooled upstream connections, cancel owned tasks, close admin.
+One idle sweeper task (every half idle-timeout) closes client connections and pooled upstream
+connections that saw no traffic for a whole period.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable
+
+from lacewing.errors import RuntimeEnvError
+from lacewing.proxy.accept import Accepted
+from lacewing.proxy.admin import AdminServer, AdminState
+from lacewing.proxy.config import Addr, Config
+from lacewing.proxy.metrics import ProxyMetrics
+from lacewing.proxy.side import Side
+from lacewing.proxy.tasks import TaskSet
+from lacewing.proxy.transport import Connector, PlainConnector
+
+__all__ = ["ProxyServer", "build_sides", "drop_privileges"]
+
+log = logging.getLogger("lacewing.proxy")
+
+
+def build_sides(
+    config: Config,
+    metrics: ProxyMetrics,
+    connector: Connector | None = None,
+    clock: Callable[[], float] = time.perf_counter,
+) -> tuple[Side, Side]:
+    """The inbound and outbound stacks; `connector` is the seam for mutual TLS."""
+    connector = connector or PlainConnector(config.connect_timeout)
+    forward = config.inbound_forward_host
+    inbound = Side("inbound", config, metrics, connector,
+                   resolve=lambda dst: Addr(forward, dst.port),
+                   fixed_dst=config.inbound_fixed_dst, clock=clock)  # fmt: skip
+    outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
+                    fixed_dst=config.outbound_fixed_dst, clock=clock)  # fmt: skip
+    return inbound, outbound
+
+
+def drop_privileges(uid: int | None, gid: int | None) -> bool:
+    """Become `uid`/`gid` if we are root and asked to; True if we dropped."""
+    if uid is None or os.geteuid() != 0:
+        return False
+    gid = uid if gid is None else gid
+    try:
+        os.setgroups([])
+        os.setgid(gid)
+        os.setuid(uid)
+    except OSError as exc:
+        raise RuntimeEnvError(f"could not drop privileges to uid {uid}: {exc}") from None
+    return True
+
+
+class ProxyServer:
+    def __init__(self, config: Config, *, connector: Connector | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
+        self.config = config
+        self.metrics = ProxyMetrics()
+        self.sides = build_sides(config, self.metrics, connector, clock)
+        self.admin = AdminServer(
+            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown)
+        )
+        self.ready = False
+        self.listeners: list[asyncio.Server] = []
+        self.bound: dict[str, Addr] = {}
+        self.tasks = TaskSet()
+        self._stop = asyncio.Event()
+        self._stopped = False
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbound, outbound = self.sides
+        cfg = self.config
+        try:
+            for name, addr, side in (("inbound", cfg.inbound_listen_addr, inbound),
+                                     ("outbound", cfg.outbound_listen_addr, outbound)):  # fmt: skip
+                server = await loop.create_server(
+                    _factory(side), addr.host, addr.port, reuse_address=True, backlog=1024
+                )
+                self.listeners.append(server)
+                self.bound[name] = _bound(server)
+            admin = await self.admin.start(cfg.admin_listen_addr.host, cfg.admin_listen_addr.port)
+            self.bound["admin"] = _bound(admin)
+        except OSError as exc:
+            await self._close_listeners()
+            raise RuntimeEnvError(
+                f"cannot listen: {exc.strerror or exc}",
+                hint="is another proxy running? set LACEWING_PROXY_*_LISTEN_ADDR",
+            ) from None
+        if drop_privileges(cfg.run_as_uid, cfg.run_as_gid):
+            log.info("running as uid %d gid %d", os.getuid(), os.getgid())
+        period = max(cfg.idle_timeout / 2, 0.05)
+        self.tasks.spawn(self._sweep(period), name="lacewing-idle-sweeper")
+        # Start-up objects live as long as the process: keep them out of every GC pass.
+        gc.freeze()
+        self.ready = True
+        log.info("proxy listening: %s", ", ".join(f"{k} {v}" for k, v in self.bound.items()))
+
+    def install_signal_handlers(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.request_shutdown)
+
+    def request_shutdown(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        """Start, serve until asked to stop, then shut down in stages."""
+        await self.start()
+        try:
+            await self._stop.wait()
+        finally:
+            await self.shutdown()
+
+    async def _sweep(self, period: float) -> None:
+        while True:
+            await asyncio.sleep(period)
+            for side in self.sides:
+                for conn in list(side.conns.values()):
+                    conn.sweep_idle()
+                side.pool.sweep()
+
+    async def _close_listeners(self) -> None:
+        for server in self.listeners:
+            server.close()
+        for server in self.listeners:
+            await server.wait_closed()
+        self.listeners.clear()
+
+    async def shutdown(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        self.ready = False
+        log.info("shutting down: draining for up to %.1fs", self.config.shutdown_grace_period)
+        for server in self.listeners:
+            server.close()
+        for side in self.sides:
+            side.closing = True
+            for conn in list(side.conns.values()):
+                conn.drain()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.config.shutdown_grace_period
+        while any(side.conns for side in self.sides) and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        for side in self.sides:
+            for conn in list(side.conns.values()):
+                conn.abort()
+            side.pool.close_all()
+        await asyncio.sleep(0)
+        for side in self.sides:
+            await side.tasks.close()
+        await self.tasks.close()
+        await self._close_listeners()
+        await self.admin.close()
+        log.info("proxy stopped")
+
+
+def _factory(side: Side) -> Callable[[], Accepted]:
+    return lambda: Accepted(side)
+
+
+def _bound(server: asyncio.Server) -> Addr:
+    sock: socket.socket = server.sockets[0]
+    host, port = sock.getsockname()[:2]
+    return Addr(host, port)
