@@ -14,12 +14,24 @@ The package's top-level folders are the parts of the system:
     cli/          the `lacewing` command
 """
 
-from importlib.metadata import PackageNotFoundError
-from importlib.metadata import version as _dist_version
-
-try:
-    __version__ = _dist_version("lacewing")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+from typing import Any
 
 __all__ = ["__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    """`__version__` is read from the installed distribution on first use, not at import.
+
+    importlib.metadata costs a sidecar proxy about 4 MB of RSS at start-up; the proxy never
+    needs the version unless it reports it, so the lookup waits until someone asks.
+    """
+    if name != "__version__":
+        raise AttributeError(f"module 'lacewing' has no attribute {name!r}")
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        found = version("lacewing")
+    except PackageNotFoundError:  # a source tree that was never installed
+        found = "0.0.0+unknown"
+    globals()["__version__"] = found
+    return found
