@@ -1,8 +1,11 @@
 """Run the proxy process: configuration, logging, uvloop, serve until stopped.
 
 `serve(env, err)` is what both `lacewing proxy` (the CLI command) and `python -m
-lacewing.proxy` call. The second skips the CLI and click (about 2.5 MB of RSS per sidecar); it
-prints a `LacewingError` as the CLI does (one line, one hint line) and exits with its code.
+lacewing.proxy` call; the second skips the CLI and click (about 2.5 MB of RSS per sidecar) and
+prints a `LacewingError` as the CLI does (one line, one hint line). When `LACEWING_IDENTITY_*`
+is configured the proxy is meshed (`lacewing.proxy.identity.sidecar.MeshedProxyServer`:
+certificate first, then ready, mTLS on both sides); otherwise it is the plaintext proxy, and
+the TLS and X.509 modules are never imported (RSS a plaintext sidecar does not need).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
 def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
     """Load the configuration from `env`, then run the proxy until it is told to stop."""
     config = load(env)
+    identity = None
+    if any(name.startswith("LACEWING_IDENTITY_") for name in env):
+        from lacewing.proxy.identity.sidecar import load_identity_config
+
+        identity = load_identity_config(env)
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -38,7 +46,13 @@ def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
     )
 
     async def main() -> None:
-        server = ProxyServer(config)
+        server: ProxyServer
+        if identity is None:
+            server = ProxyServer(config)
+        else:
+            from lacewing.proxy.identity.sidecar import MeshedProxyServer
+
+            server = MeshedProxyServer(config, identity)
         server.install_signal_handlers()
         await server.run()
 

@@ -17,13 +17,8 @@ from lacewing.install import sidecar
 
 ENABLED = {"lacewing.io/inject": "enabled"}
 SKIPPED = "lacewing.io/inject-skipped"
-# The real entry point (`lacewing.cli.main.main`, which turns errors into one line) with the
-# command registered as `lacewing proxy-injector`, until it joins the `controller` group.
-ENTRY = (
-    "import sys; from lacewing.cli import main as m; "
-    "m.COMMANDS['proxy-injector'] = "
-    "'lacewing.cli.commands.controller_injector:proxy_injector_command'; m.main(sys.argv[1:])"
-)
+# The real entry point (`lacewing.cli.main.main`, which turns errors into one line).
+LACEWING = [sys.executable, "-m", "lacewing.cli.main"]
 
 
 def _names(obj: dict[str, Any], key: str = "containers") -> list[str]:
@@ -121,11 +116,10 @@ async def test_the_controller_command_serves_the_webhook(
     args = ["--kubeconfig", str(cp.api.kubeconfig), "--tls-dir", str(tls)]
     proc = subprocess.Popen(
         [
-            sys.executable,
-            "-c",
-            ENTRY,
+            *LACEWING,
             "-L",
             "lacewing",
+            "controller",
             "proxy-injector",
             *args,
             "--listen-addr",
@@ -162,7 +156,7 @@ async def test_the_controller_command_serves_the_webhook(
 
 async def test_the_command_refuses_to_start_without_install(tmp_path: Path) -> None:
     proc = subprocess.run(
-        [sys.executable, "-c", ENTRY, "proxy-injector", "--tls-dir", str(tmp_path)],
+        [*LACEWING, "controller", "proxy-injector", "--tls-dir", str(tmp_path)],
         capture_output=True,
         text=True,
         timeout=30,

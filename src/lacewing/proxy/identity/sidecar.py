@@ -1,0 +1,228 @@
+"""The proxy with workload identity: certificate first, then ready; mTLS on both sides.
+
+`MeshedProxyServer` is the proxy server (`lacewing.proxy.server.ProxyServer`) plus:
+
+- a `CertificateManager` that, once the listeners are bound and privileges dropped (the
+  proxy's uid is exempt from the pod's iptables redirect, so its calls to the identity
+  service are not captured), gets the first certificate and keeps renewing it. `/ready`
+  stays 503 until the first certificate is installed;
+- `MeshTlsConnector` on the outbound side (endpoints whose identity is known get mTLS) and
+  `MeshTlsTerminator` on the inbound side (TLS from meshed peers is terminated);
+- the identity metrics appended to `/metrics`:
+  `identity_cert_expiration_timestamp_seconds`, `identity_cert_refresh_count`.
+
+Configuration, as `lacewing install`'s sidecar sets it (`lacewing.install.sidecar`); identity
+is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_config`):
+
+    LACEWING_IDENTITY_ADDR            host:port of the identity controller
+                                      (lacewing-identity.<ns>.svc.<domain>:8080);
+                                      LACEWING_IDENTITY_SVC_ADDR is the same (local runtime)
+    LACEWING_POD_NAMESPACE            the pod's namespace and service account (downward API):
+    LACEWING_POD_SERVICE_ACCOUNT      the proxy's identity is SA.NS.serviceaccount...<td>
+    LACEWING_IDENTITY_TRUST_DOMAIN    default cluster.local
+    LACEWING_IDENTITY_TRUST_ANCHORS   the trust anchors: PEM text (from the ConfigMap) or a path
+    LACEWING_IDENTITY_TOKEN_FILE      the token (projected service-account token, audience
+                                      identity.lacewing.io, or a local-runtime token); read
+                                      again at every renewal, since kubelet rotates it
+    LACEWING_IDENTITY_NAME            optional: the full identity name instead of POD_*
+    LACEWING_IDENTITY_SVC_NAME        optional: the controller's identity; default
+                                      identity.<ns>.serviceaccount.identity.lacewing.<td>, <ns>
+                                      read from ADDR's `lacewing-identity.<ns>.svc` (else lacewing)
+    LACEWING_IDENTITY_PEERS           until service discovery exists: `host:port=identity,...`,
+                                      the expected identity of outbound endpoints (everything
+                                      else stays plaintext)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lacewing.core.identity import (
+    DEFAULT_TRUST_DOMAIN,
+    Identity,
+    IdentityParseError,
+    identity_service_name,
+    parse_identity,
+)
+from lacewing.errors import ConfigError
+from lacewing.proxy.admin import AdminServer, AdminState
+from lacewing.proxy.config import Addr, Config, parse_addr
+from lacewing.proxy.identity.client import IdentityClient
+from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
+from lacewing.proxy.identity.renewal import CertificateManager, Clock
+from lacewing.proxy.server import ProxyServer
+from lacewing.proxy.transport import PlainConnector
+
+__all__ = ["IdentityConfig", "MeshedProxyServer", "load_identity_config"]
+
+PREFIX = "LACEWING_IDENTITY_"
+
+
+@dataclass(frozen=True)
+class IdentityConfig:
+    identity: Identity
+    service_addr: Addr
+    service_identity: Identity
+    trust_anchors_pem: str
+    token_file: Path
+    peers: dict[Addr, Identity] = field(default_factory=dict)
+
+
+def _need(env: Mapping[str, str], name: str) -> str:
+    value = env.get(PREFIX + name, "").strip()
+    if not value:
+        raise ConfigError(f"{PREFIX}{name} is required when {PREFIX}ADDR is set")
+    return value
+
+
+def _identity(text: str, variable: str) -> Identity:
+    try:
+        return parse_identity(text.strip())
+    except IdentityParseError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
+
+
+def _addr(text: str, variable: str) -> Addr:
+    try:
+        return parse_addr(text)
+    except ValueError as exc:
+        raise ConfigError(f"{variable}: {exc}") from None
+
+
+def _anchors(text: str) -> str:
+    if "-----BEGIN" in text:
+        return text
+    try:
+        return Path(text).read_text()
+    except OSError as exc:
+        raise ConfigError(
+            f"{PREFIX}TRUST_ANCHORS: cannot read {text}: {exc.strerror}",
+            hint="give the trust anchors as PEM text or as the path of a PEM file",
+        ) from None
+
+
+def _service_namespace(host: str) -> str:
+    labels = host.split(".")
+    if len(labels) >= 3 and labels[0] == "lacewing-identity" and labels[2] == "svc":
+        return labels[1]
+    return "lacewing"
+
+
+def load_identity_config(env: Mapping[str, str]) -> IdentityConfig | None:
+    """Parse the identity settings; None when identity is off (no LACEWING_IDENTITY_ADDR)."""
+    addr_variable = next((PREFIX + v for v in ("ADDR", "SVC_ADDR") if env.get(PREFIX + v)), None)
+    if addr_variable is None:
+        return None
+    service_addr = _addr(env[addr_variable], addr_variable)
+    trust_domain = env.get(PREFIX + "TRUST_DOMAIN") or DEFAULT_TRUST_DOMAIN
+    if env.get(PREFIX + "NAME"):
+        identity = _identity(env[PREFIX + "NAME"], PREFIX + "NAME")
+    else:
+        namespace = env.get("LACEWING_POD_NAMESPACE", "")
+        account = env.get("LACEWING_POD_SERVICE_ACCOUNT", "")
+        if not namespace or not account:
+            raise ConfigError(
+                "LACEWING_POD_NAMESPACE and LACEWING_POD_SERVICE_ACCOUNT are required "
+                f"when {PREFIX}ADDR is set",
+                hint="set them from the downward API (metadata.namespace, "
+                "spec.serviceAccountName), or set LACEWING_IDENTITY_NAME",
+            )
+        try:
+            identity = Identity(namespace, account, trust_domain)
+        except IdentityParseError as exc:
+            raise ConfigError(f"the pod's identity: {exc}") from None
+    default_svc = identity_service_name(
+        _service_namespace(service_addr.host), identity.trust_domain
+    )
+    svc_name = env.get(PREFIX + "SVC_NAME")
+    service = _identity(svc_name, PREFIX + "SVC_NAME") if svc_name else default_svc
+    peers: dict[Addr, Identity] = {}
+    for item in filter(None, (p.strip() for p in env.get(PREFIX + "PEERS", "").split(","))):
+        addr, sep, name = item.partition("=")
+        if not sep:
+            raise ConfigError(f"{PREFIX}PEERS: {item!r} is not host:port=identity")
+        peers[_addr(addr, PREFIX + "PEERS")] = _identity(name, PREFIX + "PEERS")
+    return IdentityConfig(
+        identity=identity,
+        service_addr=service_addr,
+        service_identity=service,
+        trust_anchors_pem=_anchors(_need(env, "TRUST_ANCHORS")),
+        token_file=Path(_need(env, "TOKEN_FILE")),
+        peers=peers,
+    )
+
+
+class MeshedProxyServer(ProxyServer):
+    def __init__(
+        self, config: Config, identity: IdentityConfig, *, clock: Clock | None = None
+    ) -> None:
+        self.identity_config = identity
+        self.holder = TlsHolder(identity.trust_anchors_pem, alpn=MESH_ALPN)
+        self.connector = MeshTlsConnector(
+            self.holder,
+            identity.peers.get,
+            PlainConnector(config.connect_timeout),
+            timeout=max(config.connect_timeout, 2.0),
+        )
+        super().__init__(config, connector=self.connector)
+        self.connector.on_failure = lambda reason: self.metrics.error("outbound", f"tls_{reason}")
+        self.terminator = MeshTlsTerminator(self.holder)
+        self.sides[0].tls_terminator = self.terminator
+        client = IdentityClient(
+            identity.service_addr.host,
+            identity.service_addr.port,
+            identity.service_identity,
+            identity.trust_anchors_pem,
+        )
+        self.certificates = CertificateManager(
+            identity.identity, client, self._read_token, self.holder, clock=clock
+        )
+        self.admin = AdminServer(
+            AdminState(self.render_metrics, self.is_ready, self.request_shutdown)
+        )
+
+    def is_ready(self) -> bool:
+        return self.ready
+
+    def _read_token(self) -> str:
+        try:
+            return self.identity_config.token_file.read_text().strip()
+        except OSError:
+            return ""  # the identity service answers 401, and the manager retries
+
+    def render_metrics(self) -> list[str]:
+        lines = self.metrics.render()
+        for name, value in self.certificates.metrics().items():
+            kind = "counter" if name.endswith("_count") else "gauge"
+            lines += [f"# TYPE {name} {kind}", f"{name} {value:g}"]
+        return lines
+
+    async def start(self) -> None:
+        await super().start()
+        self.ready = False  # not before a certificate (no await since super() set it)
+        getting = asyncio.ensure_future(self.certificates.start())
+        stopping = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (getting, stopping):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        if self.holder.credentials is not None and not self._stop.is_set():
+            self.ready = True
+
+    async def shutdown(self) -> None:
+        await self.certificates.stop()
+        await super().shutdown()
+
+
+if __name__ == "__main__":  # kept for older launch scripts: the same as `python -m lacewing.proxy`
+    import runpy
+
+    runpy.run_module("lacewing.proxy", run_name="__main__")

@@ -1,0 +1,3 @@
+from tests.unit.controller.identity.running import identity_server
+
+__all__ = ["identity_server"]

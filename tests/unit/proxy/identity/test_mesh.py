@@ -1,0 +1,186 @@
+"""Two real proxies on loopback joined by mutual TLS through the proxy's TLS seams.
+
+    client --HTTP--> proxy A outbound --mTLS--> proxy B inbound --HTTP--> Backend
+
+A gets `MeshTlsConnector` (knows B's inbound address is `api.shop`), B gets
+`MeshTlsTerminator` installed as its inbound side's `tls_terminator`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from tests.unit.proxy.identity.pki import Pki, issue_credentials
+from tests.unit.proxy.sockets.apps import Backend
+
+from lacewing.core.identity import Identity
+from lacewing.proxy.config import Addr, load
+from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
+from lacewing.proxy.server import ProxyServer
+from lacewing.proxy.transport import PlainConnector
+
+WEB = Identity("shop", "web")
+API = Identity("shop", "api")
+
+
+def _config(**env: str) -> object:
+    base = {
+        "LACEWING_PROXY_INBOUND_LISTEN_ADDR": "127.0.0.1:0",
+        "LACEWING_PROXY_OUTBOUND_LISTEN_ADDR": "127.0.0.1:0",
+        "LACEWING_PROXY_ADMIN_LISTEN_ADDR": "127.0.0.1:0",
+        "LACEWING_PROXY_SHUTDOWN_GRACE_PERIOD": "100ms",
+    }
+    return load({**base, **{f"LACEWING_PROXY_{k.upper()}": v for k, v in env.items()}})
+
+
+@dataclass
+class Mesh:
+    backend: Backend
+    server: ProxyServer
+    client: ProxyServer
+    connector: MeshTlsConnector
+    terminator: MeshTlsTerminator
+    b_inbound: Addr
+
+
+async def _pair(pki: Pki, backend: Backend, expected: Identity, opaque: bool = False) -> Mesh:
+    b_holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
+    b_holder.update(issue_credentials(pki, API))
+    server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{backend.port}"))  # type: ignore[arg-type]
+    terminator = MeshTlsTerminator(b_holder)
+    server.sides[0].tls_terminator = terminator
+    await server.start()
+    b_inbound = server.bound["inbound"]
+
+    a_holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
+    a_holder.update(issue_credentials(pki, WEB))
+    env = {"outbound_fixed_dst": str(b_inbound)}
+    if opaque:
+        env["opaque_ports"] = str(b_inbound.port)
+    config = _config(**env)
+    connector = MeshTlsConnector(
+        a_holder,
+        lambda addr: expected if addr == b_inbound else None,
+        PlainConnector(1.0),
+        timeout=2.0,
+    )
+    client = ProxyServer(config, connector=connector)  # type: ignore[arg-type]
+    connector.on_failure = lambda reason: client.metrics.error("outbound", f"tls_{reason}")
+    await client.start()
+    return Mesh(backend, server, client, connector, terminator, b_inbound)
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    return Pki.make()
+
+
+@pytest.fixture
+async def backend() -> AsyncIterator[Backend]:
+    async with Backend() as b:
+        yield b
+
+
+async def _get(addr: Addr, path: str = "/hello", n: int = 1) -> list[bytes]:
+    reader, writer = await asyncio.open_connection(addr.host, addr.port)
+    answers = []
+    try:
+        for _ in range(n):
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: api\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            length = [ln for ln in head.split(b"\r\n") if ln.lower().startswith(b"content-length")]
+            body = await reader.readexactly(int(length[0].split(b":")[1])) if length else b""
+            answers.append(head.split(b"\r\n")[0] + b" " + body)
+    finally:
+        writer.close()
+    return answers
+
+
+async def _shutdown(mesh: Mesh) -> None:
+    await mesh.client.shutdown()
+    await mesh.server.shutdown()
+
+
+async def test_requests_cross_mtls_with_identities_in_metrics_and_one_handshake(
+    pki: Pki, backend: Backend
+) -> None:
+    mesh = await _pair(pki, backend, API)
+    try:
+        answers = await _get(mesh.client.bound["outbound"], n=3)
+        answers += await _get(mesh.client.bound["outbound"], n=2)
+        assert answers == [b"HTTP/1.1 200 OK hello"] * 5
+        assert mesh.connector.handshakes == 1  # pooled and reused across client connections
+        assert mesh.terminator.handshakes == 1
+        server_metrics = "\n".join(mesh.server.metrics.render())
+        assert f'client_id="{WEB.name}"' in server_metrics
+        assert 'tls="true"' in server_metrics
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_a_wrong_identity_fails_closed_and_is_counted(pki: Pki, backend: Backend) -> None:
+    mesh = await _pair(pki, backend, Identity("shop", "payments"))
+    try:
+        answers = await _get(mesh.client.bound["outbound"])
+        assert answers[0].startswith(b"HTTP/1.1 502")
+        assert backend.requests == 0  # nothing reached the app, not even in plaintext
+        client_metrics = "\n".join(mesh.client.metrics.render())
+        assert 'error="tls_wrong_identity"' in client_metrics
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_plaintext_clients_still_reach_a_meshed_server(pki: Pki, backend: Backend) -> None:
+    mesh = await _pair(pki, backend, API)
+    try:
+        assert await _get(mesh.b_inbound) == [b"HTTP/1.1 200 OK hello"]
+        server_metrics = "\n".join(mesh.server.metrics.render())
+        assert "client_id" not in server_metrics
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_a_client_from_another_trust_anchor_is_refused(pki: Pki, backend: Backend) -> None:
+    mesh = await _pair(pki, backend, API)
+    foreign = Pki.make()
+    stranger = TlsHolder(pki.anchors_pem)  # trusts us, but holds a foreign certificate
+    stranger.update(issue_credentials(foreign, WEB))
+    try:
+        ssl_ctx = stranger.client_context("http/1.1")
+        reader, writer = await asyncio.open_connection(
+            mesh.b_inbound.host, mesh.b_inbound.port, ssl=ssl_ctx, server_hostname=API.name
+        )
+        writer.write(b"GET /hello HTTP/1.1\r\nHost: api\r\n\r\n")
+        data = b""
+        try:
+            data = await asyncio.wait_for(reader.read(100), 5)
+        except (ConnectionError, OSError):
+            pass
+        writer.close()
+        assert data == b""
+        for _ in range(100):
+            if mesh.terminator.failures:
+                break
+            await asyncio.sleep(0.01)
+        assert mesh.terminator.failures == {"unknown_ca": 1}
+        assert backend.requests == 0
+        assert 'error="tls_unknown_ca"' in "\n".join(mesh.server.metrics.render())
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_opaque_tcp_is_carried_with_the_opaque_alpn(pki: Pki, backend: Backend) -> None:
+    mesh = await _pair(pki, backend, API, opaque=True)
+    try:
+        assert await _get(mesh.client.bound["outbound"]) == [b"HTTP/1.1 200 OK hello"]
+        lines = mesh.server.metrics.render()
+        tcp = [ln for ln in lines if ln.startswith("tcp_open_total") and WEB.name in ln]
+        assert tcp and tcp[0].endswith(" 1")  # relayed as TCP with the client's identity...
+        http = [ln for ln in lines if ln.startswith("request_total") and WEB.name in ln]
+        assert http == []  # ...and never parsed as HTTP: ALPN said opaque
+    finally:
+        await _shutdown(mesh)
