@@ -1,0 +1,98 @@
+"""`lacewing demo`: the bundled demo mesh on this machine, with live golden metrics.
+
+`run` starts the demo's local cluster (`lacewing.local.demo.CLUSTER_FILE`), takes a first
+snapshot (vote-bot's counts and every proxy's metrics, see `lacewing.local.demo.run`), then
+either refreshes a table every `REFRESH` seconds over the last `LIVE_WINDOW` seconds until
+Ctrl-C, or with `--duration` waits that long. It then prints the final table over the whole
+run, the line comparing it with vote-bot's own counts, and always tears the cluster down.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass
+
+import click
+
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.errors import UsageError
+from lacewing.local import control
+from lacewing.local.demo import CLUSTER_FILE
+from lacewing.local.demo.run import Measure, Snapshot, snapshot
+from lacewing.local.state import ClusterState
+from lacewing.viz.scrape import parse_window
+from lacewing.viz.table import render_plain, render_rich
+
+REFRESH = 2.0
+LIVE_WINDOW = 10.0
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    duration: float | None = None
+    name: str = "demo"
+
+
+def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
+    """Refresh a table until Ctrl-C: rich when writing to a terminal, plain text otherwise."""
+    history: deque[Snapshot] = deque([first])
+    title = "lacewing demo: inbound golden metrics per workload (Ctrl-C to stop)"
+    if out.is_terminal:
+        from rich.console import Console
+        from rich.live import Live
+
+        with Live(console=Console(file=out.out), auto_refresh=False) as live:
+            while True:
+                time.sleep(REFRESH)
+                history.append(snapshot(options.name))
+                while history[-1].at - history[0].at > LIVE_WINDOW and len(history) > 2:
+                    history.popleft()
+                measure = Measure.between(history[0], history[-1])
+                live.update(render_rich(measure.rows, title), refresh=True)  # type: ignore[arg-type]
+    while True:
+        time.sleep(REFRESH * 2.5)
+        history.append(snapshot(options.name))
+        measure = Measure.between(history[-2], history[-1])
+        out.out.write(render_plain(measure.rows, tls=True) + "\n")
+        out.out.flush()
+
+
+def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
+    control.check_machine()
+    if ClusterState(options.name).alive():
+        raise UsageError(
+            f"a local cluster named {options.name!r} is already running",
+            hint=f"stop it with `lacewing local down --name {options.name}` or use --name",
+        )
+    out.warn("starting the demo mesh (web, emoji x2, voting, vote-bot) ...")
+    try:
+        control.up(CLUSTER_FILE, options.name, progress=out.warn)
+        first = snapshot(options.name)
+        try:
+            if options.duration is not None:
+                out.warn(f"running for {options.duration:g}s ...")
+                time.sleep(options.duration)
+            else:
+                _live(options, out, first)
+        except KeyboardInterrupt:
+            pass
+        last = snapshot(options.name)
+        measure = Measure.between(first, last)
+        out.line(f"lacewing demo: golden metrics over the last {measure.window:.1f}s")
+        out.out.write(render_plain(measure.rows, tls=True))
+        ok, line = measure.agreement()
+        out.line(line)
+        return 0 if ok else 1
+    finally:
+        out.warn(control.down(options.name))
+
+
+@click.command("demo")
+@click.option("--duration", default=None, help="Run this long (e.g. 30s), print the table, stop.")
+@click.option("--name", default="demo", show_default=True, help="Name of the demo's cluster.")
+@click.pass_obj
+def command(g: GlobalOptions, duration: str | None, name: str) -> int:
+    """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
+    seconds = None if duration is None else parse_window(duration, "--duration")
+    return run(DemoOptions(duration=seconds, name=control.selected_cluster(name)), g, Output())

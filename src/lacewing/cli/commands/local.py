@@ -1,0 +1,146 @@
+"""`lacewing local up|status|exec|logs|down`: a cluster of network namespaces on this machine.
+
+Each subcommand parses its flags into a frozen options dataclass and calls a `run_*` function
+with `(options, ctx, out)`; the work is in `lacewing.local.control`. The cluster is chosen by
+`--name`, else `$LACEWING_LOCAL_CLUSTER`, else `local`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import click
+
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.local import control
+
+NAME_HELP = "Cluster name [default: $LACEWING_LOCAL_CLUSTER or 'local']."
+
+
+@dataclass(frozen=True)
+class UpOptions:
+    file: str
+    name: str | None = None
+    timeout: float = 90.0
+
+
+@dataclass(frozen=True)
+class NameOptions:
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class ExecOptions:
+    pod: str
+    argv: tuple[str, ...]
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class LogsOptions:
+    pod: str
+    proxy: bool = False
+    name: str | None = None
+
+
+def format_pods(pods: list[control.PodStatus]) -> list[str]:
+    rows = [("NAMESPACE", "NAME", "READY", "MESHED", "RESTARTS", "IP")]
+    for p in pods:
+        rows.append(
+            (
+                p.namespace,
+                p.name,
+                "1/1" if p.ready else "0/1",
+                "yes" if p.meshed else "no",
+                str(p.restarts),
+                p.ip,
+            )
+        )
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    return ["   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
+
+
+def run_up(options: UpOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    pods = control.up(options.file, name, timeout=options.timeout, progress=out.warn)
+    out.line(f"local cluster {name!r} is up: {len(pods)} pods ready")
+    for line in format_pods(pods):
+        out.line(line)
+    return 0
+
+
+def run_status(options: NameOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    for line in format_pods(control.read_pods(name)):
+        out.line(line)
+    return 0
+
+
+def run_down(options: NameOptions, ctx: GlobalOptions, out: Output) -> int:
+    out.line(control.down(control.selected_cluster(options.name)))
+    return 0
+
+
+def run_exec(options: ExecOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    return control.exec_in_pod(name, options.pod, list(options.argv))
+
+
+def run_logs(options: LogsOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    out.out.write(control.pod_logs(name, options.pod, proxy=options.proxy))
+    return 0
+
+
+name_option = click.option("--name", default=None, help=NAME_HELP)
+
+
+@click.group("local")
+def command() -> None:
+    """Run a mesh on this machine: pods are network namespaces (needs root and Linux)."""
+
+
+@command.command("up")
+@click.option("-f", "--file", "file", required=True, help="The cluster file (YAML).")
+@name_option
+@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for ready.")
+@click.pass_obj
+def up_command(g: GlobalOptions, file: str, name: str | None, timeout: float) -> int:
+    """Start a local cluster and wait until every pod is ready."""
+    return run_up(UpOptions(file=file, name=name, timeout=timeout), g, Output())
+
+
+@command.command("status")
+@name_option
+@click.pass_obj
+def status_command(g: GlobalOptions, name: str | None) -> int:
+    """List the cluster's pods: ready, meshed, restarts, address."""
+    return run_status(NameOptions(name=name), g, Output())
+
+
+@command.command("down")
+@name_option
+@click.pass_obj
+def down_command(g: GlobalOptions, name: str | None) -> int:
+    """Stop the cluster and remove everything it created (also after a crash)."""
+    return run_down(NameOptions(name=name), g, Output())
+
+
+@command.command("exec", context_settings={"ignore_unknown_options": True})
+@name_option
+@click.argument("pod")
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+@click.pass_obj
+def exec_command(g: GlobalOptions, name: str | None, pod: str, argv: tuple[str, ...]) -> int:
+    """Run a command inside POD's network namespace: `lacewing local exec web-0 -- curl web`."""
+    return run_exec(ExecOptions(pod=pod, argv=argv, name=name), g, Output())
+
+
+@command.command("logs")
+@name_option
+@click.argument("pod")
+@click.option("--proxy", is_flag=True, help="Show the pod's proxy log instead of the app's.")
+@click.pass_obj
+def logs_command(g: GlobalOptions, name: str | None, pod: str, proxy: bool) -> int:
+    """Print the log of POD's app (or of its proxy)."""
+    return run_logs(LogsOptions(pod=pod, proxy=proxy, name=name), g, Output())

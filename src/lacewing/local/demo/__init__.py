@@ -1,0 +1,17 @@
+"""The bundled demo application (in the spirit of Linkerd's emojivoto) and its cluster file.
+
+    vote-bot ──► web ──► emoji   (2 replicas; replica 1 answers 40 ms slower)
+                     └─► voting  (fails a fraction of votes with 500)
+
+Each app is `python -m lacewing.local.demo.<app>`, a small stdlib HTTP server that finds its
+peers by Service name (`http://emoji:8080`), as it would in Kubernetes. `cluster.yaml` here is
+the cluster file `lacewing demo` starts; `CLUSTER_FILE` is its path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["CLUSTER_FILE"]
+
+CLUSTER_FILE = Path(__file__).with_name("cluster.yaml")

@@ -1,0 +1,242 @@
+"""The local cluster file: workloads in Kubernetes terms, parsed and validated.
+
+`parse_cluster(data)` takes the YAML document (already loaded) and returns a frozen
+`ClusterSpec`, or raises `UsageError` whose one line names the offending field
+(`workloads[1].ports[0].port: must be a number from 1 to 65535`). `load_cluster_file(path)`
+reads and parses a file. Checks are data: each field of a workload has a reader in
+`_WORKLOAD_FIELDS` that validates and converts it.
+
+    apiVersion: lacewing.io/v1alpha1
+    kind: LocalCluster
+    workloads:
+      - name: web                 # DNS label; unique in the file; Service and Deployment name
+        namespace: demo           # default "default"
+        serviceAccount: web       # default: the workload's name
+        replicas: 2               # default 1
+        meshed: true              # default true: proxy-init + proxy beside the app
+        ports:                    # each port becomes a Service port (port == targetPort)
+          - {name: http, port: 8080}
+          - {name: db, port: 5432, opaque: true}   # or protocol: opaque
+        command: [python, -m, lacewing.local.demo.web, --port, "8080"]
+        env: {GREETING: hello}
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lacewing.errors import UsageError
+
+__all__ = [
+    "API_VERSION",
+    "KIND",
+    "MAX_PODS",
+    "ClusterSpec",
+    "PortSpec",
+    "WorkloadSpec",
+    "load_cluster_file",
+    "parse_cluster",
+]
+
+API_VERSION = "lacewing.io/v1alpha1"
+KIND = "LocalCluster"
+MAX_PODS = 200
+MAX_REPLICAS = 20
+# Ports the sidecar itself uses inside a meshed pod.
+PROXY_PORTS = frozenset({4140, 4143, 4190, 4191})
+_DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HINT = "see docs/local.md for the cluster file format"
+
+
+def _fail(where: str, message: str) -> UsageError:
+    return UsageError(f"cluster file: {where}: {message}", hint=HINT)
+
+
+@dataclass(frozen=True)
+class PortSpec:
+    name: str
+    port: int
+    opaque: bool = False
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    name: str
+    command: tuple[str, ...]
+    namespace: str = "default"
+    service_account: str = ""
+    replicas: int = 1
+    meshed: bool = True
+    ports: tuple[PortSpec, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"app": self.name}
+
+    @property
+    def account(self) -> str:
+        return self.service_account or self.name
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    workloads: tuple[WorkloadSpec, ...]
+
+    def workload(self, name: str) -> WorkloadSpec:
+        for workload in self.workloads:
+            if workload.name == name:
+                return workload
+        raise UsageError(f"no workload named {name!r} in the cluster file")
+
+
+def _label(value: object, where: str) -> str:
+    if not isinstance(value, str) or not _DNS_LABEL.match(value):
+        raise _fail(where, "must be a DNS label (lowercase letters, digits, '-'; max 32)")
+    return value
+
+
+def _bool(value: object, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise _fail(where, "must be true or false")
+    return value
+
+
+def _int(value: object, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _fail(where, f"must be a number from {low} to {high}")
+    return value
+
+
+def _command(value: object, where: str) -> tuple[str, ...]:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(a, str | int | float) and not isinstance(a, bool) for a in value)
+    ):
+        raise _fail(where, "must be a non-empty list of strings (argv)")
+    return tuple(str(a) for a in value)
+
+
+def _env(value: object, where: str) -> dict[str, str]:
+    if not isinstance(value, dict):
+        raise _fail(where, "must be a map of NAME: value")
+    env: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not _ENV_NAME.match(key):
+            raise _fail(f"{where}.{key}", "is not a valid environment variable name")
+        if isinstance(item, bool) or not isinstance(item, str | int | float):
+            raise _fail(f"{where}.{key}", "must be a string")
+        env[key] = str(item)
+    return env
+
+
+def _port(value: object, where: str) -> PortSpec:
+    if not isinstance(value, dict):
+        raise _fail(where, "must be a map with name and port")
+    unknown = set(value) - {"name", "port", "protocol", "opaque"}
+    if unknown:
+        raise _fail(f"{where}.{sorted(unknown)[0]}", "unknown field")
+    port = _int(value.get("port"), f"{where}.port", 1, 65535)
+    name = _label(value.get("name", f"port-{port}"), f"{where}.name")
+    protocol = value.get("protocol", "http")
+    if not isinstance(protocol, str) or protocol.lower() not in ("http", "tcp", "opaque"):
+        raise _fail(f"{where}.protocol", "must be http, tcp or opaque")
+    opaque = _bool(value.get("opaque", protocol.lower() == "opaque"), f"{where}.opaque")
+    return PortSpec(name=name, port=port, opaque=opaque)
+
+
+def _ports(value: object, where: str) -> tuple[PortSpec, ...]:
+    if not isinstance(value, list):
+        raise _fail(where, "must be a list of ports")
+    ports = tuple(_port(item, f"{where}[{i}]") for i, item in enumerate(value))
+    seen: set[int] = set()
+    names: set[str] = set()
+    for i, port in enumerate(ports):
+        if port.port in seen or port.name in names:
+            raise _fail(f"{where}[{i}]", "repeats a port number or name")
+        seen.add(port.port)
+        names.add(port.name)
+    return ports
+
+
+# field -> (keyword argument of WorkloadSpec, reader)
+_WORKLOAD_FIELDS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
+    "name": ("name", _label),
+    "namespace": ("namespace", _label),
+    "serviceAccount": ("service_account", _label),
+    "replicas": ("replicas", lambda v, w: _int(v, w, 0, MAX_REPLICAS)),
+    "meshed": ("meshed", _bool),
+    "ports": ("ports", _ports),
+    "command": ("command", _command),
+    "env": ("env", _env),
+}
+
+
+def _workload(value: object, where: str) -> WorkloadSpec:
+    if not isinstance(value, dict):
+        raise _fail(where, "must be a map (name, command, ...)")
+    for key in value:
+        if key not in _WORKLOAD_FIELDS:
+            raise _fail(f"{where}.{key}", "unknown field")
+    for required in ("name", "command"):
+        if required not in value:
+            raise _fail(f"{where}.{required}", "is required")
+    kwargs = {
+        attr: reader(value[key], f"{where}.{key}")
+        for key, (attr, reader) in _WORKLOAD_FIELDS.items()
+        if key in value
+    }
+    workload = WorkloadSpec(**kwargs)
+    if workload.meshed:
+        for i, port in enumerate(workload.ports):
+            if port.port in PROXY_PORTS:
+                raise _fail(f"{where}.ports[{i}].port", "is used by the proxy in a meshed pod")
+    return workload
+
+
+def parse_cluster(data: object) -> ClusterSpec:
+    """Validate a loaded cluster document; raises `UsageError` naming the first bad field."""
+    if not isinstance(data, dict):
+        raise _fail("(top)", "must be a map with a 'workloads' list")
+    for key in data:
+        if key not in ("apiVersion", "kind", "metadata", "workloads"):
+            raise _fail(key, "unknown field")
+    if data.get("apiVersion", API_VERSION) != API_VERSION:
+        raise _fail("apiVersion", f"must be {API_VERSION}")
+    if data.get("kind", KIND) != KIND:
+        raise _fail("kind", f"must be {KIND}")
+    items = data.get("workloads")
+    if not isinstance(items, list) or not items:
+        raise _fail("workloads", "must be a non-empty list")
+    workloads = tuple(_workload(item, f"workloads[{i}]") for i, item in enumerate(items))
+    names: set[str] = set()
+    for i, workload in enumerate(workloads):
+        if workload.name in names:
+            raise _fail(f"workloads[{i}].name", f"{workload.name!r} is used twice")
+        names.add(workload.name)
+    if sum(w.replicas for w in workloads) > MAX_PODS:
+        raise _fail("workloads", f"more than {MAX_PODS} pods in all")
+    return ClusterSpec(workloads=workloads)
+
+
+def load_cluster_file(path: str | Path) -> ClusterSpec:
+    """Read a YAML cluster file; an unreadable or invalid file is one `UsageError` line."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as exc:
+        raise UsageError(f"cannot read cluster file {path}: {exc.strerror}", hint=HINT) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark is not None else ""
+        raise UsageError(f"cluster file {path} is not valid YAML{where}", hint=HINT) from None
+    return parse_cluster(data)

@@ -1,0 +1,52 @@
+"""`lacewing demo --duration 20s` (root): the printed table agrees with vote-bot's own counts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from tests.integration.local.conftest import lacewing, leftovers
+
+pytestmark = pytest.mark.root
+
+NAME = "tdemo"
+
+
+def test_demo_table_agrees_with_the_traffic_generator() -> None:
+    try:
+        result = lacewing("demo", "--duration", "20s", "--name", NAME, timeout=110)
+    finally:
+        lacewing("local", "down", "--name", NAME)
+    assert result.returncode == 0, result.stderr + result.stdout
+    out = result.stdout  # every assertion shows it, so a failure explains itself
+    lines = out.splitlines()
+    assert lines[0].startswith("lacewing demo: golden metrics over the last 2"), out
+    header = lines[1].split()
+    assert header == [
+        "NAME", "MESHED", "SUCCESS", "RPS", "LATENCY_P50", "LATENCY_P95", "LATENCY_P99",
+        "TCP_CONN", "TLS",
+    ], out  # fmt: skip
+    rows = {line.split()[0]: dict(zip(header, line.split(), strict=True)) for line in lines[2:6]}
+    assert set(rows) == {"web", "emoji", "voting", "vote-bot"}, out
+    assert all(row["MESHED"] in ("1/1", "2/2") for row in rows.values()), out
+    match = re.fullmatch(
+        r"vote-bot counted (\d+) requests to web, (\d+) succeeded \((\S+)%\); web's proxy "
+        r"counted (\d+) responses, (\d+) successful: they agree",
+        lines[6],
+    )
+    assert match, out
+    sent, ok, share, seen, seen_ok = match.groups()
+    assert (sent, ok) == (seen, seen_ok), out
+    assert int(sent) >= 40, out
+    assert rows["web"]["SUCCESS"] == f"{share}%", out
+    # vote-bot aims at 20 requests/s (fewer on a busy machine): half lists, half votes;
+    # voting fails every 8th vote (so 87.5%, give or take one vote at the window's edges),
+    # web passes that failure on, and every request was mutual TLS between the proxies
+    assert 1 <= float(rows["web"]["RPS"].removesuffix("rps")) <= 21, out
+    assert rows["emoji"]["SUCCESS"] == "100.00%", out
+    votes = int(sent) // 2
+    voting = float(rows["voting"]["SUCCESS"].removesuffix("%"))
+    assert abs(voting - 87.5) <= 100 / votes + 1, out
+    assert rows["web"]["TLS"] == rows["emoji"]["TLS"] == "100.00%", out
+    assert "stopped and removed" in result.stderr
+    assert leftovers(NAME) == []

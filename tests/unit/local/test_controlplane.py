@@ -1,0 +1,109 @@
+"""The local control plane as data, identity material, and what each proxy is told."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lacewing.core.identity import LocalTokenValidator
+from lacewing.errors import UsageError
+from lacewing.local.controlplane import (
+    mesh_peers,
+    proxy_env,
+    proxy_identity_env,
+    with_control_plane,
+    write_identity_material,
+    write_token,
+)
+from lacewing.local.plan import plan_cluster
+from lacewing.local.spec import parse_cluster
+
+SPEC = parse_cluster(
+    {
+        "workloads": [
+            {"name": "web", "namespace": "shop", "replicas": 2,
+             "ports": [{"name": "http", "port": 8080}], "command": ["web"]},
+            {"name": "db", "namespace": "shop", "meshed": False,
+             "ports": [{"name": "sql", "port": 5432}], "command": ["db"]},
+            {"name": "bot", "namespace": "shop", "serviceAccount": "robot", "command": ["bot"]},
+        ]
+    }
+)  # fmt: skip
+DIR = Path("/run/lacewing/local/t1")
+IDENTITY = DIR / "identity"
+
+
+def test_control_plane_comes_first() -> None:
+    plan = plan_cluster("t1", with_control_plane(SPEC, DIR))
+    identity = plan.pods[0]
+    assert (identity.name, identity.namespace, identity.meshed) == (
+        "lacewing-identity-0", "lacewing", False,
+    )  # fmt: skip
+    argv = identity.workload.command
+    assert argv[:5] == ("python", "-m", "lacewing.cli.main", "controller", "identity")
+    assert argv[argv.index("--validator") + 1] == "local"
+    assert argv[argv.index("--local-token-key-file") + 1] == str(IDENTITY / "token.key")
+    assert [p.name for p in plan.pods[1:]] == ["web-0", "web-1", "db-0", "bot-0"]
+
+
+def test_reserved_and_too_long_names() -> None:
+    clash = parse_cluster({"workloads": [{"name": "lacewing-identity", "command": ["x"]}]})
+    with pytest.raises(UsageError, match="reserved for the control plane"):
+        with_control_plane(clash, DIR)
+    long = parse_cluster(
+        {"workloads": [{"name": "vote-bot", "namespace": "emojivoto", "command": ["x"]}]}
+    )
+    with pytest.raises(UsageError, match=r"workloads\[0\]: the identity .* longer than 64"):
+        with_control_plane(long, DIR)
+    unmeshed = parse_cluster(
+        {"workloads": [{"name": "vote-bot", "namespace": "emojivoto", "meshed": False,
+                        "command": ["x"]}]}
+    )  # fmt: skip
+    assert with_control_plane(unmeshed, DIR).workloads[-1].name == "vote-bot"
+
+
+def test_peers_name_meshed_endpoints_only() -> None:
+    plan = plan_cluster("t1", with_control_plane(SPEC, DIR))
+    web = "web.shop.serviceaccount.identity.lacewing.cluster.local"
+    peers = dict(item.split("=") for item in mesh_peers(plan).split(","))
+    assert peers == {
+        "10.42.0.11:8080": web,  # web-0
+        "10.42.0.12:8080": web,  # web-1
+        "10.43.0.11:8080": web,  # the web Service's VIP
+    }
+
+
+def test_proxy_identity_env() -> None:
+    plan = plan_cluster("t1", with_control_plane(SPEC, DIR))
+    env = proxy_identity_env(plan, plan.pod("bot-0"), IDENTITY)
+    assert env["LACEWING_IDENTITY_NAME"] == (
+        "robot.shop.serviceaccount.identity.lacewing.cluster.local"
+    )
+    assert env["LACEWING_IDENTITY_SVC_ADDR"] == "10.42.0.10:8080"
+    assert env["LACEWING_IDENTITY_TOKEN_FILE"] == str(IDENTITY / "tokens" / "bot-0.token")
+    assert env["LACEWING_IDENTITY_TRUST_ANCHORS"] == str(IDENTITY / "ca-bundle.crt")
+
+
+def test_material_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    owners: list[tuple[str, int]] = []
+    monkeypatch.setattr(os, "chown", lambda p, uid, gid: owners.append((p.name, uid)))
+    identity = tmp_path / "identity"
+    write_identity_material(identity)
+    assert "BEGIN CERTIFICATE" in (identity / "ca-bundle.crt").read_text()
+    assert (identity / "issuer" / "tls.key").stat().st_mode & 0o777 == 0o600
+    plan = plan_cluster("t1", with_control_plane(SPEC, tmp_path))
+    path = write_token(identity, plan.pod("bot-0"))
+    assert owners == [("bot-0.token", 2102)]
+    assert path.stat().st_mode & 0o777 == 0o600
+    key = (identity / "token.key").read_text().strip().encode()
+    review = LocalTokenValidator(key).check(path.read_text())
+    assert review.username == "system:serviceaccount:shop:robot"
+    assert os.path.basename(path) == "bot-0.token"
+
+
+def test_proxy_env_merges_every_component() -> None:
+    plan = plan_cluster("t1", with_control_plane(SPEC, DIR))
+    env = proxy_env(plan, plan.pod("web-0"), DIR)
+    assert env == proxy_identity_env(plan, plan.pod("web-0"), IDENTITY)

@@ -1,0 +1,109 @@
+"""The cluster file parser: good files become a ClusterSpec, bad ones one line naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lacewing.errors import UsageError
+from lacewing.local.demo import CLUSTER_FILE
+from lacewing.local.spec import load_cluster_file, parse_cluster
+
+
+def doc(**workload: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {"name": "web", "command": ["python", "-m", "x"]}
+    base.update(workload)
+    return {"workloads": [base]}
+
+
+def test_defaults_follow_kubernetes() -> None:
+    spec = parse_cluster(doc())
+    web = spec.workloads[0]
+    assert (web.namespace, web.account, web.replicas, web.meshed) == ("default", "web", 1, True)
+    assert web.labels == {"app": "web"}
+    assert web.ports == ()
+
+
+def test_full_workload() -> None:
+    spec = parse_cluster(
+        {
+            "apiVersion": "lacewing.io/v1alpha1",
+            "kind": "LocalCluster",
+            "workloads": [
+                {
+                    "name": "db",
+                    "namespace": "shop",
+                    "serviceAccount": "database",
+                    "replicas": 3,
+                    "meshed": False,
+                    "ports": [{"name": "sql", "port": 5432, "protocol": "opaque"}, {"port": 80}],
+                    "command": ["server", "--port", 5432],
+                    "env": {"MODE": "fast", "N": 3},
+                }
+            ],
+        }
+    )
+    db = spec.workloads[0]
+    assert db.command == ("server", "--port", "5432")
+    assert db.env == {"MODE": "fast", "N": "3"}
+    assert [(p.name, p.port, p.opaque) for p in db.ports] == [
+        ("sql", 5432, True),
+        ("port-80", 80, False),
+    ]
+    assert (db.namespace, db.account, db.replicas, db.meshed) == ("shop", "database", 3, False)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ([], "(top): must be a map"),
+        ({"workloads": []}, "workloads: must be a non-empty list"),
+        ({"workloads": [{}], "extra": 1}, "extra: unknown field"),
+        ({"kind": "Pod", "workloads": [{}]}, "kind: must be LocalCluster"),
+        (doc(name="Web"), "workloads[0].name: must be a DNS label"),
+        ({"workloads": [{"name": "web"}]}, "workloads[0].command: is required"),
+        (doc(command=[]), "workloads[0].command: must be a non-empty list"),
+        (doc(replicas=-1), "workloads[0].replicas: must be a number from 0 to 20"),
+        (doc(replicas=True), "workloads[0].replicas: must be a number"),
+        (doc(meshed="yes"), "workloads[0].meshed: must be true or false"),
+        (doc(ports=[{"port": 70000}]), "workloads[0].ports[0].port: must be a number"),
+        (doc(ports=[{"port": 80, "protocol": "udp"}]), "workloads[0].ports[0].protocol"),
+        (doc(ports=[{"port": 80}, {"port": 80}]), "workloads[0].ports[1]: repeats"),
+        (doc(ports=[{"port": 4191}]), "workloads[0].ports[0].port: is used by the proxy"),
+        (doc(env={"1BAD": "x"}), "workloads[0].env.1BAD: is not a valid environment"),
+        (doc(image="nginx"), "workloads[0].image: unknown field"),
+    ],
+)
+def test_bad_files_name_the_field(data: object, message: str) -> None:
+    with pytest.raises(UsageError) as caught:
+        parse_cluster(data)
+    assert message in caught.value.message
+    assert "\n" not in caught.value.message
+    assert caught.value.hint and "docs/local.md" in caught.value.hint
+
+
+def test_unmeshed_pod_may_use_proxy_ports() -> None:
+    assert parse_cluster(doc(meshed=False, ports=[{"port": 4191}])).workloads[0].ports
+
+
+def test_duplicate_workload_names() -> None:
+    with pytest.raises(UsageError, match=r"workloads\[1\]\.name: 'web' is used twice"):
+        parse_cluster({"workloads": [doc()["workloads"][0], doc()["workloads"][0]]})
+
+
+def test_load_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(UsageError, match="cannot read cluster file"):
+        load_cluster_file(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("workloads: [\n  - {name: web\n")
+    with pytest.raises(UsageError, match=r"not valid YAML \(line"):
+        load_cluster_file(bad)
+
+
+def test_bundled_demo_file_is_valid() -> None:
+    spec = load_cluster_file(CLUSTER_FILE)
+    assert [w.name for w in spec.workloads] == ["web", "emoji", "voting", "vote-bot"]
+    assert spec.workload("emoji").replicas == 2
+    assert all(w.meshed for w in spec.workloads)
