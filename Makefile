@@ -1,5 +1,7 @@
 # The two commands a new user needs (each makes its own virtual environment in .venv):
-#   make demo   install lacewing and run the main job
+#   make demo   install lacewing and run the main job: `lacewing demo` (root, Linux), a meshed
+#               demo app on this machine with live metrics until Ctrl-C
+#               (make demo DEMO_ARGS="--duration 30s" runs unattended)
 #   make test   install lacewing with its test tools and run every check and test
 PYTHON ?= python3
 VENV   ?= .venv
@@ -15,8 +17,10 @@ $(BIN)/lacewing: pyproject.toml
 
 venv: $(BIN)/lacewing
 
+DEMO_ARGS ?=
+
 demo: venv
-	$(BIN)/python -m tests.support.demo_install
+	$(BIN)/lacewing demo $(DEMO_ARGS)
 
 lint: venv
 	$(BIN)/ruff check src tests bench
