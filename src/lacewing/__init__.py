@@ -14,12 +14,10 @@ The package's top-level folders are the parts of the system:
     cli/          the `lacewing` command
 """
 
-from typing import Any
-
 __all__ = ["__version__"]
 
 
-def __getattr__(name: str) -> Any:
+def __getattr__(name: str) -> str:
     """`__version__` is read from the installed distribution on first use, not at import.
 
     importlib.metadata costs a sidecar proxy about 4 MB of RSS at start-up; the proxy never

@@ -36,11 +36,11 @@ from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, IdentityError
 
 __all__ = [
+    "COMMON_NAME_MAX",
     "DEFAULT_CLOCK_SKEW",
     "DEFAULT_LIFETIME",
     "IssuedLeaf",
     "Issuer",
-    "COMMON_NAME_MAX",
     "check_csr",
     "identity_subject",
     "issue_leaf",

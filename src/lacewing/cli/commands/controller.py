@@ -1,12 +1,12 @@
 """`lacewing controller <component>`: run one control-plane component in this process.
 
 Each component is a subcommand of the `controller` group, listed in `COMPONENTS` and imported
-only when it runs (identity here; destination from `controller_destination`, proxy-injector from
-`controller_injector`; policy joins the table when it exists). A subcommand parses its flags into a frozen
-options dataclass and calls `run_identity(options, ctx, out)`, which checks everything it
-can before listening (issuer files readable and chaining to the trust anchors, validator
-configured) so that a mistake is one line, not a crash loop. It serves until SIGTERM or
-SIGINT, then drains.
+only when it runs (identity here; destination from `controller_destination`, proxy-injector
+from `controller_injector`; policy joins the table when it exists). A subcommand parses its
+flags into a frozen options dataclass and calls its `run_*(options, ctx, out)`, which checks
+everything it can before listening (issuer files readable and chaining to the trust anchors,
+validator configured) so that a mistake is one line, not a crash loop. It serves until
+SIGTERM or SIGINT, then drains.
 """
 
 from __future__ import annotations
