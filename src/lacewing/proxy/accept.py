@@ -189,6 +189,8 @@ def relay(
             _, up = await side.connector.connect(endpoint, lambda: TunnelEnd(up_stats))
         except ConnectError as exc:
             log.debug("opaque %s -> %s: %s", dst, endpoint, exc)
+            if side.discovery is not None:
+                side.discovery.observe(endpoint, False, 0.0)
             if not down.closed:
                 transport.close()
             return

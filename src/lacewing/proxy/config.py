@@ -246,6 +246,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "run_as_gid", "", _optional_id, "Group id to drop to with RUN_AS_UID (defaults to the uid)."
     ),
+    Setting(
+        "destination_addr",
+        "",
+        _optional_addr,
+        "The destination controller (host:port). When set, outbound resolves each original "
+        "destination through it and balances requests over its endpoints; unset: pass through.",
+    ),
 )
 
 
@@ -269,6 +276,7 @@ class Config:
     max_idle_per_endpoint: int
     run_as_uid: int | None
     run_as_gid: int | None
+    destination_addr: Addr | None = None
 
 
 def load(env: Mapping[str, str]) -> Config:

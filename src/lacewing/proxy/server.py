@@ -29,6 +29,8 @@ from lacewing.errors import RuntimeEnvError
 from lacewing.proxy.accept import Accepted
 from lacewing.proxy.admin import AdminServer, AdminState
 from lacewing.proxy.config import Addr, Config
+from lacewing.proxy.discovery import DestinationClient
+from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.metrics import ProxyMetrics
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
@@ -52,8 +54,17 @@ def build_sides(
                    resolve=lambda dst: Addr(forward, dst.port),
                    fixed_dst=config.inbound_fixed_dst, clock=clock)  # fmt: skip
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
-                    fixed_dst=config.outbound_fixed_dst, clock=clock)  # fmt: skip
+                    fixed_dst=config.outbound_fixed_dst, clock=clock,
+                    discovery=_discovery(config))  # fmt: skip
     return inbound, outbound
+
+
+def _discovery(config: Config) -> OutboundDiscovery | None:
+    """With LACEWING_PROXY_DESTINATION_ADDR: resolve and balance outbound through it."""
+    addr = config.destination_addr
+    if addr is None:
+        return None
+    return OutboundDiscovery(DestinationClient(addr.host, addr.port))
 
 
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
@@ -169,6 +180,8 @@ class ProxyServer:
         await asyncio.sleep(0)
         for side in self.sides:
             await side.tasks.close()
+            if isinstance(side.discovery, OutboundDiscovery):
+                await side.discovery.close()  # its per-destination streams
         await self.tasks.close()
         await self._close_listeners()
         await self.admin.close()

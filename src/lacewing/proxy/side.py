@@ -7,9 +7,11 @@ A `Side` holds the layers every accepted connection of one listener goes through
          -> HTTP/1: Http1Server -> resolve -> Pool -> connector
          -> other:  TunnelEnd   -> resolve -> connector
 
-`resolve` is where service discovery plugs in (today: inbound goes to the forward host at the
-original port, outbound to the original destination); `connector` is where mutual TLS plugs in;
-`tls_terminator` is where inbound TLS termination plugs in.
+`resolve` is where service discovery plugs in (inbound goes to the forward host at the
+original port; outbound to the original destination, or, with a `discovery` layer
+(`proxy.discovery.outbound`), to the endpoint its balancer picks, re-picked per HTTP request,
+with the endpoint's `dst_*` labels on the request metrics); `connector` is where mutual
+TLS plugs in; `tls_terminator` is where inbound TLS termination plugs in.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 
-__all__ = ["Conn", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -39,6 +41,20 @@ class Conn(Protocol):
         """Called every half idle-timeout: close if nothing happened since the last call."""
 
     def abort(self) -> None: ...
+
+
+class Discovery(Protocol):
+    """Outbound service discovery + load balancing (`proxy.discovery.outbound`)."""
+
+    def endpoint(self, dst: Addr) -> Addr: ...
+
+    def begin(self, endpoint: Addr) -> None: ...
+
+    def end(self, endpoint: Addr) -> None: ...
+
+    def observe(self, endpoint: Addr, ok: bool, seconds: float) -> None: ...
+
+    def labels(self, endpoint: Addr) -> TlsLabels: ...
 
 
 class TlsTerminator(Protocol):
@@ -58,6 +74,7 @@ class Side:
     fixed_dst: Addr | None = None
     tls: TlsLabels = TLS_DISABLED
     tls_terminator: TlsTerminator | None = None
+    discovery: Discovery | None = None
     clock: Callable[[], float] = time.perf_counter
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
@@ -69,4 +86,14 @@ class Side:
         self.pool = Pool(self.config.max_idle_per_endpoint)
 
     def endpoint(self, dst: Addr) -> Addr:
-        return self.fixed_dst if self.fixed_dst is not None else self.resolve(dst)
+        if self.fixed_dst is not None:
+            return self.fixed_dst
+        if self.discovery is not None:
+            return self.discovery.endpoint(dst)
+        return self.resolve(dst)
+
+    def route_labels(self, endpoint: Addr) -> TlsLabels:
+        """`tls` plus, with discovery, the endpoint's dst_* labels (one tuple: a metrics key)."""
+        if self.discovery is None:
+            return self.tls
+        return self.tls + self.discovery.labels(endpoint)

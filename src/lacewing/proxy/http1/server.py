@@ -78,6 +78,7 @@ class Request:
     error: tuple[int, str] | None = None
     replay: bytes | None = None  # the head of a body-less request, kept to retry it once
     reused = False  # sent on a pooled connection (which the app may have just closed)
+    lease: Addr | None = None  # with discovery: the endpoint whose in-flight count has it
 
     def __init__(self, route: RouteStats, start: float) -> None:
         self.route = route
@@ -92,6 +93,8 @@ class Http1Server(asyncio.Protocol):
         self.side = side
         self.endpoint = endpoint
         self._idle = side.pool.bucket(endpoint)
+        self.dst = dst
+        self._discovery = side.discovery  # set: the endpoint is re-picked per request
         self.target_addr = str(dst)
         self.src = stats
         self.max_head = side.config.max_header_bytes
@@ -213,6 +216,9 @@ class Http1Server(asyncio.Protocol):
             up = active.upstream
             up.server = None
             up.abort()
+        for req in (active, *self.queue) if self._discovery is not None else ():
+            if req is not None:
+                self._release(req)
         self.active = None
         self.queue.clear()
         self.parser = _DETACHED
@@ -310,15 +316,24 @@ class Http1Server(asyncio.Protocol):
             self._head_timer = None
         parser = self.parser
         host = self._host
+        if self._discovery is not None:
+            endpoint = self.side.endpoint(self.dst)
+            if endpoint != self.endpoint:
+                self.endpoint, self._idle = endpoint, self.side.pool.bucket(endpoint)
+                self._last_route = None  # its dst_* labels differ
         route = self._last_route
         if host != self._last_host or route is None:
             side = self.side
             route = side.metrics.route(
-                side.direction, host.decode("latin-1"), self.target_addr, side.tls
-            )
+                side.direction, host.decode("latin-1"), self.target_addr,
+                side.route_labels(self.endpoint),
+            )  # fmt: skip
             self._last_host, self._last_route = host, route
         route.requests += 1
         req = Request(route, self._clock())
+        if self._discovery is not None:
+            req.lease = self.endpoint
+            self._discovery.begin(self.endpoint)
         self._cur = req
         if not parser.should_keep_alive():
             req.keep_alive = False
@@ -418,14 +433,17 @@ class Http1Server(asyncio.Protocol):
         )
 
     async def _connect(self, req: Request) -> None:
-        side = self.side
-        stats = side.metrics.tcp_stats(side.direction, "dst", str(self.endpoint), side.tls)
+        side, endpoint = self.side, self.endpoint
+        stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), side.tls)
         try:
             _, conn = await side.connector.connect(
-                self.endpoint, lambda: UpstreamConn(self.endpoint, stats, side.pool)
+                endpoint, lambda: UpstreamConn(endpoint, stats, side.pool)
             )
         except ConnectError as exc:
             self._connect_task = None
+            if self._discovery is not None:
+                self._discovery.observe(endpoint, False, 0.0)
+                self._release(req)
             if not self.closed and req is self.active:
                 self._answer_error(req, 504 if isinstance(exc, ConnectTimeout) else 502, exc.reason)
             return
@@ -464,7 +482,11 @@ class Http1Server(asyncio.Protocol):
         req: Request = self.active  # type: ignore[assignment]  # only called while active
         req.status = status
         req.close_down = close_down
-        req.route.response(status, (self._clock() - req.start) * 1000.0)
+        elapsed = self._clock() - req.start
+        req.route.response(status, elapsed * 1000.0)
+        if self._discovery is not None and req.upstream is not None:
+            self._discovery.observe(req.upstream.endpoint, True, elapsed)
+            self._release(req)
         self._dout.append(head)
 
     def response_complete(self, conn: UpstreamConn) -> None:
@@ -575,7 +597,13 @@ class Http1Server(asyncio.Protocol):
         else:
             self.queue.append(req)
 
+    def _release(self, req: Request) -> None:
+        if req.lease is not None and self._discovery is not None:
+            self._discovery.end(req.lease)
+            req.lease = None
+
     def _answer_error(self, req: Request, status: int, reason: str) -> None:
+        self._release(req)
         if req.status:  # a response already started: all we can do is cut it
             self.abort()
             return

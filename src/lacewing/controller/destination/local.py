@@ -1,0 +1,120 @@
+"""The local source: the local runtime's registry file, polled by modification time.
+
+The local supervisor rewrites `/run/lacewing/local/<cluster>/registry.json` atomically
+(temporary file + rename) whenever a pod's address or readiness changes. `LocalSource.run`
+stats the file every `interval` seconds (0.2 s by default, well inside the one-second
+budget) and, when its (mtime, size, inode) changed, reads and parses it and publishes the
+`Directory` it describes. A missing file (the cluster is still coming up) publishes an empty
+Directory and keeps polling; a malformed one is logged once per change and the last good
+Directory stays published, so a bad write never empties every proxy's endpoints.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from lacewing.controller.destination.directory import (
+    Backend,
+    Directory,
+    PodInfo,
+    Service,
+    ServicePort,
+)
+from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
+from lacewing.core.registry import Registry, RegistryError
+
+__all__ = ["LocalSource", "directory_from_registry", "registry_path"]
+
+log = logging.getLogger(__name__)
+
+REGISTRY_ROOT = Path("/run/lacewing/local")
+
+
+def registry_path(cluster: str, root: Path = REGISTRY_ROOT) -> Path:
+    return root / cluster / "registry.json"
+
+
+def _identity(namespace: str, service_account: str, trust_domain: str) -> str | None:
+    try:
+        return Identity(namespace, service_account, trust_domain).name
+    except IdentityParseError:
+        return None
+
+
+def directory_from_registry(
+    registry: Registry, trust_domain: str = DEFAULT_TRUST_DOMAIN
+) -> Directory:
+    pods = tuple(
+        PodInfo(
+            name=p.name,
+            namespace=p.namespace,
+            ip=p.ip,
+            identity=_identity(p.namespace, p.service_account, trust_domain) if p.meshed else None,
+            workload_kind=p.workload.kind,
+            workload_name=p.workload.name,
+        )
+        for p in registry.pods
+    )
+    services = tuple(
+        Service(
+            name=s.name,
+            namespace=s.namespace,
+            cluster_ip=s.cluster_ip or None,
+            ports=tuple(ServicePort(p.port, p.target_port, p.name, p.opaque) for p in s.ports),
+            backends=tuple(
+                Backend(ip=p.ip, ready=p.ready, pod=p.name)
+                for p in registry.endpoints(s, ready_only=False)
+            ),
+        )
+        for s in registry.services
+    )
+    return Directory(services, pods)
+
+
+class LocalSource:
+    """Publishes the registry file's Directory whenever the file changes."""
+
+    def __init__(
+        self,
+        path: Path,
+        publish: Callable[[Directory], None],
+        *,
+        trust_domain: str = DEFAULT_TRUST_DOMAIN,
+        interval: float = 0.2,
+    ) -> None:
+        self.path, self.publish = path, publish
+        self.trust_domain, self.interval = trust_domain, interval
+        self._seen: tuple[int, int, int] | None = None
+        self._first = True
+
+    def poll(self) -> bool:
+        """Check the file once; True when a new Directory was published."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._seen is not None or self._first:
+                self._seen, self._first = None, False
+                self.publish(Directory())
+                return True
+            return False
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._seen:
+            return False
+        self._seen, self._first = stamp, False
+        try:
+            registry = Registry.from_dict(json.loads(self.path.read_text()))
+        except (OSError, ValueError, RegistryError) as exc:
+            log.warning("ignoring registry %s: %s", self.path, exc)
+            return False
+        self.publish(directory_from_registry(registry, self.trust_domain))
+        return True
+
+    async def run(self) -> None:
+        while True:
+            self.poll()
+            await asyncio.sleep(self.interval)

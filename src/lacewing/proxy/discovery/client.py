@@ -1,0 +1,214 @@
+"""The proxy's client of the destination API: one stream per authority, cached, resilient.
+
+`DestinationClient.resolve(authority)` returns the `Resolution` for that authority, creating it
+(and its streaming task, named `destination:<authority>`) on first use. The task:
+
+1. connects to the destination server (TLS when an `ssl_context` is given: a context, or a
+   function returning the current one, e.g. the proxy's renewed mTLS client context, None
+   while there is no certificate yet), sends
+   `GET /v1/endpoints?authority=...` and reads JSON lines (`core.discovery` events);
+2. the first event of each connection *replaces* the known set (the server always starts a
+   stream with the complete state), later ones are applied on top;
+3. when the stream breaks, the server goes away, or nothing (not even a heartbeat) arrives for
+   `read_timeout` seconds, it keeps the last known endpoints, sleeps with exponential backoff
+   (0.1 s doubling to 5 s, injectable `sleep`) and reconnects: a control plane that is down
+   leaves traffic flowing, and a restarted one is picked up without restarting the proxy.
+   A 400 (the server cannot parse the authority) is final: the authority is unknown.
+
+Each `resolve` marks the resolution used; `evict_idle()` (run every `idle_timeout / 2` by the
+client's sweeper task, clock injectable) cancels and forgets resolutions unused for
+`idle_timeout`, so a proxy talking to many short-lived destinations holds no stale streams.
+`close()` cancels every task it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import time
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from lacewing.core.discovery import (
+    Endpoint,
+    EndpointSet,
+    NoEndpoints,
+    apply,
+    event_from_dict,
+)
+
+__all__ = ["DestinationClient", "Resolution"]
+
+log = logging.getLogger(__name__)
+
+
+class Resolution:
+    """What is known about one authority; updated in place by its stream."""
+
+    def __init__(self, authority: str, now: float) -> None:
+        self.authority = authority
+        self.endpoints = EndpointSet()
+        self.exists: bool | None = None  # None until the first answer
+        self.connected = False
+        self.updates = 0
+        self.last_used = now
+        self._answered = asyncio.Event()
+        self._changed = asyncio.Event()
+
+    async def first_answer(self, timeout: float) -> bool:
+        """Wait for the first answer; False if none came within `timeout`."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._answered.wait(), timeout)
+        return self._answered.is_set()
+
+    async def changed(self, timeout: float) -> bool:
+        """Wait for the next update; False on timeout."""
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return event.is_set()
+
+    def endpoint_list(self) -> list[Endpoint]:
+        return self.endpoints.sorted()
+
+    def _set(self, endpoints: EndpointSet, exists: bool) -> None:
+        self.endpoints, self.exists = endpoints, exists
+        self.updates += 1
+        self._answered.set()
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+
+class DestinationClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext | None] | None = None,
+        server_hostname: str | None = None,
+        namespace: str | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        idle_timeout: float = 60.0,
+        read_timeout: float = 30.0,
+        backoff_first: float = 0.1,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.ssl_context, self.server_hostname = ssl_context, server_hostname
+        self.namespace = namespace
+        self.clock, self._sleep = clock, sleep
+        self.idle_timeout, self.read_timeout = idle_timeout, read_timeout
+        self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
+        self._cache: dict[str, tuple[Resolution, asyncio.Task[None]]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self.connects = 0
+
+    def resolve(self, authority: str) -> Resolution:
+        entry = self._cache.get(authority)
+        if entry is None:
+            resolution = Resolution(authority, self.clock())
+            task = asyncio.create_task(self._follow(resolution), name=f"destination:{authority}")
+            self._cache[authority] = (resolution, task)
+            if self._sweeper is None:
+                self._sweeper = asyncio.create_task(self._sweep(), name="destination-sweeper")
+            return resolution
+        entry[0].last_used = self.clock()
+        return entry[0]
+
+    def cached(self) -> list[str]:
+        return sorted(self._cache)
+
+    async def evict_idle(self) -> list[str]:
+        cutoff = self.clock() - self.idle_timeout
+        gone = [a for a, (r, _) in self._cache.items() if r.last_used <= cutoff]
+        tasks = [self._cache.pop(a)[1] for a in gone]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return gone
+
+    async def close(self) -> None:
+        tasks = [t for _, t in self._cache.values()]
+        self._cache.clear()
+        if self._sweeper is not None:
+            tasks.append(self._sweeper)
+            self._sweeper = None
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _sweep(self) -> None:
+        while True:
+            await self._sleep(self.idle_timeout / 2)
+            await self.evict_idle()
+
+    async def _follow(self, resolution: Resolution) -> None:
+        delay = self.backoff_first
+        while True:
+            try:
+                final = await self._stream(resolution)
+                if final:
+                    return
+                delay = self.backoff_first  # the stream worked; start backoff over
+            except (OSError, TimeoutError, ValueError, EOFError, asyncio.LimitOverrunError) as exc:
+                log.debug("destination stream for %s broke: %s", resolution.authority, exc)
+            finally:
+                resolution.connected = False
+            await self._sleep(delay)
+            delay = min(self.backoff_cap, delay * 2)
+
+    async def _stream(self, resolution: Resolution) -> bool:
+        """One connection; True when the answer is final (no point reconnecting)."""
+        context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
+        if context is None and self.ssl_context is not None:
+            raise ConnectionError("no client certificate yet")  # back off and try again
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                self.host,
+                self.port,
+                ssl=context,
+                server_hostname=self.server_hostname if context else None,
+            ),
+            self.read_timeout,
+        )
+        try:
+            query = "authority=" + quote(resolution.authority, safe="")
+            if self.namespace:
+                query += "&namespace=" + quote(self.namespace, safe="")
+            writer.write(
+                f"GET /v1/endpoints?{query} HTTP/1.1\r\nHost: {self.host}\r\n"
+                "Accept: application/json\r\n\r\n".encode()
+            )
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
+            status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            if status == b"400":
+                log.warning("destination refused authority %s", resolution.authority)
+                resolution._set(EndpointSet(), False)
+                return True
+            if status != b"200":
+                raise ValueError(f"destination answered {status.decode(errors='replace')}")
+            self.connects += 1
+            resolution.connected = True
+            first = True
+            while True:
+                line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+                if not line:
+                    raise EOFError("the destination server closed the stream")
+                data = json.loads(line)
+                if isinstance(data, dict) and data.get("type") == "HEARTBEAT":
+                    continue
+                event = event_from_dict(data)
+                base = EndpointSet() if first else resolution.endpoints
+                first = False
+                exists = event.exists if isinstance(event, NoEndpoints) else True
+                resolution._set(apply(base, event), exists)
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()

@@ -1,0 +1,94 @@
+"""Kubernetes objects -> Directory: readiness, identity, workload, opaque ports (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lacewing.controller.destination import directory_from_objects
+from lacewing.controller.destination.kubernetes import parse_port_ranges
+from lacewing.core.discovery import parse_authority
+
+
+def pod(name: str, ip: str, *, meshed: bool = True, owner: str | None = None) -> dict[str, Any]:
+    labels = {"app": "web", "pod-template-hash": "5d9c"}
+    if meshed:
+        labels["lacewing.io/control-plane-ns"] = "lacewing"
+    meta: dict[str, Any] = {"name": name, "namespace": "shop", "labels": labels}
+    if owner:
+        meta["ownerReferences"] = [{"kind": "ReplicaSet", "name": owner}]
+    return {"metadata": meta, "spec": {"serviceAccountName": "web"}, "status": {"podIP": ip}}
+
+
+SERVICE = {
+    "metadata": {
+        "name": "web",
+        "namespace": "shop",
+        "annotations": {"config.lacewing.io/opaque-ports": "9000-9001"},
+    },
+    "spec": {
+        "clusterIP": "10.43.0.10",
+        "ports": [
+            {"name": "http", "port": 80, "targetPort": "http"},
+            {"name": "raw", "port": 9000, "targetPort": 9000},
+        ],
+    },
+}
+
+
+def slice_of(*endpoints: tuple[str, str, bool | None]) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": "web-abcde",
+            "namespace": "shop",
+            "labels": {"kubernetes.io/service-name": "web"},
+        },
+        "ports": [{"name": "http", "port": 8080}, {"name": "raw", "port": 9000}],
+        "endpoints": [
+            {
+                "addresses": [ip],
+                "conditions": {} if ready is None else {"ready": ready},
+                "targetRef": {"kind": "Pod", "name": name, "namespace": "shop"},
+            }
+            for name, ip, ready in endpoints
+        ],
+    }
+
+
+def test_ready_endpoints_with_identity_workload_and_resolved_named_ports() -> None:
+    directory = directory_from_objects(
+        [SERVICE],
+        [
+            slice_of(
+                ("web-1", "10.42.0.1", True),
+                ("web-2", "10.42.0.2", None),
+                ("web-3", "10.42.0.3", False),
+            )
+        ],
+        [
+            pod("web-1", "10.42.0.1", owner="web-5d9c"),
+            pod("web-2", "10.42.0.2", meshed=False),
+            pod("web-3", "10.42.0.3"),
+        ],
+    )
+    exists, endpoints = directory.resolve(parse_authority("web.shop:80"))
+    assert exists
+    got = [(e.address, e.port, e.identity, e.opaque) for e in endpoints.sorted()]
+    assert got == [
+        ("10.42.0.1", 8080, "web.shop.serviceaccount.identity.lacewing.cluster.local", False),
+        ("10.42.0.2", 8080, None, False),  # not meshed: no identity; unready web-3 left out
+    ]
+    assert endpoints.sorted()[0].labels["deployment"] == "web"  # ReplicaSet web-5d9c -> web
+    raw = directory.resolve(parse_authority("10.43.0.10:9000"))[1].sorted()
+    assert [e.opaque for e in raw] == [True, True]
+
+
+def test_an_endpoint_whose_pod_is_gone_is_not_served() -> None:
+    slices = [slice_of(("web-1", "10.42.0.1", True), ("gone", "10.42.0.9", True))]
+    directory = directory_from_objects([SERVICE], slices, [pod("web-1", "10.42.0.1")])
+    endpoints = directory.resolve(parse_authority("web.shop:80"))[1]
+    assert [e.address for e in endpoints.sorted()] == ["10.42.0.1"]
+
+
+def test_opaque_port_annotation_forms() -> None:
+    assert parse_port_ranges("3306, 5000-5002,x,9-8") == {3306, 5000, 5001, 5002}
+    assert parse_port_ranges("") == frozenset()
