@@ -49,6 +49,7 @@ __all__ = [
 CONTROL_PLANE_NAMESPACE = "lacewing"
 TRUST_DOMAIN = "cluster.local"
 IDENTITY_PORT = 8080
+DESTINATION_PORT = 8086
 PROXY_UID = 2102
 IDENTITY_DIR = "identity"  # inside the cluster's state directory
 MAX_IDENTITY_LENGTH = 64  # X.509 upper bound of a CN, which holds the identity
@@ -82,8 +83,28 @@ def _identity_workload(cluster_dir: Path) -> WorkloadSpec:
     )  # fmt: skip
 
 
-# Later components (destination --source local reading <dir>/registry.json, policy) go here.
-COMPONENTS: tuple[Component, ...] = (Component("identity", _identity_workload),)
+def _destination_workload(cluster_dir: Path) -> WorkloadSpec:
+    return WorkloadSpec(
+        name="lacewing-destination",
+        namespace=CONTROL_PLANE_NAMESPACE,
+        service_account="destination",
+        meshed=False,
+        ports=(PortSpec("grpc", DESTINATION_PORT),),
+        command=(
+            "python", "-m", "lacewing.cli.main", "controller", "destination",
+            "--source", "local",
+            "--registry-file", str(cluster_dir / "registry.json"),
+            "--trust-domain", TRUST_DOMAIN,
+            "--listen-addr", f"0.0.0.0:{DESTINATION_PORT}",
+        ),
+    )  # fmt: skip
+
+
+# Later components (policy) go here.
+COMPONENTS: tuple[Component, ...] = (
+    Component("identity", _identity_workload),
+    Component("destination", _destination_workload),
+)
 
 
 def with_control_plane(spec: ClusterSpec, cluster_dir: Path) -> ClusterSpec:
@@ -183,6 +204,10 @@ ProxyEnv = Callable[[ClusterPlan, PodPlan, Path], dict[str, str]]
 # (arguments: the plan, the pod, the cluster's state directory). Destination adds its own.
 PROXY_ENV: tuple[ProxyEnv, ...] = (
     lambda plan, pod, cluster_dir: proxy_identity_env(plan, pod, cluster_dir / IDENTITY_DIR),
+    lambda plan, pod, cluster_dir: {
+        "LACEWING_PROXY_DESTINATION_ADDR": f"{plan.pod('lacewing-destination-0').ip}:"
+        f"{DESTINATION_PORT}"
+    },
 )
 
 

@@ -182,7 +182,8 @@ def relay(
     if not early:
         transport.pause_reading()
     endpoint = side.endpoint(dst)
-    up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), tls)
+    up_tls = side.connector.labels_for(endpoint) or tls
+    up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), up_tls)
 
     async def connect() -> None:
         try:

@@ -92,8 +92,13 @@ class Side:
             return self.discovery.endpoint(dst)
         return self.resolve(dst)
 
+    def peer_tls(self, endpoint: Addr) -> TlsLabels:
+        """The TLS labels of a connection to `endpoint`: the connector's when it originates
+        mutual TLS there (`tls="true"`, `server_id`), else this side's."""
+        return self.connector.labels_for(endpoint) or self.tls
+
     def route_labels(self, endpoint: Addr) -> TlsLabels:
-        """`tls` plus, with discovery, the endpoint's dst_* labels (one tuple: a metrics key)."""
+        """TLS labels plus, with discovery, the endpoint's dst_* labels (one tuple: a key)."""
         if self.discovery is None:
-            return self.tls
-        return self.tls + self.discovery.labels(endpoint)
+            return self.peer_tls(endpoint)
+        return self.peer_tls(endpoint) + self.discovery.labels(endpoint)

@@ -45,7 +45,15 @@ def test_control_plane_comes_first() -> None:
     assert argv[:5] == ("python", "-m", "lacewing.cli.main", "controller", "identity")
     assert argv[argv.index("--validator") + 1] == "local"
     assert argv[argv.index("--local-token-key-file") + 1] == str(IDENTITY / "token.key")
-    assert [p.name for p in plan.pods[1:]] == ["web-0", "web-1", "db-0", "bot-0"]
+    destination = plan.pods[1]
+    assert (destination.name, destination.namespace, destination.meshed) == (
+        "lacewing-destination-0", "lacewing", False,
+    )  # fmt: skip
+    argv = destination.workload.command
+    assert argv[:5] == ("python", "-m", "lacewing.cli.main", "controller", "destination")
+    assert argv[argv.index("--source") + 1] == "local"
+    assert argv[argv.index("--registry-file") + 1] == str(DIR / "registry.json")
+    assert [p.name for p in plan.pods[2:]] == ["web-0", "web-1", "db-0", "bot-0"]
 
 
 def test_reserved_and_too_long_names() -> None:
@@ -69,9 +77,9 @@ def test_peers_name_meshed_endpoints_only() -> None:
     web = "web.shop.serviceaccount.identity.lacewing.cluster.local"
     peers = dict(item.split("=") for item in mesh_peers(plan).split(","))
     assert peers == {
-        "10.42.0.11:8080": web,  # web-0
-        "10.42.0.12:8080": web,  # web-1
-        "10.43.0.11:8080": web,  # the web Service's VIP
+        "10.42.0.12:8080": web,  # web-0 (identity and destination are .10 and .11)
+        "10.42.0.13:8080": web,  # web-1
+        "10.43.0.12:8080": web,  # the web Service's VIP
     }
 
 
@@ -106,4 +114,7 @@ def test_material_and_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
 def test_proxy_env_merges_every_component() -> None:
     plan = plan_cluster("t1", with_control_plane(SPEC, DIR))
     env = proxy_env(plan, plan.pod("web-0"), DIR)
-    assert env == proxy_identity_env(plan, plan.pod("web-0"), IDENTITY)
+    assert env == {
+        **proxy_identity_env(plan, plan.pod("web-0"), IDENTITY),
+        "LACEWING_PROXY_DESTINATION_ADDR": "10.42.0.11:8086",  # lacewing-destination-0
+    }

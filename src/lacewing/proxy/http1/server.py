@@ -434,7 +434,9 @@ class Http1Server(asyncio.Protocol):
 
     async def _connect(self, req: Request) -> None:
         side, endpoint = self.side, self.endpoint
-        stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), side.tls)
+        stats = side.metrics.tcp_stats(
+            side.direction, "dst", str(endpoint), side.peer_tls(endpoint)
+        )
         try:
             _, conn = await side.connector.connect(
                 endpoint, lambda: UpstreamConn(endpoint, stats, side.pool)

@@ -28,16 +28,16 @@ is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_conf
     LACEWING_IDENTITY_SVC_NAME        optional: the controller's identity; default
                                       identity.<ns>.serviceaccount.identity.lacewing.<td>, <ns>
                                       read from ADDR's `lacewing-identity.<ns>.svc` (else lacewing)
-    LACEWING_IDENTITY_PEERS           until service discovery exists: `host:port=identity,...`,
-                                      the expected identity of outbound endpoints (everything
-                                      else stays plaintext)
+    LACEWING_IDENTITY_PEERS           static `host:port=identity,...` for endpoints discovery
+                                      does not announce (discovery's identities come first;
+                                      everything else stays plaintext)
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +51,7 @@ from lacewing.core.identity import (
 from lacewing.errors import ConfigError
 from lacewing.proxy.admin import AdminServer, AdminState
 from lacewing.proxy.config import Addr, Config, parse_addr
+from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
@@ -157,6 +158,19 @@ def load_identity_config(env: Mapping[str, str]) -> IdentityConfig | None:
     )
 
 
+def _first_known(
+    *lookups: Callable[[Addr], Identity | None],
+) -> Callable[[Addr], Identity | None]:
+    def lookup(addr: Addr) -> Identity | None:
+        for find in lookups:
+            found = find(addr)
+            if found is not None:
+                return found
+        return None
+
+    return lookup
+
+
 class MeshedProxyServer(ProxyServer):
     def __init__(
         self, config: Config, identity: IdentityConfig, *, clock: Clock | None = None
@@ -170,6 +184,11 @@ class MeshedProxyServer(ProxyServer):
             timeout=max(config.connect_timeout, 2.0),
         )
         super().__init__(config, connector=self.connector)
+        discovery = self.sides[1].discovery
+        if isinstance(discovery, OutboundDiscovery):
+            # mTLS follows discovery: an endpoint announced with an identity gets mutual TLS
+            # verified against it; the static LACEWING_IDENTITY_PEERS list is the fallback.
+            self.connector.expected_identity = _first_known(discovery.identity, identity.peers.get)
         self.connector.on_failure = lambda reason: self.metrics.error("outbound", f"tls_{reason}")
         self.terminator = MeshTlsTerminator(self.holder)
         self.sides[0].tls_terminator = self.terminator

@@ -39,12 +39,19 @@ class Connector(Protocol):
         self, addr: Addr, factory: Callable[[], P]
     ) -> tuple[asyncio.Transport, P]: ...
 
+    def labels_for(self, addr: Addr) -> tuple[tuple[str, str], ...] | None:
+        """The `tls` (and `server_id`) labels a connection to `addr` carries; None: plaintext."""
+        ...
+
 
 class PlainConnector:
     """Plain TCP with TCP_NODELAY (uvloop sets it by default, asyncio does not)."""
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
+
+    def labels_for(self, addr: Addr) -> None:
+        return None
 
     async def connect(self, addr: Addr, factory: Callable[[], P]) -> tuple[asyncio.Transport, P]:
         loop = asyncio.get_running_loop()

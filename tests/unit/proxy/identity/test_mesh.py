@@ -118,6 +118,14 @@ async def test_requests_cross_mtls_with_identities_in_metrics_and_one_handshake(
         server_metrics = "\n".join(mesh.server.metrics.render())
         assert f'client_id="{WEB.name}"' in server_metrics
         assert 'tls="true"' in server_metrics
+        client_metrics = mesh.client.metrics.render()
+        outbound = [m for m in client_metrics if m.startswith("response_total{")]
+        assert outbound and all(
+            f'tls="true",server_id="{API.name}"' in m and 'direction="outbound"' in m
+            for m in outbound
+        ), outbound
+        tcp_dst = [m for m in client_metrics if m.startswith("tcp_open_total{") and "dst" in m]
+        assert tcp_dst and all(f'server_id="{API.name}"' in m for m in tcp_dst), tcp_dst
     finally:
         await _shutdown(mesh)
 
