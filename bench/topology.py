@@ -1,0 +1,378 @@
+"""What the benchmark puts between the load generator and the backend: the rows, as data.
+
+Every row is a `RowSpec` in `ROWS`: a key, a label, a family (`plain` or `tls`, which picks the
+HAProxy row it is compared with), a `missing()` check that says why the row cannot run here
+(or None), and a `start(sup, env)` function that starts the row's processes through the
+`Supervisor` and returns a `Deployed`: the URL the load generator hits and the proxy processes
+to sample, client-side first. A pair is always two processes, like two sidecars:
+
+    load generator -> client-side proxy (outbound) -> server-side proxy (inbound) -> backend
+
+The backend (nginx `return 200 "ok"`, or HAProxy `http-request return` when nginx is missing)
+and the load generator share core `env.load_cpu`; the proxies of a pair share `env.proxy_cpu`.
+
+The lacewing mTLS row (`start_lacewing_mtls`) runs the real identity path: a
+`lacewing controller identity` on loopback issues both proxies' certificates; the HAProxy TLS
+pair it is measured against (`start_haproxy_tls`) uses `env.pki()` from `tlsgen`.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.procs import BenchError, Child, Supervisor, free_port
+from bench.tlsgen import SERVER_NAME, Pki, make_pki
+
+__all__ = [
+    "ROWS",
+    "Deployed",
+    "Env",
+    "RowSpec",
+    "start_backend",
+]
+
+
+@dataclass
+class Env:
+    """What every start function needs: the run's directory, cores, and the backend's port."""
+
+    workdir: Path
+    load_cpu: int
+    proxy_cpu: int
+    backend_port: int = 0
+    _pki: Pki | None = field(default=None, repr=False)
+
+    def pki(self) -> Pki:
+        if self._pki is None:
+            self._pki = make_pki(self.workdir / "pki")
+        return self._pki
+
+
+@dataclass(frozen=True)
+class Deployed:
+    url: str
+    proxies: tuple[Child, ...]  # client-side first; empty for the direct row
+
+
+@dataclass(frozen=True)
+class RowSpec:
+    key: str
+    label: str
+    family: str  # "plain" or "tls": the HAProxy row of the same family is the baseline
+    missing: Callable[[], str | None]
+    start: Callable[[Supervisor, Env], Deployed]
+
+
+# --- backend -------------------------------------------------------------------------------
+
+_NGINX_CONF = """\
+master_process off;
+daemon off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    client_body_temp_path {dir}/nginx-tmp; proxy_temp_path {dir}/nginx-tmp;
+    fastcgi_temp_path {dir}/nginx-tmp; uwsgi_temp_path {dir}/nginx-tmp;
+    scgi_temp_path {dir}/nginx-tmp;
+    server {{
+        listen 127.0.0.1:{port} reuseport;
+        location / {{ return 200 "ok"; }}
+    }}
+}}
+"""
+
+
+def start_backend(sup: Supervisor, env: Env) -> str:
+    """Start the fast backend on env.load_cpu; set env.backend_port; return what it is."""
+    env.backend_port = free_port()
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
+    )
+    if nginx is not None:
+        (env.workdir / "nginx-tmp").mkdir(exist_ok=True)
+        conf = env.workdir / "nginx.conf"
+        conf.write_text(_NGINX_CONF.format(dir=env.workdir, port=env.backend_port))
+        child = sup.start(
+            "backend-nginx", [nginx, "-c", str(conf), "-p", str(env.workdir)], cpu=env.load_cpu
+        )
+        sup.wait_tcp(child, env.backend_port)
+        return _version([nginx, "-v"])
+    conf = env.workdir / "backend-haproxy.cfg"
+    conf.write_text(
+        _HAPROXY_HEAD + f"frontend backend\n    bind 127.0.0.1:{env.backend_port}\n"
+        '    http-request return status 200 content-type text/plain string "ok"\n'
+    )
+    child = sup.start("backend-haproxy", [_haproxy(), "-f", str(conf), "-db"], cpu=env.load_cpu)
+    sup.wait_tcp(child, env.backend_port)
+    return "HAProxy http-request return (nginx not installed)"
+
+
+def _version(argv: list[str]) -> str:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)
+    except OSError:
+        return "unknown"
+    text = (done.stdout + done.stderr).strip().splitlines()
+    return text[0] if text else "unknown"
+
+
+# --- direct --------------------------------------------------------------------------------
+
+
+def start_direct(sup: Supervisor, env: Env) -> Deployed:
+    return Deployed(f"http://127.0.0.1:{env.backend_port}/", ())
+
+
+# --- HAProxy pairs --------------------------------------------------------------------------
+
+_HAPROXY_HEAD = """\
+global
+    nbthread 1
+    maxconn 4096
+    tune.ssl.default-dh-param 2048
+defaults
+    mode http
+    option http-keep-alive
+    http-reuse always
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+    timeout http-keep-alive 60s
+"""
+
+
+def _haproxy() -> str:
+    path = shutil.which("haproxy") or "/usr/sbin/haproxy"
+    if not os.path.exists(path):
+        raise BenchError("haproxy is not installed", hint="apt-get install haproxy")
+    return path
+
+
+def _haproxy_missing() -> str | None:
+    if shutil.which("haproxy") or os.path.exists("/usr/sbin/haproxy"):
+        return None
+    return "haproxy is not installed (apt-get install haproxy)"
+
+
+def _start_haproxy(
+    sup: Supervisor,
+    env: Env,
+    name: str,
+    listen: int,
+    upstream: int,
+    bind_opts: str,
+    server_opts: str,
+) -> Child:
+    conf = env.workdir / f"{name}.cfg"
+    conf.write_text(
+        _HAPROXY_HEAD
+        + f"frontend in\n    bind 127.0.0.1:{listen}{bind_opts}\n    default_backend out\n"
+        + f"backend out\n    server up 127.0.0.1:{upstream}{server_opts}\n"
+    )
+    child = sup.start(name, [_haproxy(), "-f", str(conf), "-db"], cpu=env.proxy_cpu)
+    sup.wait_tcp(child, listen)
+    return child
+
+
+def start_haproxy(sup: Supervisor, env: Env) -> Deployed:
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_haproxy(sup, env, "haproxy-inbound", inbound_port, env.backend_port, "", "")
+    outbound = _start_haproxy(sup, env, "haproxy-outbound", outbound_port, inbound_port, "", "")
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_haproxy_tls(sup: Supervisor, env: Env) -> Deployed:
+    """Client side originates mutual TLS (pooled, reused), server side terminates it."""
+    pki = env.pki()
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_haproxy(
+        sup,
+        env,
+        "haproxy-tls-inbound",
+        inbound_port,
+        env.backend_port,
+        f" ssl crt {pki.server} ca-file {pki.ca} verify required",
+        "",
+    )
+    outbound = _start_haproxy(
+        sup,
+        env,
+        "haproxy-tls-outbound",
+        outbound_port,
+        inbound_port,
+        "",
+        f" ssl crt {pki.client} ca-file {pki.ca} verify required"
+        f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
+    )
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+# --- lacewing pairs -------------------------------------------------------------------------
+
+
+def _lacewing() -> str:
+    """The `lacewing` entry point of the interpreter running the benchmark (the venv's)."""
+    beside = Path(sys.executable).with_name("lacewing")
+    return str(beside) if beside.exists() else (shutil.which("lacewing") or "lacewing")
+
+
+def _lacewing_missing() -> str | None:
+    try:
+        done = subprocess.run(
+            [_lacewing(), "proxy", "--help"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except OSError as exc:
+        return f"`lacewing` cannot be run: {exc}"
+    if done.returncode != 0:
+        return "`lacewing proxy` is not available in this checkout"
+    return None
+
+
+def _start_lacewing_proxy(
+    sup: Supervisor,
+    env: Env,
+    name: str,
+    side: str,
+    listen: int,
+    upstream: int,
+    extra_env: dict[str, str] | None = None,
+) -> Child:
+    """One `lacewing proxy` process; `side` ('INBOUND' or 'OUTBOUND') is the listener used.
+
+    The unused listener and the admin server get ports of their own, so the two processes of a
+    pair never collide. Fixed destinations replace SO_ORIGINAL_DST on loopback.
+    """
+    admin = free_port()
+    ports = {"INBOUND": free_port(), "OUTBOUND": free_port(), side: listen}
+    variables = {
+        "LACEWING_PROXY_INBOUND_LISTEN_ADDR": f"127.0.0.1:{ports['INBOUND']}",
+        "LACEWING_PROXY_OUTBOUND_LISTEN_ADDR": f"127.0.0.1:{ports['OUTBOUND']}",
+        "LACEWING_PROXY_ADMIN_LISTEN_ADDR": f"127.0.0.1:{admin}",
+        f"LACEWING_PROXY_{side}_FIXED_DST": f"127.0.0.1:{upstream}",
+        **(extra_env or {}),
+    }
+    child = sup.start(name, [_lacewing(), "proxy"], cpu=env.proxy_cpu, env=variables)
+    sup.wait_http_ok(child, admin, "/ready")
+    sup.wait_tcp(child, listen)
+    return child
+
+
+def start_lacewing(sup: Supervisor, env: Env) -> Deployed:
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_lacewing_proxy(
+        sup, env, "lacewing-inbound", "INBOUND", inbound_port, env.backend_port
+    )
+    outbound = _start_lacewing_proxy(
+        sup, env, "lacewing-outbound", "OUTBOUND", outbound_port, inbound_port
+    )
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+MESH_NAMESPACE = "bench"
+_TOKEN_KEY = b"lacewing-benchmark-local-token-key"
+
+
+def _lacewing_mtls_missing() -> str | None:
+    reason = _lacewing_missing()
+    if reason is not None:
+        return reason
+    try:
+        from lacewing.proxy.identity import sidecar  # noqa: F401  (mTLS is in this checkout)
+    except ImportError:
+        return "this checkout's proxy has no workload identity (lacewing.proxy.identity.sidecar)"
+    return None
+
+
+def _start_identity_controller(sup: Supervisor, env: Env) -> tuple[int, str]:
+    """The identity CA on loopback, with a fresh trust anchor and issuer, local tokens.
+
+    Returns its port and the trust anchor PEM the proxies verify with.
+    """
+    from lacewing.tls.pki import generate_issuer, generate_trust_anchor
+
+    files = env.workdir / "mesh"
+    issuer_dir = files / "issuer"
+    issuer_dir.mkdir(parents=True)
+    anchor = generate_trust_anchor()
+    issuer = generate_issuer(anchor)
+    (issuer_dir / "tls.crt").write_text(issuer.cert_pem)
+    (issuer_dir / "tls.key").write_text(issuer.key_pem)
+    (files / "ca.crt").write_text(anchor.cert_pem)
+    (files / "token.key").write_bytes(_TOKEN_KEY)
+    for path in (issuer_dir / "tls.key", files / "token.key"):
+        path.chmod(0o600)
+    port = free_port()
+    argv = [
+        _lacewing(), "controller", "identity", "--issuer-dir", str(issuer_dir),
+        "--trust-anchors-file", str(files / "ca.crt"), "--validator", "local",
+        "--local-token-key-file", str(files / "token.key"), "--listen-addr", f"127.0.0.1:{port}",
+    ]  # fmt: skip
+    child = sup.start("identity-controller", argv, cpu=env.load_cpu)
+    sup.wait_tcp(child, port, timeout_s=20)
+    return port, anchor.cert_pem
+
+
+def _identity_env(env: Env, controller: int, anchors: str, account: str) -> dict[str, str]:
+    from lacewing.core.identity import mint_local_token
+
+    token = env.workdir / "mesh" / f"token-{account}"
+    token.write_text(mint_local_token(_TOKEN_KEY, MESH_NAMESPACE, account))
+    token.chmod(0o600)
+    return {
+        "LACEWING_POD_NAMESPACE": MESH_NAMESPACE,
+        "LACEWING_POD_SERVICE_ACCOUNT": account,
+        "LACEWING_IDENTITY_ADDR": f"127.0.0.1:{controller}",
+        "LACEWING_IDENTITY_TRUST_ANCHORS": anchors,
+        "LACEWING_IDENTITY_TOKEN_FILE": str(token),
+    }
+
+
+def start_lacewing_mtls(sup: Supervisor, env: Env) -> Deployed:
+    """Two meshed proxies: the outbound one originates mTLS to the inbound one's listener.
+
+    Both get leaf certificates from a `lacewing controller identity` started here (local
+    tokens, a trust anchor made for this run). `LACEWING_IDENTITY_PEERS` tells the outbound
+    proxy that its fixed destination is the server-side proxy's identity, as service
+    discovery would. The TLS connections between them are pooled, as HAProxy's are.
+    """
+    from lacewing.core.identity import Identity
+
+    controller, anchors = _start_identity_controller(sup, env)
+    inbound_port, outbound_port = free_port(), free_port()
+    server = Identity(MESH_NAMESPACE, "server")
+    inbound = _start_lacewing_proxy(
+        sup, env, "lacewing-mtls-inbound", "INBOUND", inbound_port, env.backend_port,
+        _identity_env(env, controller, anchors, "server"),
+    )  # fmt: skip
+    outbound = _start_lacewing_proxy(
+        sup, env, "lacewing-mtls-outbound", "OUTBOUND", outbound_port, inbound_port,
+        {**_identity_env(env, controller, anchors, "client"),
+         "LACEWING_IDENTITY_PEERS": f"127.0.0.1:{inbound_port}={server.name}"},
+    )  # fmt: skip
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+ROWS: tuple[RowSpec, ...] = (
+    RowSpec("direct", "direct (no proxy)", "plain", lambda: None, start_direct),
+    RowSpec("haproxy", "HAProxy pair, HTTP", "plain", _haproxy_missing, start_haproxy),
+    RowSpec("lacewing", "lacewing pair, HTTP", "plain", _lacewing_missing, start_lacewing),
+    RowSpec("haproxy-tls", "HAProxy pair, mTLS", "tls", _haproxy_missing, start_haproxy_tls),
+    RowSpec(
+        "lacewing-mtls", "lacewing pair, mTLS", "tls", _lacewing_mtls_missing, start_lacewing_mtls
+    ),
+)
