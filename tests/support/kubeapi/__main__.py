@@ -1,4 +1,9 @@
-"""`python -m tests.support.kubeapi serve --kubeconfig PATH`: run the emulator until Ctrl-C."""
+"""`python -m tests.support.kubeapi serve --kubeconfig PATH`: run the emulator until Ctrl-C.
+
+With `--kubelet SECONDS` the kubelet helper runs every SECONDS: Deployments get ReplicaSets
+and Pods, and Pods are marked Ready, so a hand-run `lacewing check` can watch the control
+plane become healthy as on a real cluster.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,13 @@ import tempfile
 import threading
 from pathlib import Path
 
-from tests.support.kubeapi.testbed import start_kube_api
+from tests.support.kubeapi.testbed import KubeAPI, start_kube_api
+
+
+def _kubelet_loop(api: KubeAPI, every: float, stop: threading.Event) -> None:
+    while not stop.wait(every):
+        api.kubelet.sync()
+        api.kubelet.mark_ready()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -21,7 +32,16 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--port", type=int, default=0, help="port on 127.0.0.1 (default: any free one)"
     )
+    serve.add_argument(
+        "--kubelet",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="run the kubelet helper every SECONDS: pods for Deployments, marked Ready (0: off)",
+    )
     args = parser.parse_args(argv)
+    if args.kubelet < 0:
+        parser.error(f"--kubelet {args.kubelet} must be 0 (off) or a number of seconds")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a TCP port (0-65535)")
     try:
@@ -41,7 +61,13 @@ def main(argv: list[str] | None = None) -> int:
                 "(context testbed); Ctrl-C stops it",
                 flush=True,
             )
-            threading.Event().wait()
+            stop = threading.Event()
+            if args.kubelet:
+                threading.Thread(
+                    target=_kubelet_loop, args=(api, args.kubelet, stop), name="kubelet",
+                    daemon=True,
+                ).start()  # fmt: skip
+            stop.wait()
         except KeyboardInterrupt:
             pass
         finally:
