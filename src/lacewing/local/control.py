@@ -1,11 +1,13 @@
-"""What the CLI does to a local cluster: up, down, status, exec, logs.
+"""What the CLI does to a local cluster: up, down, status, exec, logs, scale.
 
 `up` checks the machine (Linux, root, `ip`, `iptables-restore`), validates the cluster file,
 sweeps a dead cluster of the same name, starts the supervisor detached (its own session, so
 the terminal's Ctrl-C does not reach it) and polls its status.json until every pod is ready,
 the supervisor reports a failure, or it dies; Ctrl-C while waiting brings the cluster down.
 `down` sends the supervisor SIGTERM and waits for it to finish tearing down; with no live
-supervisor it sweeps. Everything else reads status.json
+supervisor it sweeps. `scale` drops a request in the supervisor's request directory and
+polls status.json until the workload has that many pods, all ready (or the supervisor
+reports why it could not). Everything else reads status.json
 and the logs, or runs a command in a pod's namespace with `ip netns exec`.
 """
 
@@ -26,7 +28,7 @@ from lacewing.errors import RuntimeEnvError, UsageError
 from lacewing.local import netns
 from lacewing.local.controlplane import with_control_plane
 from lacewing.local.plan import check_cluster_name, plan_cluster
-from lacewing.local.spec import load_cluster_file
+from lacewing.local.spec import MAX_REPLICAS, load_cluster_file
 from lacewing.local.state import SUPERVISOR_MODULE, ClusterState, sweep
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "exec_in_pod",
     "pod_logs",
     "read_pods",
+    "scale",
     "selected_cluster",
     "up",
 ]
@@ -250,3 +253,54 @@ def pod_logs(name: str, pod: str, *, proxy: bool = False) -> str:
         return path.read_text(errors="replace")
     except OSError:
         return ""
+
+
+def scale(
+    name: str,
+    workload: str,
+    replicas: int,
+    *,
+    timeout: float = 60.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> list[PodStatus]:
+    """Scale `workload` of cluster `name` to `replicas` pods; its pods once all are ready."""
+    check_cluster_name(name)
+    if not 0 <= replicas <= MAX_REPLICAS:
+        raise UsageError(f"--replicas must be a number from 0 to {MAX_REPLICAS}")
+    check_machine()
+    state = ClusterState(name)
+    status = state.read_status() if state.alive() else None
+    if status is None:
+        raise UsageError(
+            f"no local cluster named {name!r} is running",
+            hint="start one with `lacewing local up -f FILE`",
+        )
+    workloads: dict[str, Any] = status.get("workloads", {})
+    if workload.startswith("lacewing-") and workload in workloads:
+        raise UsageError(f"{workload} is part of the control plane and cannot be scaled")
+    if workload not in workloads:
+        known = ", ".join(w for w in workloads if not w.startswith("lacewing-"))
+        raise UsageError(
+            f"no workload {workload!r} in local cluster {name!r}", hint=f"workloads: {known}"
+        )
+    state.request_scale(workload, replicas)
+    deadline = time.monotonic() + timeout
+    while True:
+        failure = state.request_failure(workload)
+        if failure is not None:
+            raise RuntimeEnvError(f"could not scale {workload}: {failure}")
+        if not state.alive():
+            raise RuntimeEnvError(f"the supervisor of local cluster {name!r} is gone")
+        status = state.read_status() or {}
+        counts = status.get("workloads", {}).get(workload, {})
+        pending = (state.requests / f"{workload}.scale").exists()
+        if not pending and counts == {"replicas": replicas, "ready": replicas}:
+            pods = [PodStatus.from_dict(p) for p in status.get("pods", [])]
+            return [p for p in pods if p.workload == workload]
+        if time.monotonic() > deadline:
+            raise RuntimeEnvError(
+                f"{workload} did not reach {replicas} ready pods in {timeout:g}s "
+                f"(now {counts.get('ready', '?')} of {counts.get('replicas', '?')})",
+                hint=f"see `lacewing local status --name {name}` and the pods' logs",
+            )
+        sleep(0.1)

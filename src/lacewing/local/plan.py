@@ -123,6 +123,7 @@ class ClusterPlan:
     node_netns: str
     pods: tuple[PodPlan, ...]
     services: tuple[ServiceEntry, ...]
+    workloads: tuple[WorkloadSpec, ...] = ()  # every workload of the file, even at 0 replicas
 
     def pod(self, name: str) -> PodPlan:
         for pod in self.pods:
@@ -172,7 +173,11 @@ def plan_cluster(name: str, spec: ClusterSpec) -> ClusterPlan:
                 )
             )
     return ClusterPlan(
-        name=name, node_netns=prefix + "node", pods=tuple(pods), services=tuple(services)
+        name=name,
+        node_netns=prefix + "node",
+        pods=tuple(pods),
+        services=tuple(services),
+        workloads=spec.workloads,
     )
 
 

@@ -5,6 +5,7 @@
         supervisor.log     its log
         status.json        per pod: ready, restarts, pids (rewritten by the supervisor)
         registry.json      the registry (lacewing.core.registry), for the destination controller
+        requests/          the CLI's requests to the supervisor (`<workload>.scale`), see below
         logs/<pod>.log, logs/<pod>.proxy.log
         identity/          the cluster's trust anchor, issuer and token key
 
@@ -12,6 +13,11 @@ A cluster is alive when its supervisor PID runs a process whose command line is 
 supervisor for that name (a recycled PID does not count). `sweep(name)` removes what a dead
 cluster left: namespaces `lwl-<name>-*` (killing whatever still runs in them), their
 /etc/netns entries and the state directory. `up` and `down` sweep before doing anything.
+
+The control channel is a directory, read by the supervisor every tick: `lacewing local scale`
+writes `requests/<workload>.scale` (the replica count, atomically); the supervisor takes
+(deletes) it, applies it and, if that failed, writes `requests/<workload>.failed` with the
+one-line reason. Success shows in status.json (`workloads`, `pods`), which the CLI polls.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "ClusterState",
     "state_root",
     "sweep",
+    "write_json",
 ]
 
 SUPERVISOR_MODULE = "lacewing.local.supervisor"
@@ -71,6 +78,43 @@ class ClusterState:
     @property
     def logs(self) -> Path:
         return self.dir / "logs"
+
+    @property
+    def requests(self) -> Path:
+        return self.dir / "requests"
+
+    def request_scale(self, workload: str, replicas: int) -> None:
+        """The CLI's side: ask the supervisor to scale `workload` (replaces an unread request)."""
+        self.requests.mkdir(exist_ok=True)
+        with contextlib.suppress(FileNotFoundError):
+            (self.requests / f"{workload}.failed").unlink()
+        tmp = self.requests / f".{workload}.tmp"
+        tmp.write_text(f"{replicas}\n")
+        os.replace(tmp, self.requests / f"{workload}.scale")
+
+    def take_scale_requests(self) -> list[tuple[str, int | None]]:
+        """The supervisor's side: every pending request, deleted as it is read (None: garbled)."""
+        if not self.requests.is_dir():
+            return []
+        taken: list[tuple[str, int | None]] = []
+        for path in sorted(self.requests.glob("*.scale")):
+            try:
+                text = path.read_text().strip()
+                path.unlink()
+            except OSError:
+                continue
+            taken.append((path.name.removesuffix(".scale"), int(text) if text.isdigit() else None))
+        return taken
+
+    def fail_request(self, workload: str, message: str) -> None:
+        with contextlib.suppress(OSError):
+            (self.requests / f"{workload}.failed").write_text(message + "\n")
+
+    def request_failure(self, workload: str) -> str | None:
+        try:
+            return (self.requests / f"{workload}.failed").read_text().strip()
+        except OSError:
+            return None
 
     def pod_log(self, pod: str, proxy: bool = False) -> Path:
         return self.logs / (f"{pod}.proxy.log" if proxy else f"{pod}.log")

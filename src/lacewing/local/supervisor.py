@@ -17,6 +17,9 @@ session and waits for `status.json` to say every pod is ready. The supervisor:
    accepts on 127.0.0.1, and the proxy's /ready says 200); when the set of ready pods changes
    the registry's revision is bumped, registry.json rewritten (atomic rename) and every pod's
    Service chain replaced with the ready endpoints (`iptables-restore --noflush`);
+   scale requests from the CLI (`requests/<workload>.scale`, see `lacewing.local.state`) are
+   applied at the start of a tick: new pods are built and started like the first ones, pods
+   scaled away leave the registry at once and are stopped `DRAIN` seconds later;
 4. on SIGTERM/SIGINT (or a failure while building) stops every process group (SIGTERM, then
    SIGKILL after a grace period), deletes the namespaces and /etc/netns entries, and removes
    its state directory. If it is SIGKILLed instead, the next `up`/`down` sweeps the leftovers.
@@ -60,6 +63,7 @@ from lacewing.local.plan import (
     resolv_conf,
     services_restore,
 )
+from lacewing.local.scaling import scale_plan
 from lacewing.local.spec import load_cluster_file
 from lacewing.local.state import ClusterState, write_json
 
@@ -70,6 +74,9 @@ TICK = 0.25
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0
 STOP_GRACE = 3.0
+# A pod scaled away leaves the registry and the Service chains at once, and is stopped this
+# much later: long enough for destination (0.2 s poll) to tell every proxy.
+DRAIN = 1.0
 ADMIN_PORT = 4191
 CONTROL_PLANE_READY_TIMEOUT = 30.0
 # `lacewing proxy` without the CLI around it (smaller RSS); with LACEWING_IDENTITY_* set it
@@ -154,6 +161,8 @@ class Supervisor:
         self.revision = 0
         self.stopping = False
         self.built: list[str] = []
+        # pods scaled away: (when to stop them, the pod, its processes)
+        self.terminating: list[tuple[float, PodPlan, list[Container]]] = []
 
     # ---- building -------------------------------------------------------------------------
 
@@ -167,16 +176,7 @@ class Supervisor:
         self.built.append(plan.node_netns)
         netns.add_node(plan.node_netns)
         for pod in plan.pods:
-            self.built.append(pod.netns)
-            netns.add_pod(plan.node_netns, pod)
-            netns.write_etc(pod.netns, hosts_file(pod, plan.services), resolv_conf(pod))
-            if pod.meshed:
-                netns.sh(
-                    *netns.exec_argv(
-                        pod.netns, [sys.executable, "-m", "lacewing.cli.main", "proxy-init"]
-                    )
-                )
-            netns.install_services_jump(pod.netns, plan.name)
+            self._build_pod(pod)
         self.say(f"built node {plan.node_netns} and {len(plan.pods)} pods")
         write_identity_material(self.state.identity_dir)
         for pod in plan.pods:
@@ -193,6 +193,18 @@ class Supervisor:
         for container in self.containers:
             if container.popen is None:
                 container.start(self.state.dir)
+
+    def _build_pod(self, pod: PodPlan) -> None:
+        self.built.append(pod.netns)
+        netns.add_pod(self.plan.node_netns, pod)
+        netns.write_etc(pod.netns, hosts_file(pod, self.plan.services), resolv_conf(pod))
+        if pod.meshed:
+            netns.sh(
+                *netns.exec_argv(
+                    pod.netns, [sys.executable, "-m", "lacewing.cli.main", "proxy-init"]
+                )
+            )
+        netns.install_services_jump(pod.netns, self.plan.name)
 
     def _await_ready(self, pods: list[PodPlan], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -242,6 +254,8 @@ class Supervisor:
     # ---- running --------------------------------------------------------------------------
 
     def tick(self) -> None:
+        self.apply_requests()
+        self._remove_terminated()
         now = self.clock()
         for c in self.containers:
             code = c.reap()
@@ -261,6 +275,50 @@ class Supervisor:
             self.publish()
         else:
             self.write_status("running")
+
+    # ---- scaling --------------------------------------------------------------------------
+
+    def apply_requests(self) -> None:
+        for workload, replicas in self.state.take_scale_requests():
+            try:
+                if replicas is None:
+                    raise RuntimeEnvError("the request was not a replica count")
+                self.scale(workload, replicas)
+            except LacewingError as exc:
+                self.say(f"scale {workload}: {exc.message}")
+                self.state.fail_request(workload, exc.message)
+
+    def scale(self, workload: str, replicas: int) -> None:
+        busy = [pod for _, pod, _ in self.terminating]
+        scaled = scale_plan(self.plan, workload, replicas, busy=busy)
+        self.plan = scaled.plan
+        for pod in scaled.removed:
+            mine = [c for c in self.containers if c.pod is pod]
+            self.containers = [c for c in self.containers if c.pod is not pod]
+            self.ready.pop(pod.name, None)
+            self.terminating.append((self.clock() + DRAIN, pod, mine))
+        for pod in scaled.added:
+            self._build_pod(pod)
+            if pod.meshed:
+                write_token(self.state.identity_dir, pod)
+            started = self._containers(pod)
+            self.containers.extend(started)
+            for container in started:
+                container.start(self.state.dir)
+        names = [f"+{p.name}" for p in scaled.added] + [f"-{p.name}" for p in scaled.removed]
+        self.say(f"scaled {workload} to {replicas}: {' '.join(names) or 'no change'}")
+        self.publish()
+
+    def _remove_terminated(self) -> None:
+        now = self.clock()
+        for entry in [t for t in self.terminating if t[0] <= now]:
+            _, pod, containers = entry
+            _stop(containers)
+            netns.delete_netns(pod.netns)
+            netns.remove_etc(pod.netns)
+            self.built.remove(pod.netns)
+            self.terminating.remove(entry)
+            self.say(f"removed pod {pod.name}")
 
     def _probe(self, pod: PodPlan) -> bool:
         mine = [c for c in self.containers if c.pod is pod]
@@ -311,8 +369,20 @@ class Supervisor:
                     "pids": {k: c.pid for k, c in mine.items()},
                 }
             )
+        workloads = {
+            w.name: {
+                "replicas": sum(1 for p in self.plan.pods if p.workload.name == w.name),
+                "ready": sum(
+                    1
+                    for p in self.plan.pods
+                    if p.workload.name == w.name and self.ready.get(p.name, False)
+                ),
+            }
+            for w in self.plan.workloads
+        }
         status: dict[str, object] = {
             "cluster": self.plan.name,
+            "workloads": workloads,
             "phase": phase,
             "supervisor": os.getpid(),
             "revision": self.revision,
@@ -337,20 +407,25 @@ class Supervisor:
     # ---- stopping -------------------------------------------------------------------------
 
     def teardown(self) -> None:
-        for c in self.containers:
-            c.signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_GRACE
-        for c in self.containers:
-            while c.running() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            c.signal(signal.SIGKILL)
-            if c.popen is not None:
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    c.popen.wait(timeout=2)
+        _stop([*self.containers, *(c for _, _, mine in self.terminating for c in mine)])
         for space in [*self.built[1:], *self.built[:1]]:
             netns.delete_netns(space)
             netns.remove_etc(space)
         self.say("torn down")
+
+
+def _stop(containers: list[Container]) -> None:
+    """SIGTERM every process group, SIGKILL what is left after STOP_GRACE."""
+    for c in containers:
+        c.signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE
+    for c in containers:
+        while c.running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.signal(signal.SIGKILL)
+        if c.popen is not None:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                c.popen.wait(timeout=2)
 
 
 def _stop_on_signal(supervisor: Supervisor) -> None:

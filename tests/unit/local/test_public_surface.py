@@ -15,6 +15,7 @@ MODULES = [
     "lacewing.local.control",
     "lacewing.local.controlplane",
     "lacewing.local.supervisor",
+    "lacewing.local.scaling",
     "lacewing.local.demo",
     "lacewing.local.demo.run",
     "lacewing.viz.promtext",

@@ -1,4 +1,4 @@
-"""`lacewing local up|status|exec|logs|down`: a cluster of network namespaces on this machine.
+"""`lacewing local up|status|exec|logs|scale|down`: a cluster of network namespaces on this machine.
 
 Each subcommand parses its flags into a frozen options dataclass and calls a `run_*` function
 with `(options, ctx, out)`; the work is in `lacewing.local.control`. The cluster is chosen by
@@ -43,6 +43,14 @@ class LogsOptions:
     name: str | None = None
 
 
+@dataclass(frozen=True)
+class ScaleOptions:
+    workload: str
+    replicas: int
+    name: str | None = None
+    timeout: float = 60.0
+
+
 def format_pods(pods: list[control.PodStatus]) -> list[str]:
     rows = [("NAMESPACE", "NAME", "READY", "MESHED", "RESTARTS", "IP")]
     for p in pods:
@@ -78,6 +86,15 @@ def run_status(options: NameOptions, ctx: GlobalOptions, out: Output) -> int:
 
 def run_down(options: NameOptions, ctx: GlobalOptions, out: Output) -> int:
     out.line(control.down(control.selected_cluster(options.name)))
+    return 0
+
+
+def run_scale(options: ScaleOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    pods = control.scale(name, options.workload, options.replicas, timeout=options.timeout)
+    out.line(f"{options.workload} scaled to {options.replicas} in local cluster {name!r}")
+    for line in format_pods(pods) if pods else []:
+        out.line(line)
     return 0
 
 
@@ -144,3 +161,17 @@ def exec_command(g: GlobalOptions, name: str | None, pod: str, argv: tuple[str, 
 def logs_command(g: GlobalOptions, name: str | None, pod: str, proxy: bool) -> int:
     """Print the log of POD's app (or of its proxy)."""
     return run_logs(LogsOptions(pod=pod, proxy=proxy, name=name), g, Output())
+
+
+@command.command("scale")
+@name_option
+@click.argument("workload")
+@click.option("--replicas", type=int, required=True, help="How many pods the workload runs.")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for ready.")
+@click.pass_obj
+def scale_command(
+    g: GlobalOptions, name: str | None, workload: str, replicas: int, timeout: float
+) -> int:
+    """Scale WORKLOAD to --replicas pods and wait until they are all ready."""
+    options = ScaleOptions(workload=workload, replicas=replicas, name=name, timeout=timeout)
+    return run_scale(options, g, Output())
