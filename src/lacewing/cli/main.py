@@ -1,9 +1,9 @@
 """Entry point of the `lacewing` command.
 
 Subcommands are a table (`COMMANDS`): name -> "module:attribute" of a click command. The group
-imports a command's module only when that command runs, so `lacewing version` does not pay for
-the proxy's or the Kubernetes client's imports, and a part that is missing or broken cannot
-break the others.
+(`cli.lazy.LazyGroup`) imports a command's module only when that command runs, so
+`lacewing version` does not pay for the proxy's or the Kubernetes client's imports, and a part
+that is missing or broken cannot break the others.
 
 `main()` is the only place that exits. It turns a `LacewingError` into one line on stderr
 (plus one line of hint) and its exit code; a click usage error keeps click's one-line message.
@@ -11,14 +11,13 @@ break the others.
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import sys
 from typing import Any
 
 import click
 
 from lacewing.cli.context import DEFAULT_NAMESPACE, GlobalOptions
+from lacewing.cli.lazy import LazyGroup
 from lacewing.errors import LacewingError
 
 COMMANDS: dict[str, str] = {
@@ -40,28 +39,9 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def _available(name: str) -> bool:
-    module, _, _ = COMMANDS[name].partition(":")
-    return importlib.util.find_spec(module) is not None
-
-
-class LazyGroup(click.Group):
-    """A click group whose subcommands are imported on first use from `COMMANDS`."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name in COMMANDS if _available(name)]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMMANDS.get(cmd_name)
-        if target is None or not _available(cmd_name):
-            return None
-        module_name, _, attr = target.partition(":")
-        command = getattr(importlib.import_module(module_name), attr)
-        assert isinstance(command, click.Command)
-        return command
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup, table=COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("--kubeconfig", envvar="KUBECONFIG", help="Path to the kubeconfig file.")
 @click.option("--context", "kube_context", help="Name of the kubeconfig context to use.")
 @click.option(

@@ -150,6 +150,21 @@ _NETWORK = _obj(
     required=("networks",),
 )
 
+
+def _name_value_matches() -> Schema:
+    """Header or query-parameter matches; a new dict per use, so YAML writes it out in full."""
+    return _arr(
+        _obj(
+            {
+                "name": _str(),
+                "value": _str(),
+                "type": _str(enum=["Exact", "RegularExpression"]),
+            },
+            required=("name", "value"),
+        )
+    )
+
+
 _HTTP_MATCH = _obj(
     {
         "path": _obj(
@@ -160,46 +175,34 @@ _HTTP_MATCH = _obj(
                 "value": _str(default="/"),
             }
         ),
-        "headers": _arr(
-            _obj(
-                {
-                    "name": _str(),
-                    "value": _str(),
-                    "type": _str(enum=["Exact", "RegularExpression"]),
-                },
-                required=("name", "value"),
-            )
-        ),
-        "queryParams": _arr(
-            _obj(
-                {
-                    "name": _str(),
-                    "value": _str(),
-                    "type": _str(enum=["Exact", "RegularExpression"]),
-                },
-                required=("name", "value"),
-            )
-        ),
+        "headers": _name_value_matches(),
+        "queryParams": _name_value_matches(),
         "method": _str(
             enum=["GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH"]
         ),
     }
 )
 
+
+def _gateway_ref(extra: dict[str, Schema]) -> Schema:
+    """A Gateway API reference to an object (and port), plus `extra` fields."""
+    return _obj(
+        {
+            "group": _str(),
+            "kind": _str(),
+            "name": _str(),
+            "namespace": _str(),
+            "port": _int(minimum=1, maximum=65535),
+            **extra,
+        },
+        required=("name",),
+    )
+
+
 _HTTP_ROUTE = _obj(
     {
         "parentRefs": _arr(
-            _obj(
-                {
-                    "group": _str(),
-                    "kind": _str(),
-                    "name": _str(),
-                    "namespace": _str(),
-                    "port": _int(minimum=1, maximum=65535),
-                    "sectionName": _str(),
-                },
-                required=("name",),
-            ),
+            _gateway_ref({"sectionName": _str()}),
             "The Servers or Services these routes apply to.",
         ),
         "hostnames": _arr(_str()),
@@ -208,17 +211,7 @@ _HTTP_ROUTE = _obj(
                 {
                     "matches": _arr(_HTTP_MATCH),
                     "backendRefs": _arr(
-                        _obj(
-                            {
-                                "group": _str(),
-                                "kind": _str(),
-                                "name": _str(),
-                                "namespace": _str(),
-                                "port": _int(minimum=1, maximum=65535),
-                                "weight": _int(minimum=0, maximum=1000000, default=1),
-                            },
-                            required=("name",),
-                        )
+                        _gateway_ref({"weight": _int(minimum=0, maximum=1000000, default=1)})
                     ),
                     "timeouts": _obj(
                         {

@@ -244,15 +244,7 @@ def _controller_container(values: Values, c: Component) -> Doc:
             "initialDelaySeconds": 10,
             "periodSeconds": 10,
         },
-        "securityContext": {
-            "runAsUser": CONTROLLER_UID,
-            "runAsGroup": CONTROLLER_UID,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": sidecar.restricted_security_context(CONTROLLER_UID),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if mounts:

@@ -37,6 +37,7 @@ __all__ = [
     "proxy_pod_labels",
     "proxy_volumes",
     "resources",
+    "restricted_security_context",
 ]
 
 PROXY_CONTAINER_NAME = "lacewing-proxy"
@@ -70,6 +71,19 @@ def resources(spec: ResourceValues) -> dict[str, dict[str, str]]:
         if quantity:
             out.setdefault(section, {})[resource] = quantity
     return out
+
+
+def restricted_security_context(uid: int) -> dict[str, Any]:
+    """Pod Security "restricted" for a container running as `uid`: no root, no privileges."""
+    return {
+        "runAsUser": uid,
+        "runAsGroup": uid,
+        "runAsNonRoot": True,
+        "readOnlyRootFilesystem": True,
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
 
 
 def control_plane_address(values: Values, component: str) -> str:
@@ -138,15 +152,7 @@ def proxy_container(values: Values) -> dict[str, Any]:
         ],
         "readinessProbe": _probe("/ready", 2),
         "livenessProbe": _probe("/live", 10),
-        "securityContext": {
-            "runAsUser": p.uid,
-            "runAsGroup": p.uid,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": restricted_security_context(p.uid),
         "terminationMessagePolicy": "FallbackToLogsOnError",
         "volumeMounts": [
             {"name": IDENTITY_TOKEN_VOLUME, "mountPath": IDENTITY_TOKEN_DIR, "readOnly": True}

@@ -29,6 +29,7 @@ from typing import Any
 import yaml
 
 from lacewing import __version__
+from lacewing.core import durations
 from lacewing.errors import ConfigError
 
 __all__ = [
@@ -250,7 +251,8 @@ def values_from_dict(data: dict[str, Any]) -> Values:
 
 # -- leaf checks (data) ------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^(?:(\d+)h)?(?:(\d+)m(?!s))?(?:(\d+)s)?$")
+# Whole hours, minutes and seconds, largest first: what Linkerd's values files hold.
+_DURATION = durations.DurationSyntax(units=("h", "m", "s"), fractions=False, descending=True)
 _QUANTITY = re.compile(r"^(\d+(\.\d+)?|\.\d+)([eE][+-]?\d+|[numkMGTPE]|[KMGTPE]i)?$")
 _LOG_LEVELS = ("trace", "debug", "info", "warn", "error")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -258,11 +260,12 @@ _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 def parse_duration(text: str) -> timedelta:
     """`24h`, `1h30m`, `20s`, `90s` -> timedelta; `ConfigError` otherwise."""
-    match = _DURATION.match(text.strip())
-    if not text.strip() or not match or not any(match.groups()):
-        raise ConfigError(f"{text!r} is not a duration", hint="write it like 24h, 90m or 20s")
-    hours, minutes, seconds = (int(g) if g else 0 for g in match.groups())
-    return timedelta(hours=hours, minutes=minutes, seconds=seconds)
+    try:
+        return timedelta(seconds=durations.parse_duration(text, _DURATION))
+    except durations.DurationError:
+        raise ConfigError(
+            f"{text!r} is not a duration", hint="write it like 24h, 90m or 20s"
+        ) from None
 
 
 def _is_duration(text: str) -> bool:

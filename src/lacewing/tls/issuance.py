@@ -34,6 +34,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, IdentityError
+from lacewing.tls.extensions import end_entity
 
 __all__ = [
     "COMMON_NAME_MAX",
@@ -202,7 +203,7 @@ def issue_leaf(
     not_before = max(now - clock_skew, issuer_cert.not_valid_before_utc)
     not_after = min(now + lifetime, issuer_cert.not_valid_after_utc)
     issuer_public = _ec_public(issuer_cert)
-    builder = (
+    template = (
         x509.CertificateBuilder()
         .subject_name(identity_subject(identity.name))
         .issuer_name(issuer_cert.subject)
@@ -210,32 +211,13 @@ def issue_leaf(
         .serial_number(secrets.randbits(127) + 1)
         .not_valid_before(not_before)
         .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage(
-                [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName(identity.name), x509.UniformResourceIdentifier(identity.spiffe_id)]
-            ),
-            critical=san_is_critical(identity.name),
+    )
+    builder = (
+        end_entity(
+            template,
+            usages=[ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+            names=[x509.DNSName(identity.name), x509.UniformResourceIdentifier(identity.spiffe_id)],
+            san_critical=san_is_critical(identity.name),
         )
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(

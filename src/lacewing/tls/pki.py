@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from lacewing.tls.extensions import end_entity, key_usage
 from lacewing.tls.pem import PrivateKey, certificates_to_pem, key_to_pem
 
 __all__ = [
@@ -88,20 +89,6 @@ def _name(common_name: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
 
 
-def _ca_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=False,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=True,
-        crl_sign=True,
-        encipher_only=False,
-        decipher_only=False,
-    )
-
-
 def _builder(
     subject: str,
     issuer: x509.Name,
@@ -126,7 +113,7 @@ def _self_signed_ca(common_name: str, now: datetime, lifetime: timedelta) -> Cer
     cert = (
         _builder(common_name, _name(common_name), key.public_key(), now, lifetime)
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
         .sign(key, hashes.SHA256())
     )
     return CertifiedKey(cert, key)
@@ -176,7 +163,7 @@ def generate_issuer(
             lifetime,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(_ca_key_usage(), critical=True)
+        .add_extension(key_usage(ca=True), critical=True)
         .add_extension(_authority_key_id(anchor), critical=False)
         .sign(anchor.private_key, hashes.SHA256())
     )
@@ -211,25 +198,9 @@ def generate_serving_certificate(
         x509.DNSName(f"{dns}.cluster.local"),
         x509.DNSName(f"{service}.{namespace}"),
     ]
+    builder = _builder(dns, ca.certificate.subject, key.public_key(), start, lifetime)
     cert = (
-        _builder(dns, ca.certificate.subject, key.public_key(), start, lifetime)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        end_entity(builder, usages=[ExtendedKeyUsageOID.SERVER_AUTH], names=names)
         .add_extension(_authority_key_id(ca), critical=False)
         .sign(ca.private_key, hashes.SHA256())
     )

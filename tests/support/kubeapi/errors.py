@@ -10,6 +10,16 @@ from __future__ import annotations
 from typing import Any
 
 
+def _what(plural: str, group: str) -> str:
+    """How the API names a resource in messages: `pods`, `deployments.apps`."""
+    return f"{plural}.{group}" if group else plural
+
+
+def _object(name: str, group: str, kind: str) -> dict[str, Any]:
+    """The `details` of a Status about one object."""
+    return {"name": name, "group": group, "kind": kind}
+
+
 class ApiError(Exception):
     """A request the API refuses: `code` (404, 409, 422...), `reason` and a message."""
 
@@ -42,34 +52,31 @@ class ApiError(Exception):
 
     @classmethod
     def not_found(cls, plural: str, name: str, group: str = "") -> ApiError:
-        what = f"{plural}.{group}" if group else plural
         return cls(
             404,
             "NotFound",
-            f'{what} "{name}" not found',
-            {"name": name, "group": group, "kind": plural},
+            f'{_what(plural, group)} "{name}" not found',
+            _object(name, group, plural),
         )
 
     @classmethod
     def already_exists(cls, plural: str, name: str, group: str = "") -> ApiError:
-        what = f"{plural}.{group}" if group else plural
         return cls(
             409,
             "AlreadyExists",
-            f'{what} "{name}" already exists',
-            {"name": name, "group": group, "kind": plural},
+            f'{_what(plural, group)} "{name}" already exists',
+            _object(name, group, plural),
         )
 
     @classmethod
     def conflict(cls, plural: str, name: str, group: str = "", why: str = "") -> ApiError:
-        what = f"{plural}.{group}" if group else plural
         why = why or "the object has been modified; please apply your changes to the latest "
         why += "version and try again" if why.endswith("latest ") else ""
         return cls(
             409,
             "Conflict",
-            f'Operation cannot be fulfilled on {what} "{name}": {why}',
-            {"name": name, "group": group, "kind": plural},
+            f'Operation cannot be fulfilled on {_what(plural, group)} "{name}": {why}',
+            _object(name, group, plural),
         )
 
     @classmethod
@@ -78,15 +85,12 @@ class ApiError(Exception):
     ) -> ApiError:
         """422 Invalid; `causes` are (field, message) pairs."""
         text = "; ".join(f"{f}: {m}" for f, m in causes)
-        what = f"{kind}.{group}" if group else kind
         return cls(
             422,
             "Invalid",
-            f'{what} "{name}" is invalid: {text}',
+            f'{_what(kind, group)} "{name}" is invalid: {text}',
             {
-                "name": name,
-                "group": group,
-                "kind": kind,
+                **_object(name, group, kind),
                 "causes": [
                     {"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes
                 ],

@@ -9,7 +9,6 @@ The exit status is 0 only when no check failed as an error (warnings do not coun
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import click
 
 from lacewing import __version__
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.core import durations
 from lacewing.errors import UsageError
 from lacewing.healthcheck import versions
 from lacewing.healthcheck.catalog import categories
@@ -30,8 +30,7 @@ from lacewing.healthcheck.runner import run_checks
 __all__ = ["CheckCommandOptions", "command", "parse_duration", "run"]
 
 OUTPUTS = ("basic", "short", "json")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
-_UNIT_SECONDS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
+_WAIT_SYNTAX = durations.DurationSyntax(bare_seconds=True)
 
 
 @dataclass(frozen=True)
@@ -47,15 +46,12 @@ class CheckCommandOptions:
 
 def parse_duration(text: str) -> float:
     """Seconds in a Go-style duration (`5m`, `1m30s`, `300s`, `0`); a bare number is seconds."""
-    value = text.strip()
-    if re.fullmatch(r"\d+(?:\.\d+)?", value):
-        return float(value)
-    parts = _DURATION.findall(value)
-    if not parts or "".join(n + u for n, u in parts) != value:
+    try:
+        return durations.parse_duration(text, _WAIT_SYNTAX)
+    except durations.DurationError:
         raise UsageError(
             f"invalid duration {text!r} for --wait", hint="use a duration like 5m, 90s or 0"
-        )
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in parts)
+        ) from None
 
 
 def _connect(kubeconfig: str | None, context: str | None) -> ClusterPort:

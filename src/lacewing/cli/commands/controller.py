@@ -12,12 +12,8 @@ SIGTERM or SIGINT, then drains.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import importlib.util
 import logging
 import os
-import re
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
@@ -27,6 +23,9 @@ from typing import TYPE_CHECKING
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.cli.lazy import LazyGroup
+from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
+from lacewing.core import durations
 from lacewing.errors import UsageError
 
 if TYPE_CHECKING:
@@ -36,33 +35,17 @@ __all__ = ["IdentityOptions", "command", "parse_duration", "run_identity"]
 
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
                "warning": logging.WARNING, "error": logging.ERROR}  # fmt: skip
-_DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_FLAG_SYNTAX = durations.DurationSyntax(units=("d", "h", "m", "s", "ms"))
 
 
 def parse_duration(text: str, flag: str) -> timedelta:
-    """Go-style durations as Linkerd's flags take them: 24h, 20s, 1h30m, 500ms."""
-    compact = text.strip().replace(" ", "")
-    pos, seconds = 0, 0.0
-    for match in _DURATION_RE.finditer(compact):
-        if match.start() != pos:
-            break
-        seconds += float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-        pos = match.end()
-    if not compact or pos != len(compact):
+    """Go-style durations as Linkerd's flags take them: 24h, 20s, 1h30m, 500ms (and 1d)."""
+    try:
+        return timedelta(seconds=durations.parse_duration(text.replace(" ", ""), _FLAG_SYNTAX))
+    except durations.DurationError:
         raise UsageError(
             f"{flag}: {text!r} is not a duration", hint="use forms like 24h, 20s, 1h30m"
-        )
-    return timedelta(seconds=seconds)
-
-
-def parse_listen_addr(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(
-            f"--listen-addr: {text!r} is not HOST:PORT", hint="for example 0.0.0.0:8080"
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)
+        ) from None
 
 
 def _kubernetes_validator(options: IdentityOptions, ctx: GlobalOptions) -> Validator:
@@ -111,7 +94,7 @@ def run_identity(
         raise UsageError(f"--trust-domain / namespace: {exc}") from None
     if options.lifetime <= timedelta(0) or options.clock_skew < timedelta(0):
         raise UsageError("the issuance lifetime must be positive and the clock skew not negative")
-    host, port = parse_listen_addr(options.listen_addr)
+    host, port = parse_listen_addr(options.listen_addr, "0.0.0.0:8080")
     try:
         anchors_pem = options.trust_anchors_file.read_bytes()
     except OSError as exc:
@@ -136,22 +119,15 @@ def run_identity(
     )
 
     async def serve() -> None:
-        stopping = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        server = IdentityServer(service, server_identity, host, port)
-        await server.start()
-        out.line(
-            f"identity service for {options.trust_domain} listening on {host}:{server.bound_port}"
+        await serve_until_signalled(
+            IdentityServer(service, server_identity, host, port),
+            out,
+            lambda bound: (
+                f"identity service for {options.trust_domain} listening on {host}:{bound}"
+            ),
+            name="identity",
+            stop=stop,
         )
-        out.out.flush()
-        try:
-            await stopping.wait()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            await server.stop()
 
     asyncio.run(serve())
     return 0
@@ -165,25 +141,7 @@ COMPONENTS: dict[str, str] = {
 """Subcommands of `lacewing controller`: name -> "module:attribute", imported on first use."""
 
 
-class _Components(click.Group):
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return [name for name, target in COMPONENTS.items() if _importable(target)]
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        target = COMPONENTS.get(cmd_name)
-        if target is None or not _importable(target):
-            return None
-        module, _, attr = target.partition(":")
-        found = getattr(importlib.import_module(module), attr)
-        assert isinstance(found, click.Command)
-        return found
-
-
-def _importable(target: str) -> bool:
-    return importlib.util.find_spec(target.partition(":")[0]) is not None
-
-
-@click.group("controller", cls=_Components)
+@click.group("controller", cls=LazyGroup, table=COMPONENTS)
 def command() -> None:
     """Run a control-plane component."""
 
@@ -241,10 +199,8 @@ def identity_command(
     verbose: bool,
 ) -> int:
     """The identity CA: certifies proxies' service accounts (POST /v1/certify)."""
-    level = _LOG_LEVELS.get(os.environ.get("LACEWING_LOG_LEVEL", "").lower(), logging.WARNING)
-    logging.basicConfig(
-        level=logging.INFO if verbose else level,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        verbose, _LOG_LEVELS.get(os.environ.get("LACEWING_LOG_LEVEL", "").lower(), logging.WARNING)
     )
     options = IdentityOptions(
         trust_domain=trust_domain,

@@ -15,8 +15,6 @@ pair (server + source task) and cancelled on the way out.
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
 from lacewing.errors import UsageError
 
 if TYPE_CHECKING:
@@ -91,10 +90,9 @@ def run_destination(
     *,
     stop: asyncio.Event | None = None,
 ) -> int:
-    from lacewing.cli.commands.controller import parse_listen_addr
     from lacewing.controller.destination.server import DestinationServer, Hub
 
-    host, port = parse_listen_addr(options.listen_addr)
+    host, port = parse_listen_addr(options.listen_addr, "0.0.0.0:8086")
     factory = SOURCES.get(options.source)
     if factory is None:
         raise UsageError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
@@ -116,11 +114,6 @@ def run_destination(
 
     async def serve() -> None:
         hub = Hub()
-        runner = factory(options, ctx, hub.publish)
-        stopping = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
         server = DestinationServer(
             hub,
             host,
@@ -129,29 +122,18 @@ def run_destination(
             heartbeat=options.heartbeat,
             cluster_domain=options.cluster_domain,
         )
-        await server.start()
-        source_task = asyncio.create_task(runner(), name=f"destination-source-{options.source}")
         scheme = "https (mTLS)" if ssl_context else "http"
-        out.line(
-            f"destination ({options.source} source) listening on "
-            f"{scheme}://{host}:{server.bound_port}"
+        await serve_until_signalled(
+            server,
+            out,
+            lambda bound: (
+                f"destination ({options.source} source) listening on {scheme}://{host}:{bound}"
+            ),
+            name="destination",
+            stop=stop,
+            companion=factory(options, ctx, hub.publish),
+            companion_name=f"destination-source-{options.source}",
         )
-        out.out.flush()
-        stop_task = asyncio.create_task(stopping.wait(), name="destination-stop")
-        try:
-            await asyncio.wait({stop_task, source_task}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            for task in (stop_task, source_task):
-                task.cancel()
-            await asyncio.gather(stop_task, source_task, return_exceptions=True)
-            await server.stop()
-        failure = None
-        if source_task.done() and not source_task.cancelled():
-            failure = source_task.exception()
-        if failure is not None:
-            raise failure
 
     asyncio.run(serve())
     return 0
@@ -199,10 +181,7 @@ def destination_command(
     verbose: bool,
 ) -> int:
     """Service discovery: stream endpoints per authority (GET /v1/endpoints?authority=)."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     options = DestinationOptions(
         source=source,
         listen_addr=listen_addr,

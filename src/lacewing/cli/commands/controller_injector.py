@@ -11,8 +11,6 @@ The control plane's namespace is the global `-L` flag, as for every controller.
 from __future__ import annotations
 
 import asyncio
-import logging
-import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +19,12 @@ from typing import TYPE_CHECKING
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
-from lacewing.errors import UsageError
+from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
 
 if TYPE_CHECKING:
     from lacewing.controller.injector.admission import Lookup
 
-__all__ = ["InjectorOptions", "parse_listen_addr", "proxy_injector_command", "run_proxy_injector"]
+__all__ = ["InjectorOptions", "proxy_injector_command", "run_proxy_injector"]
 
 
 @dataclass(frozen=True)
@@ -35,15 +33,6 @@ class InjectorOptions:
     tls_dir: Path = Path("/var/run/lacewing/tls")
     native_sidecar: bool = False
     kubeconfig: str | None = None
-
-
-def parse_listen_addr(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
-    if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
-        raise UsageError(
-            f"--listen-addr: {text!r} is not HOST:PORT", hint="for example 0.0.0.0:8443"
-        )
-    return host.strip("[]") or "0.0.0.0", int(port)
 
 
 def _connect(options: InjectorOptions, ctx: GlobalOptions) -> Lookup:
@@ -63,7 +52,7 @@ def run_proxy_injector(
     from lacewing.controller.injector.admission import Admission
     from lacewing.controller.injector.server import InjectorServer, TlsFiles
 
-    host, port = parse_listen_addr(options.listen_addr)
+    host, port = parse_listen_addr(options.listen_addr, "0.0.0.0:8443")
     tls = TlsFiles(options.tls_dir)
     tls.context()
     admission = Admission(
@@ -72,22 +61,15 @@ def run_proxy_injector(
 
     async def serve() -> None:
         await admission.values()  # no lacewing-config: fail now, with the reason
-        stopping = stop or asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stopping.set)
-        server = InjectorServer(admission, tls, host, port)
-        await server.start()
-        out.line(
-            f"proxy injector for namespace {ctx.namespace} listening on {host}:{server.bound_port}"
+        await serve_until_signalled(
+            InjectorServer(admission, tls, host, port),
+            out,
+            lambda bound: (
+                f"proxy injector for namespace {ctx.namespace} listening on {host}:{bound}"
+            ),
+            name="proxy-injector",
+            stop=stop,
         )
-        out.out.flush()
-        try:
-            await stopping.wait()
-        finally:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-            await server.stop()
 
     asyncio.run(serve())
     return 0
@@ -120,9 +102,6 @@ def proxy_injector_command(
     verbose: bool,
 ) -> int:
     """The proxy injector: a mutating webhook that adds the proxy to annotated pods."""
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(verbose)
     options = InjectorOptions(listen_addr, tls_dir, native_sidecar, kubeconfig)
     return run_proxy_injector(options, g or GlobalOptions(), Output())

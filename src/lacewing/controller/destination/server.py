@@ -18,7 +18,8 @@ difference (`core.discovery.diff`), so a change reaches every client within one 
 turn of the source noticing it. The body is delimited by the connection's end (HTTP/1.1
 `Connection: close`), which curl, the proxy's client and any line reader handle.
 A plain asyncio stream server with a hand-written request-line reader: the API is one GET.
-Each connection's handler is tracked; `stop()` closes the listener and cancels the streams.
+The listener and the tracked stream tasks are `lacewing.controller.https.ControllerServer`'s;
+`stop()` closes the listener and cancels the streams at once (no grace: they never end).
 """
 
 from __future__ import annotations
@@ -26,11 +27,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import ssl
 from urllib.parse import parse_qs, urlsplit
 
 from lacewing.controller.destination.directory import Directory
+from lacewing.controller.https import MAX_HEAD, ControllerServer, json_response
 from lacewing.core.discovery import (
     DEFAULT_CLUSTER_DOMAIN,
     AuthorityError,
@@ -40,13 +41,9 @@ from lacewing.core.discovery import (
     event_to_dict,
     parse_authority,
 )
-from lacewing.errors import UsageError
 
 __all__ = ["DestinationServer", "Hub"]
 
-log = logging.getLogger(__name__)
-
-_MAX_HEAD = 16 * 1024
 _HEAD_TIMEOUT = 10.0
 
 
@@ -76,15 +73,11 @@ class Hub:
         return False
 
 
-def _response(status: str, body: dict[str, object]) -> bytes:
-    data = (json.dumps(body) + "\n").encode()
-    return (
-        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(data)}\r\nConnection: close\r\n\r\n"
-    ).encode() + data
+class DestinationServer(ControllerServer):
+    label = "destination"
+    task_prefix = "destination-stream"
+    grace = 0.0  # streams never end on their own: stop() cancels them at once
 
-
-class DestinationServer:
     def __init__(
         self,
         hub: Hub,
@@ -95,84 +88,32 @@ class DestinationServer:
         heartbeat: float = 10.0,
         cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
     ) -> None:
-        self.hub, self.host, self.port = hub, host, port
-        self.ssl_context, self.heartbeat = ssl_context, heartbeat
+        # The mTLS context is used as is, not switched per handshake: it requires client certs.
+        super().__init__(host, port, ssl_context)
+        self.hub, self.ssl_context, self.heartbeat = hub, ssl_context, heartbeat
         self.cluster_domain = cluster_domain
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        self.bound_port = 0
 
-    async def start(self) -> None:
-        try:
-            self._server = (
-                await asyncio.start_server(
-                    self._accept,
-                    self.host,
-                    self.port,
-                    ssl=self.ssl_context,
-                    ssl_handshake_timeout=10,
-                )
-                if self.ssl_context
-                else await asyncio.start_server(self._accept, self.host, self.port)
-            )
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                hint="pick another --listen-addr",
-            ) from None
-        self.bound_port = self._server.sockets[0].getsockname()[1]
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        if self._handlers:
-            await asyncio.gather(*self._handlers, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            await self._handle(reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
-            pass
-        except asyncio.CancelledError:
-            # stop() cancels open streams; ending the handler task normally keeps asyncio's
-            # connection callback from logging the cancellation as an error.
-            pass
-        finally:
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), _HEAD_TIMEOUT)
         except asyncio.LimitOverrunError:
-            writer.write(_response("431 Request Header Fields Too Large", {"error": "too big"}))
+            writer.write(json_response(431, {"error": "too big"}))
             return
-        if len(head) > _MAX_HEAD:
-            writer.write(_response("431 Request Header Fields Too Large", {"error": "too big"}))
+        if len(head) > MAX_HEAD:
+            writer.write(json_response(431, {"error": "too big"}))
             return
         method, _, rest = head.decode("latin-1").partition(" ")
         target = rest.partition(" ")[0]
         url = urlsplit(target)
         if method != "GET":
-            writer.write(_response("405 Method Not Allowed", {"error": "only GET is served"}))
+            writer.write(json_response(405, {"error": "only GET is served"}))
         elif url.path == "/ready":
             ready = self.hub.directory is not None
-            status = "200 OK" if ready else "503 Service Unavailable"
-            writer.write(_response(status, {"ready": ready}))
+            writer.write(json_response(200 if ready else 503, {"ready": ready}))
         elif url.path == "/v1/endpoints":
             await self._stream(parse_qs(url.query), writer)
         else:
-            writer.write(_response("404 Not Found", {"error": f"no such path {url.path}"}))
+            writer.write(json_response(404, {"error": f"no such path {url.path}"}))
         await writer.drain()
 
     async def _stream(self, query: dict[str, list[str]], writer: asyncio.StreamWriter) -> None:
@@ -185,7 +126,7 @@ class DestinationServer:
             )
         except AuthorityError as exc:
             hint = "ask for ?authority=NAME.NAMESPACE.svc.cluster.local:PORT or IP:PORT"
-            writer.write(_response("400 Bad Request", {"error": str(exc), "hint": hint}))
+            writer.write(json_response(400, {"error": str(exc), "hint": hint}))
             return
         writer.write(
             b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"

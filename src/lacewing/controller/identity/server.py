@@ -15,34 +15,28 @@ The listening context picks the serving context per handshake (SNI callback), an
 each handshake re-issues the server certificate if the issuer changed on disk or 70% of the
 certificate's life has passed, so a rotated issuer is served without a restart.
 
-Each connection's handler is tracked; `stop()` stops accepting, gives in-flight requests a
-grace period, then cancels what is left.
+Listening, the per-handshake context switch, the tracked connection tasks and the staged
+`stop()` (stop accepting, a grace period for in-flight requests, cancel the rest) are
+`lacewing.controller.https.ControllerServer`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import logging
 import ssl
-from collections.abc import Callable
 from datetime import datetime
-from http import HTTPStatus
 
 from cryptography.hazmat.primitives import serialization
 
+from lacewing.controller.https import ControllerServer, RequestHead, json_response, read_head
 from lacewing.controller.identity.service import IdentityService
 from lacewing.core.identity import Identity
-from lacewing.errors import CertificateError, UsageError
 from lacewing.proxy.identity.credentials import load_chain_in_memory, make_csr, new_private_key
 from lacewing.tls.issuance import Issuer, issue_leaf
 
 __all__ = ["IdentityServer"]
 
-log = logging.getLogger(__name__)
-
-_MAX_HEAD = 16 * 1024
 _MAX_BODY = 64 * 1024
 _REQUEST_TIMEOUT = 10.0
 
@@ -87,7 +81,10 @@ class _ServingCert:
         return self.context
 
 
-class IdentityServer:
+class IdentityServer(ControllerServer):
+    label = "identity service"
+    task_prefix = "identity-conn"
+
     def __init__(
         self,
         service: IdentityService,
@@ -96,112 +93,28 @@ class IdentityServer:
         port: int = 8080,
     ) -> None:
         self.service = service
-        self.host, self.port = host, port
         self.cert = _ServingCert(service, server_identity)
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        listener.sni_callback = self._pick_context
-        self._listener = listener
+        # start() refreshes once first: no issuer fails there, with the issuer's message.
+        super().__init__(host, port, self.cert.refresh)
 
-    @property
-    def bound_port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
-
-    def _pick_context(
-        self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext
-    ) -> int | None:
-        try:
-            conn.context = self.cert.refresh()
-        except CertificateError as exc:
-            log.error("cannot serve TLS: %s", exc)
-            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
-        return None
-
-    async def start(self) -> None:
-        self.cert.refresh()  # fail now, with the issuer's message, if there is no issuer
-        try:
-            self._server = await asyncio.start_server(
-                self._handle, self.host, self.port, ssl=self._listener, ssl_handshake_timeout=10
-            )
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                hint="pick another --listen-addr",
-            ) from None
-        log.info("identity service listening on %s:%d", self.host, self.bound_port)
-
-    async def stop(self, grace: float = 2.0) -> None:
-        if self._server is not None:
-            self._server.close()
-        if self._handlers:
-            _, pending = await asyncio.wait(set(self._handlers), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def serve_forever(
-        self, stopping: Callable[[], asyncio.Future[None]] | None = None
-    ) -> None:
-        await self.start()
-        try:
-            await (stopping() if stopping else asyncio.get_running_loop().create_future())
-        finally:
-            await self.stop()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._handlers.add(task)
-        try:
-            async with asyncio.timeout(_REQUEST_TIMEOUT):
-                status, body = await self._respond(reader)
-            payload = json.dumps(body).encode() + b"\n"
-            phrase = HTTPStatus(status).phrase
-            writer.write(
-                f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-            pass
-        finally:
-            self._handlers.discard(task)
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
+    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        async with asyncio.timeout(_REQUEST_TIMEOUT):
+            status, body = await self._respond(reader)
+        writer.write(json_response(status, body))
+        await writer.drain()
 
     async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, dict[str, object]]:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            return 431, {"error": "request head too large"}
-        if len(head) > _MAX_HEAD:
-            return 431, {"error": "request head too large"}
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split()
-        if len(parts) != 3:
-            return 400, {"error": "malformed request line"}
-        method, target, _ = parts
-        headers = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        path = target.split("?", 1)[0]
+        head = await read_head(reader)
+        if not isinstance(head, RequestHead):
+            return head
+        method, path = head.method, head.path
         if path == "/ready":
             return (200, {"status": "ready"}) if method == "GET" else (405, {"error": "use GET"})
         if path != "/v1/certify":
             return 404, {"error": f"no such endpoint {path}; use POST /v1/certify"}
         if method != "POST":
             return 405, {"error": "use POST /v1/certify"}
-        length_text = headers.get("content-length", "")
+        length_text = head.headers.get("content-length", "")
         if not length_text.isdigit():
             return 411, {"error": "a Content-Length header is required"}
         length = int(length_text)

@@ -13,28 +13,23 @@ Deployment mounts. Before each handshake the files' modification times are compa
 loaded ones (an SNI callback), so a certificate rotated by `lacewing upgrade` is served
 without a restart.
 
-Each connection's handler task is tracked and named; `stop()` stops accepting, gives in-flight
-requests a grace period, then cancels what is left.
+Listening, the per-handshake context switch, the tracked and named connection tasks and the
+staged `stop()` (stop accepting, a grace period for in-flight requests, cancel the rest) are
+`lacewing.controller.https.ControllerServer`'s.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
-import logging
 import ssl
-from http import HTTPStatus
 from pathlib import Path
 
+from lacewing.controller.https import ControllerServer, RequestHead, json_response, read_head
 from lacewing.controller.injector.admission import Admission, Reply
-from lacewing.errors import CertificateError, UsageError
+from lacewing.errors import CertificateError
 
 __all__ = ["MAX_BODY", "InjectorServer", "TlsFiles"]
 
-log = logging.getLogger(__name__)
-
-MAX_HEAD = 16 * 1024
 MAX_BODY = 8 * 1024 * 1024
 REQUEST_TIMEOUT = 10.0
 REVIEW_PATHS = ("/", "/inject")
@@ -72,115 +67,29 @@ class TlsFiles:
         return self._context
 
 
-class InjectorServer:
+class InjectorServer(ControllerServer):
+    label = "proxy injector"
+    task_prefix = "injector-conn"
+
     def __init__(
         self, admission: Admission, tls: TlsFiles, host: str = "0.0.0.0", port: int = 8443
     ) -> None:
         self.admission = admission
         self.tls = tls
-        self.host, self.port = host, port
-        self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
-        listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        listener.sni_callback = self._pick_context
-        self._listener = listener
-        self._served = 0
-
-    @property
-    def bound_port(self) -> int:
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
-
-    def _pick_context(
-        self, conn: ssl.SSLObject | ssl.SSLSocket, _name: str | None, _ctx: ssl.SSLContext
-    ) -> int | None:
-        try:
-            conn.context = self.tls.context()
-        except CertificateError as exc:
-            log.error("cannot serve TLS: %s", exc)
-            return ssl.ALERT_DESCRIPTION_INTERNAL_ERROR
-        return None
-
-    async def start(self) -> None:
-        self.tls.context()  # fail now, with one line, if the certificate is unusable
-        try:
-            self._server = await asyncio.start_server(
-                self._handle, self.host, self.port, ssl=self._listener, ssl_handshake_timeout=10
-            )
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
-                hint="pick another --listen-addr",
-            ) from None
-        log.info("proxy injector listening on %s:%d", self.host, self.bound_port)
-
-    async def stop(self, grace: float = 2.0) -> None:
-        if self._server is not None:
-            self._server.close()
-        if self._handlers:
-            _, pending = await asyncio.wait(set(self._handlers), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
-        if self._server is not None:
-            await self._server.wait_closed()
-            self._server = None
-
-    async def serve_until(self, stopping: asyncio.Event) -> None:
-        await self.start()
-        try:
-            await stopping.wait()
-        finally:
-            await self.stop()
-
-    def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self._served += 1
-        task = asyncio.get_running_loop().create_task(
-            self._connection(reader, writer), name=f"injector-conn-{self._served}"
-        )
-        self._handlers.add(task)
-        task.add_done_callback(self._handlers.discard)
+        # start() loads the files once first: an unusable certificate fails there, in one line.
+        super().__init__(host, port, tls.context)
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            async with asyncio.timeout(REQUEST_TIMEOUT):
-                reply = await self._respond(reader)
-            payload = json.dumps(reply.body).encode() + b"\n"
-            phrase = HTTPStatus(reply.status).phrase
-            writer.write(
-                f"HTTP/1.1 {reply.status} {phrase}\r\nContent-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\nConnection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (TimeoutError, ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
-            pass
-        except Exception:  # a bug answering one request must not take the server down
-            log.exception("proxy injector failed to answer a request")
-        finally:
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
-                async with asyncio.timeout(1):
-                    await writer.wait_closed()
+        async with asyncio.timeout(REQUEST_TIMEOUT):
+            reply = await self._respond(reader)
+        writer.write(json_response(reply.status, reply.body))
+        await writer.drain()
 
     async def _respond(self, reader: asyncio.StreamReader) -> Reply:
-        try:
-            head = await reader.readuntil(b"\r\n\r\n")
-        except asyncio.LimitOverrunError:
-            return Reply(431, {"error": "request head too large"})
-        if len(head) > MAX_HEAD:
-            return Reply(431, {"error": "request head too large"})
-        lines = head.decode("latin-1").split("\r\n")
-        parts = lines[0].split()
-        if len(parts) != 3:
-            return Reply(400, {"error": "malformed request line"})
-        method, target, _ = parts
-        headers: dict[str, str] = {}
-        for line in lines[1:]:
-            name, sep, value = line.partition(":")
-            if sep:
-                headers[name.strip().lower()] = value.strip()
-        path = target.split("?", 1)[0]
+        head = await read_head(reader)
+        if not isinstance(head, RequestHead):
+            return Reply(*head)
+        method, path = head.method, head.path
         if path in ("/ready", "/live"):
             return (
                 Reply(200, {"status": "ok"})
@@ -191,7 +100,7 @@ class InjectorServer:
             return Reply(404, {"error": f"no such path {path}; POST AdmissionReviews to /"})
         if method != "POST":
             return Reply(405, {"error": "POST an AdmissionReview"})
-        length = headers.get("content-length", "")
+        length = head.headers.get("content-length", "")
         if not length.isdigit():
             return Reply(411, {"error": "Content-Length is required"})
         if int(length) > MAX_BODY:

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lacewing.errors import LacewingError
+from lacewing.healthcheck.checks.identity import trust_anchors
 from lacewing.healthcheck.checks.versions import LATEST
 from lacewing.healthcheck.facts import Facts
 from lacewing.healthcheck.model import Category, Check, Outcome
@@ -152,16 +153,8 @@ def match_cli(namespace: str | None) -> Callable[[Facts], Outcome]:
 
 
 def _control_plane_anchors(facts: Facts) -> set[bytes]:
-    ns = facts.options.namespace
-    name = sidecar.TRUST_ROOTS_CONFIG_MAP
-    cm = facts.get("v1", "ConfigMap", name, ns)
-    if cm is None:
-        raise LacewingError(
-            f'ConfigMap "{name}" was not found in namespace "{ns}"',
-            hint="re-apply the install manifests: lacewing upgrade | kubectl apply -f -",
-        )
-    pem = (cm.get("data") or {}).get(sidecar.TRUST_ROOTS_KEY, "")
-    return {c.tbs_certificate_bytes for c in parse_certificates(pem.encode(), f"ConfigMap {name}")}
+    # The same (cached) read as the lacewing-identity checks: one GET per run, one message.
+    return {c.tbs_certificate_bytes for c in trust_anchors(facts)}
 
 
 def trust_anchors_match(namespace: str | None) -> Callable[[Facts], Outcome]:
