@@ -19,7 +19,15 @@ __all__ = ["FORMATS", "dump", "dump_json", "dump_yaml", "skeleton"]
 
 
 class _Dumper(yaml.SafeDumper):
-    """SafeDumper that writes multi-line strings as literal blocks."""
+    """SafeDumper that writes multi-line strings as literal blocks and never uses anchors.
+
+    A dict shared between two places of a manifest (one schema fragment reused) would
+    otherwise come out as `&id001` / `*id001`: valid YAML, but not what people expect to read
+    or diff in a Kubernetes manifest.
+    """
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:

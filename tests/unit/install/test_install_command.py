@@ -49,6 +49,14 @@ def test_install_ignore_cluster_prints_yaml(capsys: pytest.CaptureFixture[str]) 
     assert deploy["spec"]["template"]["spec"]["containers"][0]["image"].endswith(":1.2.3")
 
 
+def test_crds_yaml_has_no_anchors(capsys: pytest.CaptureFixture[str]) -> None:
+    """Schema fragments reused across CRDs are written out in full, not as &id001/*id001."""
+    code, out, _ = _cli(capsys, "install", "--crds")
+    assert code == 0
+    assert "&id" not in out and "*id" not in out
+    assert [d["metadata"]["name"] for d in yaml.safe_load_all(out)] == crd_names()
+
+
 def test_crds_as_json(capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _ = _cli(capsys, "install", "--crds", "-o", "json")
     assert code == 0
