@@ -21,7 +21,7 @@ from lacewing.proxy import config as proxy_config
 from lacewing.tls.pem import parse_certificates, parse_private_key
 from lacewing.tls.validate import check_dns_name, check_issued_by, check_key_matches
 
-K8S_VERSIONS = ("1.28", "1.34")
+K8S_VERSIONS = ("1.28", "1.29", "1.30", "1.31", "1.32", "1.33", "1.34")
 
 
 @cache
