@@ -1,11 +1,15 @@
 """What an HTTP/1 proxy needs from a message head, as data; no I/O.
 
-`HEADER_KINDS` maps the lower-cased header names a proxy cares about to a kind; the parser
-callbacks look at a header's name only when its length is one of `KIND_LENGTHS`, so ordinary
-headers cost one set lookup. A head is forwarded byte for byte unless it carries hop-by-hop
-headers (RFC 9110 7.6.1: Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade and
-whatever Connection names) that must not cross the proxy; then `rebuild` writes it anew without
-them. `Connection: keep-alive` alone is left in place: it says what the proxy does anyway.
+`HEADER_KINDS` maps the lower-cased header names a proxy cares about to a kind. The parser
+callbacks run once per header, so they classify a name with one dict lookup in `KIND_CACHE`
+(the names as they arrive, any case, mapped to their kind or 0), and call `header_kind` only
+for a name not seen before; the cache stops growing at `KIND_CACHE_MAX` names, after which
+unseen names are classified each time (a lower() and a lookup), so odd clients cannot grow it.
+
+A head is forwarded byte for byte unless it carries hop-by-hop headers (RFC 9110 7.6.1:
+Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Upgrade and whatever Connection names)
+that must not cross the proxy; then `rebuild` writes it anew without them.
+`Connection: keep-alive` alone is left in place: it says what the proxy does anyway.
 """
 
 from __future__ import annotations
@@ -17,10 +21,13 @@ __all__ = [
     "HEADER_KINDS",
     "HOP",
     "HOST",
+    "KIND_CACHE",
+    "KIND_CACHE_MAX",
     "KIND_LENGTHS",
     "TRANSFER_ENCODING",
     "UPGRADE",
     "error_response",
+    "header_kind",
     "rebuild",
 ]
 
@@ -39,6 +46,20 @@ HEADER_KINDS: dict[bytes, int] = {
     b"content-length": CONTENT_LENGTH,
 }
 KIND_LENGTHS = frozenset(len(name) for name in HEADER_KINDS)
+
+KIND_CACHE_MAX = 1024
+# Header name exactly as received -> its kind, 0 for "not one the proxy cares about". A memo of
+# a pure function (the same for every connection), bounded by KIND_CACHE_MAX.
+KIND_CACHE: dict[bytes, int] = {}
+
+
+def header_kind(name: bytes) -> int:
+    """The kind of header `name` (0: forward it as is), remembered in `KIND_CACHE`."""
+    kind = HEADER_KINDS.get(name.lower(), 0) if len(name) in KIND_LENGTHS else 0
+    if len(KIND_CACHE) < KIND_CACHE_MAX:
+        KIND_CACHE[name] = kind
+    return kind
+
 
 _DROP_ALWAYS = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer"})
 

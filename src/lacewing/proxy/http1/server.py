@@ -34,13 +34,13 @@ from lacewing.proxy.http1.head import (
     CONNECTION,
     CONTENT_LENGTH,
     EXPECT,
-    HEADER_KINDS,
     HOP,
     HOST,
-    KIND_LENGTHS,
+    KIND_CACHE,
     TRANSFER_ENCODING,
     UPGRADE,
     error_response,
+    header_kind,
     rebuild,
 )
 from lacewing.proxy.http1.upstream import UpstreamConn
@@ -59,6 +59,7 @@ class _HeadTooLarge(Exception):
 # A parser and its protocol point at each other; swapping in this callback-less parser when a
 # connection ends breaks the cycle, so the connection is freed at once, not by the cyclic GC.
 _DETACHED = HttpRequestParser(object())
+_kind_get = KIND_CACHE.get  # one lookup per header (see head.py)
 
 
 class Request:
@@ -269,17 +270,8 @@ class Http1Server(asyncio.Protocol):
 
     # -- httptools callbacks: the request -------------------------------------------------
     # No on_message_begin (one Python call less per request): the request line's URL is the
-    # first callback of a message, and per-message state is reset when a message completes.
-    def _reset_message(self) -> None:
-        self._in_message = False
-        self._begin_chunk = None
-        self._url = b""
-        self._headers = []
-        self._conn_values = None
-        self._hop = self._chunked = self._expect = self._has_body = False
-        self._host = b""
-        self._head_raw = 0
-
+    # first callback of a message, and per-message state is reset when a message completes
+    # (in on_message_complete itself: one Python call less again).
     def on_url(self, url: bytes) -> None:
         if self._in_message:  # the URL arrived in pieces
             self._url += url
@@ -291,18 +283,21 @@ class Http1Server(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) in KIND_LENGTHS:
-            kind = HEADER_KINDS.get(name.lower())
+        kind = _kind_get(name)
+        if kind is None:
+            kind = header_kind(name)
+        if kind:
             if kind == HOST:
                 self._host = value
             elif kind == TRANSFER_ENCODING:
                 self._chunked = value.rstrip().lower().endswith(b"chunked")
             elif kind == CONNECTION:
-                if self._conn_values is None:
-                    self._conn_values = []
-                self._conn_values.append(value)
-                if value.strip().lower() != b"keep-alive":
+                # `keep-alive` alone names no header to drop (Keep-Alive always goes)
+                if value != b"keep-alive" and value.strip().lower() != b"keep-alive":
                     self._hop = True
+                    if self._conn_values is None:
+                        self._conn_values = []
+                    self._conn_values.append(value)
             elif kind == CONTENT_LENGTH:
                 self._has_body = value.strip() != b"0"
             elif kind == EXPECT:
@@ -352,11 +347,11 @@ class Http1Server(asyncio.Protocol):
                     if end > self.max_head:
                         self._too_large = True
                         raise _HeadTooLarge
-                    head = chunk[: end + 4]
+                    # a read that is exactly one head (a body-less request) is sent as is
+                    head = chunk if end + 4 == len(chunk) else chunk[: end + 4]
                     # "METHOD SP URL SP HTTP/1.x": the version digits sit at a known place
                     method = parser.get_method()
-                    at = len(method) + len(self._url) + 7
-                    if head[at : at + 3] == b"1.0":
+                    if head.startswith(b"1.0", len(method) + len(self._url) + 7):
                         req.http10 = True
                     if method == b"HEAD":
                         req.is_head = True
@@ -402,7 +397,14 @@ class Http1Server(asyncio.Protocol):
             req.buf.append(body)
 
     def on_message_complete(self) -> None:
-        self._reset_message()
+        self._in_message = False
+        self._begin_chunk = None
+        self._url = b""
+        self._headers = []
+        self._conn_values = None
+        self._hop = self._chunked = self._expect = self._has_body = False
+        self._host = b""
+        self._head_raw = 0
         req = self._cur
         if req is None:
             return

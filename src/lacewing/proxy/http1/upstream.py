@@ -25,11 +25,11 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.http1.head import (
     CONNECTION,
     CONTENT_LENGTH,
-    HEADER_KINDS,
     HOP,
-    KIND_LENGTHS,
+    KIND_CACHE,
     TRANSFER_ENCODING,
     UPGRADE,
+    header_kind,
     rebuild,
 )
 from lacewing.proxy.metrics import TcpStats
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = ["UpstreamConn"]
 
 _NO_BODY_STATUS = frozenset({204, 304})
+_kind_get = KIND_CACHE.get
 _DETACHED = HttpResponseParser(object())  # breaks the parser <-> protocol cycle on close
 
 
@@ -148,15 +149,8 @@ class UpstreamConn(asyncio.Protocol):
 
     # -- httptools callbacks ----------------------------------------------------------
     # No on_message_begin (one Python call less per response): the status line's reason is
-    # the first callback of a message, and per-message state is reset when a message completes.
-    def _reset_message(self) -> None:
-        self._in_message = False
-        self._begin_chunk = None
-        self._reason = b""
-        self._headers = []
-        self._conn_values = None
-        self._hop = self._chunked = self._has_length = False
-
+    # the first callback of a message, and per-message state is reset when a message completes
+    # (in on_message_complete itself: one Python call less again).
     def on_status(self, reason: bytes) -> None:
         if self._in_message:
             self._reason += reason
@@ -168,19 +162,22 @@ class UpstreamConn(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers.append((name, value))
-        if len(name) in KIND_LENGTHS:
-            kind = HEADER_KINDS.get(name.lower())
+        kind = _kind_get(name)
+        if kind is None:
+            kind = header_kind(name)
+        if kind:
             if kind == CONTENT_LENGTH:
                 self._has_length = True
             elif kind == TRANSFER_ENCODING:
                 self._chunked = value.rstrip().lower().endswith(b"chunked")
                 self._has_length = True
             elif kind == CONNECTION:
-                if self._conn_values is None:
-                    self._conn_values = []
-                self._conn_values.append(value)
-                if value.strip().lower() != b"keep-alive":
+                # `keep-alive` alone names no header to drop (Keep-Alive always goes)
+                if value != b"keep-alive" and value.strip().lower() != b"keep-alive":
                     self._hop = True
+                    if self._conn_values is None:
+                        self._conn_values = []
+                    self._conn_values.append(value)
             elif kind in (HOP, UPGRADE):
                 self._hop = True
 
@@ -242,7 +239,12 @@ class UpstreamConn(asyncio.Protocol):
             server._dout.append(body)
 
     def on_message_complete(self) -> None:
-        self._reset_message()
+        self._in_message = False
+        self._begin_chunk = None
+        self._reason = b""
+        self._headers = []
+        self._conn_values = None
+        self._hop = self._chunked = self._has_length = False
         server = self.server
         if server is None or self._interim:
             return

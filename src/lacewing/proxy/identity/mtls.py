@@ -13,15 +13,17 @@ pool's connections, `lacewing.io/opaque` for relayed TCP. A handshake failure is
 plaintext. Endpoints without a known identity get the plain connector.
 
 Inbound, `MeshTlsTerminator` (a `side.TlsTerminator`): the accept layer detected a TLS
-ClientHello and hands over the socket plus the bytes it already read. The terminator puts
-asyncio's TLS protocol (`asyncio.sslproto.SSLProtocol`, what `loop.start_tls` uses) on the
-socket, replays those bytes into it, and after the handshake (client certificate required,
-from the same trust anchors) reads the client's identity and serves the decrypted stream
-exactly as a plaintext connection: ALPN `lacewing.io/opaque` -> TCP relay at once (server-
-speaks-first protocols work), otherwise the usual protocol detection. Its metrics carry
-`tls="true"` and `client_id="<identity>"`: each client identity gets a derived `Side` (same
-pool, tasks and connection table; only the labels differ), cached. Failures are counted as
-`inbound_tcp_errors_total{error="tls_<reason>"}` and close the connection.
+ClientHello and hands over the socket plus the bytes it already read. The terminator puts a
+TLS protocol on the socket (what `loop.start_tls` would use: uvloop's compiled one on uvloop,
+which costs far less CPU per record than asyncio's pure-Python `asyncio.sslproto.SSLProtocol`,
+used on other loops; `TLS_PROTOCOLS` is the table), replays those bytes into it, and after the
+handshake (client certificate required, from the same trust anchors) reads the client's
+identity and serves the decrypted stream exactly as a plaintext connection: ALPN
+`lacewing.io/opaque` -> TCP relay at once (server-speaks-first protocols work), otherwise the
+usual protocol detection. Its metrics carry `tls="true"` and `client_id="<identity>"`: each
+client identity gets a derived `Side` (same pool, tasks and connection table; only the labels
+differ), cached. Failures are counted as `inbound_tcp_errors_total{error="tls_<reason>"}` and
+close the connection.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import socket
 import ssl
 from asyncio import sslproto
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from lacewing.core.identity import Identity
 from lacewing.proxy.accept import Accepted, relay
@@ -51,11 +53,13 @@ __all__ = [
     "ALPN_HTTP1",
     "ALPN_OPAQUE",
     "MESH_ALPN",
+    "TLS_PROTOCOLS",
     "ConnectTlsError",
     "MeshTlsConnector",
     "MeshTlsTerminator",
     "client_labels",
     "server_labels",
+    "tls_protocol_for",
 ]
 
 log = logging.getLogger("lacewing.proxy")
@@ -171,8 +175,8 @@ class _Decrypted(asyncio.Protocol):
         self.next: asyncio.Protocol | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.next = self.terminator.serve(self.side, transport, self.dst)
+        # an asyncio.Transport in all but class on uvloop (see TLS_PROTOCOLS)
+        self.next = self.terminator.serve(self.side, cast(asyncio.Transport, transport), self.dst)
 
     def data_received(self, data: bytes) -> None:  # only before `serve` swapped protocols
         if self.next is not None:
@@ -189,9 +193,25 @@ class _Decrypted(asyncio.Protocol):
 class _MeshSSLProtocol(sslproto.SSLProtocol):
     # asyncio allocates a read buffer of `max_size` per TLS connection (256 KiB by default);
     # TLS records are at most 16 KiB, so 32 KiB loses nothing and saves ~220 KiB a connection.
-    # (uvloop's Cython SSLProtocol would cost ~20% less CPU on uvloop, but its app transport is
-    # not an asyncio.Transport, which the accept layer asserts.)
     max_size = 32 * 1024
+
+
+# Event loop class -> the TLS protocol to terminate with on it. uvloop's SSLProtocol (the same
+# design as asyncio's, compiled) only runs on a uvloop loop; its app transport is not an
+# asyncio.Transport subclass but has the whole Transport interface, which is all we use.
+TLS_PROTOCOLS: dict[type[asyncio.AbstractEventLoop], Callable[..., asyncio.BufferedProtocol]] = {}
+try:
+    import uvloop
+    from uvloop.loop import SSLProtocol as _UvSSLProtocol  # type: ignore[attr-defined]
+except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+    pass
+else:
+    TLS_PROTOCOLS[uvloop.Loop] = _UvSSLProtocol
+
+
+def tls_protocol_for(loop: asyncio.AbstractEventLoop) -> Callable[..., asyncio.BufferedProtocol]:
+    """The TLS protocol class to put on an accepted socket of `loop`."""
+    return TLS_PROTOCOLS.get(type(loop), _MeshSSLProtocol)
 
 
 class _NoHalfClose(asyncio.Protocol):
@@ -236,7 +256,7 @@ class MeshTlsTerminator:
         _nodelay(transport)  # TLS records written back to back must not wait for ACKs (Nagle)
         stats.opened -= 1  # counted again under its TLS labels once the client is known
         waiter: asyncio.Future[None] = loop.create_future()
-        tls = _MeshSSLProtocol(
+        tls = tls_protocol_for(loop)(
             loop,
             _Decrypted(self, side, dst),
             self.holder.listener_context(),
@@ -250,7 +270,7 @@ class MeshTlsTerminator:
         tls.connection_made(transport)
         view = memoryview(early)
         while view:
-            buffer = tls.get_buffer(len(view))
+            buffer = memoryview(tls.get_buffer(len(view)))
             n = min(len(buffer), len(view))
             buffer[:n] = view[:n]
             tls.buffer_updated(n)

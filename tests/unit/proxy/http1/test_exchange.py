@@ -103,3 +103,27 @@ def test_http10_and_head_are_recognised_from_the_raw_request_line() -> None:
     assert req is not None and req.http10 and req.is_head and not req.keep_alive
     up.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n")
     assert down.data() == b"HTTP/1.1 200 OK\r\nContent-Length: 9\r\nConnection: close\r\n\r\n"
+
+
+def test_header_names_in_odd_case_still_steer_the_exchange() -> None:
+    side, server, down, up, upt = _wire()
+    server.data_received(b"GET / HTTP/1.1\r\nhOsT: Web\r\nCONNECTION: close\r\n\r\n")
+    assert upt.data() == b"GET / HTTP/1.1\r\nhOsT: Web\r\n\r\n", "CONNECTION: close is hop-by-hop"
+    up.data_received(
+        b"HTTP/1.1 200 OK\r\ntransfer-ENCODING: chunked\r\nConnection: Keep-Alive\r\n\r\n"
+    )
+    up.data_received(b"2\r\nok\r\n0\r\n\r\n")
+    assert down.data() == (
+        b"HTTP/1.1 200 OK\r\ntransfer-ENCODING: chunked\r\nConnection: close\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n"
+    )
+    assert down.closed, "the client asked to close"
+    assert ("outbound", "Web", str(EP), side.tls) in side.metrics.routes
+
+
+def test_connection_keep_alive_alone_leaves_the_response_head_untouched() -> None:
+    _side, server, down, up, _upt = _wire()
+    server.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\nok"
+    up.data_received(response)
+    assert down.data() == response and not down.closed

@@ -211,3 +211,18 @@ async def test_open_connections_survive_a_context_swap(pki: Pki, api_server: Ech
 async def test_a_holder_without_a_certificate_refuses_to_dial() -> None:
     with pytest.raises(CertificateError, match="no certificate yet"):
         TlsHolder("").client_context()
+
+
+def test_inbound_termination_uses_uvloops_compiled_tls_on_uvloop_and_asyncios_elsewhere() -> None:
+    import uvloop
+
+    from lacewing.proxy.identity.mtls import tls_protocol_for
+
+    on_uvloop, on_asyncio = uvloop.new_event_loop(), asyncio.new_event_loop()
+    try:
+        assert tls_protocol_for(on_uvloop).__module__ == "uvloop.loop"
+        chosen = tls_protocol_for(on_asyncio)
+        assert isinstance(chosen, type) and issubclass(chosen, asyncio.sslproto.SSLProtocol)
+    finally:
+        on_uvloop.close()
+        on_asyncio.close()
