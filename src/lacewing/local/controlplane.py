@@ -95,6 +95,10 @@ def _destination_workload(cluster_dir: Path) -> WorkloadSpec:
             "--source", "local",
             "--registry-file", str(cluster_dir / "registry.json"),
             "--trust-domain", TRUST_DOMAIN,
+            # mTLS with the proxies: a certificate for destination.lacewing.serviceaccount...
+            # from the cluster's issuer, clients verified against its trust anchors
+            "--issuer-dir", str(cluster_dir / IDENTITY_DIR / "issuer"),
+            "--trust-anchors-file", str(cluster_dir / IDENTITY_DIR / "ca-bundle.crt"),
             "--listen-addr", f"0.0.0.0:{DESTINATION_PORT}",
         ),
     )  # fmt: skip

@@ -24,6 +24,8 @@ import signal
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from lacewing.errors import RuntimeEnvError
 from lacewing.proxy.accept import Accepted
@@ -36,9 +38,25 @@ from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector, PlainConnector
 
+if TYPE_CHECKING:
+    import ssl
+
 __all__ = ["ProxyServer", "build_sides", "drop_privileges"]
 
 log = logging.getLogger("lacewing.proxy")
+
+
+@dataclass(frozen=True)
+class DestinationTls:
+    """How a meshed proxy reaches destination: mutual TLS with its own certificate.
+
+    `context` returns the proxy's current client context (None until it has a certificate:
+    the stream then waits and retries); `server_name` is the identity destination's
+    certificate must carry.
+    """
+
+    context: Callable[[], ssl.SSLContext | None]
+    server_name: str
 
 
 def build_sides(
@@ -46,6 +64,7 @@ def build_sides(
     metrics: ProxyMetrics,
     connector: Connector | None = None,
     clock: Callable[[], float] = time.perf_counter,
+    destination_tls: DestinationTls | None = None,
 ) -> tuple[Side, Side]:
     """The inbound and outbound stacks; `connector` is the seam for mutual TLS."""
     connector = connector or PlainConnector(config.connect_timeout)
@@ -55,16 +74,22 @@ def build_sides(
                    fixed_dst=config.inbound_fixed_dst, clock=clock)  # fmt: skip
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
                     fixed_dst=config.outbound_fixed_dst, clock=clock,
-                    discovery=_discovery(config))  # fmt: skip
+                    discovery=_discovery(config, destination_tls))  # fmt: skip
     return inbound, outbound
 
 
-def _discovery(config: Config) -> OutboundDiscovery | None:
-    """With LACEWING_PROXY_DESTINATION_ADDR: resolve and balance outbound through it."""
+def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery | None:
+    """With LACEWING_PROXY_DESTINATION_ADDR: resolve and balance outbound through it
+    (over mutual TLS when the proxy is meshed, plaintext otherwise)."""
     addr = config.destination_addr
     if addr is None:
         return None
-    return OutboundDiscovery(DestinationClient(addr.host, addr.port))
+    if tls is None:
+        return OutboundDiscovery(DestinationClient(addr.host, addr.port))
+    client = DestinationClient(
+        addr.host, addr.port, ssl_context=tls.context, server_hostname=tls.server_name
+    )
+    return OutboundDiscovery(client)
 
 
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
@@ -83,10 +108,11 @@ def drop_privileges(uid: int | None, gid: int | None) -> bool:
 
 class ProxyServer:
     def __init__(self, config: Config, *, connector: Connector | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:  # fmt: skip
+                 clock: Callable[[], float] = time.perf_counter,
+                 destination_tls: DestinationTls | None = None) -> None:  # fmt: skip
         self.config = config
         self.metrics = ProxyMetrics()
-        self.sides = build_sides(config, self.metrics, connector, clock)
+        self.sides = build_sides(config, self.metrics, connector, clock, destination_tls)
         self.admin = AdminServer(
             AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown)
         )

@@ -276,6 +276,15 @@ def test_pods_reach_each_other_by_service_name_over_mtls(cluster: Seen) -> None:
         assert labels["dst_deployment"] == "srv"
         assert labels["dst_pod"] in ("srv-0", "srv-1")
         assert labels["classification"] == "success"
+    # the labels came from destination's stream, which serves mutual TLS only: the proxies
+    # reached it with their own certificates, and a plaintext client is turned away
+    log = lacewing("local", "logs", "--name", NAME, "lacewing-destination-0").stdout
+    assert "listening on https (mTLS)" in log
+    plain = lacewing("local", "exec", "--name", NAME, "lacewing-identity-0", "--", "curl", "-sS",
+                     "-m", "3", "http://lacewing-destination.lacewing:8086/v1/endpoints"
+                     "?authority=srv.tmesh.svc.cluster.local:8080")  # fmt: skip
+    assert plain.returncode != 0 and '"type"' not in plain.stdout, plain.stdout
+    assert "resolve" not in plain.stderr, plain.stderr  # reached it, and was refused
 
 
 # ---- 2. requests, not connections, are balanced -----------------------------------------

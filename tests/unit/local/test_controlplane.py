@@ -53,6 +53,8 @@ def test_control_plane_comes_first() -> None:
     assert argv[:5] == ("python", "-m", "lacewing.cli.main", "controller", "destination")
     assert argv[argv.index("--source") + 1] == "local"
     assert argv[argv.index("--registry-file") + 1] == str(DIR / "registry.json")
+    assert argv[argv.index("--issuer-dir") + 1] == str(IDENTITY / "issuer")
+    assert argv[argv.index("--trust-anchors-file") + 1] == str(IDENTITY / "ca-bundle.crt")
     assert [p.name for p in plan.pods[2:]] == ["web-0", "web-1", "db-0", "bot-0"]
 
 

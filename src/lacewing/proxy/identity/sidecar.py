@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,12 +57,14 @@ from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
-from lacewing.proxy.server import ProxyServer
+from lacewing.proxy.server import DestinationTls, ProxyServer
 from lacewing.proxy.transport import PlainConnector
 
 __all__ = ["IdentityConfig", "MeshedProxyServer", "load_identity_config"]
 
 PREFIX = "LACEWING_IDENTITY_"
+DESTINATION_SERVICE_ACCOUNT = "destination"  # as the controller's certificate names it
+DESTINATION_ALPN = "http/1.1"  # the stream is JSON lines over HTTP/1.1
 
 
 @dataclass(frozen=True)
@@ -183,7 +186,14 @@ class MeshedProxyServer(ProxyServer):
             PlainConnector(config.connect_timeout),
             timeout=max(config.connect_timeout, 2.0),
         )
-        super().__init__(config, connector=self.connector)
+        # The control plane is reached with this proxy's identity too: destination's
+        # certificate must name its service account in the identity controller's namespace.
+        destination = Identity(
+            identity.service_identity.namespace, DESTINATION_SERVICE_ACCOUNT,
+            identity.identity.trust_domain,
+        )  # fmt: skip
+        destination_tls = DestinationTls(self._destination_context, destination.name)
+        super().__init__(config, connector=self.connector, destination_tls=destination_tls)
         discovery = self.sides[1].discovery
         if isinstance(discovery, OutboundDiscovery):
             # mTLS follows discovery: an endpoint announced with an identity gets mutual TLS
@@ -207,6 +217,12 @@ class MeshedProxyServer(ProxyServer):
 
     def is_ready(self) -> bool:
         return self.ready
+
+    def _destination_context(self) -> ssl.SSLContext | None:
+        """The client context for destination's stream; None until the first certificate."""
+        if not self.holder.ready.is_set():
+            return None
+        return self.holder.client_context(DESTINATION_ALPN)
 
     def _read_token(self) -> str:
         try:
