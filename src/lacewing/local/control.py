@@ -29,7 +29,7 @@ from lacewing.local import netns
 from lacewing.local.controlplane import with_control_plane
 from lacewing.local.plan import check_cluster_name, plan_cluster
 from lacewing.local.spec import MAX_REPLICAS, load_cluster_file
-from lacewing.local.state import SUPERVISOR_MODULE, ClusterState, sweep
+from lacewing.local.state import SUPERVISOR_MODULE, ClusterState, is_supervisor, sweep
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -196,7 +196,9 @@ def down(name: str, *, timeout: float = 30.0) -> str:
         return f"no local cluster named {name!r}"
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while state.supervisor_pid() is not None:
+    # Wait for the process itself, not its pid file: the supervisor removes its state
+    # directory while tearing down, a moment before it exits.
+    while is_supervisor(pid, name):
         if time.monotonic() > deadline:
             os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)

@@ -35,6 +35,7 @@ from lacewing.local.plan import netns_prefix
 __all__ = [
     "SUPERVISOR_MODULE",
     "ClusterState",
+    "is_supervisor",
     "state_root",
     "sweep",
     "write_json",
@@ -124,7 +125,7 @@ class ClusterState:
             pid = int(self.pid_file.read_text().strip())
         except (OSError, ValueError):
             return None
-        return pid if _is_supervisor(pid, self.name) else None
+        return pid if is_supervisor(pid, self.name) else None
 
     def alive(self) -> bool:
         return self.supervisor_pid() is not None
@@ -144,7 +145,8 @@ def write_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-def _is_supervisor(pid: int, name: str) -> bool:
+def is_supervisor(pid: int, name: str) -> bool:
+    """Whether process `pid` is (still) the supervisor of cluster `name`."""
     try:
         argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
