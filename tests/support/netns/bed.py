@@ -22,7 +22,6 @@ left alone.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
 import resource
@@ -31,12 +30,13 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
+
+from lacewing.local import netns as local_netns
 
 T = TypeVar("T")
 
@@ -44,7 +44,6 @@ PREFIX = "lwt"
 OWNERS = Path("/run/lwt-owners")
 REPO = Path(__file__).resolve().parents[3]
 PYTHON = sys.executable
-CLONE_NEWNET = 0x40000000
 
 
 class BedError(RuntimeError):
@@ -189,24 +188,10 @@ class Pod:
         The namespace is per thread in Linux, so the test's own threads stay where they are;
         sockets made by `fn` keep the pod's namespace for their whole life.
         """
-        values: list[T] = []
-        errors: list[BaseException] = []
-
-        def body() -> None:
-            try:
-                _enter_netns(self.netns)
-                values.append(fn())
-            except BaseException as exc:
-                errors.append(exc)
-
-        thread = threading.Thread(target=body, name=f"netns-{self.name}", daemon=True)
-        thread.start()
-        thread.join(timeout)
-        if errors:
-            raise errors[0]
-        if not values:
-            raise BedError(f"{self.name}: call in the pod's namespace timed out")
-        return values[0]
+        try:
+            return local_netns.in_netns(self.netns, fn, timeout)
+        except TimeoutError:
+            raise BedError(f"{self.name}: call in the pod's namespace timed out") from None
 
     def connect(self, host: str, port: int, timeout: float = 5) -> socket.socket:
         """A TCP socket created inside the pod (so the pod's iptables rules apply to it)."""
@@ -305,19 +290,6 @@ def _dechunk(body: bytes) -> bytes:
         out += rest[:size]
         body = rest[size + 2 :]
     return out
-
-
-_libc = ctypes.CDLL(None, use_errno=True)
-
-
-def _enter_netns(name: str) -> None:
-    fd = os.open(f"/run/netns/{name}", os.O_RDONLY)
-    try:
-        if _libc.setns(fd, CLONE_NEWNET) != 0:
-            err = ctypes.get_errno()
-            raise OSError(err, f"setns into {name}: {os.strerror(err)}")
-    finally:
-        os.close(fd)
 
 
 class Cluster:
