@@ -36,6 +36,7 @@ from typing import Protocol, runtime_checkable
 
 __all__ = [
     "DEFAULT_TRUST_DOMAIN",
+    "DESTINATION_SERVICE_ACCOUNT",
     "IDENTITY_AUDIENCE",
     "IDENTITY_SERVICE_ACCOUNT",
     "Identity",
@@ -54,6 +55,7 @@ __all__ = [
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 IDENTITY_AUDIENCE = "identity.lacewing.io"
 IDENTITY_SERVICE_ACCOUNT = "identity"
+DESTINATION_SERVICE_ACCOUNT = "destination"
 _INFIX = ".serviceaccount.identity.lacewing."
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")

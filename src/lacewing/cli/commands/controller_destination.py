@@ -103,8 +103,8 @@ def run_destination(
         )
     ssl_context = None
     if options.issuer_dir is not None and options.trust_anchors_file is not None:
-        from lacewing.controller.destination.tls import DESTINATION_SERVICE_ACCOUNT, serving_context
-        from lacewing.core.identity import Identity, IdentityParseError
+        from lacewing.controller.destination.tls import serving_context
+        from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity, IdentityParseError
 
         try:
             identity = Identity(ctx.namespace, DESTINATION_SERVICE_ACCOUNT, options.trust_domain)

@@ -21,9 +21,7 @@ from lacewing.proxy.identity.credentials import Credentials, make_csr, new_priva
 from lacewing.proxy.identity.credentials import server_context as mtls_server_context
 from lacewing.tls.issuance import issue_leaf
 
-__all__ = ["DESTINATION_SERVICE_ACCOUNT", "serving_context"]
-
-DESTINATION_SERVICE_ACCOUNT = "destination"
+__all__ = ["serving_context"]
 
 
 def serving_context(

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from lacewing.core.identity import (
     DEFAULT_TRUST_DOMAIN,
+    DESTINATION_SERVICE_ACCOUNT,
     Identity,
     IdentityParseError,
     identity_service_name,
@@ -63,7 +64,6 @@ from lacewing.proxy.transport import PlainConnector
 __all__ = ["IdentityConfig", "MeshedProxyServer", "load_identity_config"]
 
 PREFIX = "LACEWING_IDENTITY_"
-DESTINATION_SERVICE_ACCOUNT = "destination"  # as the controller's certificate names it
 DESTINATION_ALPN = "http/1.1"  # the stream is JSON lines over HTTP/1.1
 
 

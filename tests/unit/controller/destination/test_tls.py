@@ -11,8 +11,8 @@ from tests.unit.proxy.identity.pki import Pki, issue_credentials
 
 from lacewing.controller.destination import Backend, DestinationServer, Directory, Hub, Service
 from lacewing.controller.destination.directory import ServicePort
-from lacewing.controller.destination.tls import DESTINATION_SERVICE_ACCOUNT, serving_context
-from lacewing.core.identity import Identity
+from lacewing.controller.destination.tls import serving_context
+from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity
 from lacewing.proxy.discovery import DestinationClient
 from lacewing.proxy.identity.credentials import client_context
 
