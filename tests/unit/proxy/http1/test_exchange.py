@@ -21,7 +21,7 @@ def _wire(
 ) -> tuple[Side, Http1Server, FakeTransport, UpstreamConn, FakeTransport]:
     env = {"LACEWING_PROXY_MAX_HEADER_BYTES": str(max_header_bytes)}
     _, side = build_sides(load(env), ProxyMetrics(), clock=lambda: 1.0)
-    server = Http1Server(side, EP, EP, side.metrics.tcp_stats("outbound", "src", str(EP), side.tls))
+    server = Http1Server(side, EP, side.metrics.tcp_stats("outbound", "src", str(EP), side.tls))
     down = FakeTransport(server, high_water=100)
     server.adopt(down, b"")
     up = UpstreamConn(EP, side.metrics.tcp_stats("outbound", "dst", str(EP), side.tls), side.pool)
