@@ -2,15 +2,16 @@
 
 `Http1Server` creates a `Request` when a request head is complete; the `UpstreamConn` that
 carries it reads the flags that shape the response (HEAD, HTTP/1.0, upgrade, 100-continue).
-It owns the request's `Pick` (endpoint + balancer ticket), ended exactly once by the server.
+It is a `proxy.exchange.Exchange`: its pick (endpoint + balancer ticket) and its response
+metrics end exactly once, however the request ends.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from lacewing.proxy.exchange import Exchange
 from lacewing.proxy.metrics import RouteStats
-from lacewing.proxy.targets import Pick
 
 if TYPE_CHECKING:
     from lacewing.proxy.http1.upstream import UpstreamConn
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["Request"]
 
 
-class Request:
+class Request(Exchange):
     """One request and the state of its exchange. Flags default at class level so that the
     common request sets three attributes, not fourteen (this runs once per request)."""
 
@@ -31,13 +32,10 @@ class Request:
     is_head = False
     upgrade = False
     expect_continue = False
-    status = 0
     error: tuple[int, str] | None = None
     replay: bytes | None = None  # the head of a body-less request, kept to retry it once
     reused = False  # sent on a pooled connection (which the app may have just closed)
-    pick: Pick | None = None  # the endpoint and its balancer ticket (ended exactly once)
 
     def __init__(self, route: RouteStats, start: float) -> None:
-        self.route = route
-        self.start = start
+        self.route, self.start = route, start
         self.buf: list[bytes] = []

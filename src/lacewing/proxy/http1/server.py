@@ -17,10 +17,11 @@ request asked to switch protocols). The other direction: when the client reads s
 `pause_writing` pauses reading from the endpoint.
 
 Each request takes its endpoint from `side.pick(logical)` when its head is complete (re-picked
-per request when discovery balances, one cached pick otherwise) and ends that pick exactly
-once: `done` with the response-head latency, `fail` when the endpoint cannot be reached or
-dies before answering, `cancel` when the client goes away first, the request is refused, or the
-connection is aborted at shutdown.
+per request when discovery balances, one cached pick otherwise) and becomes an `Exchange`
+(`proxy.exchange`, shared with HTTP/2), told once how it ended: `answered` with the response
+head, `failed` when the endpoint cannot be reached or dies before answering, `refused` when
+the proxy answers for other reasons, `abandoned` when the client goes away first or the
+connection is aborted at shutdown; the exchange ends the pick and counts the response.
 
 Errors answer with the proxy's own response and close: malformed -> 400, a head that trickles
 in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
@@ -206,8 +207,8 @@ class Http1Server(asyncio.Protocol):
             up.server = None
             up.abort()
         for req in (active, *self.queue):
-            if req is not None and req.pick is not None:
-                req.pick.cancel()  # no-op if it already ended
+            if req is not None:
+                req.abandoned()  # no-op for the pick if it already ended
         self.active = None
         self.queue.clear()
         self.parser = _DETACHED
@@ -435,10 +436,11 @@ class Http1Server(asyncio.Protocol):
             )
         except ConnectError as exc:
             self._connect_task = None
-            if req.pick is not None:
-                req.pick.fail()
+            status = 504 if isinstance(exc, ConnectTimeout) else 502
             if not self.closed and req is self.active:
-                self._answer_error(req, 504 if isinstance(exc, ConnectTimeout) else 502, exc.reason)
+                self._answer_error(req, status, exc.reason, endpoint_failed=True)
+            elif req.pick is not None:
+                req.pick.fail()
             return
         self._connect_task = None
         if self.closed or req is not self.active:
@@ -473,13 +475,8 @@ class Http1Server(asyncio.Protocol):
 
     def response_head(self, status: int, head: bytes, close_down: bool) -> None:
         req: Request = self.active  # type: ignore[assignment]  # only called while active
-        req.status = status
         req.close_down = close_down
-        elapsed = self._clock() - req.start
-        req.route.response(status, elapsed * 1000.0)
-        pick = req.pick
-        if pick is not None and pick.ticket is not None:
-            pick.done(True, elapsed)
+        req.answered(status, self._clock())
         self._dout.append(head)
 
     def response_complete(self, conn: UpstreamConn) -> None:
@@ -535,10 +532,8 @@ class Http1Server(asyncio.Protocol):
             self._connect_task = self.side.tasks.spawn(
                 self._connect(req), name=f"lacewing-reconnect-{self.side.direction}-{self.endpoint}"
             )
-        else:
-            if req.pick is not None:
-                req.pick.fail()  # the endpoint died (or spoke nonsense) before answering
-            self._answer_error(req, 502, reason)
+        else:  # the endpoint died (or spoke nonsense) before answering
+            self._answer_error(req, 502, reason, endpoint_failed=True)
 
     def upstream_upgraded(self, conn: UpstreamConn, rest: bytes) -> None:
         """The endpoint answered 101: both sockets become a byte tunnel."""
@@ -592,14 +587,17 @@ class Http1Server(asyncio.Protocol):
         else:
             self.queue.append(req)
 
-    def _answer_error(self, req: Request, status: int, reason: str) -> None:
-        if req.pick is not None:
-            req.pick.cancel()  # no-op when `fail` or `done` already ended it
+    def _answer_error(
+        self, req: Request, status: int, reason: str, *, endpoint_failed: bool = False
+    ) -> None:
         if req.status:  # a response already started: all we can do is cut it
+            req.abandoned()
             self.abort()
             return
-        req.status = status
-        req.route.response(status, (self._clock() - req.start) * 1000.0)
+        if endpoint_failed:
+            req.failed(status, self._clock())
+        else:
+            req.refused(status, self._clock())
         self._dout.append(error_response(status, reason))
         self.flush_down()
         self.active = None
