@@ -50,6 +50,7 @@ class Accepted(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
         self._waiting: asyncio.Task[None] | None = None  # for discovery's first answer
+        self._eof = False  # the client half-closed while we waited
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         side = self.side
@@ -92,7 +93,8 @@ class Accepted(asyncio.Protocol):
     def eof_received(self) -> bool:
         # The client sent what it had and half-closed: decide with what we have.
         if self._waiting is not None:
-            return True  # half-closed while waiting for discovery: the handler sees the rest
+            self._eof = True  # half-closed while waiting for discovery: told to the handler
+            return True
         if self._done or self.transport is None:
             return False
         self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
@@ -113,7 +115,7 @@ class Accepted(asyncio.Protocol):
             self._timer = None
         side, transport, dst = self.side, self.transport, self.dst
         assert transport is not None and dst is not None
-        if proto is not Protocol.TLS and side.discovering(dst):
+        if side.discovering(dst):
             transport.pause_reading()
             self._waiting = side.tasks.spawn(
                 self._wait_for_discovery(proto, dst), name=f"lacewing-discover-{dst}"
@@ -133,6 +135,9 @@ class Accepted(asyncio.Protocol):
             return
         transport.resume_reading()
         self._hand_on(proto)
+        handler = transport.get_protocol()
+        if self._eof and not handler.eof_received():  # type: ignore[attr-defined]
+            transport.close()
 
     def _hand_on(self, proto: Protocol) -> None:
         side, transport, dst, stats = self.side, self.transport, self.dst, self.stats

@@ -278,8 +278,17 @@ async def test_an_unreachable_destination_delays_a_new_connection_by_the_bounded
                 second = await client.response()
             finally:
                 await client.close()
+            # a client that half-closes while its connection waits still gets its answer
+            client = await Client.open(server.bound["outbound"].port)
+            try:
+                await client.send(b"GET / HTTP/1.1\r\nHost: outside\r\n\r\n")
+                client.writer.write_eof()
+                half_closed = await client.response()
+                assert await client.closed_by_peer(2.0)  # and the proxy passes the EOF on
+            finally:
+                await client.close()
     finally:
         silent.close()
         await outside.stop()
-    assert first[0] == second[0] == 200 and first[2] == b"outside"
+    assert first[0] == second[0] == half_closed[0] == 200 and first[2] == b"outside"
     assert 0.25 <= waited < 2.0  # waited for discovery, but only as long as configured
