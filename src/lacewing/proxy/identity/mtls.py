@@ -25,10 +25,13 @@ size and by the detect timeout) and routes on its server name (`inbound_tls_rout
                                      no_tls_reason="no_tls_from_remote"
     no whole ClientHello in time     relay untouched; no_tls_reason="detect_timeout"
 
-(these are linkerd2-proxy's inbound TLS labels). To terminate, the terminator puts a
-TLS protocol on the socket (what `loop.start_tls` would use: uvloop's compiled one on uvloop,
-which costs far less CPU per record than asyncio's pure-Python `asyncio.sslproto.SSLProtocol`,
-used on other loops; `TLS_PROTOCOLS` is the table), replays those bytes into it, and after the
+(these are linkerd2-proxy's inbound TLS labels). TLS whose original destination is the
+proxy's own inbound port was dialled to the proxy directly: it is always terminated.
+
+To terminate, the terminator puts a TLS protocol on the socket (what `loop.start_tls` would
+use: uvloop's compiled one on uvloop, which costs far less CPU per record than asyncio's
+pure-Python `asyncio.sslproto.SSLProtocol`, used on other loops; `TLS_PROTOCOLS` is the
+table), replays those bytes into it, and after the
 handshake (client certificate required, from the same trust anchors) reads the client's
 identity and serves the decrypted stream exactly as a plaintext connection: ALPN
 `lacewing.io/opaque` -> TCP relay at once (server-speaks-first protocols work), otherwise the
@@ -122,14 +125,19 @@ TLS_DETECT_TIMEOUT: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "dete
 
 
 def inbound_tls_route(
-    result: NeedMore | NotTls | ClientHello, local_name: str | None
+    result: NeedMore | NotTls | ClientHello, local_name: str | None, *, to_proxy: bool = False
 ) -> TlsLabels | None:
     """None: terminate mutual TLS here; else relay untouched, counted with these labels.
 
     `result` is what the ClientHello parser said when the reading stopped (NeedMore: the
     detect timeout or the client's EOF came first); `local_name` is this proxy's identity
     (None before it knows one: then nothing is terminated). DNS names compare caselessly.
+    `to_proxy`: the connection's original destination is the proxy's own inbound port (a
+    client dialled the proxy itself): it is for the proxy whatever its name says, and
+    relaying it "to the app" at that port would dial the proxy again, in a loop.
     """
+    if to_proxy:
+        return None
     if isinstance(result, ClientHello):
         if result.sni is None:
             return TLS_NO_CLIENT_HELLO
@@ -404,7 +412,8 @@ class MeshTlsTerminator:
         result: NeedMore | NotTls | ClientHello,
     ) -> None:
         """Terminate or relay a connection whose first bytes `early` parsed as `result`."""
-        labels = inbound_tls_route(result, self.local_name())
+        to_proxy = dst.port == side.config.inbound_listen_addr.port
+        labels = inbound_tls_route(result, self.local_name(), to_proxy=to_proxy)
         if labels is None:
             self.terminate(side, transport, early, dst)
             return

@@ -67,6 +67,9 @@ def test_own_name_terminates_and_everything_else_passes_through() -> None:
     )
     # a proxy that does not know its name yet terminates nothing
     assert inbound_tls_route(ClientHello(me, ()), None) == passthru_labels(me)
+    # dialled at the proxy's own port: for the proxy, whatever the name
+    for result in (ClientHello(None, ()), ClientHello("other", ()), NotTls("x"), NEED_MORE):
+        assert inbound_tls_route(result, me, to_proxy=True) is None
 
 
 # -- the driver on fake transports -------------------------------------------------------
@@ -95,7 +98,8 @@ class Inbound:
     connector: FakeConnector
     terminator: MeshTlsTerminator
 
-    def accept(self) -> FakeTransport:
+    def accept(self, dst: Addr = APP) -> FakeTransport:
+        self.side.fixed_dst = dst
         accepted = Accepted(self.side)
         transport = FakeTransport(accepted)
         accepted.connection_made(transport)
@@ -241,6 +245,17 @@ async def test_a_proxy_still_waiting_for_its_certificate_refuses_its_own_name(pk
     assert inbound.connector.dialled == []
     assert client.closed
     assert inbound.terminator.failures == {"handshake": 1}
+
+
+async def test_tls_dialled_at_the_proxys_own_port_is_terminated_never_relayed(pki: Pki) -> None:
+    inbound = _inbound(pki)
+    own_port = inbound.side.config.inbound_listen_addr.port
+    client = inbound.accept(Addr("10.42.0.7", own_port))
+    client.protocol.data_received(real_hello(None))  # type: ignore[union-attr]
+    await _settle()
+    assert inbound.connector.dialled == []  # relaying would dial 127.0.0.1:4143: itself
+    assert client.data()[:3] == b"\x16\x03\x03"  # the proxy's ServerHello and certificate
+    client.abort()
 
 
 async def test_sni_label_values_are_bounded(pki: Pki) -> None:
