@@ -574,6 +574,22 @@ class Http1Server(asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         """A request could not be parsed: answer after those ahead of it, then close."""
+        cur, self._cur = self._cur, None
+        if cur is not None and cur is not self.active and cur not in self.queue:
+            cur.abandoned()  # its head was refused before it was started (too large)
+        elif cur is not None:  # the body of a request already under way is malformed
+            self._in_message = False
+            self._broken = True
+            self.pause(self.PIPELINE)
+            if cur is self.active:  # part of it went upstream: that exchange cannot finish
+                up = cur.upstream
+                if up is not None:
+                    cur.upstream, up.server = None, None
+                    up.abort()
+                self._answer_error(cur, status, reason)
+            else:  # still queued: answer the error in its turn, forward nothing of it
+                cur.error, cur.complete, cur.buf = (status, reason), True, []
+            return
         route = self.side.metrics.route(self.side.direction, "", self.target_addr, self.side.tls)
         route.requests += 1
         req = Request(route, self.side.clock())

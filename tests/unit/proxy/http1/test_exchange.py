@@ -127,3 +127,13 @@ def test_connection_keep_alive_alone_leaves_the_response_head_untouched() -> Non
     response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\nok"
     up.data_received(response)
     assert down.data() == response and not down.closed
+
+
+def test_a_malformed_body_after_the_head_went_upstream_gets_400_and_drops_the_upstream() -> None:
+    side, server, down, up, upt = _wire()
+    server.data_received(b"POST /a HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert upt.data().startswith(b"POST /a HTTP/1.1")  # the head is on its way
+    server.data_received(b"zz\r\nhello\r\n")  # not a chunk size
+    assert down.data().startswith(b"HTTP/1.1 400 ")  # answered now, not after a timeout
+    assert upt.aborted  # the half-sent request cannot finish: that connection is dropped
+    assert up not in side.pool.bucket(EP)
