@@ -332,7 +332,13 @@ class Http1Server(asyncio.Protocol):
         head: bytes | None = None
         if not self._hop:
             chunk = self._begin_chunk
-            if chunk is not None and chunk is self._chunk:
+            # (the head may have begun in an earlier read that no callback saw: only a read
+            # that starts with the method holds the whole head)
+            if (
+                chunk is not None
+                and chunk is self._chunk
+                and chunk.startswith(parser.get_method() + b" ")
+            ):
                 end = chunk.find(b"\r\n\r\n")
                 if end >= 0:
                     if end > self.max_head:

@@ -235,7 +235,8 @@ class UpstreamConn(asyncio.Protocol):
         head: bytes | None = None
         if not self._hop and not close_down and not req.http10:
             chunk = self._begin_chunk
-            if chunk is not None and chunk is self._chunk:
+            # (the status line may have begun in an earlier read that no callback saw)
+            if chunk is not None and chunk is self._chunk and chunk.startswith(b"HTTP/1."):
                 end = chunk.find(b"\r\n\r\n")
                 if end >= 0:
                     head = chunk[: end + 4]

@@ -137,3 +137,15 @@ def test_a_malformed_body_after_the_head_went_upstream_gets_400_and_drops_the_up
     assert down.data().startswith(b"HTTP/1.1 400 ")  # answered now, not after a timeout
     assert upt.aborted  # the half-sent request cannot finish: that connection is dropped
     assert up not in side.pool.bucket(EP)
+
+
+async def test_a_head_whose_first_bytes_came_in_an_earlier_read_is_forwarded_whole() -> None:
+    # found by tests/unit/fuzz: the head was forwarded from the read its first callback fired
+    # in, so a lone first byte ("G", "H") was lost on the way
+    _side, server, down, up, upt = _wire()
+    server.data_received(b"G")
+    server.data_received(b"ET /a HTTP/1.1\r\nHost: web\r\n\r\n")
+    assert upt.data() == b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n"
+    up.data_received(b"H")
+    up.data_received(b"TTP/1.1 204 No Content\r\n\r\n")
+    assert down.data() == b"HTTP/1.1 204 No Content\r\n\r\n"
