@@ -202,13 +202,17 @@ def run_policy(
         if admission is not None and tls is not None:
             webhook = ValidatorServer(Validator(lambda: hub.index), tls, *admission)
         scheme = "https (mTLS)" if ssl_context else "http"
-        extra = f", validator on https://{admission[0]}:{admission[1]}" if admission else ""
+
+        def banner(bound: int) -> str:
+            line = f"policy ({options.source} source) listening on {scheme}://{host}:{bound}"
+            if webhook is not None:
+                line += f", validator on https://{webhook.host}:{webhook.bound_port}"
+            return line
+
         await serve_until_signalled(
             _Servers(api, webhook),
             out,
-            lambda bound: (
-                f"policy ({options.source} source) listening on {scheme}://{host}:{bound}{extra}"
-            ),
+            banner,
             name="policy",
             stop=stop,
             companion=factory(options, ctx, config, hub.publish),
