@@ -35,6 +35,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
+from lacewing.proxy.tasks import within
 
 __all__ = ["PolicyClient", "PortWatch"]
 
@@ -56,7 +57,7 @@ class PortWatch:
         """Wait for the next update; False on timeout."""
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await within(event.wait(), timeout)
         return event.is_set()
 
     def _set(self, policy: PortPolicy) -> None:
@@ -131,7 +132,7 @@ class PolicyClient:
         context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
         if context is None and self.ssl_context is not None:
             raise ConnectionError("no client certificate yet")
-        reader, writer = await asyncio.wait_for(
+        reader, writer = await within(
             asyncio.open_connection(
                 self.host,
                 self.port,
@@ -150,7 +151,7 @@ class PolicyClient:
                 "Accept: application/json\r\n\r\n".encode()
             )
             await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
+            head = await within(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
             status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
             if status == b"400":
                 log.warning("the policy controller refused port %d of %s/%s", watch.port,
@@ -163,7 +164,7 @@ class PolicyClient:
             self.connects += 1
             watch.connected = True
             while True:
-                line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+                line = await within(reader.readline(), self.read_timeout)
                 if not line:
                     raise EOFError("the policy controller closed the stream")
                 data = json.loads(line)
@@ -179,5 +180,5 @@ class PolicyClient:
                     raise ValueError(f"unexpected line from the policy controller: {kind!r}")
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            with contextlib.suppress(Exception):  # bounded: a cancelled stream must not hang
+                await within(writer.wait_closed(), 1.0)
