@@ -418,7 +418,7 @@ def pod_from_object(pod: Obj) -> PodPorts:
     spec = pod.get("spec") if isinstance(pod.get("spec"), Mapping) else {}
     assert isinstance(meta, Mapping) and isinstance(spec, Mapping)
     ports: list[tuple[str, int]] = []
-    probes: list[tuple[int | str, str]] = []
+    probes: list[tuple[object, str]] = []
     for c in spec.get("containers") or []:
         if not isinstance(c, Mapping):
             continue
@@ -434,9 +434,13 @@ def pod_from_object(pod: Obj) -> PodPorts:
     by_name = {n: num for n, num in ports if n}
     resolved = set()
     for port, path in probes:
-        number = by_name.get(port) if isinstance(port, str) and not port.isdigit() else int(port)
-        if number is not None:
-            resolved.add((number, path))
+        target: int | None = None
+        if isinstance(port, int) and not isinstance(port, bool):
+            target = port
+        elif isinstance(port, str):
+            target = int(port) if port.isdigit() else by_name.get(port)
+        if target is not None:  # a probe on a port the pod does not name is left out
+            resolved.add((target, path))
     return PodPorts(
         namespace=str(meta.get("namespace") or ""),
         name=str(meta.get("name") or ""),
