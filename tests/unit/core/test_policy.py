@@ -21,15 +21,13 @@ from lacewing.core.policy import (
     policy_to_dict,
     resolve_default_policy,
 )
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex, pod_from_object
 from lacewing.core.policy_resources import (
     AuthorizationPolicy,
     MeshTLSAuthentication,
     NetworkAuthentication,
-    PolicyConfig,
-    PolicyIndex,
     Server,
     parse_resource,
-    pod_from_object,
 )
 
 ANNOTATION = "config.lacewing.io/default-inbound-policy"

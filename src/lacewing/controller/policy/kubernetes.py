@@ -23,15 +23,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from lacewing.core.policy import PolicyError
-from lacewing.core.policy_resources import (
-    GROUP,
-    PodPorts,
-    PolicyConfig,
-    PolicyIndex,
-    Resource,
-    parse_resource,
-    pod_from_object,
-)
+from lacewing.core.policy_index import PodPorts, PolicyConfig, PolicyIndex, pod_from_object
+from lacewing.core.policy_resources import GROUP, Resource, parse_resource
 
 __all__ = ["POLICY_VERSION", "KubernetesSource", "index_from_objects"]
 

@@ -8,7 +8,8 @@ import pytest
 
 MODULES = {
     "lacewing.core.policy": {"PortPolicy", "Decision", "evaluate", "policy_from_dict"},
-    "lacewing.core.policy_resources": {"parse_resource", "PolicyIndex", "pod_from_object"},
+    "lacewing.core.policy_resources": {"parse_resource", "Server", "AuthorizationPolicy"},
+    "lacewing.core.policy_index": {"PolicyIndex", "PolicyConfig", "pod_from_object"},
     "lacewing.controller.policy": {"Hub", "PolicyServer", "KubernetesSource", "LocalSource",
                                    "Validator", "ValidatorServer"},
     "lacewing.proxy.policy": {"PolicyClient", "InboundGate", "ConnectionVerdict"},

@@ -12,7 +12,7 @@ from typing import Any
 
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
 from lacewing.core.policy import default_port_policy, evaluate, parse_networks
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 from lacewing.proxy.policy import InboundGate, PolicyClient
 
 NETS = parse_networks("10.0.0.0/8")
