@@ -314,11 +314,11 @@ def test_webhook_cert_not_matching_its_ca_bundle(healthy: KubeAPI, lacewing: Lac
 
 def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing) -> None:
     with Cluster.connect(str(healthy.kubeconfig)) as cluster:
-        secret = cluster.get("v1", "Secret", "lacewing-policy-validator-k8s-tls", "lacewing")
+        secret = cluster.get("v1", "Secret", "lacewing-proxy-injector-k8s-tls", "lacewing")
         hook = cluster.get(
             "admissionregistration.k8s.io/v1",
-            "ValidatingWebhookConfiguration",
-            "lacewing-lacewing-policy-validator-webhook-config",
+            "MutatingWebhookConfiguration",
+            "lacewing-lacewing-proxy-injector-webhook-config",
         )
         assert secret is not None and hook is not None
         ca = pki.generate_webhook_ca()  # signs the cert and is the caBundle: only the name is off
@@ -331,8 +331,8 @@ def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing
             }
             cluster.apply(obj)
     result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
-    assert failures(result.out) == ["policy-validator webhook has valid cert"]
-    assert "is not valid for lacewing-policy-validator.lacewing.svc" in result.out
+    assert failures(result.out) == ["proxy-injector webhook has valid cert"]
+    assert "is not valid for lacewing-proxy-injector.lacewing.svc" in result.out
 
 
 def test_another_namespace_with_dash_l(kube_api: KubeAPI, lacewing: Lacewing) -> None:

@@ -11,6 +11,7 @@ The control plane's namespace is the global `-L` flag, as for every controller.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -102,6 +103,8 @@ def proxy_injector_command(
     verbose: bool,
 ) -> int:
     """The proxy injector: a mutating webhook that adds the proxy to annotated pods."""
-    configure_logging(verbose)
+    from lacewing.cli.commands.controller import controller_log_level
+
+    configure_logging(verbose, controller_log_level(os.environ))
     options = InjectorOptions(listen_addr, tls_dir, native_sidecar, kubeconfig)
     return run_proxy_injector(options, g or GlobalOptions(), Output())

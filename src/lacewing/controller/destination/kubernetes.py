@@ -17,7 +17,9 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 - a Pod is meshed when the injector labelled it `lacewing.io/control-plane-ns`; its identity
   is `<serviceAccount>.<ns>.serviceaccount.identity.lacewing.<trust domain>`; its workload is
   the injector's `lacewing.io/proxy-<kind>: <name>` label, otherwise its owner (a ReplicaSet
-  owned by a Deployment is reported as the Deployment: the name without the template hash).
+  owned by a Deployment is reported as the Deployment: the name without the template hash);
+- the ports in a Pod's `config.lacewing.io/skip-inbound-ports` annotation (what its
+  proxy-init leaves alone) are announced without identity.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ __all__ = ["KubernetesSource", "directory_from_objects", "parse_port_ranges"]
 
 Obj = dict[str, Any]
 OPAQUE_ANNOTATION = "config.lacewing.io/opaque-ports"
+SKIP_INBOUND_ANNOTATION = "config.lacewing.io/skip-inbound-ports"
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MESHED_LABEL = "lacewing.io/control-plane-ns"
 WORKLOAD_LABEL_PREFIX = "lacewing.io/proxy-"
@@ -101,7 +104,10 @@ def _pod_info(pod: Obj, trust_domain: str) -> PodInfo | None:
             if kind == "ReplicaSet" and hash_label and workload.endswith("-" + hash_label):
                 kind, workload = "Deployment", workload[: -len(hash_label) - 1]
             break
-    return PodInfo(name, ns, ip, identity, kind, workload)
+    skipped = parse_port_ranges(
+        str((meta.get("annotations") or {}).get(SKIP_INBOUND_ANNOTATION, ""))
+    )
+    return PodInfo(name, ns, ip, identity, kind, workload, skipped)
 
 
 def _service(svc: Obj, slices: Iterable[Obj], pods: set[tuple[str, str]]) -> Service:

@@ -28,7 +28,6 @@ from lacewing.healthcheck.model import Category, Check, Outcome
 __all__ = ["CONFIG_KINDS", "LACEWING_CONFIG", "LACEWING_EXISTENCE"]
 
 Obj = dict[str, Any]
-HEARTBEAT_SERVICE_ACCOUNT = installed.HEARTBEAT_SERVICE_ACCOUNT
 
 
 def _meta(obj: Obj) -> Obj:
@@ -38,13 +37,6 @@ def _meta(obj: Obj) -> Obj:
 
 def config_map_exists(facts: Facts) -> Outcome:
     installed.config_map(facts)
-    return Outcome.ok()
-
-
-def heartbeat_service_account_exists(facts: Facts) -> Outcome:
-    ns = facts.options.namespace
-    if facts.get("v1", "ServiceAccount", HEARTBEAT_SERVICE_ACCOUNT, ns) is None:
-        return Outcome.fail(f'ServiceAccount "{HEARTBEAT_SERVICE_ACCOUNT}" not found in "{ns}"')
     return Outcome.ok()
 
 
@@ -149,11 +141,6 @@ LACEWING_EXISTENCE: Category[Facts] = Category(
             retry_deadline=True,
         ),
         Check(
-            "heartbeat ServiceAccount exists",
-            "re-apply the install manifests: lacewing upgrade | kubectl apply -f -",
-            heartbeat_service_account_exists,
-        ),
-        Check(
             "control plane replica sets are ready",
             "kubectl -n {namespace} get deploy,rs; kubectl -n {namespace} describe rs",
             replica_sets_ready,
@@ -209,11 +196,6 @@ CONFIG_KINDS: tuple[ConfigKind, ...] = (
         "control plane MutatingWebhookConfigurations exist",
         "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-    ),
-    ConfigKind(
-        "control plane ValidatingWebhookConfigurations exist",
-        "admissionregistration.k8s.io/v1",
-        "ValidatingWebhookConfiguration",
     ),
 )
 

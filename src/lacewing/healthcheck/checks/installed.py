@@ -40,7 +40,6 @@ PROXY_VERSION_LABEL = sidecar.PROXY_VERSION_LABEL
 CONTROL_PLANE_NS_LABEL = sidecar.CONTROL_PLANE_NS_LABEL
 TRUST_ROOTS_CONFIG_MAP = sidecar.TRUST_ROOTS_CONFIG_MAP
 TRUST_ROOTS_KEY = sidecar.TRUST_ROOTS_KEY
-HEARTBEAT_SERVICE_ACCOUNT = "lacewing-heartbeat"
 # component name -> its Deployment, as install renders them
 COMPONENTS: dict[str, str] = {c.name: c.deployment for c in render.COMPONENTS}
 # (title, Service, serving-certificate Secret) of each webhook the API server calls; install

@@ -44,7 +44,6 @@ NAMESPACED_KINDS: tuple[Kind, ...] = (
     Kind("ServiceAccounts", "v1", "ServiceAccount", "serviceaccounts", ""),
     Kind("Services", "v1", "Service", "services", ""),
     Kind("Deployments", "apps/v1", "Deployment", "deployments", "apps"),
-    Kind("CronJobs", "batch/v1", "CronJob", "cronjobs", "batch"),
     Kind("ConfigMaps", "v1", "ConfigMap", "configmaps", ""),
     Kind("Secrets", "v1", "Secret", "secrets", ""),
 )
