@@ -106,3 +106,11 @@ def test_ports_the_pod_skips_inbound_are_announced_without_identity() -> None:
     assert raw[0].identity is None
     by_pod_ip = directory.resolve(parse_authority("10.42.0.1:9000"))[1].sorted()
     assert by_pod_ip[0].identity is None
+    skipping["spec"]["containers"] = [
+        {"name": "lacewing-proxy", "ports": [{"name": "lacewing-admin", "containerPort": 4191}]}
+    ]
+    directory = directory_from_objects([SERVICE], slices, [skipping])
+    admin = directory.resolve(parse_authority("10.42.0.1:4191"))[1].sorted()
+    assert admin[0].identity is None  # Prometheus scraping a meshed pod's admin port
+    app = directory.resolve(parse_authority("10.42.0.1:8080"))[1].sorted()
+    assert app[0].identity is not None
