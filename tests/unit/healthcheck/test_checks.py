@@ -207,7 +207,10 @@ def test_unknown_latest_version_is_a_warning_with_the_skip_hint() -> None:
 def test_proxy_not_ready_is_reported_per_pod() -> None:
     cluster = FakeCluster().add(pod("identity", ready=True, proxy_ready=False))
     outcome = vchecks.proxies_healthy(make_facts(cluster))
-    assert outcome.error == "the lacewing-proxy container of pod lacewing-identity-abc is not ready"
+    assert (
+        outcome.error
+        == "pod lacewing-identity-abc: lacewing-proxy has no certificate yet (not ready)"
+    )
 
 
 def test_skip_version_check_drops_every_latest_version_lookup() -> None:

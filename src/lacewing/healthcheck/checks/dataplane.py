@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from lacewing.errors import LacewingError
+from lacewing.healthcheck.checks import installed
 from lacewing.healthcheck.checks.identity import trust_anchors
 from lacewing.healthcheck.checks.versions import LATEST
 from lacewing.healthcheck.facts import Facts
@@ -99,7 +100,11 @@ def namespace_exists(namespace: str | None) -> Callable[[Facts], Outcome]:
 def proxies_ready(namespace: str | None) -> Callable[[Facts], Outcome]:
     def check(facts: Facts) -> Outcome:
         problems = []
-        for pod in _pods_or_fail(facts, namespace):
+        pods = _pods_or_fail(facts, namespace)
+        stuck = [line for pod in pods for line in installed.stuck_containers(pod)]
+        if stuck:  # will not heal: fail now rather than at the end of --wait
+            return Outcome.give_up("\n".join(stuck), hint=installed.stuck_hint(stuck))
+        for pod in pods:
             status = pod.get("status") or {}
             statuses = [
                 *(status.get("containerStatuses") or []),

@@ -87,6 +87,9 @@ def _pod_ready(pod: Obj) -> bool:
 
 def control_plane_pods_ready(facts: Facts) -> Outcome:
     pods = installed.control_plane_pods(facts)
+    stuck = installed.stuck(pods)
+    if stuck is not None:
+        return stuck
     missing: list[str] = []
     for component, deployment in installed.COMPONENTS.items():
         mine = [
@@ -150,6 +153,13 @@ LACEWING_EXISTENCE: Category[Facts] = Category(
             "no unschedulable pods",
             "the cluster lacks room for the control plane: kubectl -n {namespace} describe pods",
             no_unschedulable_pods,
+            retry_deadline=True,
+        ),
+        Check(
+            "control plane proxies hold certificates",
+            "a proxy is ready only once identity certified it: kubectl -n {namespace} logs POD"
+            " -c lacewing-proxy; kubectl -n {namespace} logs deploy/lacewing-identity -c identity",
+            installed.proxies_certified,
             retry_deadline=True,
         ),
         Check(
