@@ -8,6 +8,7 @@ control plane's pods and marks them Ready when a test says so.
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
 import re
@@ -471,3 +472,39 @@ def test_the_webhook_unreachable_from_the_api_server(
     assert kube_api.list("v1", "Pod", "default") == []  # a dry run: nothing was stored
     injector()  # healed
     assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
+
+
+# -- node architectures (check --pre) -------------------------------------------------------------
+
+
+def _node_arch(api: KubeAPI, name: str | None, arch: str) -> None:
+    nodes = api.list("v1", "Node")
+    node = copy.deepcopy(next(n for n in nodes if name in (None, n["metadata"]["name"])))
+    node["status"]["nodeInfo"]["architecture"] = arch
+    api.replace_status(node)
+
+
+def test_pre_refuses_32_bit_arm_nodes(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    _node_arch(kube_api, None, "arm")
+    node = kube_api.list("v1", "Node")[0]["metadata"]["name"]
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["nodes run a supported architecture"]
+    assert (
+        f"{X} nodes run a supported architecture\n"
+        f"    node {node} is arm (32-bit ARM, armv7)\n"
+        "    lacewing runs on amd64, arm64 only\n"
+        "    lacewing runs on amd64 and arm64: 32-bit Raspberry Pi OS (armv7) is not supported"
+    ) in result.out
+    second = copy.deepcopy(kube_api.list("v1", "Node")[0])
+    second["metadata"] = {"name": "pi-64", "labels": {"kubernetes.io/arch": "arm64"}}
+    second["status"]["nodeInfo"]["architecture"] = "arm64"
+    kube_api.create(second)
+    kube_api.replace_status(second)
+    mixed = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert mixed.code == 0, mixed.out  # one node can run it: a warning only
+    assert failures(mixed.out) == ["every node runs a supported architecture"]
+    assert f"    node {node} is arm (32-bit ARM, armv7)\n" in mixed.out
+    _node_arch(kube_api, node, "arm64")
+    healed = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert healed.code == 0 and failures(healed.out) == [], healed.out
