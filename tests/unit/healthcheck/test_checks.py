@@ -111,6 +111,9 @@ def test_cluster_scoped_objects_that_exist_already_pass_but_denials_fail() -> No
     assert pre.can_create_cluster_scoped(make_facts(cluster, rendered=[crd])).passed
     cluster.denied.add(("create", "CustomResourceDefinition"))
     cluster.add(obj("v1", "ConfigMap", "extension-apiserver-authentication", "kube-system"))
+    node = obj("v1", "Node", "pi-1")
+    node["status"] = {"nodeInfo": {"architecture": "arm64"}}
+    cluster.add(node)
     report = run_checks([pre.PRE_KUBERNETES_SETUP], make_facts(cluster, rendered=[crd]))
     failed = [r for r in report.categories[0].results if r.status is Status.ERROR]
     assert [(r.description, r.error) for r in failed] == [
