@@ -218,3 +218,22 @@ def test_control_plane_serving_ports_are_skipped_inbound() -> None:
         assert served <= skipped, (component, served, skipped)
         annotation = pod["metadata"]["annotations"][sidecar.SKIP_INBOUND_ANNOTATION]
         assert set(annotation.split(",")) == served
+
+
+def test_every_variable_the_local_runtime_gives_a_proxy_is_read(tmp_path: Any) -> None:
+    """The local runtime builds its proxies' env itself (pod IPs, local tokens): same rule."""
+    from lacewing.local.controlplane import proxy_env, with_control_plane
+    from lacewing.local.plan import plan_cluster
+    from lacewing.local.spec import parse_cluster
+
+    spec = parse_cluster(
+        {"workloads": [{"name": "web", "namespace": "shop", "command": ["web"],
+                        "ports": [{"name": "http", "port": 8080}]}]}
+    )  # fmt: skip
+    plan = plan_cluster("t1", with_control_plane(spec, tmp_path))
+    (tmp_path / "identity").mkdir()
+    (tmp_path / "identity" / "ca-bundle.crt").write_text(_creds().trust_anchors_pem)
+    env = RecordingEnv(proxy_env(plan, plan.pod("web-0"), tmp_path))
+    _proxy_reads(env)
+    rendered = {name for name in env.data if name.startswith("LACEWING_")}
+    assert rendered and rendered <= env.read, sorted(rendered - env.read)
