@@ -12,9 +12,14 @@ its own pod; TCP relays give every pod the same `https://127.0.0.1:6443`.
 
 Proven: the identity pod's proxy gets its certificate from its own controller on localhost
 (no deadlock on the Service's readiness); destination gets its certificate from identity with
-its token (it never sees the issuer key), through its pod's redirecting proxy; both proxies are
-ready; a meshed client (a certificate from identity) reads destination's stream over mTLS and
-sees a workload announced with its identity and identity's own port without one.
+its token (it never sees the issuer key), through its pod's redirecting proxy; the three
+proxies are ready; a meshed client (a certificate from identity) reads destination's stream
+over mTLS and sees a workload announced with its identity and identity's own port without one;
+and `lacewing check` passes, its dry-run Pod injected by the injector pod through real
+iptables (the API server reaches port 8443, which the pod's proxy-init skips).
+
+The test bed's own Pod objects (its kubelet marks them Ready) stand in for these processes in
+the API; the full cold start with pods the API really tracks is the test-bed kubelet's test.
 """
 
 from __future__ import annotations
@@ -232,7 +237,7 @@ def test_cold_start_identity_bootstraps_and_destination_serves_mtls(
     netns_cluster: Cluster, mounts: Path
 ) -> None:
     api_pod = netns_cluster.add_pod("api")
-    pods = {c: netns_cluster.add_pod(c) for c in ("identity", "destination")}
+    pods = {c: netns_cluster.add_pod(c) for c in ("identity", "destination", "proxy-injector")}
     kubeconfig = mounts / "kubeconfig"
     api: KubeAPI = api_pod.in_netns(
         lambda: start_kube_api(mounts / "kubeapi", API_PORT, kubeconfig), timeout=30
@@ -281,6 +286,7 @@ def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, roo
         mapping = {
             "/var/run/lacewing/identity/issuer": str(base / "issuer"),
             "/var/run/lacewing/identity/trust-anchors": str(base / "trust-anchors"),
+            "/var/run/lacewing/tls": str(base / "tls"),
             "/var/run/secrets/tokens": str(base / "tokens"),
         }
         _write(base / "tokens" / "lacewing-identity-token", token)
@@ -288,6 +294,10 @@ def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, roo
         if component == "identity":  # the issuer Secret is mounted in the identity pod only
             for key in ("tls.crt", "tls.key"):
                 _write(base / "issuer" / key, base64.b64decode(issuer[key]).decode())
+        if component == "proxy-injector":  # its webhook serving certificate
+            webhook = _by(docs, "Secret", "lacewing-proxy-injector-k8s-tls")["data"]
+            for key in ("tls.crt", "tls.key"):
+                _write(base / "tls" / key, base64.b64decode(webhook[key]).decode())
         running[component] = ControlPlanePod(pod, _pod_spec(docs, component), base, mapping)
     # Cold start: everything at once, as a kubelet starts the pods of a fresh install.
     for cp in running.values():
@@ -298,6 +308,7 @@ def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, roo
     assert identity_proxy_env["LACEWING_IDENTITY_ADDR"] == "localhost:8080"
     _wait("the identity pod's proxy to be ready", lambda: _ready(pods["identity"]), procs)
     _wait("the destination pod's proxy to be ready", lambda: _ready(pods["destination"]), procs)
+    _wait("the injector pod's proxy to be ready", lambda: _ready(pods["proxy-injector"]), procs)
     destination_log = procs[2].log
     _wait(
         "destination to serve mTLS",
@@ -334,6 +345,19 @@ def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, roo
     shop_ids = {e.get("identity") for e in _endpoints(shop)}
     assert shop_ids == {web.name}, shop
     assert {e.get("identity") for e in _endpoints(own)} == {None}, own
+    # The API server calls the webhook at the injector pod (port 8443 skipped by its
+    # proxy-init): `lacewing check`, run beside the API, dry-runs a Pod and sees it injected.
+    injector = pods["proxy-injector"]
+    api.route_webhook("lacewing", "lacewing-proxy-injector", 443, f"https://{injector.ip}:8443")
+    checked = api_pod.run(
+        [PYTHON, "-m", "lacewing.cli.main", "--kubeconfig", str(kubeconfig), "check",
+         "--wait", "30", "--skip-version-check"],
+        timeout=90,
+        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+    )  # fmt: skip
+    report = checked.stdout.decode()
+    assert checked.returncode == 0, report + checked.stderr.decode()
+    assert "√ dry-run pods come back injected\n" in report
     for proc in procs:
         assert proc.alive(), proc.log_tail()
     assert os.path.exists(kubeconfig)
