@@ -114,7 +114,16 @@ def run_destination(
         if certified is not None:
             out.line(f"destination: waiting for a certificate from identity at {certified.address}")
             out.out.flush()
-            context = await certified.start()
+            first = asyncio.ensure_future(certified.start())
+            stopped = asyncio.ensure_future((stop or asyncio.Event()).wait())
+            await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (first, stopped):
+                task.cancel()  # no-op on the one that finished
+            await asyncio.gather(first, stopped, return_exceptions=True)
+            if first.cancelled():  # told to stop before identity answered
+                await certified.stop()
+                return
+            context = first.result()
         try:
             await _serve(context)
         finally:
