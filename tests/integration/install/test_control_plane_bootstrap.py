@@ -8,7 +8,10 @@ volume mounts (the issuer Secret, the trust-roots ConfigMap, the projected ident
 minted by the API test bed's TokenRequest) become files at the same names under one directory,
 `valueFrom` is resolved, the in-cluster kubeconfig is `KUBECONFIG`, and the Services' DNS
 names resolve (through /etc/netns hosts) to the pod that backs them. The API test bed runs in
-its own pod; TCP relays give every pod the same `https://127.0.0.1:6443`.
+its own pod; TCP relays give every pod the same `https://127.0.0.1:6443`. The identity and
+destination Services are relays on the node's bridge that forward only while their pod's
+proxy reports ready, as kube-proxy forwards only to ready endpoints: that is what makes the
+old wiring (the identity pod's proxy asking identity through its Service) deadlock here too.
 
 Proven: the identity pod's proxy gets its certificate from its own controller on localhost
 (no deadlock on the Service's readiness); destination gets its certificate from identity with
@@ -39,7 +42,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 from tests.support.kubeapi.testbed import KubeAPI, start_kube_api
-from tests.support.netns.bed import PYTHON, Cluster, Pod, Proc
+from tests.support.netns.bed import PYTHON, Cluster, Pod, Proc, sh
 
 from lacewing.core.identity import Identity
 from lacewing.install import credentials, sidecar
@@ -132,7 +135,9 @@ class ControlPlanePod:
                 out[item["name"]] = config_maps[ref["name"]]["data"][ref["key"]]
         return out
 
-    def start(self, kubeconfig: Path, config_maps: dict[str, Obj]) -> tuple[Proc, Proc]:
+    def start(
+        self, kubeconfig: Path, config_maps: dict[str, Obj], proxy_override: dict[str, str]
+    ) -> tuple[Proc, Proc]:
         init = self.spec["initContainers"][0]
         self.pod.proxy_init(*init["args"][1:])
         main = self.spec["containers"][0]
@@ -149,6 +154,7 @@ class ControlPlanePod:
         # runAsUser 2102: the proxy binds as root and drops to it (what the bed does)
         proxy_env |= {"LACEWING_PROXY_RUN_AS_UID": str(PROXY_UID)}
         proxy_env |= {"LACEWING_PROXY_RUN_AS_GID": str(PROXY_UID)}
+        proxy_env |= proxy_override
         proxy = self.pod.spawn("proxy", [PYTHON, "-m", "lacewing.cli.main", "proxy"], env=proxy_env)
         return controller, proxy
 
@@ -233,9 +239,12 @@ async def _stream_first(
         writer.close()
 
 
+@pytest.mark.parametrize("old_wiring", [False, True], ids=["as-rendered", "identity-via-service"])
 def test_cold_start_identity_bootstraps_and_destination_serves_mtls(
-    netns_cluster: Cluster, mounts: Path
+    netns_cluster: Cluster, mounts: Path, old_wiring: bool
 ) -> None:
+    """`identity-via-service` is the wiring before this fix (the identity pod's proxy asked
+    identity through its Service): the same cold start deadlocks, which this bed shows."""
     api_pod = netns_cluster.add_pod("api")
     pods = {c: netns_cluster.add_pod(c) for c in ("identity", "destination", "proxy-injector")}
     kubeconfig = mounts / "kubeconfig"
@@ -246,21 +255,34 @@ def test_cold_start_identity_bootstraps_and_destination_serves_mtls(
         kubeconfig.chmod(0o644)
         api_pod.spawn("relay", [PYTHON, "-m", "tests.support.tcp_relay",
                                 f"0.0.0.0:{RELAY_PORT}", f"127.0.0.1:{API_PORT}"])  # fmt: skip
+        # Services as kube-proxy makes them: a virtual address (on the node's bridge) that
+        # forwards to the backing pod only while that pod is ready (its proxy's /ready).
+        node = Pod("node", netns_cluster.node, "", netns_cluster)
+        netns_cluster.pods["node"] = node  # stopped and deleted with the cluster
+        subnet = netns_cluster.subnet
+        services = {"identity": (f"{subnet}.2", 8080), "destination": (f"{subnet}.3", 8086)}
+        for name, (vip, port) in services.items():
+            sh("ip", "-n", netns_cluster.node, "addr", "add", f"{vip}/24", "dev", "lwtbr0")
+            backend = pods[name].ip
+            gated = [f"{vip}:{port}", f"{backend}:{port}", f"http://{backend}:4191/ready"]
+            node.spawn(f"svc-{name}", [PYTHON, "-m", "tests.support.tcp_relay", *gated])
         hosts = "127.0.0.1 localhost\n" + "".join(
-            f"{pod.ip} lacewing-{name}.lacewing.svc.{TD}\n" for name, pod in pods.items()
+            f"{vip} lacewing-{name}.lacewing.svc.{TD}\n" for name, (vip, _) in services.items()
         )
         for pod in pods.values():
             local_netns.write_etc(pod.netns, hosts, "nameserver 127.0.0.1\n")
             relay = [f"127.0.0.1:{API_PORT}", f"{api_pod.ip}:{RELAY_PORT}"]
             pod.spawn("relay-api", [PYTHON, "-m", "tests.support.tcp_relay", *relay])
-        _run(api, api_pod, pods, kubeconfig, mounts)
+        _run(api, api_pod, pods, kubeconfig, mounts, old_wiring)
     finally:
         for pod in pods.values():
             local_netns.remove_etc(pod.netns)
         api.close()
 
 
-def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, root: Path) -> None:
+def _run(
+    api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, root: Path, old: bool
+) -> None:
     import yaml
 
     values = Values()
@@ -300,12 +322,20 @@ def _run(api: KubeAPI, api_pod: Pod, pods: dict[str, Pod], kubeconfig: Path, roo
                 _write(base / "tls" / key, base64.b64decode(webhook[key]).decode())
         running[component] = ControlPlanePod(pod, _pod_spec(docs, component), base, mapping)
     # Cold start: everything at once, as a kubelet starts the pods of a fresh install.
-    for cp in running.values():
-        procs += cp.start(kubeconfig, config_maps)
     identity_proxy_env = running["identity"].env(
         running["identity"].container(sidecar.PROXY_CONTAINER_NAME), config_maps
     )
     assert identity_proxy_env["LACEWING_IDENTITY_ADDR"] == "localhost:8080"
+    service = f"lacewing-identity.lacewing.svc.{TD}:8080"
+    for name, cp in running.items():
+        override = {"LACEWING_IDENTITY_ADDR": service} if old and name == "identity" else {}
+        procs += cp.start(kubeconfig, config_maps, override)
+    if old:
+        time.sleep(8)  # a cold start that works takes ~2 s here
+        assert not any(_ready(pod) for pod in pods.values())  # identity, destination, injector
+        assert "cannot reach the identity service" in procs[1].log.read_text()
+        assert "listening on https" not in procs[2].log.read_text()
+        return
     _wait("the identity pod's proxy to be ready", lambda: _ready(pods["identity"]), procs)
     _wait("the destination pod's proxy to be ready", lambda: _ready(pods["destination"]), procs)
     _wait("the injector pod's proxy to be ready", lambda: _ready(pods["proxy-injector"]), procs)
