@@ -53,6 +53,7 @@ for tool in mmdebstrap:mmdebstrap buildah:buildah arch-test:arch-test unshare:ut
     command -v "${tool%%:*}" >/dev/null \
         || die "${tool%%:*} is missing: apt-get install ${tool##*:}"
 done
+command -v "$PYTHON" >/dev/null || die "$PYTHON is missing: set PYTHON to a python$PYVER with pip"
 "$PYTHON" -c "import sys; sys.exit(sys.version_info[:2] != tuple(map(int, '$PYVER'.split('.'))))" \
     || die "$PYTHON is not Python $PYVER (the image's); set PYTHON to a python$PYVER with pip"
 
@@ -86,13 +87,15 @@ START=$(now)
 
 # --- lacewing's wheel, once ------------------------------------------------------------------
 t=$(now)
-rm -rf "$OUT/dist" && mkdir -p "$OUT/dist"
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/dist" "$ROOT" 2>"$OUT/wheel.log" \
+rm -rf "$OUT/dist" "$OUT/src" && mkdir -p "$OUT/dist" "$OUT/src"
+# From a copy of the sources, so that setuptools' build/ and egg-info stay out of the checkout.
+cp -r "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/src" "$OUT/src/"
+find "$OUT/src" -name __pycache__ -prune -exec rm -rf {} +
+"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/dist" "$OUT/src" 2>"$OUT/wheel.log" \
     || die "building lacewing's wheel failed: see $OUT/wheel.log"
+rm -rf "$OUT/src"
 WHEEL=$(ls "$OUT"/dist/lacewing-*.whl)
 VERSION=$(basename "$WHEEL" | cut -d- -f2)
-# pip wheel builds in the source tree; leave no build/lib or egg-info behind in the checkout.
-rm -rf "$ROOT/build/lib" "$ROOT/build/bdist."* "$ROOT"/src/*.egg-info
 say "wheel $(basename "$WHEEL") ($(since "$t"))"
 
 SUMMARY=()
