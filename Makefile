@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint unit bench clean venv image image-test
+.PHONY: demo test lint unit bench clean venv image image-test image-clean
 
 $(BIN)/lacewing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +40,11 @@ image:
 
 image-test: venv
 	$(BIN)/pytest -q tests/image
+
+# The tarballs, and the cached Debian bases in buildah's storage.
+image-clean:
+	rm -rf build/image
+	buildah rmi $$(buildah images -q --filter reference=localhost/lacewing-image-base) 2>/dev/null || true
 
 bench: venv
 	$(BIN)/python bench/proxy_bench.py
