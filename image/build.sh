@@ -64,11 +64,11 @@ if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
 fi
 for arch in $ARCHES; do
     case "$arch" in
-        amd64) qemu= ;;
+        amd64) qemu=qemu-x86_64 ;;
         arm64) qemu=qemu-aarch64 ;;
         *) die "unsupported architecture '$arch' (amd64, arm64)" ;;
     esac
-    if [ -n "$qemu" ] && [ "$(dpkg --print-architecture)" != "$arch" ] \
+    if [ "$(dpkg --print-architecture)" != "$arch" ] \
         && [ ! -e "/proc/sys/fs/binfmt_misc/$qemu" ]; then
         update-binfmts --enable "$qemu" || die "cannot register $qemu with binfmt_misc"
     fi
