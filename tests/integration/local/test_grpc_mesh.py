@@ -98,6 +98,7 @@ def test_one_grpc_channel_spreads_over_three_replicas_and_every_call_kind_works(
             str(CALLS)]  # fmt: skip
     result = json.loads(exec_in("cli-0", *argv, timeout=180).strip().splitlines()[-1])
     by_pod = result["unary_by_pod"]
+    print("calls per replica:", by_pod)
     assert sorted(by_pod) == ["greeter-0", "greeter-1", "greeter-2"], by_pod
     assert sum(by_pod.values()) == CALLS
     assert min(by_pod.values()) >= CALLS // 4, by_pod  # every replica >= 25% of the calls
