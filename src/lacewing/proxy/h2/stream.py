@@ -334,8 +334,10 @@ class H2Exchange(Exchange):
         self.finished = True
         self._abandoned()
         down, up = self.down, self.up
+        self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
         down.streams.pop(self.down_sid, None)
         if up is not None:
+            self._drop(self.to_down, up, self.up_sid)
             up.streams.pop(self.up_sid, None)
             up.stream_finished()
         down.stream_finished()

@@ -170,3 +170,17 @@ async def test_data_dropped_by_a_reset_gives_the_connection_window_back() -> Non
     # or sent: the window came back every time, so the client can still send
     assert client.outbound_flow_control_window > 512 * 1024
     await net.close()
+
+
+async def test_an_upload_cut_short_by_a_failed_connect_gives_the_window_back() -> None:
+    net = Net([])  # nothing listens: every stream is answered 502 by the proxy
+    _, wire = net.client()
+    client = wire.peer
+    for sid in range(1, 80, 2):  # 40 uploads of 32000 bytes: 1.2 MiB > the connection window
+        client.send_headers(sid, POST)
+        client.send_data(sid, b"z" * 16000)
+        client.send_data(sid, b"z" * 16000)
+        await net.settle()
+    assert len(wire.of(h2.events.ResponseReceived)) == 40
+    assert client.outbound_flow_control_window > 512 * 1024
+    await net.close()

@@ -167,3 +167,22 @@ async def test_an_endpoint_goaway_moves_new_streams_to_a_new_connection() -> Non
     assert len(app.wires) == 2 and [e.stream_id for e in wire.of(h2.events.StreamEnded)] == [1, 5]
     assert net.picks.outcomes() == [[("done", True)], [("cancel",)], [("done", True)]]
     await net.close()
+
+
+async def test_idle_connections_are_swept_both_sides() -> None:
+    app = App(A, ok_response())
+    net = Net([app])
+    server, wire = net.client()
+    wire.peer.send_headers(1, GET, end_stream=True)
+    await net.settle()
+    pool = pool_of(net.side)
+    server.sweep_idle()  # traffic since the last sweep: kept
+    pool.sweep()
+    await net.settle()
+    assert not wire.transport.closed and not app.wires[0].transport.closed
+    server.sweep_idle()  # a whole period without a read: GOAWAY and close
+    pool.sweep()
+    await net.settle()
+    assert goaway(wire).error_code == ErrorCodes.NO_ERROR and wire.transport.closed
+    assert app.wires[0].transport.closed and pool.count() == 0
+    await net.close()
