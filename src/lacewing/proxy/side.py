@@ -15,7 +15,9 @@ with the endpoint's `dst_*` labels on the request metrics. Without discovery the
 cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
 plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
 upstream connections per endpoint address for every codec; `mux_pool` holds HTTP/2's
-multiplexed ones.
+multiplexed ones. `gate` is where inbound
+authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
+(after TLS, with `client_identity` known) and once per HTTP request.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
@@ -34,7 +37,7 @@ from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 from lacewing.proxy.transport.pool import Pool
 
-__all__ = ["Conn", "Discovery", "MuxPool", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -71,6 +74,39 @@ class MuxPool(Protocol):
     def close_all(self) -> None: ...
 
 
+class Verdict(Protocol):
+    @property
+    def accept(self) -> bool: ...
+
+    @property
+    def http_only(self) -> bool: ...
+
+    @property
+    def decision(self) -> Decided: ...
+
+
+class Decided(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def labels(self) -> TlsLabels: ...
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class Gate(Protocol):
+    """Inbound authorization (`proxy.policy.gate.InboundGate`)."""
+
+    def connection(self, port: int, client_identity: str | None, client_ip: str) -> Verdict: ...
+
+    def request(
+        self, port: int, client_identity: str | None, client_ip: str, method: str, path: str
+    ) -> Decided: ...
+
+
 class TlsTerminator(Protocol):
     """Inbound TLS termination (mutual TLS, next issue): takes over a detected TLS connection."""
 
@@ -89,11 +125,13 @@ class Side:
     tls: TlsLabels = TLS_DISABLED
     tls_terminator: TlsTerminator | None = None
     discovery: Discovery | None = None
+    gate: Gate | None = None
+    client_identity: Identity | None = None  # inbound, after mutual TLS: who the client is
+    policy_client: Closable | None = None  # what feeds `gate` (closed at shutdown)
     clock: Callable[[], float] = time.perf_counter
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
-
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
 
     def __post_init__(self) -> None:
@@ -120,6 +158,12 @@ class Side:
             and self.fixed_dst is None
             and not (self.discovery.answered(dst))
         )
+
+    def client_of(self, transport: asyncio.BaseTransport) -> tuple[str | None, str]:
+        """(the client's mesh identity name or None, its IP), as inbound policy asks."""
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        return (self.client_identity.name if self.client_identity else None), ip
 
     def peer_tls(self, endpoint: Addr) -> TlsLabels:
         """The TLS labels of a connection to `endpoint`: the connector's when it originates

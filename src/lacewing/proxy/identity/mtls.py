@@ -55,8 +55,9 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from lacewing.core.identity import Identity
-from lacewing.proxy.accept import Accepted, relay
+from lacewing.proxy.accept import Accepted, admit, relay
 from lacewing.proxy.config import Addr
+from lacewing.proxy.detect import Protocol
 from lacewing.proxy.h2.client import H2Upstream
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.server import H2Server
@@ -491,7 +492,7 @@ class MeshTlsTerminator:
         key = (id(side), client)
         derived = self._sides.get(key)
         if derived is None:
-            derived = dataclasses.replace(side, tls=client_labels(client))
+            derived = dataclasses.replace(side, tls=client_labels(client), client_identity=client)
             derived.pool = side.pool  # one pool to the app, whoever the client is
             derived.mux_pool = pool_of(side)  # one HTTP/2 pool to the app as well
             self._sides[key] = derived
@@ -508,6 +509,8 @@ class MeshTlsTerminator:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn == ALPN_OPAQUE:
+            if not admit(derived, transport, dst, Protocol.OPAQUE):
+                return asyncio.Protocol()
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
             relay(derived, transport, b"", dst, stats, derived.tls)
@@ -515,6 +518,8 @@ class MeshTlsTerminator:
             transport.set_protocol(shim)
             return shim
         if alpn == ALPN_H2:
+            if not admit(derived, transport, dst, Protocol.HTTP2):
+                return asyncio.Protocol()
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
             server = H2Server(derived, dst, stats)
