@@ -192,7 +192,7 @@ class Accepted(asyncio.Protocol):
         self._done = True
 
 
-_PER_REQUEST = (Protocol.TLS, Protocol.HTTP1)  # TLS: decided after the handshake
+_PER_REQUEST = (Protocol.TLS, Protocol.HTTP1, Protocol.HTTP2)  # TLS: after the handshake
 
 
 def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) -> bool:

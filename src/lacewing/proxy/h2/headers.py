@@ -9,7 +9,8 @@ peer speaking HTTP/2 should not have sent but an HTTP/1 gateway in front of it m
 gRPC is recognised by `content-type: application/grpc[+proto|...]`; its outcome is
 `grpc-status` in the trailers or in a trailers-only response. When the proxy cannot reach an
 endpoint it answers as Linkerd does: `:status 502` for plain HTTP/2, and for gRPC a
-trailers-only `200` with `grpc-status: 14` (UNAVAILABLE), which gRPC clients understand.
+trailers-only `200` with `grpc-status: 14` (UNAVAILABLE), which gRPC clients understand; a
+request inbound policy denies gets `403`, or for gRPC `grpc-status: 7` (PERMISSION_DENIED).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "GRPC_PERMISSION_DENIED",
     "GRPC_UNAVAILABLE",
     "Headers",
     "error_headers",
@@ -28,6 +30,7 @@ __all__ = [
 
 Headers = Sequence[tuple[bytes, bytes]]
 GRPC_UNAVAILABLE = 14
+GRPC_PERMISSION_DENIED = 7
 
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                   b"upgrade"})  # fmt: skip
@@ -64,11 +67,12 @@ def grpc_status(headers: Headers) -> int | None:
     return int(value)
 
 
-def error_headers(grpc: bool, status: int, message: str) -> list[tuple[bytes, bytes]]:
+def error_headers(grpc: bool, status: int, message: str,
+                  grpc_code: int = GRPC_UNAVAILABLE) -> list[tuple[bytes, bytes]]:  # fmt: skip
     """Headers of the proxy's own error answer (the gRPC one is trailers-only, no body)."""
     if grpc:
         return [(b":status", b"200"), (b"content-type", b"application/grpc"),
-                (b"grpc-status", b"%d" % GRPC_UNAVAILABLE),
+                (b"grpc-status", b"%d" % grpc_code),
                 (b"grpc-message", message.encode("ascii", "replace"))]  # fmt: skip
     return [(b":status", b"%d" % status), (b"content-type", b"text/plain"),
             (b"content-length", b"%d" % (len(message) + 1))]  # fmt: skip

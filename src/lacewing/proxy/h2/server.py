@@ -6,6 +6,9 @@ Each request stream becomes an `H2Exchange`: its endpoint is picked on its own
 upstream connection from the side's `H2Pool`. Request metrics are the HTTP/1 server's
 (`side.metrics.route(...)`: request_total, response_total, response_latency_ms).
 
+Inbound, with a policy `gate`, every request is authorized on its own (as HTTP/1's are): a
+denied one is answered 403 (gRPC: PERMISSION_DENIED) by the proxy and never sent on.
+
 Limits are `h2`'s, set from `H2Limits`: more concurrent streams than we allow, a header list
 over the size we announced, or any malformed frame -> GOAWAY with the error's code and the
 connection closes; other connections are not touched.
@@ -28,7 +31,7 @@ from h2 import events
 from h2.errors import ErrorCodes
 
 from lacewing.proxy.config import Addr
-from lacewing.proxy.h2.headers import forwardable, is_grpc, pseudo
+from lacewing.proxy.h2.headers import Headers, forwardable, is_grpc, pseudo
 from lacewing.proxy.h2.peer import H2Peer
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import H2Limits
@@ -58,6 +61,8 @@ class H2Server(H2Peer):
         self.goaway_last = _MAX_STREAM_ID
         self.touched = True
         self._read_blocks = 0
+        self._gate = side.gate if side.direction == "inbound" else None
+        self._client: tuple[str | None, str] = (None, "")
         self._logical: dict[str, Logical] = {}
         self._routes: dict[tuple[str, Endpoint], RouteStats] = {}
 
@@ -66,6 +71,8 @@ class H2Server(H2Peer):
         transport.set_protocol(self)
         self.set_transport(transport)
         self.side.conns[transport] = self
+        if self._gate is not None:
+            self._client = self.side.client_of(transport)
         if early:
             self.data_received(early)
         else:
@@ -102,7 +109,27 @@ class H2Server(H2Peer):
         self.streams[sid] = ex
         if ev.stream_ended is not None:
             ex.req_ended = True
+        if self._gate is not None and not self._authorized(headers):
+            ex.deny("unauthorized request on this port")
+            return
         self.pool.open(ex, addr)
+
+    def _authorized(self, headers: Headers) -> bool:
+        """Inbound policy for one request, counted as HTTP/1's are."""
+        gate, side = self._gate, self.side
+        assert gate is not None
+        client, ip = self._client
+        method = (pseudo(headers, b":method") or b"").decode("latin-1")
+        path = (pseudo(headers, b":path") or b"").decode("latin-1")
+        decision = gate.request(self.dst.port, client, ip, method, path)
+        labels = decision.labels + side.tls
+        name = (
+            "inbound_http_authz_allow_total"
+            if decision.allowed
+            else "inbound_http_authz_deny_total"
+        )
+        side.metrics.authorized(name, self.target_addr, labels)
+        return decision.allowed
 
     def _data(self, ev: events.DataReceived) -> None:
         ex = self.streams.get(ev.stream_id)

@@ -20,6 +20,7 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
     endpoint lost, no head yet        failed: pick.fail(); 502 / gRPC 14
     endpoint reset, no head yet       failed (status 0): pick.fail(); the same RST code on
     endpoint lost after the head      RST INTERNAL_ERROR to the client (already answered)
+    inbound policy denied it          refused: pick.cancel(); 403 / gRPC 7 (PERMISSION_DENIED)
     endpoint refused it (GOAWAY past the stream, REFUSED_STREAM)
                                       abandoned: pick.cancel(); RST REFUSED_STREAM (retryable)
     client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
@@ -40,6 +41,7 @@ from h2.errors import ErrorCodes
 
 from lacewing.proxy.exchange import Exchange
 from lacewing.proxy.h2.headers import (
+    GRPC_PERMISSION_DENIED,
     GRPC_UNAVAILABLE,
     Headers,
     error_headers,
@@ -295,17 +297,26 @@ class H2Exchange(Exchange):
         """Past the endpoint's GOAWAY: never processed there; the client may retry it."""
         self.reset_by_endpoint(ErrorCodes.REFUSED_STREAM)
 
-    def fail(self, reason: str) -> None:
-        """Answer the client ourselves: the endpoint could not be reached or vanished."""
-        if self.finished:
-            return
-        self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
+    def deny(self, reason: str) -> None:
+        """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
+        now = self.down.side.clock()
+        if self.grpc:
+            if self.pick is not None:
+                self.pick.cancel()
+            self.ended, self.status = True, 200
+            self.head_ms = (now - self.start) * 1000.0
+            self._count_grpc(GRPC_PERMISSION_DENIED)
+        else:
+            self.refused(403, now)
+        self._answer(error_headers(self.grpc, 403, reason, GRPC_PERMISSION_DENIED), reason)
+
+    def _answer(self, headers: list[tuple[bytes, bytes]], reason: str) -> None:
+        """Send the proxy's own response down (trailers-only for gRPC) and end the exchange."""
         self.up_end_sent = True
         down = self.down
         if down.closed or self.down_end_sent:
             self.finish()
             return
-        headers = error_headers(self.grpc, 502, reason)
         self.down_end_sent = True
         if self.grpc:
             down.conn.send_headers(self.down_sid, headers, end_stream=True)
@@ -315,6 +326,13 @@ class H2Exchange(Exchange):
                                 end_stream=True)  # fmt: skip
         down.flusher.mark(down)
         self._response_done()
+
+    def fail(self, reason: str) -> None:
+        """Answer the client ourselves: the endpoint could not be reached or vanished."""
+        if self.finished:
+            return
+        self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
+        self._answer(error_headers(self.grpc, 502, reason), reason)
 
     # -- bookkeeping -----------------------------------------------------------------------
     @staticmethod

@@ -517,9 +517,7 @@ class MeshTlsTerminator:
             shim = _NoHalfClose(transport.get_protocol())
             transport.set_protocol(shim)
             return shim
-        if alpn == ALPN_H2:
-            if not admit(derived, transport, dst, Protocol.HTTP2):
-                return asyncio.Protocol()
+        if alpn == ALPN_H2:  # (authorized per request, as HTTP/1 after TLS is)
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
             server = H2Server(derived, dst, stats)

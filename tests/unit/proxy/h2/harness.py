@@ -193,20 +193,22 @@ class FakeConnector:
 
 class Net:
     def __init__(self, apps: list[App], *, clock: Callable[[], float] | None = None,
-                 up_high_water: int = 1 << 30) -> None:  # fmt: skip
+                 up_high_water: int = 1 << 30, direction: str = "outbound",
+                 gate: Any = None) -> None:  # fmt: skip
         self.apps = {app.addr: app for app in apps}
         self.wires: list[Wire] = []
         self.up_high_water = up_high_water
         self.metrics = ProxyMetrics()
         self.connector = FakeConnector(self)
         self.now = 0.0
-        self.side = Side("outbound", load({}), self.metrics, self.connector,  # type: ignore[arg-type]
-                         resolve=lambda d: d, clock=clock or (lambda: self.now))  # fmt: skip
+        self.side = Side(direction, load({}), self.metrics, self.connector,  # type: ignore[arg-type]
+                         resolve=lambda d: d, clock=clock or (lambda: self.now),
+                         gate=gate)  # fmt: skip
         self.picks = Picks([app.addr for app in apps] or [DST])
         self.side.pick = self.picks  # type: ignore[method-assign,assignment]
 
     def client(self, high_water: int = 1 << 30) -> tuple[H2Server, Wire]:
-        stats = self.metrics.tcp_stats("outbound", "src", str(DST), self.side.tls)
+        stats = self.metrics.tcp_stats(self.side.direction, "src", str(DST), self.side.tls)
         stats.opened += 1
         peer = h2conn(client=True)
         server = H2Server(self.side, DST, stats)

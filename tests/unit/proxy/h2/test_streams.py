@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+from typing import Any
+
 import h2.events
 import h2.settings
 from h2.errors import ErrorCodes
@@ -226,3 +229,39 @@ def test_hop_by_hop_headers_are_dropped() -> None:
                (b"te", b"gzip"), (b"te", b"trailers"), (b"upgrade", b"h2c"),
                (b"transfer-encoding", b"chunked"), (b"x-kept", b"1")]  # fmt: skip
     assert forwardable(headers) == [(b":status", b"200"), (b"te", b"trailers"), (b"x-kept", b"1")]
+
+
+class PathGate:
+    """Inbound policy stand-in: requests to /ok (and gRPC's SayHello) are allowed."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[int, str | None, str, str]] = []
+
+    def request(self, port: int, client: str | None, ip: str, method: str, path: str) -> Any:
+        self.asked.append((port, client, method, path))
+        allowed = path in ("/ok", "/helloworld.Greeter/SayHello")
+        return SimpleNamespace(allowed=allowed, labels=(("srv_name", "web"),))
+
+
+async def test_inbound_policy_authorizes_every_stream_on_its_own() -> None:
+    gate = PathGate()
+    app = App(A, ok_response())
+    net = Net([app], direction="inbound", gate=gate)
+    _, wire = net.client()
+    wire.peer.send_headers(1, [*GET[:3], (b":path", b"/ok")], end_stream=True)
+    wire.peer.send_headers(3, [*GET[:3], (b":path", b"/secret")], end_stream=True)
+    grpc_denied = [*GRPC[:3], (b":path", b"/admin.Admin/Wipe"), *GRPC[4:]]
+    wire.peer.send_headers(5, grpc_denied, end_stream=True)
+    await net.settle()
+    heads = {e.stream_id: dict(e.headers) for e in wire.of(h2.events.ResponseReceived)}
+    assert heads[1][b":status"] == b"200"
+    assert heads[3][b":status"] == b"403"
+    assert heads[5][b":status"] == b"200" and heads[5][b"grpc-status"] == b"7"
+    assert [r.stream_id for r in app.requests] == [1]  # denied ones were never sent on
+    assert [a[3] for a in gate.asked] == ["/ok", "/secret", "/admin.Admin/Wipe"]
+    assert net.picks.outcomes() == [[("done", True)], [("cancel",)], [("cancel",)]]
+    text = "\n".join(net.metrics.render())
+    assert 'inbound_http_authz_deny_total{target_addr="10.0.0.9:8080",srv_name="web"' in text
+    assert responses(net) == {("200", "success", "-"): 1, ("403", "success", "-"): 1,
+                              ("200", "failure", "7"): 1}  # fmt: skip
+    await net.close()
