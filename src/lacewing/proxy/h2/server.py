@@ -11,7 +11,9 @@ denied one is answered 403 (gRPC: PERMISSION_DENIED) by the proxy and never sent
 
 Limits are `h2`'s, set from `H2Limits`: more concurrent streams than we allow, a header list
 over the size we announced, or any malformed frame -> GOAWAY with the error's code and the
-connection closes; other connections are not touched.
+connection closes; other connections are not touched. Ours: more streams reset by the client
+before their answer than `max_early_resets_per_s` in a second (rapid reset) -> GOAWAY
+ENHANCE_YOUR_CALM.
 
 Backpressure in: when an upstream connection this connection's streams use cannot write
 (its transport paused), that upstream blocks reading here (`block_reading`, counted, so two
@@ -61,6 +63,7 @@ class H2Server(H2Peer):
         self.goaway_last = _MAX_STREAM_ID
         self.touched = True
         self._read_blocks = 0
+        self._resets, self._resets_since = 0, float("-inf")
         self._gate = side.gate if side.direction == "inbound" else None
         self._client: tuple[str | None, str] = (None, "")
         self._logical: dict[str, Logical] = {}
@@ -150,8 +153,28 @@ class H2Server(H2Peer):
 
     def _reset(self, ev: events.StreamReset) -> None:
         ex = self.streams.get(ev.stream_id)
-        if ex is not None:
-            ex.reset_by_client(ev.error_code)
+        if ex is None:
+            return
+        early = not ex.ended
+        ex.reset_by_client(ev.error_code)
+        if early and self._early_reset():
+            self.calm_down()
+
+    def _early_reset(self) -> bool:
+        """Count a stream reset before its answer; True past the limit (a rapid-reset flood)."""
+        now = self.side.clock()
+        if now - self._resets_since >= 1.0:
+            self._resets_since, self._resets = now, 0
+        self._resets += 1
+        return self._resets > self.limits.max_early_resets_per_s
+
+    def calm_down(self) -> None:
+        """GOAWAY ENHANCE_YOUR_CALM and close: the streams in flight end as the client's."""
+        if self.closed or self.transport is None:
+            return
+        self.conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+        self.write_out()
+        self.transport.close()
 
     def _window(self, ev: events.WindowUpdated) -> None:
         if ev.stream_id == 0:

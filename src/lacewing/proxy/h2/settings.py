@@ -1,10 +1,13 @@
 """HTTP/2 limits and the `h2` configuration both ends of the proxy use.
 
 `H2Limits` is what a peer may do to us: concurrent streams it may open, the size of a header
-list it may send, the per-stream and connection receive windows we grant. The windows are
-also the bound on buffering: DATA is acknowledged (and the window reopened) only once it has
-been passed on to the other side, so a connection never holds more than `connection_window`
-bytes of one peer's DATA that the other peer has not taken (see `h2.stream`).
+list it may send, the per-stream and connection receive windows we grant, and how many
+streams per second it may reset before they are answered (each one costs us a pick and an
+upstream stream: the "rapid reset" attack, CVE-2023-44487, opens and cancels them in a loop).
+The windows are also the bound on buffering: DATA is acknowledged (and the window reopened)
+only once it has been passed on to the other side, so a connection never holds more than
+`connection_window` bytes of one peer's DATA that the other peer has not taken (see
+`h2.stream`).
 
 `h2` validates headers and frames (a malformed frame is a `ProtocolError`, answered with
 GOAWAY); normalizing outbound headers is switched off because every header we send is a
@@ -28,6 +31,8 @@ class H2Limits:
     max_header_list_size: int = 64 * 1024
     stream_window: int = 256 * 1024
     connection_window: int = 1024 * 1024
+    # rapid reset (CVE-2023-44487): streams a client may reset before their answer, per second
+    max_early_resets_per_s: int = 200
 
 
 DEFAULT_LIMITS = H2Limits()

@@ -186,3 +186,27 @@ async def test_idle_connections_are_swept_both_sides() -> None:
     assert goaway(wire).error_code == ErrorCodes.NO_ERROR and wire.transport.closed
     assert app.wires[0].transport.closed and pool.count() == 0
     await net.close()
+
+
+async def test_a_rapid_reset_flood_gets_enhance_your_calm() -> None:
+    app = App(A)  # never answers: every reset comes before the answer
+    net = Net([app])
+    server, wire = net.client()
+    limit = server.limits.max_early_resets_per_s
+    for i in range(limit):  # up to the limit within one second: served
+        wire.peer.send_headers(1 + 2 * i, GET, end_stream=True)
+        wire.peer.reset_stream(1 + 2 * i)
+    await net.settle()
+    assert not wire.of(h2.events.ConnectionTerminated)
+    net.now += 1.5  # a new second: the count starts again
+    for i in range(limit, 2 * limit + 1):
+        wire.peer.send_headers(1 + 2 * i, GET, end_stream=True)
+        wire.peer.reset_stream(1 + 2 * i)
+    await net.settle()
+    assert goaway(wire).error_code == ErrorCodes.ENHANCE_YOUR_CALM
+    assert wire.transport.closed
+    outcomes = net.picks.outcomes()
+    assert all(o == [("cancel",)] for o in outcomes) and len(outcomes) == 2 * limit + 1
+    app.respond = ok_response()
+    await still_serves(net)
+    await net.close()
