@@ -5,8 +5,10 @@
     python -m tests.integration.local.grpc_app client TARGET N one channel, N calls of each kind
 
 The gRPC service `lw.Echo` carries raw bytes (no protobuf needed): `Unary` answers the pod's
-name, `Fail` aborts with INVALID_ARGUMENT, `ServerStream` answers N messages, `ClientStream`
-the total length it received, `Bidi` echoes each message with the pod's name. The client
+name, `Metadata` returns the `x-lw-sent` request metadata as trailing `x-lw-echo`, `Slow`
+answers after 2 s (to let a deadline expire), `Fail` aborts with INVALID_ARGUMENT,
+`ServerStream` answers N messages, `ClientStream` the total length it received, `Bidi` echoes
+each message with the pod's name. The client
 prints one JSON line: calls answered per pod, and what each kind of call returned.
 """
 
@@ -16,6 +18,7 @@ import asyncio
 import json
 import os
 import sys
+import time
 from collections import Counter
 from collections.abc import Iterator
 
@@ -26,6 +29,17 @@ SERVICE = "lw.Echo"
 
 
 def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
+    return POD
+
+
+def _echo_metadata(request: bytes, context: grpc.ServicerContext) -> bytes:
+    sent = dict(context.invocation_metadata()).get("x-lw-sent", "")
+    context.set_trailing_metadata((("x-lw-echo", sent),))
+    return POD
+
+
+def _slow(request: bytes, context: grpc.ServicerContext) -> bytes:
+    time.sleep(2.0)
     return POD
 
 
@@ -53,6 +67,8 @@ def serve(port: int) -> None:
 
     handlers = {
         "Unary": grpc.unary_unary_rpc_method_handler(_unary),
+        "Metadata": grpc.unary_unary_rpc_method_handler(_echo_metadata),
+        "Slow": grpc.unary_unary_rpc_method_handler(_slow),
         "Fail": grpc.unary_unary_rpc_method_handler(_fail),
         "ServerStream": grpc.unary_stream_rpc_method_handler(_server_stream),
         "ClientStream": grpc.stream_unary_rpc_method_handler(_client_stream),
@@ -86,6 +102,15 @@ def client(target: str, calls: int) -> None:
         out["client_stream"] = upload(iter([big, b"xyz"]), timeout=20).decode()
         bidi = channel.stream_stream(f"/{SERVICE}/Bidi")
         out["bidi"] = [m.decode().split("<")[1] for m in bidi(iter([b"a", b"b", b"c"]), timeout=10)]
+        _, call = channel.unary_unary(f"/{SERVICE}/Metadata").with_call(
+            b"", timeout=10, metadata=(("x-lw-sent", "hello"),)
+        )
+        out["metadata"] = dict(call.trailing_metadata()).get("x-lw-echo")
+        try:
+            channel.unary_unary(f"/{SERVICE}/Slow")(b"", timeout=0.3)
+            out["deadline"] = "no error"
+        except grpc.RpcError as exc:
+            out["deadline"] = exc.code().name
         try:
             channel.unary_unary(f"/{SERVICE}/Nope")(b"", timeout=10)
             out["unimplemented"] = "no error"

@@ -109,6 +109,8 @@ def test_one_grpc_channel_spreads_over_three_replicas_and_every_call_kind_works(
     assert result["client_stream"] == str(4 * 1024 * 1024 + 3)  # a 4 MiB message went up
     assert result["bidi"] == ["a", "b", "c"]
     assert result["unimplemented"] == "UNIMPLEMENTED"
+    assert result["metadata"] == "hello"  # metadata both ways, trailing metadata included
+    assert result["deadline"] == "DEADLINE_EXCEEDED"  # grpc-timeout went through
 
     # cli's outbound proxy counted every call, classified by grpc-status, over mutual TLS
     out = metrics("cli-0", "response_total")
@@ -117,7 +119,7 @@ def test_one_grpc_channel_spreads_over_three_replicas_and_every_call_kind_works(
     assert grpc_out, "no gRPC responses in cli's outbound metrics"
     assert all(labels["tls"] == "true" and labels["server_id"] == GREETER_ID
                for labels, _ in grpc_out)  # fmt: skip
-    assert total(grpc_out, grpc_status="0", classification="success") >= CALLS + 3
+    assert total(grpc_out, grpc_status="0", classification="success") >= CALLS + 4
     assert total(grpc_out, grpc_status="3", classification="failure") == 1
     assert total(grpc_out, grpc_status="12", classification="failure") == 1
     # and each replica's inbound proxy saw its share from cli's identity
