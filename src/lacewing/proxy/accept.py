@@ -8,9 +8,10 @@ until `detect` decides or the detect timeout fires (-> opaque), then hands the s
 bytes it read to the protocol's handler with `transport.set_protocol`:
 
     HTTP/1           -> http1.server.Http1Server
+    HTTP/2           -> h2.server.H2Server (prior knowledge; each stream balanced on its own)
     TLS              -> side.tls_terminator if installed, else opaque (tls="no_identity",
                         no_tls_reason="passthru")
-    HTTP/2, opaque   -> tcp.TunnelEnd pair, connected through side.connector
+    opaque           -> tcp.TunnelEnd pair, connected through side.connector
 
 With discovery, a connection to a destination discovery has not answered about yet waits for
 that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
@@ -27,6 +28,7 @@ from typing import cast
 
 from lacewing.proxy.config import Addr
 from lacewing.proxy.detect import MAX_PREFIX, Protocol, detect
+from lacewing.proxy.h2.server import H2Server
 from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
@@ -152,6 +154,9 @@ class Accepted(asyncio.Protocol):
             side.conns[transport] = server
             server.adopt(transport, early)
             return
+        if proto is Protocol.HTTP2:
+            H2Server(side, dst, stats).adopt(transport, early)
+            return
         if proto is Protocol.TLS:
             if side.tls_terminator is not None:
                 side.tls_terminator.take(side, transport, early, dst, stats)
@@ -187,7 +192,7 @@ class Accepted(asyncio.Protocol):
         self._done = True
 
 
-_PER_REQUEST = (Protocol.TLS, Protocol.HTTP1)  # TLS: decided after the handshake
+_PER_REQUEST = (Protocol.TLS, Protocol.HTTP1, Protocol.HTTP2)  # TLS: after the handshake
 
 
 def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) -> bool:

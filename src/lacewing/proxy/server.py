@@ -199,6 +199,8 @@ class ProxyServer:
                 for conn in list(side.conns.values()):
                     conn.sweep_idle()
                 side.pool.sweep()
+                if side.mux_pool is not None:
+                    side.mux_pool.sweep()
                 if side.discovery is not None:  # per-destination services unused for long
                     side.discovery.evict_idle(max(self.config.idle_timeout, 60.0))
 
@@ -229,6 +231,8 @@ class ProxyServer:
             for conn in list(side.conns.values()):
                 conn.abort()
             side.pool.close_all()
+            if side.mux_pool is not None:
+                side.mux_pool.close_all()
         await asyncio.sleep(0)
         for side in self.sides:
             await side.tasks.close()

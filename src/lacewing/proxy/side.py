@@ -14,7 +14,8 @@ host at the original port; outbound to the original destination, or, with a `dis
 with the endpoint's `dst_*` labels on the request metrics. Without discovery the pick is one
 cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
 plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
-upstream connections per endpoint address for every codec. `gate` is where inbound
+upstream connections per endpoint address for every codec; `mux_pool` holds HTTP/2's
+multiplexed ones. `gate` is where inbound
 authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
 (after TLS, with `client_identity` known) and once per HTTP request.
 """
@@ -36,7 +37,7 @@ from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 from lacewing.proxy.transport.pool import Pool
 
-__all__ = ["Conn", "Discovery", "Gate", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -62,6 +63,15 @@ class Discovery(Protocol):
     async def wait(self, dst: Addr, timeout: float) -> bool: ...
 
     def evict_idle(self, idle: float) -> int: ...
+
+
+class MuxPool(Protocol):
+    """Multiplexed upstream connections (HTTP/2's `h2.pool.H2Pool`): shared while busy, so
+    not the idle `pool`; the codec that uses them makes them, the server sweeps and closes."""
+
+    def sweep(self) -> None: ...
+
+    def close_all(self) -> None: ...
 
 
 class Verdict(Protocol):
@@ -122,6 +132,7 @@ class Side:
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
+    mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
 
     def __post_init__(self) -> None:
         self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)

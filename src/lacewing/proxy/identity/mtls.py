@@ -6,11 +6,12 @@ code knowing:
 Outbound, `MeshTlsConnector` (a `transport.Connector`): if `expected_identity(addr)` knows
 the endpoint's identity, the connection is TLS 1.3 with this proxy's certificate, the peer
 verified against the trust anchors *and* its DNS SAN checked against that identity (it is
-passed as the TLS server name). ALPN names the carried protocol: `http/1.1` for the HTTP
-pool's connections, `lacewing.io/opaque` for relayed TCP. A handshake failure is counted
-(`outbound_tcp_errors_total{error="tls_<reason>"}`) and fails the connection as a
-`ConnectTlsError` (a `ConnectError`: 502 for HTTP, a close for TCP); it never falls back to
-plaintext. Endpoints without a known identity get the plain connector.
+passed as the TLS server name). ALPN names the carried protocol, chosen by the class of
+the connection's protocol (`ALPN_BY_PROTOCOL`): `h2` for multiplexed HTTP/2 connections,
+`lacewing.io/opaque` for relayed TCP, `http/1.1` for the HTTP/1 pool's connections. A
+handshake failure is counted (`outbound_tcp_errors_total{error="tls_<reason>"}`) and fails
+the connection as a `ConnectTlsError` (a `ConnectError`: 502 for HTTP, a close for TCP); it
+never falls back to plaintext. Endpoints without a known identity get the plain connector.
 
 Inbound, `MeshTlsTerminator` (a `side.TlsTerminator`): the accept layer detected a TLS
 record and hands over the socket plus the bytes it already read. As Linkerd's proxy does, the
@@ -34,11 +35,11 @@ pure-Python `asyncio.sslproto.SSLProtocol`, used on other loops; `TLS_PROTOCOLS`
 table), replays those bytes into it, and after the
 handshake (client certificate required, from the same trust anchors) reads the client's
 identity and serves the decrypted stream exactly as a plaintext connection: ALPN
-`lacewing.io/opaque` -> TCP relay at once (server-speaks-first protocols work), otherwise the
-usual protocol detection. Its metrics carry `tls="true"` and `client_id="<identity>"`: each
-client identity gets a derived `Side` (same pool, tasks and connection table; only the labels
-differ), cached. Failures are counted as `inbound_tcp_errors_total{error="tls_<reason>"}` and
-close the connection.
+`lacewing.io/opaque` -> TCP relay at once (server-speaks-first protocols work), ALPN `h2` ->
+the HTTP/2 server (`h2.server.H2Server`), otherwise the usual protocol detection. Its
+metrics carry `tls="true"` and `client_id="<identity>"`: each client identity gets a derived
+`Side` (same pools, tasks and connection table; only the labels differ), cached. Failures
+are counted as `inbound_tcp_errors_total{error="tls_<reason>"}` and close the connection.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ from lacewing.core.identity import Identity
 from lacewing.proxy.accept import Accepted, admit, relay
 from lacewing.proxy.config import Addr
 from lacewing.proxy.detect import Protocol
+from lacewing.proxy.h2.client import H2Upstream
+from lacewing.proxy.h2.pool import pool_of
+from lacewing.proxy.h2.server import H2Server
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
@@ -67,6 +71,8 @@ from lacewing.proxy.tcp import TunnelEnd
 from lacewing.proxy.transport import ConnectError, Connector, ConnectRefused, ConnectTimeout
 
 __all__ = [
+    "ALPN_BY_PROTOCOL",
+    "ALPN_H2",
     "ALPN_HTTP1",
     "ALPN_OPAQUE",
     "MESH_ALPN",
@@ -86,9 +92,16 @@ __all__ = [
 log = logging.getLogger("lacewing.proxy")
 
 ALPN_HTTP1 = "http/1.1"
+ALPN_H2 = "h2"
 ALPN_OPAQUE = "lacewing.io/opaque"
-MESH_ALPN = (ALPN_HTTP1, ALPN_OPAQUE)
+MESH_ALPN = (ALPN_HTTP1, ALPN_H2, ALPN_OPAQUE)
 """What a mesh listener accepts; give it to `TlsHolder(anchors, alpn=MESH_ALPN)`."""
+
+ALPN_BY_PROTOCOL: dict[type[asyncio.BaseProtocol], str] = {
+    TunnelEnd: ALPN_OPAQUE,
+    H2Upstream: ALPN_H2,
+}
+"""The ALPN protocol an outbound connection offers, by its protocol's class (else HTTP/1.1)."""
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -177,7 +190,7 @@ class MeshTlsConnector:
         if identity is None:
             return await self.plain.connect(addr, factory)
         protocol = factory()
-        alpn = ALPN_OPAQUE if isinstance(protocol, TunnelEnd) else ALPN_HTTP1
+        alpn = ALPN_BY_PROTOCOL.get(type(protocol), ALPN_HTTP1)
         context = self.holder.client_context(alpn)
         loop = asyncio.get_running_loop()
         try:
@@ -481,6 +494,7 @@ class MeshTlsTerminator:
         if derived is None:
             derived = dataclasses.replace(side, tls=client_labels(client), client_identity=client)
             derived.pool = side.pool  # one pool to the app, whoever the client is
+            derived.mux_pool = pool_of(side)  # one HTTP/2 pool to the app as well
             self._sides[key] = derived
         return derived
 
@@ -503,6 +517,12 @@ class MeshTlsTerminator:
             shim = _NoHalfClose(transport.get_protocol())
             transport.set_protocol(shim)
             return shim
+        if alpn == ALPN_H2:  # (authorized per request, as HTTP/1 after TLS is)
+            stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
+            stats.opened += 1
+            server = H2Server(derived, dst, stats)
+            server.adopt(transport)
+            return server
         accepted = Accepted(derived)
         transport.set_protocol(accepted)
         accepted.connection_made(transport)

@@ -10,6 +10,8 @@ Label sets (as the Linkerd proxy sets them, minus the ones that need the control
 - `inbound_tcp_errors_total` / `outbound_tcp_errors_total{error}` count connections the proxy
   refused (no original destination, connection limit).
 `tls` is a tuple of label pairs so that "no_identity" can carry its `no_tls_reason`.
+gRPC responses (HTTP/2) also carry `grpc_status` (a number; empty when the stream ended
+without one) and are classified by it: success only for grpc-status 0, as Linkerd does.
 
 Histogram buckets are stored per bucket (not cumulative) and cumulated when rendered; an
 observation is one `bisect` and two additions.
@@ -68,13 +70,22 @@ class ResponseStats:
 class RouteStats:
     """Counters for one (direction, authority, target_addr, tls)."""
 
-    __slots__ = ("by_status", "requests", "responses")
+    __slots__ = ("by_status", "grpc", "requests", "responses")
 
     def __init__(self) -> None:
         self.requests = 0
         # (status_code, classification) -> stats; status 0 means "no response" (an error).
         self.responses: dict[tuple[int, str], ResponseStats] = {}
         self.by_status: dict[int, ResponseStats] = {}  # the same objects, keyed for speed
+        # gRPC: (status_code, grpc_status or -1 for none) -> stats
+        self.grpc: dict[tuple[int, int], ResponseStats] = {}
+
+    def grpc_response(self, status: int, grpc_status: int | None, latency_ms: float) -> None:
+        key = (status, -1 if grpc_status is None else grpc_status)
+        stats = self.grpc.get(key)
+        if stats is None:
+            stats = self.grpc[key] = ResponseStats()
+        stats.observe(latency_ms)
 
     def response(self, status: int, latency_ms: float) -> None:
         stats = self.by_status.get(status)
@@ -149,14 +160,21 @@ class ProxyMetrics:
             for (status, cls), stats in sorted(route.responses.items()):
                 extra = labels(("status_code", "classification"), (_status(status), cls))
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
+            for (status, code), stats in sorted(route.grpc.items()):
+                extra = labels(("status_code", "classification", "grpc_status"),
+                               (_status(status), _grpc_class(code), _grpc(code)))  # fmt: skip
+                out.append(sample("response_total", f"{base},{extra}", stats.count))
         out += family_header(
             "response_latency_ms", "histogram", "Elapsed times between a request's headers "
             "being received and its response's headers being sent."
         )  # fmt: skip
         for key, route in routes:
             base = _route_labels(key)
-            for (status, _cls), stats in sorted(route.responses.items()):
-                lbl = f'{base},status_code="{_status(status)}"'
+            series = [(f'{base},status_code="{_status(status)}"', stats)
+                      for (status, _cls), stats in sorted(route.responses.items())]  # fmt: skip
+            series += [(f'{base},status_code="{_status(s)}",grpc_status="{_grpc(code)}"', stats)
+                       for (s, code), stats in sorted(route.grpc.items())]  # fmt: skip
+            for lbl, stats in series:
                 running = 0
                 for bound, count in zip(_BOUNDS, stats.buckets, strict=True):
                     running += count
@@ -190,6 +208,14 @@ class ProxyMetrics:
 
 def _status(status: int) -> str:
     return str(status) if status else ""
+
+
+def _grpc(code: int) -> str:
+    return str(code) if code >= 0 else ""
+
+
+def _grpc_class(code: int) -> str:
+    return "success" if code == 0 else "failure"
 
 
 def _route_labels(key: tuple[str, str, str, TlsLabels]) -> str:

@@ -20,9 +20,11 @@ from cryptography.hazmat.primitives import serialization
 from tests.unit.proxy.identity.pki import Pki, issue_credentials
 from tests.unit.proxy.promtext import parse
 from tests.unit.proxy.sockets.apps import Backend
+from tests.unit.proxy.sockets.h2apps import h2_backend, h2_requests
 
 from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, load
+from lacewing.proxy.h2.server import H2Server
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.server import ProxyServer
@@ -54,10 +56,12 @@ class Mesh:
     b_inbound: Addr
 
 
-async def _pair(pki: Pki, backend: Backend, expected: Identity, opaque: bool = False) -> Mesh:
+async def _pair(pki: Pki, backend: Backend, expected: Identity, opaque: bool = False,
+                backend_port: int | None = None) -> Mesh:  # fmt: skip
     b_holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
     b_holder.update(issue_credentials(pki, API))
-    server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{backend.port}"))  # type: ignore[arg-type]
+    port = backend.port if backend_port is None else backend_port
+    server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{port}"))  # type: ignore[arg-type]
     terminator = MeshTlsTerminator(b_holder)
     server.sides[0].tls_terminator = terminator
     await server.start()
@@ -190,6 +194,26 @@ async def test_a_client_from_another_trust_anchor_is_refused(pki: Pki, backend: 
         assert 'error="tls_unknown_ca"' in "\n".join(mesh.server.metrics.render())
     finally:
         await _shutdown(mesh)
+
+
+async def test_http2_is_carried_with_the_h2_alpn_stream_by_stream(
+    pki: Pki, backend: Backend
+) -> None:
+    async with h2_backend() as port:
+        mesh = await _pair(pki, backend, API, backend_port=port)
+        try:
+            bodies, _ = await h2_requests(mesh.client.bound["outbound"].port, [b"/x", b"/y"])
+            assert sorted(bodies.values()) == [b"/x", b"/y"]
+            # B served a decrypted connection whose ALPN was h2 with its HTTP/2 server
+            served = [c for c in mesh.server.sides[0].conns.values() if isinstance(c, H2Server)]
+            assert served and served[0].transport is not None
+            ssl_object = served[0].transport.get_extra_info("ssl_object")
+            assert ssl_object.selected_alpn_protocol() == "h2"
+            lines = mesh.server.metrics.render()
+            counted = [ln for ln in lines if ln.startswith("request_total") and WEB.name in ln]
+            assert counted and counted[0].endswith(" 2")
+        finally:
+            await _shutdown(mesh)
 
 
 async def test_opaque_tcp_is_carried_with_the_opaque_alpn(pki: Pki, backend: Backend) -> None:

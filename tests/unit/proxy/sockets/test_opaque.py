@@ -11,8 +11,6 @@ from collections.abc import AsyncIterator
 from tests.unit.proxy.promtext import parse
 from tests.unit.proxy.sockets.harness import get, proxy
 
-from lacewing.proxy.detect import H2_PREFACE
-
 
 @contextlib.asynccontextmanager
 async def echo_server(greeting: bytes = b"") -> AsyncIterator[int]:
@@ -92,10 +90,9 @@ async def test_detection_times_out_to_opaque() -> None:
         writer.close()
 
 
-async def test_http2_prior_knowledge_and_tls_pass_through_as_bytes() -> None:
+async def test_tls_without_a_terminator_passes_through_as_bytes() -> None:
+    # (HTTP/2 prior knowledge is proxied stream by stream now: tests/unit/proxy/sockets/test_h2.py)
     async with echo_server() as port, proxy(backend_port=port) as px:
-        h2 = H2_PREFACE + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-        assert await _exchange(px.bound["outbound"].port, h2) == h2
         hello = bytes.fromhex("160301002a010000260303") + os.urandom(40)
         assert await _exchange(px.bound["outbound"].port, hello) == hello
         await asyncio.sleep(0.05)

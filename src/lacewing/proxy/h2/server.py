@@ -1,0 +1,261 @@
+"""One accepted HTTP/2 connection (prior-knowledge h2c, or ALPN `h2` inside mutual TLS).
+
+Each request stream becomes an `H2Exchange`: its endpoint is picked on its own
+(`side.pick(Logical(orig_dst, "h2", authority))`), so the streams of one client connection
+(one gRPC channel) spread over the endpoints of a Service, and it is sent on a multiplexed
+upstream connection from the side's `H2Pool`. Request metrics are the HTTP/1 server's
+(`side.metrics.route(...)`: request_total, response_total, response_latency_ms).
+
+Inbound, with a policy `gate`, every request is authorized on its own (as HTTP/1's are): a
+denied one is answered 403 (gRPC: PERMISSION_DENIED) by the proxy and never sent on.
+
+Limits are `h2`'s, set from `H2Limits`: more concurrent streams than we allow, a header list
+over the size we announced, or any malformed frame -> GOAWAY with the error's code and the
+connection closes; other connections are not touched. Ours: more streams reset by the client
+before their answer than `max_early_resets_per_s` in a second (rapid reset) -> GOAWAY
+ENHANCE_YOUR_CALM.
+
+Backpressure in: when an upstream connection this connection's streams use cannot write
+(its transport paused), that upstream blocks reading here (`block_reading`, counted, so two
+upstreams cannot undo each other). Out: when this client reads slowly, DATA for it waits in
+its exchanges and is not acknowledged upstream, so the endpoints' windows close.
+
+Shutdown (`drain`): a graceful GOAWAY naming the last stream we accepted; streams after it
+are refused (REFUSED_STREAM, which clients retry elsewhere); the connection closes when its
+last stream ends, or when the side's grace period aborts it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from h2 import events
+from h2.errors import ErrorCodes
+
+from lacewing.proxy.config import Addr
+from lacewing.proxy.h2.headers import Headers, forwardable, is_grpc, pseudo
+from lacewing.proxy.h2.peer import H2Peer
+from lacewing.proxy.h2.pool import pool_of
+from lacewing.proxy.h2.settings import H2Limits
+from lacewing.proxy.h2.stream import H2Exchange
+from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.side import Side
+from lacewing.proxy.targets import HTTP2, Endpoint, Logical
+
+__all__ = ["H2Server"]
+
+_MAX_STREAM_ID = 2**31 - 1
+
+
+class H2Server(H2Peer):
+    client_side = False
+
+    def __init__(self, side: Side, dst: Addr, stats: TcpStats,
+                 limits: H2Limits | None = None) -> None:  # fmt: skip
+        pool = pool_of(side)
+        super().__init__(pool.flusher, limits or pool.limits, stats)
+        self.side = side
+        self.pool = pool
+        self.dst = dst
+        self.target_addr = str(dst)
+        self.draining = False
+        self.peer_gone = False
+        self.goaway_last = _MAX_STREAM_ID
+        self.touched = True
+        self._read_blocks = 0
+        self._resets, self._resets_since = 0, float("-inf")
+        self._gate = side.gate if side.direction == "inbound" else None
+        self._client: tuple[str | None, str] = (None, "")
+        self._logical: dict[str, Logical] = {}
+        self._routes: dict[tuple[str, Endpoint], RouteStats] = {}
+
+    def adopt(self, transport: asyncio.Transport, early: bytes = b"") -> None:
+        """Take over a transport another protocol (detection, TLS) was reading."""
+        transport.set_protocol(self)
+        self.set_transport(transport)
+        self.side.conns[transport] = self
+        if self._gate is not None:
+            self._client = self.side.client_of(transport)
+        if early:
+            self.data_received(early)
+        else:
+            self.flusher.mark(self)
+            self.flusher.flush()
+
+    def received(self) -> None:
+        self.touched = True
+
+    # -- requests --------------------------------------------------------------------------
+    def _request(self, ev: events.RequestReceived) -> None:
+        sid = ev.stream_id
+        if self.draining and sid > self.goaway_last:
+            self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
+            return
+        headers = ev.headers
+        raw = pseudo(headers, b":authority") or pseudo(headers, b"host") or b""
+        authority = raw.decode("latin-1")
+        logical = self._logical.get(authority)
+        if logical is None:
+            logical = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
+        side = self.side
+        pick = side.pick(logical)
+        addr = pick.endpoint.addr
+        route = self._routes.get((authority, pick.endpoint))
+        if route is None:
+            route = side.metrics.route(side.direction, authority, self.target_addr,
+                                       side.route_labels(pick.endpoint))  # fmt: skip
+            self._routes[(authority, pick.endpoint)] = route
+        route.requests += 1
+        ex = H2Exchange(
+            self, sid, forwardable(headers), is_grpc(headers), route, side.clock(), pick
+        )
+        self.streams[sid] = ex
+        if ev.stream_ended is not None:
+            ex.req_ended = True
+        if self._gate is not None and not self._authorized(headers):
+            ex.deny("unauthorized request on this port")
+            return
+        self.pool.open(ex, addr)
+
+    def _authorized(self, headers: Headers) -> bool:
+        """Inbound policy for one request, counted as HTTP/1's are."""
+        gate, side = self._gate, self.side
+        assert gate is not None
+        client, ip = self._client
+        method = (pseudo(headers, b":method") or b"").decode("latin-1")
+        path = (pseudo(headers, b":path") or b"").decode("latin-1")
+        decision = gate.request(self.dst.port, client, ip, method, path)
+        labels = decision.labels + side.tls
+        name = (
+            "inbound_http_authz_allow_total"
+            if decision.allowed
+            else "inbound_http_authz_deny_total"
+        )
+        side.metrics.authorized(name, self.target_addr, labels)
+        return decision.allowed
+
+    def _data(self, ev: events.DataReceived) -> None:
+        ex = self.streams.get(ev.stream_id)
+        if ex is None:  # a stream we already ended: give the window back
+            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            return
+        ex.request_data(ev.data, ev.flow_controlled_length, ev.stream_ended is not None)
+
+    def _ended(self, ev: events.StreamEnded) -> None:
+        ex = self.streams.get(ev.stream_id)
+        if ex is not None and not ex.req_ended:
+            ex.request_ended()
+
+    def _trailers(self, ev: events.TrailersReceived) -> None:
+        ex = self.streams.get(ev.stream_id)
+        if ex is not None:
+            ex.request_ended(ev.headers)
+
+    def _reset(self, ev: events.StreamReset) -> None:
+        ex = self.streams.get(ev.stream_id)
+        if ex is None:
+            return
+        early = not ex.ended
+        ex.reset_by_client(ev.error_code)
+        if early and self._early_reset():
+            self.calm_down()
+
+    def _early_reset(self) -> bool:
+        """Count a stream reset before its answer; True past the limit (a rapid-reset flood)."""
+        now = self.side.clock()
+        if now - self._resets_since >= 1.0:
+            self._resets_since, self._resets = now, 0
+        self._resets += 1
+        return self._resets > self.limits.max_early_resets_per_s
+
+    def calm_down(self) -> None:
+        """GOAWAY ENHANCE_YOUR_CALM and close: the streams in flight end as the client's."""
+        if self.closed or self.transport is None:
+            return
+        self.conn.close_connection(ErrorCodes.ENHANCE_YOUR_CALM)
+        self.write_out()
+        self.transport.close()
+
+    def _window(self, ev: events.WindowUpdated) -> None:
+        if ev.stream_id == 0:
+            self.writable()
+        else:
+            ex = self.streams.get(ev.stream_id)
+            if ex is not None:
+                ex.pump_down()
+
+    def _settings(self, ev: events.RemoteSettingsChanged) -> None:
+        self.writable()
+
+    def _goaway(self, ev: events.ConnectionTerminated) -> None:
+        self.peer_gone = True
+        if ev.error_code == ErrorCodes.NO_ERROR and self.streams:
+            self.keep_open()  # the client waits for the answers it asked for
+            return
+        if self.transport is not None:
+            self.transport.close()
+
+    def writable(self) -> None:
+        for ex in list(self.streams.values()):
+            ex.pump_down()
+
+    # -- reading paused by upstreams that cannot write -------------------------------------
+    def block_reading(self) -> None:
+        self._read_blocks += 1
+        if self._read_blocks == 1 and self.transport is not None and not self.closed:
+            self.transport.pause_reading()
+
+    def unblock_reading(self) -> None:
+        self._read_blocks -= 1
+        if self._read_blocks == 0 and self.transport is not None and not self.closed:
+            self.transport.resume_reading()
+
+    # -- endings ---------------------------------------------------------------------------
+    def stream_finished(self) -> None:
+        if not self.streams and (self.draining or self.peer_gone):
+            self._close()
+
+    def _close(self) -> None:
+        if self.closed or self.transport is None:
+            return
+        self.write_out()
+        self.transport.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.stats.closed += 1
+        if self.transport is not None:
+            self.side.conns.pop(self.transport, None)
+        for ex in list(self.streams.values()):
+            ex.reset_by_client(ErrorCodes.CANCEL)
+        self.streams.clear()
+        self.flusher.flush()
+
+    # -- side.Conn -------------------------------------------------------------------------
+    def drain(self) -> None:
+        if self.draining or self.closed:
+            return
+        self.draining = True
+        self.goaway_last = self.conn.highest_inbound_stream_id
+        self.write_graceful_goaway(self.goaway_last)
+        if not self.streams:
+            self._close()
+
+    def sweep_idle(self) -> None:
+        if not self.touched and not self.streams:
+            self.drain()
+        self.touched = False
+
+
+H2Server.HANDLERS = {
+    events.RequestReceived: H2Server._request,
+    events.DataReceived: H2Server._data,
+    events.StreamEnded: H2Server._ended,
+    events.TrailersReceived: H2Server._trailers,
+    events.StreamReset: H2Server._reset,
+    events.WindowUpdated: H2Server._window,
+    events.RemoteSettingsChanged: H2Server._settings,
+    events.ConnectionTerminated: H2Server._goaway,
+}

@@ -1,0 +1,392 @@
+"""One request/response exchange: a client's stream on an accepted connection paired with a
+stream on an upstream connection, and everything that ends it.
+
+    client --HEADERS/DATA/trailers--> H2Server --to_up-->   H2Upstream --> endpoint
+    client <--HEADERS/DATA/trailers-- H2Server <--to_down-- H2Upstream <-- endpoint
+
+Flow control, both directions the same way (`_pump`): DATA read from one side waits in that
+direction's queue until the other side's send window (stream and connection) and its
+transport (not paused) let it go; only then is it acknowledged to the side it came from,
+which reopens that side's window. So a slow reader stops its writer through HTTP/2's own
+windows, and what the proxy holds per connection is bounded by the windows it grants
+(`H2Limits`). Bytes that are dropped (a stream reset, a response that ended first) are
+acknowledged too, so the connection window never leaks.
+
+It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins, so the
+`Pick` gets exactly one outcome and the response is counted once):
+
+    response head from the endpoint   answered: pick.done(True, latency), counted
+    could not connect                 failed: pick.fail(); 502 / gRPC 14 trailers-only answer
+    endpoint lost, no head yet        failed: pick.fail(); 502 / gRPC 14
+    endpoint reset, no head yet       failed (status 0): pick.fail(); the same RST code on
+    endpoint lost after the head      RST INTERNAL_ERROR to the client (already answered)
+    inbound policy denied it          refused: pick.cancel(); 403 / gRPC 7 (PERMISSION_DENIED)
+    endpoint refused it (GOAWAY past the stream, REFUSED_STREAM)
+                                      abandoned: pick.cancel(); RST REFUSED_STREAM (retryable)
+    client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
+    both ends done                    the streams leave their connections (`finish`)
+
+gRPC (`content-type: application/grpc...`): the head ends the pick as above, but the response
+is counted when its `grpc-status` is known (trailers, or a trailers-only response), with a
+`grpc_status` label and classified by it, as Linkerd's `response_total` is; a gRPC response
+that ends without one (reset, lost) counts as a failure.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING
+
+from h2.errors import ErrorCodes
+
+from lacewing.proxy.exchange import Exchange
+from lacewing.proxy.h2.headers import (
+    GRPC_PERMISSION_DENIED,
+    GRPC_UNAVAILABLE,
+    Headers,
+    error_headers,
+    forwardable,
+    grpc_status,
+    pseudo,
+)
+from lacewing.proxy.metrics import RouteStats
+
+if TYPE_CHECKING:
+    from lacewing.proxy.h2.client import H2Upstream
+    from lacewing.proxy.h2.peer import H2Peer
+    from lacewing.proxy.h2.server import H2Server
+    from lacewing.proxy.targets import Pick
+
+__all__ = ["H2Exchange"]
+
+
+class H2Exchange(Exchange):
+    def __init__(self, down: H2Server, sid: int, headers: list[tuple[bytes, bytes]], grpc: bool,
+                 route: RouteStats, start: float, pick: Pick) -> None:  # fmt: skip
+        self.down = down
+        self.down_sid = sid
+        self.headers = headers
+        self.grpc = grpc
+        super().__init__(route, start, pick)
+        self.up: H2Upstream | None = None
+        self.up_sid = 0
+        self.to_up: deque[list[object]] = deque()  # [data, flow-controlled length]
+        self.to_down: deque[list[object]] = deque()
+        self.req_ended = False
+        self.req_trailers: list[tuple[bytes, bytes]] | None = None
+        self.up_end_sent = False
+        self.resp_ended = False
+        self.resp_trailers: list[tuple[bytes, bytes]] | None = None
+        self.down_end_sent = False
+        self.head_ms = 0.0
+        self.counted = False  # gRPC: counted at its status, after the head
+        self.finished = False
+
+    # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
+    def _head(self, status: int) -> None:
+        now = self.down.side.clock()
+        if not self.grpc:
+            self.answered(status, now)
+            return
+        if self.ended:
+            return
+        self.ended = True
+        self.status = status
+        elapsed = now - self.start
+        self.head_ms = elapsed * 1000.0
+        pick = self.pick
+        if pick is not None:
+            pick.done(True, elapsed)
+
+    def _failed(self, status: int, code: int | None) -> None:
+        """The endpoint failed before answering; `status`/`code` are what is counted."""
+        if self.ended:
+            return
+        now = self.down.side.clock()
+        if not self.grpc:
+            self.failed(status, now)
+            return
+        if self.pick is not None:
+            self.pick.fail()
+        self.ended = True
+        self.status = status
+        self.head_ms = (now - self.start) * 1000.0
+        self._count_grpc(code)
+
+    def _abandoned(self) -> None:
+        if not self.ended:
+            self.abandoned()
+        elif self.grpc and not self.counted:
+            self._count_grpc(None)  # answered, then broken before its status
+
+    def _count_grpc(self, code: int | None) -> None:
+        if not self.counted:
+            self.counted = True
+            self.route.grpc_response(self.status, code, self.head_ms)
+
+    # -- moving DATA -----------------------------------------------------------------------
+    def pump_up(self) -> None:
+        """Send what the client sent on to the endpoint, as far as windows allow."""
+        up = self.up
+        if up is None or self.up_end_sent or up.closed:
+            return
+        ended = False
+        if self.to_up and not up.paused_writing:
+            end = self.req_ended and self.req_trailers is None
+            acked, ended = _pump(self.to_up, up, self.up_sid, end)
+            if acked:
+                self.down.conn.acknowledge_received_data(acked, self.down_sid)
+                self.down.flusher.mark(self.down)
+        if not self.to_up and self.req_ended:
+            self.up_end_sent = True
+            if ended:
+                pass
+            elif self.req_trailers is not None:
+                up.conn.send_headers(self.up_sid, self.req_trailers, end_stream=True)
+            else:
+                up.conn.end_stream(self.up_sid)
+            up.flusher.mark(up)
+            if self.down_end_sent:
+                self.finish()
+
+    def pump_down(self) -> None:
+        """Send what the endpoint sent on to the client, as far as windows allow."""
+        down = self.down
+        if self.down_end_sent or down.closed or not self.status:
+            return
+        ended = False
+        if self.to_down and not down.paused_writing:
+            end = self.resp_ended and self.resp_trailers is None
+            acked, ended = _pump(self.to_down, down, self.down_sid, end)
+            up = self.up
+            if acked and up is not None and not up.closed:
+                up.conn.acknowledge_received_data(acked, self.up_sid)
+                up.flusher.mark(up)
+        if not self.to_down and self.resp_ended:
+            self.down_end_sent = True
+            if ended:
+                pass
+            elif self.resp_trailers is not None:
+                down.conn.send_headers(self.down_sid, self.resp_trailers, end_stream=True)
+            else:
+                down.conn.end_stream(self.down_sid)
+            down.flusher.mark(down)
+            if self.grpc:
+                trailers = self.resp_trailers
+                self._count_grpc(grpc_status(trailers) if trailers is not None else None)
+            self._response_done()
+
+    def _response_done(self) -> None:
+        """The client has the whole response; an upload still going is not wanted."""
+        if self.up_end_sent:
+            self.finish()
+            return
+        self._drop(self.to_up, self.down, self.down_sid)
+        if not self.down.closed:
+            self.down.conn.reset_stream(self.down_sid, ErrorCodes.NO_ERROR)
+        up = self.up
+        if up is not None and not up.closed:
+            up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
+            up.flusher.mark(up)
+        self.finish()
+
+    # -- events from the client (H2Server) -------------------------------------------------
+    def request_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.to_up.append([data, flow])
+        if ended:
+            self.req_ended = True
+        self.pump_up()
+
+    def request_ended(self, trailers: Headers | None = None) -> None:
+        if trailers is not None:
+            self.req_trailers = forwardable(trailers)
+        self.req_ended = True
+        self.pump_up()
+
+    def reset_by_client(self, code: int) -> None:
+        """The client reset its stream (or went away: `code` CANCEL)."""
+        if self.finished:
+            return
+        self._abandoned()
+        self.down_end_sent = True
+        self._drop(self.to_up, self.down, self.down_sid)
+        up = self.up
+        if up is not None and not up.closed:
+            self._drop(self.to_down, up, self.up_sid)
+            up.conn.reset_stream(self.up_sid, code)
+            up.flusher.mark(up)
+        self.finish()
+
+    # -- events from the endpoint (H2Upstream) ---------------------------------------------
+    def informational(self, headers: Headers) -> None:
+        if not self.down.closed and not self.down_end_sent:
+            self.down.conn.send_headers(self.down_sid, forwardable(headers))
+            self.down.flusher.mark(self.down)
+
+    def response_head(self, headers: Headers, ended: bool) -> None:
+        raw = pseudo(headers, b":status")
+        self._head(int(raw) if raw is not None and raw.isdigit() else 502)
+        down = self.down
+        if down.closed or self.down_end_sent:
+            return
+        out = forwardable(headers)
+        if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
+            self.resp_ended = True
+            self.down_end_sent = True
+            down.conn.send_headers(self.down_sid, out, end_stream=True)
+            down.flusher.mark(down)
+            if self.grpc:
+                self._count_grpc(grpc_status(headers))
+            self._response_done()
+            return
+        down.conn.send_headers(self.down_sid, out)
+        down.flusher.mark(down)
+
+    def response_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.to_down.append([data, flow])
+        if ended:
+            self.resp_ended = True
+        self.pump_down()
+
+    def response_ended(self, trailers: Headers | None = None) -> None:
+        if self.resp_ended:
+            return
+        if trailers is not None:
+            self.resp_trailers = forwardable(trailers)
+        self.resp_ended = True
+        self.pump_down()
+
+    def reset_by_endpoint(self, code: int) -> None:
+        if self.finished:
+            return
+        if code == ErrorCodes.REFUSED_STREAM and not self.ended:
+            self.abandoned()  # not processed there: says nothing about the endpoint
+        elif self.ended:
+            self._abandoned()
+        else:
+            self._failed(0, None)
+        self.up_end_sent = True
+        up = self.up
+        if up is not None:
+            self._drop(self.to_down, up, self.up_sid)
+        self._drop(self.to_up, self.down, self.down_sid)
+        if not self.down.closed and not self.down_end_sent:
+            self.down.conn.reset_stream(self.down_sid, code)
+            self.down.flusher.mark(self.down)
+        self.down_end_sent = True
+        self.finish()
+
+    def endpoint_lost(self, reason: str) -> None:
+        """The upstream connection is gone (closed, reset, protocol error)."""
+        if self.finished:
+            return
+        self.up_end_sent = True
+        self.to_down.clear()  # that connection's window no longer matters
+        if self.ended:
+            self._abandoned()
+            self._drop(self.to_up, self.down, self.down_sid)
+            if not self.down.closed and not self.down_end_sent:
+                self.down.conn.reset_stream(self.down_sid, ErrorCodes.INTERNAL_ERROR)
+                self.down.flusher.mark(self.down)
+            self.down_end_sent = True
+            self.finish()
+            return
+        self.fail(reason)
+
+    def refused_by_endpoint(self) -> None:
+        """Past the endpoint's GOAWAY: never processed there; the client may retry it."""
+        self.reset_by_endpoint(ErrorCodes.REFUSED_STREAM)
+
+    def deny(self, reason: str) -> None:
+        """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
+        now = self.down.side.clock()
+        if self.grpc:
+            if self.pick is not None:
+                self.pick.cancel()
+            self.ended, self.status = True, 200
+            self.head_ms = (now - self.start) * 1000.0
+            self._count_grpc(GRPC_PERMISSION_DENIED)
+        else:
+            self.refused(403, now)
+        self._answer(error_headers(self.grpc, 403, reason, GRPC_PERMISSION_DENIED), reason)
+
+    def _answer(self, headers: list[tuple[bytes, bytes]], reason: str) -> None:
+        """Send the proxy's own response down (trailers-only for gRPC) and end the exchange."""
+        self.up_end_sent = True
+        down = self.down
+        if down.closed or self.down_end_sent:
+            self.finish()
+            return
+        self.down_end_sent = True
+        if self.grpc:
+            down.conn.send_headers(self.down_sid, headers, end_stream=True)
+        else:
+            down.conn.send_headers(self.down_sid, headers)
+            down.conn.send_data(self.down_sid, reason.encode("ascii", "replace") + b"\n",
+                                end_stream=True)  # fmt: skip
+        down.flusher.mark(down)
+        self._response_done()
+
+    def fail(self, reason: str) -> None:
+        """Answer the client ourselves: the endpoint could not be reached or vanished."""
+        if self.finished:
+            return
+        self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
+        self._answer(error_headers(self.grpc, 502, reason), reason)
+
+    # -- bookkeeping -----------------------------------------------------------------------
+    @staticmethod
+    def _drop(queue: deque[list[object]], source: H2Peer, sid: int) -> None:
+        """Forget queued DATA, acknowledging it so the source's connection window recovers."""
+        if not queue:
+            return
+        flow = sum(int(item[1]) for item in queue)  # type: ignore[call-overload]
+        queue.clear()
+        if flow and not source.closed:
+            source.conn.acknowledge_received_data(flow, sid)
+            source.flusher.mark(source)
+
+    def finish(self) -> None:
+        if self.finished:
+            return
+        self.finished = True
+        self._abandoned()
+        down, up = self.down, self.up
+        self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
+        down.streams.pop(self.down_sid, None)
+        if up is not None:
+            self._drop(self.to_down, up, self.up_sid)
+            up.streams.pop(self.up_sid, None)
+            up.stream_finished()
+        down.stream_finished()
+
+
+def _pump(queue: deque[list[object]], to: H2Peer, sid: int, end: bool) -> tuple[int, bool]:
+    """Send queued DATA on stream `sid` of `to` while its window allows, the last frame with
+    END_STREAM if `end`; returns the flow-controlled bytes now sent (to acknowledge to where
+    they came from) and whether END_STREAM went."""
+    conn = to.conn
+    acked = 0
+    window = conn.local_flow_control_window(sid)
+    frame = conn.max_outbound_frame_size
+    ended = False
+    while queue:
+        item = queue[0]
+        data: bytes = item[0]  # type: ignore[assignment]
+        if data:
+            if window <= 0:
+                break
+            n = min(len(data), window, frame)
+            if n < len(data):
+                conn.send_data(sid, data[:n])
+                item[0] = data[n:]
+                window -= n
+                continue
+            last = end and len(queue) == 1
+            conn.send_data(sid, data, end_stream=last)
+            ended = last
+            window -= n
+        queue.popleft()
+        acked += item[1]  # type: ignore[operator]
+    to.flusher.mark(to)
+    return acked, ended
