@@ -15,6 +15,8 @@ Kinds (all listen on 0.0.0.0:--port; one thread per connection, stdlib only):
   HTTP 200 "original-dst <ip>:<port>\n", read from SO_ORIGINAL_DST.
 - `banner`: server speaks first: sends BANNER on connect, then for each line received sends
   b"you said: " + line (a protocol where detection would wait forever for a client byte).
+- `tls-echo`: a TLS server with its own certificate (`--cert`, `--key`: PEM files), as a
+  webhook is: after the handshake it sends b"tls app saw sni=<name or ->\n", then echoes.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import hashlib
 import json
 import socket
 import socketserver
+import ssl
 import struct
 import time
 from collections.abc import Iterator
@@ -174,6 +177,32 @@ class BannerApp(socketserver.StreamRequestHandler):
             self.wfile.flush()
 
 
+class TlsEchoApp(socketserver.BaseRequestHandler):
+    context: ssl.SSLContext  # set by main()
+
+    def handle(self) -> None:
+        try:
+            tls = self.context.wrap_socket(self.request, server_side=True)
+        except (ssl.SSLError, OSError) as exc:
+            print(f"tls-echo: handshake failed: {exc}", flush=True)
+            return
+        with tls:
+            tls.sendall(f"tls app saw sni={getattr(tls, 'seen_sni', None) or '-'}\n".encode())
+            while data := tls.recv(CHUNK):
+                tls.sendall(data)
+
+
+def _tls_context(cert: str, key: str) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+
+    def remember(conn: ssl.SSLSocket | ssl.SSLObject, name: str | None, _: object) -> None:
+        conn.seen_sni = name  # type: ignore[union-attr]
+
+    context.sni_callback = remember  # type: ignore[assignment]
+    return context
+
+
 SO_ORIGINAL_DST = 80
 
 
@@ -205,8 +234,10 @@ class HttpServer(ThreadingHTTPServer):
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="apps")
-    parser.add_argument("kind", choices=["http", "echo", "banner", "origdst"])
+    parser.add_argument("kind", choices=["http", "echo", "banner", "origdst", "tls-echo"])
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--cert", help="tls-echo: the server certificate (PEM file)")
+    parser.add_argument("--key", help="tls-echo: its private key (PEM file)")
     args = parser.parse_args(argv)
     address = ("0.0.0.0", args.port)
     server: socketserver.TCPServer
@@ -216,6 +247,11 @@ def main(argv: list[str] | None = None) -> None:
         server = TcpServer(address, EchoApp)
     elif args.kind == "origdst":
         server = TcpServer(address, OrigDstApp)
+    elif args.kind == "tls-echo":
+        if not args.cert or not args.key:
+            parser.error("tls-echo needs --cert and --key")
+        TlsEchoApp.context = _tls_context(args.cert, args.key)
+        server = TcpServer(address, TlsEchoApp)
     else:
         server = TcpServer(address, BannerApp)
     print(f"lwt app {args.kind} listening on {args.port}", flush=True)

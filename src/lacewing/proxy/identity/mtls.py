@@ -13,10 +13,25 @@ pool's connections, `lacewing.io/opaque` for relayed TCP. A handshake failure is
 plaintext. Endpoints without a known identity get the plain connector.
 
 Inbound, `MeshTlsTerminator` (a `side.TlsTerminator`): the accept layer detected a TLS
-ClientHello and hands over the socket plus the bytes it already read. The terminator puts a
-TLS protocol on the socket (what `loop.start_tls` would use: uvloop's compiled one on uvloop,
-which costs far less CPU per record than asyncio's pure-Python `asyncio.sslproto.SSLProtocol`,
-used on other loops; `TLS_PROTOCOLS` is the table), replays those bytes into it, and after the
+record and hands over the socket plus the bytes it already read. As Linkerd's proxy does, the
+terminator first reads the whole ClientHello (`clienthello.parse_client_hello`, bounded in
+size and by the detect timeout) and routes on its server name (`inbound_tls_route`):
+
+    SNI == this proxy's identity     terminate mutual TLS (below)
+    any other SNI                    relay the bytes untouched to the app: TLS meant for the
+                                     app itself (a webhook, the identity controller's own
+                                     listener); tls="opaque",sni="<name>"
+    no SNI, not a ClientHello        relay untouched; tls="no_identity",
+                                     no_tls_reason="no_tls_from_remote"
+    no whole ClientHello in time     relay untouched; no_tls_reason="detect_timeout"
+
+(these are linkerd2-proxy's inbound TLS labels). TLS whose original destination is the
+proxy's own inbound port was dialled to the proxy directly: it is always terminated.
+
+To terminate, the terminator puts a TLS protocol on the socket (what `loop.start_tls` would
+use: uvloop's compiled one on uvloop, which costs far less CPU per record than asyncio's
+pure-Python `asyncio.sslproto.SSLProtocol`, used on other loops; `TLS_PROTOCOLS` is the
+table), replays those bytes into it, and after the
 handshake (client certificate required, from the same trust anchors) reads the client's
 identity and serves the decrypted stream exactly as a plaintext connection: ALPN
 `lacewing.io/opaque` -> TCP relay at once (server-speaks-first protocols work), otherwise the
@@ -41,6 +56,7 @@ from typing import TypeVar, cast
 from lacewing.core.identity import Identity
 from lacewing.proxy.accept import Accepted, relay
 from lacewing.proxy.config import Addr
+from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
 from lacewing.proxy.metrics import TcpStats
@@ -53,11 +69,15 @@ __all__ = [
     "ALPN_HTTP1",
     "ALPN_OPAQUE",
     "MESH_ALPN",
+    "TLS_DETECT_TIMEOUT",
+    "TLS_NO_CLIENT_HELLO",
     "TLS_PROTOCOLS",
     "ConnectTlsError",
     "MeshTlsConnector",
     "MeshTlsTerminator",
     "client_labels",
+    "inbound_tls_route",
+    "passthru_labels",
     "server_labels",
     "tls_protocol_for",
 ]
@@ -93,6 +113,40 @@ def server_labels(identity: Identity) -> TlsLabels:
 def client_labels(identity: Identity) -> TlsLabels:
     """Inbound metric labels for a connection from a meshed client."""
     return (("tls", "true"), ("client_id", identity.name))
+
+
+def passthru_labels(sni: str) -> TlsLabels:
+    """Inbound labels for TLS relayed untouched because it names another server."""
+    return (("tls", "opaque"), ("sni", sni))
+
+
+TLS_NO_CLIENT_HELLO: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "no_tls_from_remote"))
+TLS_DETECT_TIMEOUT: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "detect_timeout"))
+
+
+def inbound_tls_route(
+    result: NeedMore | NotTls | ClientHello, local_name: str | None, *, to_proxy: bool = False
+) -> TlsLabels | None:
+    """None: terminate mutual TLS here; else relay untouched, counted with these labels.
+
+    `result` is what the ClientHello parser said when the reading stopped (NeedMore: the
+    detect timeout or the client's EOF came first); `local_name` is this proxy's identity
+    (None before it knows one: then nothing is terminated). DNS names compare caselessly.
+    `to_proxy`: the connection's original destination is the proxy's own inbound port (a
+    client dialled the proxy itself): it is for the proxy whatever its name says, and
+    relaying it "to the app" at that port would dial the proxy again, in a loop.
+    """
+    if to_proxy:
+        return None
+    if isinstance(result, ClientHello):
+        if result.sni is None:
+            return TLS_NO_CLIENT_HELLO
+        if local_name is not None and result.sni.lower() == local_name.lower():
+            return None
+        return passthru_labels(result.sni)
+    if isinstance(result, NotTls):
+        return TLS_NO_CLIENT_HELLO
+    return TLS_DETECT_TIMEOUT
 
 
 class MeshTlsConnector:
@@ -241,20 +295,149 @@ class _NoHalfClose(asyncio.Protocol):
         self.inner.resume_writing()
 
 
+class _HelloPeek(asyncio.Protocol):
+    """Reads until the ClientHello is whole (or the detect timeout, or EOF), then routes.
+
+    Also the connection's side.Conn meanwhile. Nothing is counted while it reads: the
+    connection is counted under the labels of the route it takes.
+    """
+
+    def __init__(
+        self, terminator: MeshTlsTerminator, side: Side, transport: asyncio.Transport, dst: Addr
+    ) -> None:
+        self.terminator, self.side, self.transport, self.dst = terminator, side, transport, dst
+        self._buf = b""
+        self._timer: asyncio.TimerHandle | None = None
+        self._done = False
+
+    def start(self, early: bytes) -> None:
+        self.side.conns[self.transport] = self
+        self.transport.set_protocol(self)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(self.side.config.detect_timeout, self._timed_out)
+        self.data_received(early)
+
+    def data_received(self, data: bytes) -> None:
+        if self._done:
+            return
+        self._buf += data
+        result = parse_client_hello(self._buf)
+        if not isinstance(result, NeedMore):
+            self._route(result)
+
+    def eof_received(self) -> bool:
+        if self._done:
+            return False
+        result = parse_client_hello(self._buf)
+        if isinstance(result, NeedMore):
+            result = NotTls("end of stream before the ClientHello was whole")
+        self._route(result)
+        handler = self.transport.get_protocol()
+        if handler is not self and not handler.eof_received():  # type: ignore[attr-defined]
+            self.transport.close()
+        return True
+
+    def _timed_out(self) -> None:
+        self._timer = None
+        if not self._done:
+            self._route(parse_client_hello(self._buf))
+
+    def _route(self, result: NeedMore | NotTls | ClientHello) -> None:
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        early, self._buf = self._buf, b""
+        self.terminator.route(self.side, self.transport, early, self.dst, result)
+
+    # side.Conn while reading the ClientHello
+    def drain(self) -> None:
+        self.transport.close()
+
+    def sweep_idle(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        self.transport.abort()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._done = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.side.conns.get(self.transport) is self:
+            self.side.conns.pop(self.transport, None)
+
+
+MAX_SNI_LABELS = 64
+"""Distinct `sni` label values kept per proxy; later names share SNI_OVERFLOW (a client
+sending random names must not grow the metrics without bound)."""
+SNI_OVERFLOW = "_other"
+
+
 class MeshTlsTerminator:
-    def __init__(self, holder: TlsHolder, *, handshake_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        holder: TlsHolder,
+        *,
+        handshake_timeout: float = 10.0,
+        local_identity: Identity | None = None,
+    ) -> None:
         self.holder = holder
         self.handshake_timeout = handshake_timeout
+        self.local_identity = local_identity
         self.handshakes = 0
         self.failures: dict[str, int] = {}
+        self.passthrough = 0
         self._sides: dict[tuple[int, Identity], Side] = {}
+        self._sni_labels: dict[str, TlsLabels] = {}
+
+    def local_name(self) -> str | None:
+        """The name this proxy terminates TLS for: its certificate's, else the configured one."""
+        identity = self.holder.identity or self.local_identity
+        return identity.name if identity is not None else None
 
     def take(
         self, side: Side, transport: asyncio.Transport, early: bytes, dst: Addr, stats: TcpStats
     ) -> None:
+        stats.opened -= 1  # counted again under the labels of the route it takes
+        _HelloPeek(self, side, transport, dst).start(early)
+
+    def route(
+        self,
+        side: Side,
+        transport: asyncio.Transport,
+        early: bytes,
+        dst: Addr,
+        result: NeedMore | NotTls | ClientHello,
+    ) -> None:
+        """Terminate or relay a connection whose first bytes `early` parsed as `result`."""
+        to_proxy = dst.port == side.config.inbound_listen_addr.port
+        labels = inbound_tls_route(result, self.local_name(), to_proxy=to_proxy)
+        if labels is None:
+            self.terminate(side, transport, early, dst)
+            return
+        if isinstance(result, NotTls):
+            log.debug("inbound TLS to %s relayed untouched: %s", dst, result.reason)
+        if labels[0] == ("tls", "opaque"):
+            labels = self._bounded_sni(labels)
+        self.passthrough += 1
+        stats = side.metrics.tcp_stats(side.direction, "src", str(dst), labels)
+        stats.opened += 1
+        relay(side, transport, early, dst, stats, labels)
+
+    def _bounded_sni(self, labels: TlsLabels) -> TlsLabels:
+        sni = labels[1][1]
+        known = self._sni_labels.get(sni)
+        if known is None:
+            if len(self._sni_labels) >= MAX_SNI_LABELS:
+                return passthru_labels(SNI_OVERFLOW)
+            known = self._sni_labels[sni] = labels
+        return known
+
+    def terminate(self, side: Side, transport: asyncio.Transport, early: bytes, dst: Addr) -> None:
         loop = asyncio.get_running_loop()
         _nodelay(transport)  # TLS records written back to back must not wait for ACKs (Nagle)
-        stats.opened -= 1  # counted again under its TLS labels once the client is known
         waiter: asyncio.Future[None] = loop.create_future()
         tls = tls_protocol_for(loop)(
             loop,

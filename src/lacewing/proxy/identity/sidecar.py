@@ -7,7 +7,8 @@
   service are not captured), gets the first certificate and keeps renewing it. `/ready`
   stays 503 until the first certificate is installed;
 - `MeshTlsConnector` on the outbound side (endpoints whose identity is known get mTLS) and
-  `MeshTlsTerminator` on the inbound side (TLS from meshed peers is terminated);
+  `MeshTlsTerminator` on the inbound side (TLS from meshed peers, whose server name is this
+  proxy's identity, is terminated; other TLS passes through to the app untouched);
 - the identity metrics appended to `/metrics`:
   `identity_cert_expiration_timestamp_seconds`, `identity_cert_refresh_count`.
 
@@ -200,7 +201,8 @@ class MeshedProxyServer(ProxyServer):
             # verified against it; the static LACEWING_IDENTITY_PEERS list is the fallback.
             self.connector.expected_identity = _first_known(discovery.identity, identity.peers.get)
         self.connector.on_failure = lambda reason: self.metrics.error("outbound", f"tls_{reason}")
-        self.terminator = MeshTlsTerminator(self.holder)
+        # TLS naming this identity is terminated; other TLS passes through to the app
+        self.terminator = MeshTlsTerminator(self.holder, local_identity=identity.identity)
         self.sides[0].tls_terminator = self.terminator
         client = IdentityClient(
             identity.service_addr.host,

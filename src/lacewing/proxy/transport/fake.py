@@ -80,3 +80,11 @@ class FakeTransport(asyncio.Transport):
     def abort(self) -> None:
         self.aborted = True
         self.close()
+
+    def _force_close(self, exc: Exception | None) -> None:
+        """What asyncio's TLS protocol calls on a fatal error. As socket transports do, the
+        protocol hears `connection_lost` on the next loop iteration, not from inside."""
+        if not self.closed:
+            self.closed = self.aborted = True
+            if self.protocol:
+                asyncio.get_running_loop().call_soon(self.protocol.connection_lost, exc)

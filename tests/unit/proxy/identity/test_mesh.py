@@ -9,11 +9,16 @@ A gets `MeshTlsConnector` (knows B's inbound address is `api.shop`), B gets
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ssl
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 from tests.unit.proxy.identity.pki import Pki, issue_credentials
+from tests.unit.proxy.promtext import parse
 from tests.unit.proxy.sockets.apps import Backend
 
 from lacewing.core.identity import Identity
@@ -22,6 +27,8 @@ from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.server import ProxyServer
 from lacewing.proxy.transport import PlainConnector
+from lacewing.tls.pem import key_to_pem
+from lacewing.tls.pki import generate_serving_certificate, generate_webhook_ca
 
 WEB = Identity("shop", "web")
 API = Identity("shop", "api")
@@ -131,13 +138,17 @@ async def test_requests_cross_mtls_with_identities_in_metrics_and_one_handshake(
 
 
 async def test_a_wrong_identity_fails_closed_and_is_counted(pki: Pki, backend: Backend) -> None:
-    mesh = await _pair(pki, backend, Identity("shop", "payments"))
+    payments = Identity("shop", "payments")
+    mesh = await _pair(pki, backend, payments)
     try:
         answers = await _get(mesh.client.bound["outbound"])
         assert answers[0].startswith(b"HTTP/1.1 502")
-        assert backend.requests == 0  # nothing reached the app, not even in plaintext
-        client_metrics = "\n".join(mesh.client.metrics.render())
-        assert 'error="tls_wrong_identity"' in client_metrics
+        assert backend.requests == 0  # nothing reached the app in plaintext
+        assert mesh.connector.handshakes == 0 and mesh.terminator.handshakes == 0
+        # B's proxy is not `payments`: as Linkerd's, it passes TLS naming another server to
+        # its app untouched (where this handshake dies), and counts it so
+        server_metrics = "\n".join(mesh.server.metrics.render())
+        assert f'tls="opaque",sni="{payments.name}"' in server_metrics
     finally:
         await _shutdown(mesh)
 
@@ -192,3 +203,88 @@ async def test_opaque_tcp_is_carried_with_the_opaque_alpn(pki: Pki, backend: Bac
         assert http == []  # ...and never parsed as HTTP: ALPN said opaque
     finally:
         await _shutdown(mesh)
+
+
+@dataclass
+class TlsApp:
+    """The app in B's pod is itself a TLS server (a webhook's shape: its own CA and cert)."""
+
+    ca_pem: str
+    cert_der: bytes
+    server: asyncio.Server
+    seen_sni: list[str | None]
+
+    @property
+    def port(self) -> int:
+        return int(self.server.sockets[0].getsockname()[1])
+
+
+@pytest.fixture
+async def tls_app(tmp_path: Path) -> AsyncIterator[TlsApp]:
+    ca = generate_webhook_ca()
+    serving = generate_serving_certificate(ca, "lacewing-proxy-injector", "lacewing")
+    (tmp_path / "tls.crt").write_text(serving.cert_pem)
+    (tmp_path / "tls.key").write_text(key_to_pem(serving.private_key))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "tls.crt", tmp_path / "tls.key")
+    seen: list[str | None] = []
+    context.sni_callback = lambda _obj, name, _ctx: seen.append(name)  # type: ignore[func-returns-value]
+
+    async def greet_and_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"app says hi\n")
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            while data := await reader.read(1024):
+                writer.write(data)
+        writer.close()
+
+    server = await asyncio.start_server(greet_and_echo, "127.0.0.1", 0, ssl=context)
+    der = serving.certificate.public_bytes(serialization.Encoding.DER)
+    try:
+        yield TlsApp(ca.cert_pem, der, server, seen)
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _tls_to_app(addr: Addr, app: TlsApp, server_name: str | None) -> tuple[bytes, bytes]:
+    """A TLS client that trusts only the app's CA: (the certificate it got, what it read)."""
+    context = ssl.create_default_context(cadata=app.ca_pem)
+    context.check_hostname = server_name is not None
+    reader, writer = await asyncio.open_connection(
+        addr.host, addr.port, ssl=context, server_hostname=server_name or ""
+    )
+    try:
+        greeting = await asyncio.wait_for(reader.readline(), 5)
+        writer.write(b"ping\n")
+        echo = await asyncio.wait_for(reader.readline(), 5)
+        peer = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    finally:
+        writer.close()
+    return peer, greeting + echo
+
+
+async def test_tls_for_the_app_passes_through_untouched(pki: Pki, tls_app: TlsApp) -> None:
+    holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
+    holder.update(issue_credentials(pki, API))
+    server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{tls_app.port}"))  # type: ignore[arg-type]
+    terminator = MeshTlsTerminator(holder)
+    server.sides[0].tls_terminator = terminator
+    await server.start()
+    try:
+        inbound = server.bound["inbound"]
+        webhook = "lacewing-proxy-injector.lacewing.svc"
+        for name in (webhook, None):
+            peer, said = await _tls_to_app(inbound, tls_app, name)
+            assert peer == tls_app.cert_der  # the app's own certificate, not the proxy's
+            assert said == b"app says hi\nping\n"
+        assert tls_app.seen_sni == [webhook, None]
+        assert terminator.handshakes == 0 and terminator.passthrough == 2
+        samples = parse("\n".join(server.metrics.render()))
+        src = {"direction": "inbound", "peer": "src", "target_addr": f"127.0.0.1:{tls_app.port}"}
+        opaque = {"tls": "opaque", "sni": webhook}
+        no_sni = {"tls": "no_identity", "no_tls_reason": "no_tls_from_remote"}
+        assert samples.get_value("tcp_open_total", **src, **opaque) == 1
+        assert samples.get_value("tcp_open_total", **src, **no_sni) == 1
+        assert not [key for key in samples if ("tls", "true") in key[1]]
+    finally:
+        await server.shutdown()

@@ -54,8 +54,8 @@ class Backend:
             served = 0
             while await self._one(reader, writer, drop=self.one_request_per_connection and served):
                 served += 1
-        except (ConnectionError, asyncio.IncompleteReadError):
-            pass
+        except (ConnectionError, asyncio.IncompleteReadError, ValueError):
+            pass  # ValueError: not HTTP (TLS passed through to the app, say): hang up
         finally:
             self._handlers.discard(task)
             writer.close()
