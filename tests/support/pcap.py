@@ -24,8 +24,12 @@ def tcp_streams(pcap: bytes, a: str, b: str) -> dict[Stream, bytes]:
     if len(pcap) < 24:
         raise ValueError("not a pcap file (shorter than its header)")
     magic = pcap[:4]
-    order = {b"\xd4\xc3\xb2\xa1": "<", b"\xa1\xb2\xc3\xd4": ">",
-             b"\x4d\x3c\xb2\xa1": "<", b"\xa1\xb2\x3c\x4d": ">"}.get(magic)  # fmt: skip
+    order = {
+        b"\xd4\xc3\xb2\xa1": "<",
+        b"\xa1\xb2\xc3\xd4": ">",
+        b"\x4d\x3c\xb2\xa1": "<",
+        b"\xa1\xb2\x3c\x4d": ">",
+    }.get(magic)
     if order is None:
         raise ValueError("not a classic pcap file")
     pair = {socket.inet_aton(a), socket.inet_aton(b)}
@@ -74,7 +78,9 @@ def tls_records(data: bytes) -> list[tuple[int, int]]:
             break
         kind, major, _minor, length = head[0], head[1], head[2], struct.unpack(">H", head[3:5])[0]
         if kind not in TLS_TYPES or major != 3 or length > 16384 + 2048:
-            raise ValueError(f"at byte {offset}: {data[offset:offset + 24]!r} is not a TLS record")
+            raise ValueError(
+                f"at byte {offset}: {data[offset : offset + 24]!r} is not a TLS record"
+            )
         records.append((kind, length))
         offset += 5 + length
     return records

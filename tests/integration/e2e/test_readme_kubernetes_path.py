@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 import time
@@ -28,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from tests.support.kubeapi import KubeAPI, start_kube_api
 from tests.support.kubeapi.kubelet.node import NodeRuntime
 from tests.support.netns.scrape import Sample, parse
@@ -103,8 +101,14 @@ class Bed:
     passed: set[str] = field(default_factory=set)
 
     def lacewing(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([LACEWING, *args], capture_output=True, text=True,
-                              env=self.env, timeout=timeout, check=False)  # fmt: skip
+        return subprocess.run(
+            [LACEWING, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
 
     def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
         return self.api.kubectl(*args, input=input, timeout=60)
@@ -129,8 +133,9 @@ class Bed:
     def metrics(self, pod: dict[str, Any]) -> list[Sample]:
         """The proxy's /metrics on its admin port, scraped from the node as Prometheus would."""
         ip = pod["status"]["podIP"]
-        code, body = in_netns(self.node.network.node,
-                              lambda: http_get(ip, 4191, "/metrics", timeout=5))  # fmt: skip
+        code, body = in_netns(
+            self.node.network.node, lambda: http_get(ip, 4191, "/metrics", timeout=5)
+        )
         assert code == 200, body[:200]
         return parse(body.decode())
 
@@ -182,8 +187,10 @@ def _sidecar_env(bed: Bed) -> set[str]:
 def known_bug(bed: Bed, kinds: tuple[str, ...]) -> str | None:
     """The known wiring bug of `kinds` this cluster shows, by its own signature, if any."""
     if "policy" in kinds and "No such command 'policy'" in bed.logs_of(CP, "policy"):
-        return ("src bug: the lacewing-policy Deployment runs `lacewing controller policy`, "
-                "a command that does not exist, so it crash-loops")  # fmt: skip
+        return (
+            "src bug: the lacewing-policy Deployment runs `lacewing controller policy`, "
+            "a command that does not exist, so it crash-loops"
+        )
     identity = [p for p in bed.pods(CP) if "identity" in p["metadata"]["name"]]
     proxy_logs = bed.logs_of(CP, "lacewing-proxy")
     if (
@@ -192,18 +199,22 @@ def known_bug(bed: Bed, kinds: tuple[str, ...]) -> str | None:
         and not ready(identity[0])
         and "certificate refresh failed (identity service" in proxy_logs
     ):
-        return ("src bug: identity bootstrap deadlock: the identity pod's own proxy asks "
-                "the lacewing-identity Service for its certificate, which has no ready "
-                "endpoint until that proxy is ready")  # fmt: skip
+        return (
+            "src bug: identity bootstrap deadlock: the identity pod's own proxy asks "
+            "the lacewing-identity Service for its certificate, which has no ready "
+            "endpoint until that proxy is ready"
+        )
     env = _sidecar_env(bed)
     if (
         "env" in kinds
         and "LACEWING_DESTINATION_ADDR" in env
         and "LACEWING_PROXY_DESTINATION_ADDR" not in env
     ):
-        return ("src bug: the sidecar sets LACEWING_DESTINATION_ADDR, which the proxy does not "
-                "read (it reads LACEWING_PROXY_DESTINATION_ADDR): proxies never use "
-                "destination, so no endpoint identities (no mTLS) and no request balancing")  # fmt: skip
+        return (
+            "src bug: the sidecar sets LACEWING_DESTINATION_ADDR, which the proxy does not "
+            "read (it reads LACEWING_PROXY_DESTINATION_ADDR): proxies never use "
+            "destination, so no endpoint identities (no mTLS) and no request balancing"
+        )
     return None
 
 
@@ -227,8 +238,12 @@ def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
     tmp = tmp_path_factory.mktemp("readme")
     api = start_kube_api(tmp)
     node = NodeRuntime(api, tmp / "node")
-    env = {**os.environ, "KUBECONFIG": str(api.kubeconfig), "HOME": str(tmp),
-           "LACEWING_SKIP_VERSION_CHECK": "1"}  # fmt: skip
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(api.kubeconfig),
+        "HOME": str(tmp),
+        "LACEWING_SKIP_VERSION_CHECK": "1",
+    }
     try:
         node.start()
         yield Bed(api, node, env)
@@ -251,7 +266,10 @@ def test_install_crds_and_control_plane(bed: Bed) -> None:
     bed.pipe(["install"], ["apply"])
     deployments = bed.api.list("apps/v1", "Deployment", CP)
     assert {d["metadata"]["name"] for d in deployments} >= {
-        "lacewing-identity", "lacewing-destination", "lacewing-proxy-injector"}  # fmt: skip
+        "lacewing-identity",
+        "lacewing-destination",
+        "lacewing-proxy-injector",
+    }
     bed.passed.add("install")
 
 
@@ -275,7 +293,13 @@ def test_check_waits_for_a_really_running_control_plane(bed: Bed) -> None:
 def test_annotate_namespace_and_rollout_restart_injects(bed: Bed) -> None:
     bed.needs("install")
 
+    def injector_ready() -> bool:
+        pods = [p for p in bed.pods(CP) if "proxy-injector" in p["metadata"]["name"]]
+        return bool(pods) and all(ready(p) for p in pods)
+
     def body() -> None:
+        # the README runs `lacewing check` first; this step needs only the injector of it
+        wait_for("the proxy injector to be ready", injector_ready, 90)
         applied = bed.kubectl("apply", "-f", "-", input=WORKLOADS)
         assert applied.returncode == 0, applied.stderr
         wait_for(
@@ -335,7 +359,7 @@ def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-            )  # fmt: skip
+            )
             for i, veth in enumerate(veths)
         ]
         try:
@@ -365,13 +389,23 @@ def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
             assert any(kind == 23 for kind, _ in records), key
         # the server proxies saw the client's identity
         for echo in echoes:
-            inbound = [s for s in bed.metrics(echo) if s.name == "request_total"
-                       and s.labels.get("direction") == "inbound"]  # fmt: skip
-            assert any(s.labels.get("client_id") == CLIENT_ID and s.labels.get("tls") == "true"
-                       and s.value > 0 for s in inbound), inbound  # fmt: skip
+            inbound = [
+                s
+                for s in bed.metrics(echo)
+                if s.name == "request_total" and s.labels.get("direction") == "inbound"
+            ]
+            assert any(
+                s.labels.get("client_id") == CLIENT_ID
+                and s.labels.get("tls") == "true"
+                and s.value > 0
+                for s in inbound
+            ), inbound
         # the client's proxy balanced requests over the endpoints destination gave it
-        outbound = [s for s in bed.metrics(client) if s.name == "response_total"
-                    and s.labels.get("direction") == "outbound"]  # fmt: skip
+        outbound = [
+            s
+            for s in bed.metrics(client)
+            if s.name == "response_total" and s.labels.get("direction") == "outbound"
+        ]
         by_pod = {s.labels.get("dst_pod") for s in outbound if s.value > 0}
         assert by_pod >= {e["metadata"]["name"] for e in echoes}, by_pod
 

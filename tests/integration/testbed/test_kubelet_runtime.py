@@ -414,6 +414,24 @@ def test_services_route_to_ready_endpoints_by_dns_name(node: tuple[KubeAPI, Node
         assert all(s == 200 for s, _ in results), results[:3]
         answered |= {json.loads(b)["pod"] for _, b in results}
     assert answered == set(ready_pods("echo"))  # both replicas served, through the ClusterIP
+    # a Service without ready endpoints refuses at once, as kube-proxy's REJECT rule makes it
+    api.create(
+        {
+            "apiVersion": "v1",
+            "kind": "Service",
+            "metadata": {"name": "nobody", "namespace": ns},
+            "spec": {"selector": {"app": "none"}, "ports": [{"name": "http", "port": 80}]},
+        }
+    )
+    runtime.settle()
+    t0 = time.monotonic()
+    code, body = in_netns(
+        netns,
+        lambda: http_get("127.0.0.1", 8081, "/fetch?url=http://nobody/&n=1&timeout=5", timeout=30),
+    )
+    ((status_code, error),) = json.loads(body)
+    assert status_code == 0 and "refused" in error, error
+    assert time.monotonic() - t0 < 2
     # a webhook Service gets a relay from the host into the pod network
     api.create(
         {

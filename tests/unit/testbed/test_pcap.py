@@ -12,8 +12,19 @@ from tests.support.pcap import tcp_streams, tls_records
 def _frame(src: str, dst: str, sport: int, dport: int, seq: int, payload: bytes) -> bytes:
     tcp = struct.pack(">HHIIBBHHH", sport, dport, seq, 0, 5 << 4, 0x18, 65535, 0, 0)
     total = 20 + len(tcp) + len(payload)
-    ip = struct.pack(">BBHHHBBH4s4s", 0x45, 0, total, 0, 0, 64, 6, 0,
-                     socket.inet_aton(src), socket.inet_aton(dst))  # fmt: skip
+    ip = struct.pack(
+        ">BBHHHBBH4s4s",
+        0x45,
+        0,
+        total,
+        0,
+        0,
+        64,
+        6,
+        0,
+        socket.inet_aton(src),
+        socket.inet_aton(dst),
+    )
     return b"\x00" * 12 + b"\x08\x00" + ip + tcp + payload
 
 

@@ -24,7 +24,7 @@ import os
 from lacewing.local import netns as lnetns
 from lacewing.local.netns import ETC_NETNS, sh
 from lacewing.local.plan import BRIDGE
-from tests.support.kubeapi.kubelet.services import CHAIN
+from tests.support.kubeapi.kubelet.services import CHAIN, REJECT_CHAIN
 
 __all__ = ["BRIDGE", "SERVICE_CIDR", "Network"]
 
@@ -102,12 +102,13 @@ class Network:
         lnetns.remove_etc(name)
 
     def ensure_jump(self, netns: str) -> None:
-        """OUTPUT -> LWK-SERVICES, appended once (after proxy-init's jump, if any)."""
-        base = ["ip", "netns", "exec", netns, "iptables", "-w", "5", "-t", "nat"]
-        if sh(*base, "-S", CHAIN, check=False).returncode != 0:
-            sh(*base, "-N", CHAIN)
-        if sh(*base, "-C", "OUTPUT", "-j", CHAIN, check=False).returncode != 0:
-            sh(*base, "-A", "OUTPUT", "-j", CHAIN)
+        """OUTPUT -> the Service chains (nat, filter), appended once (after proxy-init's)."""
+        for table, chain in (("nat", CHAIN), ("filter", REJECT_CHAIN)):
+            base = ["ip", "netns", "exec", netns, "iptables", "-w", "5", "-t", table]
+            if sh(*base, "-S", chain, check=False).returncode != 0:
+                sh(*base, "-N", chain)
+            if sh(*base, "-C", "OUTPUT", "-j", chain, check=False).returncode != 0:
+                sh(*base, "-A", "OUTPUT", "-j", chain)
 
     def apply_services(self, netns: str, restore: str) -> None:
         lnetns.apply_services(netns, restore)

@@ -4,10 +4,13 @@
 chain `LWK-SERVICES`: for every port of every Service with a ClusterIP, DNAT rules to the
 ready endpoints of its EndpointSlices (matched by port name), chosen at random with
 probabilities 1/n, 1/(n-1), ... so each of n endpoints gets 1/n of new connections, as
-kube-proxy's iptables mode does (a Service without ready endpoints gets no rule here, so a
-connection to it is not answered; kube-proxy would reject it in the filter table). `extra`
-adds fixed (ClusterIP, port, destination) rules: the `kubernetes` Service pointing at the API relay.
-The chain is jumped to from OUTPUT in every pod (after proxy-init's jump, so a meshed
+kube-proxy's iptables mode does. A Service port without ready endpoints gets a REJECT
+rule in the filter chain `LWK-SERVICES-REJECT` instead, as kube-proxy's KUBE-SERVICES filter
+rules do, so a connection to it is refused at once; otherwise its unanswered SYN would leave
+a conntrack entry without NAT that its retransmissions keep using even after endpoints
+appear, and the client would wait for its own timeout. `extra` adds fixed (ClusterIP,
+port, destination) rules: the `kubernetes` Service pointing at the API relay.
+The chains are jumped to from OUTPUT in every pod (after proxy-init's jump, so a meshed
 app's connection is first redirected to its proxy, whose own connections, RETURNed by
 proxy-init, are then DNATed) and in the node's namespace.
 
@@ -21,9 +24,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["CHAIN", "CLUSTER_DOMAIN", "hosts_text", "nat_restore", "resolv_text"]
+__all__ = ["CHAIN", "CLUSTER_DOMAIN", "REJECT_CHAIN", "hosts_text", "nat_restore", "resolv_text"]
 
 CHAIN = "LWK-SERVICES"
+REJECT_CHAIN = "LWK-SERVICES-REJECT"
 CLUSTER_DOMAIN = "cluster.local"
 
 
@@ -62,6 +66,7 @@ def nat_restore(
         if owner:
             by_service.setdefault((meta.get("namespace", ""), owner), []).append(sl)
     lines = ["*nat", f":{CHAIN} - [0:0]"]
+    rejects: list[str] = []
     for ip, port, dest in extra:
         lines.append(
             f"-A {CHAIN} -d {ip}/32 -p tcp -m tcp --dport {port} -j DNAT --to-destination {dest}"
@@ -80,8 +85,13 @@ def nat_restore(
                 f"-d {cluster_ip}/32 -p tcp -m tcp --dport {port['port']}"
                 f' -m comment --comment "{comment}"'
             )
-            lines += _dnat(match, _ready_endpoints(mine, port.get("name") or ""))
-    lines.append("COMMIT")
+            targets = _ready_endpoints(mine, port.get("name") or "")
+            if targets:
+                lines += _dnat(match, targets)
+            else:
+                reject = "-j REJECT --reject-with icmp-port-unreachable"
+                rejects.append(f"-A {REJECT_CHAIN} {match} {reject}")
+    lines += ["COMMIT", "*filter", f":{REJECT_CHAIN} - [0:0]", *rejects, "COMMIT"]
     return "\n".join(lines) + "\n"
 
 
