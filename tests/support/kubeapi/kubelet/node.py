@@ -1,7 +1,8 @@
 """`NodeRuntime`: the test bed's node, running every Pod scheduled to it for real.
 
 One thread ticks every `tick` seconds (no event loop, no sleeping in between but the tick):
-1. the controllers (`controllers.Kubelet.sync`) turn Deployments into ReplicaSets and Pods;
+1. the controllers (`controllers.Kubelet.sync`) turn Deployments into ReplicaSets and Pods,
+   and a Pod created without a node is bound to this one (the scheduler's part);
 2. every Pod whose `spec.nodeName` is this node gets a `PodRunner` (`pods.py`) and an
    address: the `podIP` the controllers gave it, or a free one from the node's podCIDR
    (addresses of pods still terminating are never handed out again meanwhile); a Pod gone
@@ -251,6 +252,7 @@ class NodeRuntime:
         types = self._types()
         store = cluster.store
         now = self._clock()
+        self._schedule(types["Pod"])
         pods = [
             p
             for p in store.list(types["Pod"])[0]
@@ -304,6 +306,21 @@ class NodeRuntime:
             for runner in self.runners.values():
                 if runner.jumped and not runner.finished:
                     self.network.apply_services(runner.netns, restore)
+
+    def _schedule(self, rt: Any) -> None:
+        """The scheduler: a Pod without a node is bound to this one (there is no other)."""
+        store = self.api.cluster.store
+        for pod in store.list(rt)[0]:
+            if not (pod.get("spec") or {}).get("nodeName"):
+                meta = pod["metadata"]
+                store.patch(
+                    rt,
+                    meta["namespace"],
+                    meta["name"],
+                    "merge",
+                    {"spec": {"nodeName": NODE_NAME}},
+                    manager="kube-scheduler",
+                )
 
     def _write_status(self, rt: Any, pod: dict[str, Any], runner: PodRunner) -> None:
         status = runner.status()
