@@ -28,8 +28,9 @@ kubectl and lightkube reach it through a kubeconfig like any cluster. The pieces
 - `kubelet.Kubelet` plays the controllers: Deployments become ReplicaSets and Pods (with pod
   IPs from the Node's podCIDR), Pods can be marked Ready, and Services get EndpointSlices and
   Endpoints (`endpoints.py`). `kubelet.node.NodeRuntime` (root) is a real kubelet that runs
-  every Pod as processes in network namespaces (see `kubelet/__init__.py`). Pods, whoever creates them, pass through the cluster's
-  MutatingWebhookConfigurations over HTTPS (`webhooks.py`).
+  every Pod as processes in network namespaces (see `kubelet/__init__.py`). Pods, whoever
+  creates them, pass through the cluster's MutatingWebhookConfigurations over HTTPS
+  (`webhooks.py`).
 - `server.py` maps HTTP onto the store (with `tables.py` for `kubectl get` and `scale.py`
   for the scale subresource); `testbed.KubeAPI` runs it on a thread; `pytest_plugin` gives
   each test a fresh cluster.
