@@ -192,18 +192,28 @@ def known_bug(bed: Bed, kinds: tuple[str, ...]) -> str | None:
             "a command that does not exist, so it crash-loops"
         )
     identity = [p for p in bed.pods(CP) if "identity" in p["metadata"]["name"]]
-    proxy_logs = bed.logs_of(CP, "lacewing-proxy")
-    if (
-        "identity" in kinds
-        and identity
-        and not ready(identity[0])
-        and "certificate refresh failed (identity service" in proxy_logs
-    ):
-        return (
-            "src bug: identity bootstrap deadlock: the identity pod's own proxy asks "
-            "the lacewing-identity Service for its certificate, which has no ready "
-            "endpoint until that proxy is ready"
+    if "identity" in kinds and identity and not ready(identity[0]):
+        pod = identity[0]
+        proxy = next(c for c in pod["spec"]["containers"] if c["name"] == "lacewing-proxy")
+        addr = next(
+            (
+                e.get("value", "")
+                for e in proxy.get("env") or []
+                if e["name"] == "LACEWING_IDENTITY_ADDR"
+            ),
+            "",
         )
+        log = bed.log(CP, pod["metadata"]["name"], "lacewing-proxy")
+        if (
+            addr.startswith("lacewing-identity.")
+            and "certificate refresh failed" in log
+            and "certificate for" not in log
+        ):
+            return (
+                "src bug: identity bootstrap deadlock: the identity pod's own proxy asks "
+                f"the lacewing-identity Service ({addr}) for its certificate, and that "
+                "Service has no ready endpoint until this very proxy is ready"
+            )
     env = _sidecar_env(bed)
     if (
         "env" in kinds
