@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint unit bench clean venv
+.PHONY: demo test lint unit bench fuzz clean venv
 
 $(BIN)/lacewing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: lint
 
 bench: venv
 	$(BIN)/python bench/proxy_bench.py
+
+# The fuzzers of tests/unit/fuzz with many more examples than `make test` runs (minutes).
+fuzz: venv
+	LACEWING_FUZZ=long $(BIN)/pytest -q tests/unit/fuzz tests/unit/proxy/identity/test_clienthello.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -92,9 +92,16 @@ def _status(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-@_guarded
-def _rps16(run: Run) -> Verdict:
-    row, ref = _pair(run)
+def _rps16_of(key: str, base: str) -> Callable[[Run], Verdict]:
+    @_guarded
+    def check(run: Run) -> Verdict:
+        return _rps16(run, key, base)
+
+    return check
+
+
+def _rps16(run: Run, key: str, base: str) -> Verdict:
+    row, ref = _pair(run, key, base)
     assert row.c16 and ref.c16
     r = row.c16.rps / ref.c16.rps
     figure = f"{r:.2f}x ({row.c16.rps:,.0f} vs {ref.c16.rps:,.0f} req/s"
@@ -201,7 +208,14 @@ def _growth(run: Run) -> Verdict:
 
 
 TARGETS: tuple[Target, ...] = (
-    Target("requests/s at 16 connections >= 0.8x the HAProxy HTTP pair", _rps16),
+    Target(
+        "requests/s at 16 connections >= 0.8x the HAProxy HTTP pair",
+        _rps16_of("lacewing", "haproxy"),
+    ),
+    Target(
+        "HTTP/2 requests/s at 16 connections x 10 streams >= 0.8x the HAProxy h2 pair",
+        _rps16_of("lacewing-h2", "haproxy-h2"),
+    ),
     Target("latency added at a fixed rate, p50 <= 1.25x HAProxy pair's", _latency("p50_us")),
     Target("latency added at a fixed rate, p99 <= 1.25x HAProxy pair's", _latency("p99_us")),
     Target("CPU per request per proxy <= 1.5x HAProxy's", _cpu),
@@ -277,8 +291,11 @@ def _us(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
+BASELINES = {"plain": "haproxy", "tls": "haproxy-tls", "h2": "haproxy-h2"}
+
+
 def _baseline(run: Run, row: RowResult) -> RowResult | None:
-    ref = run.rows.get("haproxy" if row.family == "plain" else "haproxy-tls")
+    ref = run.rows.get(BASELINES[row.family])
     return ref if ref is not None and ref.measured and ref is not row else None
 
 
@@ -304,7 +321,7 @@ def _section_throughput(run: Run) -> list[str]:
             ]
         )
     return [
-        "## Throughput and latency under wrk (closed loop)",
+        "## Throughput and latency, closed loop (wrk for HTTP/1, h2load for HTTP/2)",
         "",
         *_table(
             [
@@ -331,7 +348,7 @@ def _section_added(run: Run) -> list[str]:
         return ["## Latency added per pair", "", "Not measured: the direct row did not run.", ""]
     rows = []
     for row in run.rows.values():
-        if not row.measured or row is direct:
+        if not row.measured or row is direct or row.family == "h2":  # compared with HTTP/1 only
             continue
         assert row.c1 and direct.c1
         ref = _baseline(run, row)

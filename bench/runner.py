@@ -14,6 +14,11 @@ Every row goes through the same steps (`steps(plan)`, in this order):
    row sustains, from h2load's per-request log (exact percentiles);
 6. three wrk runs at 64 connections, `mem_run_s` each, reading each proxy's RSS after each.
 
+Rows of the `h2` family take the same steps with h2load speaking HTTP/2 with prior knowledge
+instead of wrk: `H2_STREAMS` streams in flight per connection (one for the 1-connection run),
+percentiles from h2load's per-request log; they have no fixed-rate step (their baseline is the
+HAProxy h2 pair, and the fixed-rate comparison is an HTTP/1 one).
+
 Why h2load for the fixed rate: wrk has no rate control; h2load (Debian nghttp2-client) paces
 each connection at --rps, is written in C so it stays cheap on the shared core, and logs every
 request's duration in microseconds. hey's `-q` also paces, but it prints latencies in 0.1 ms
@@ -60,6 +65,7 @@ __all__ = [
 ]
 
 RATE_CLIENTS = 10
+H2_STREAMS = 10  # streams in flight per connection in the h2 rows' multi-connection runs
 SUSTAINED = 0.97  # achieved/asked rate below this means the row could not hold the rate
 
 
@@ -159,6 +165,49 @@ def _wrk(url: str, connections: int, seconds: float, env: Env) -> WrkResult:
     return result
 
 
+def _h2load(url: str, clients: int, streams: int, seconds: float, env: Env) -> WrkResult:
+    """A closed-loop HTTP/2 (h2c) run: `clients` connections x `streams` in flight each."""
+    log = env.workdir / f"h2load-{clients}x{streams}-{time.monotonic_ns()}.log"  # one per run
+    out = run_tool(
+        [
+            "h2load",
+            f"--clients={clients}",
+            f"--max-concurrent-streams={streams}",
+            f"--duration={max(1, round(seconds))}",
+            f"--log-file={log}",
+            url,
+        ],
+        cpu=env.load_cpu,
+        timeout_s=seconds + 30,
+    )
+    summary = parse_h2load(out)
+    with log.open() as lines:
+        durations = parse_h2load_log(lines)
+    log.unlink()
+    if not durations:
+        raise BenchError(
+            f"h2load (h2c, {clients}x{streams}) got no successful response "
+            f"({summary.succeeded} succeeded, {summary.failed} failed)"
+        )
+    return WrkResult(
+        requests=summary.succeeded,
+        seconds=summary.seconds,
+        rps=summary.rps,
+        p50_us=percentile(durations, 50),
+        p75_us=percentile(durations, 75),
+        p90_us=percentile(durations, 90),
+        p99_us=percentile(durations, 99),
+        errors=summary.failed,
+    )
+
+
+def _load(result: RowResult, url: str, connections: int, seconds: float, env: Env) -> WrkResult:
+    """wrk for HTTP/1 rows, h2load (h2c) for the h2 family."""
+    if result.family == "h2":
+        return _h2load(url, connections, H2_STREAMS if connections > 1 else 1, seconds, env)
+    return _wrk(url, connections, seconds, env)
+
+
 def _fixed_rate(url: str, plan: Plan, env: Env, log: Path) -> FixedRate:
     per_client = plan.rate / RATE_CLIENTS
     out = run_tool(
@@ -201,11 +250,11 @@ def _idle(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: 
 
 
 def _warm(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
-    _wrk(deployed.url, 16, plan.warmup_s, env)
+    _load(result, deployed.url, 16, plan.warmup_s, env)
 
 
 def _c1(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
-    result.c1 = _wrk(deployed.url, 1, plan.duration_s, env)
+    result.c1 = _load(result, deployed.url, 1, plan.duration_s, env)
 
 
 def _c16(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
@@ -215,7 +264,7 @@ def _c16(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: C
     before = [cpu_seconds(p.pid) for p in watched]
     cores_before = (*core_ticks(env.load_cpu), *core_ticks(env.proxy_cpu))
     started = time.monotonic()
-    wrk = _wrk(deployed.url, 16, plan.duration_s / plan.rounds, env)
+    wrk = _load(result, deployed.url, 16, plan.duration_s / plan.rounds, env)
     wall = time.monotonic() - started
     cores_after = (*core_ticks(env.load_cpu), *core_ticks(env.proxy_cpu))
     after = [cpu_seconds(p.pid) for p in watched]
@@ -247,6 +296,8 @@ def _c16(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: C
 
 def _fixed(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
     """The fixed-rate run, and how busy the proxies' core was meanwhile (ours, and in all)."""
+    if result.family == "h2":
+        return
     log = env.workdir / f"h2load-{result.key}.log"
     before = [sum(cpu_seconds(p.pid)) for p in deployed.proxies]
     ticks_before, started = core_ticks(env.proxy_cpu), time.monotonic()
@@ -263,7 +314,7 @@ def _fixed(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend:
 
 def _mem(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
     if deployed.proxies:
-        _wrk(deployed.url, plan.mem_connections, plan.mem_run_s, env)
+        _load(result, deployed.url, plan.mem_connections, plan.mem_run_s, env)
         result.rss_runs_mib.append(_rss(deployed.proxies))
 
 

@@ -1,7 +1,8 @@
 """What the benchmark puts between the load generator and the backend: the rows, as data.
 
-Every row is a `RowSpec` in `ROWS`: a key, a label, a family (`plain` or `tls`, which picks the
-HAProxy row it is compared with), a `missing()` check that says why the row cannot run here
+Every row is a `RowSpec` in `ROWS`: a key, a label, a family (`plain`, `tls` or `h2`, which
+picks the HAProxy row it is compared with and, for `h2`, that the load is HTTP/2), a
+`missing()` check that says why the row cannot run here
 (or None), and a `start(sup, env)` function that starts the row's processes through the
 `Supervisor` and returns a `Deployed`: the URL the load generator hits and the proxy processes
 to sample, client-side first. A pair is always two processes, like two sidecars:
@@ -10,6 +11,9 @@ to sample, client-side first. A pair is always two processes, like two sidecars:
 
 The backend (nginx `return 200 "ok"`, or HAProxy `http-request return` when nginx is missing)
 and the load generator share core `env.load_cpu`; the proxies of a pair share `env.proxy_cpu`.
+The backend answers HTTP/1.1 on `env.backend_port` and HTTP/2 with prior knowledge (h2c) on
+`env.backend_h2_port`; the `h2` rows speak h2c end to end (h2load -> pair -> backend), the
+HAProxy h2 pair with `proto h2` on every bind and server line.
 
 The lacewing mTLS row (`start_lacewing_mtls`) runs the real identity path: a
 `lacewing controller identity` on loopback issues both proxies' certificates; the HAProxy TLS
@@ -46,6 +50,7 @@ class Env:
     load_cpu: int
     proxy_cpu: int
     backend_port: int = 0
+    backend_h2_port: int = 0
     _pki: Pki | None = field(default=None, repr=False)
 
     def pki(self) -> Pki:
@@ -64,7 +69,7 @@ class Deployed:
 class RowSpec:
     key: str
     label: str
-    family: str  # "plain" or "tls": the HAProxy row of the same family is the baseline
+    family: str  # "plain", "tls" or "h2": the HAProxy row of the same family is the baseline
     missing: Callable[[], str | None]
     start: Callable[[Supervisor, Env], Deployed]
 
@@ -89,28 +94,37 @@ http {{
         listen 127.0.0.1:{port} reuseport;
         location / {{ return 200 "ok"; }}
     }}
+    server {{
+        listen 127.0.0.1:{h2port} http2;
+        http2_max_requests 100000000;
+        location / {{ return 200 "ok"; }}
+    }}
 }}
 """
 
 
 def start_backend(sup: Supervisor, env: Env) -> str:
     """Start the fast backend on env.load_cpu; set env.backend_port; return what it is."""
-    env.backend_port = free_port()
+    env.backend_port, env.backend_h2_port = free_port(), free_port()
     nginx = shutil.which("nginx") or (
         "/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None
     )
     if nginx is not None:
         (env.workdir / "nginx-tmp").mkdir(exist_ok=True)
         conf = env.workdir / "nginx.conf"
-        conf.write_text(_NGINX_CONF.format(dir=env.workdir, port=env.backend_port))
+        conf.write_text(
+            _NGINX_CONF.format(dir=env.workdir, port=env.backend_port, h2port=env.backend_h2_port)
+        )
         child = sup.start(
             "backend-nginx", [nginx, "-c", str(conf), "-p", str(env.workdir)], cpu=env.load_cpu
         )
         sup.wait_tcp(child, env.backend_port)
+        sup.wait_tcp(child, env.backend_h2_port)
         return _version([nginx, "-v"])
     conf = env.workdir / "backend-haproxy.cfg"
     conf.write_text(
         _HAPROXY_HEAD + f"frontend backend\n    bind 127.0.0.1:{env.backend_port}\n"
+        f"    bind 127.0.0.1:{env.backend_h2_port} proto h2\n"
         '    http-request return status 200 content-type text/plain string "ok"\n'
     )
     child = sup.start("backend-haproxy", [_haproxy(), "-f", str(conf), "-db"], cpu=env.load_cpu)
@@ -132,6 +146,10 @@ def _version(argv: list[str]) -> str:
 
 def start_direct(sup: Supervisor, env: Env) -> Deployed:
     return Deployed(f"http://127.0.0.1:{env.backend_port}/", ())
+
+
+def start_direct_h2(sup: Supervisor, env: Env) -> Deployed:
+    return Deployed(f"http://127.0.0.1:{env.backend_h2_port}/", ())
 
 
 # --- HAProxy pairs --------------------------------------------------------------------------
@@ -189,6 +207,17 @@ def start_haproxy(sup: Supervisor, env: Env) -> Deployed:
     inbound_port, outbound_port = free_port(), free_port()
     inbound = _start_haproxy(sup, env, "haproxy-inbound", inbound_port, env.backend_port, "", "")
     outbound = _start_haproxy(sup, env, "haproxy-outbound", outbound_port, inbound_port, "", "")
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_haproxy_h2(sup: Supervisor, env: Env) -> Deployed:
+    """HTTP/2 (h2c) on both sides of both proxies: streams multiplexed end to end."""
+    inbound_port, outbound_port = free_port(), free_port()
+    h2 = " proto h2"
+    inbound = _start_haproxy(
+        sup, env, "haproxy-h2-inbound", inbound_port, env.backend_h2_port, h2, h2
+    )
+    outbound = _start_haproxy(sup, env, "haproxy-h2-outbound", outbound_port, inbound_port, h2, h2)
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
 
 
@@ -279,6 +308,17 @@ def start_lacewing(sup: Supervisor, env: Env) -> Deployed:
     )
     outbound = _start_lacewing_proxy(
         sup, env, "lacewing-outbound", "OUTBOUND", outbound_port, inbound_port
+    )
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_lacewing_h2(sup: Supervisor, env: Env) -> Deployed:
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_lacewing_proxy(
+        sup, env, "lacewing-h2-inbound", "INBOUND", inbound_port, env.backend_h2_port
+    )
+    outbound = _start_lacewing_proxy(
+        sup, env, "lacewing-h2-outbound", "OUTBOUND", outbound_port, inbound_port
     )
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
 
@@ -375,4 +415,7 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec(
         "lacewing-mtls", "lacewing pair, mTLS", "tls", _lacewing_mtls_missing, start_lacewing_mtls
     ),
+    RowSpec("direct-h2", "direct h2c (no proxy)", "h2", lambda: None, start_direct_h2),
+    RowSpec("haproxy-h2", "HAProxy pair, HTTP/2", "h2", _haproxy_missing, start_haproxy_h2),
+    RowSpec("lacewing-h2", "lacewing pair, HTTP/2", "h2", _lacewing_missing, start_lacewing_h2),
 )

@@ -27,16 +27,24 @@ from typing import Any
 
 import httpx2 as httpx
 from lightkube import ApiError, AsyncClient
-from lightkube.resources.core_v1 import Pod, Service
+from lightkube.core.resource import NamespacedResource
+from lightkube.resources.core_v1 import Namespace, Pod, Service
 from lightkube.resources.discovery_v1 import EndpointSlice
 
 from lacewing.k8s.kubeconfig import resolve_config
+from lacewing.k8s.policy_kinds import POLICY_KINDS
 
 __all__ = ["KINDS", "Backoff", "KindWatch", "WatchEvent", "connect_async"]
 
 log = logging.getLogger(__name__)
 
-KINDS: dict[str, Any] = {"Service": Service, "Pod": Pod, "EndpointSlice": EndpointSlice}
+KINDS: dict[str, Any] = {
+    "Service": Service,
+    "Pod": Pod,
+    "EndpointSlice": EndpointSlice,
+    "Namespace": Namespace,
+    **POLICY_KINDS,
+}
 
 Obj = dict[str, Any]
 
@@ -100,9 +108,12 @@ class KindWatch:
         self._sleep = sleep
         self.cache: dict[tuple[str, str], Obj] = {}
         self.relists = 0
+        # Cluster-scoped kinds (Namespace) are listed without a namespace.
+        namespaced = issubclass(KINDS[kind], NamespacedResource)
+        self._scope = (namespace or "*") if namespaced else None
 
     async def _list(self) -> tuple[dict[tuple[str, str], Obj], str]:
-        listing = self.client.list(KINDS[self.kind], namespace=self.namespace or "*")
+        listing = self.client.list(KINDS[self.kind], namespace=self._scope)
         fresh: dict[tuple[str, str], Obj] = {}
         async for obj in listing:
             d = obj.to_dict()
@@ -134,7 +145,7 @@ class KindWatch:
                 yield WatchEvent("SYNCED", self.kind, {})
                 self.backoff.reset()
                 stream = self.client.watch(
-                    KINDS[self.kind], namespace=self.namespace or "*", resource_version=version
+                    KINDS[self.kind], namespace=self._scope, resource_version=version
                 )
                 async for kind, obj in stream:
                     d = obj.to_dict()

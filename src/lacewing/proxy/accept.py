@@ -11,12 +11,18 @@ bytes it read to the protocol's handler with `transport.set_protocol`:
     TLS              -> side.tls_terminator if installed, else opaque (tls="no_identity",
                         no_tls_reason="passthru")
     HTTP/2, opaque   -> tcp.TunnelEnd pair, connected through side.connector
+
+With discovery, a connection to a destination discovery has not answered about yet waits for
+that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
+on, so its first request is balanced and labelled like the rest; after the wait it goes to the
+original destination as it would without discovery.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import cast
 
 from lacewing.proxy.config import Addr
@@ -25,6 +31,7 @@ from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
 from lacewing.proxy.side import Side
+from lacewing.proxy.targets import OPAQUE, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
@@ -42,6 +49,8 @@ class Accepted(asyncio.Protocol):
         self._buf = b""
         self._timer: asyncio.TimerHandle | None = None
         self._done = False
+        self._waiting: asyncio.Task[None] | None = None  # for discovery's first answer
+        self._eof = False  # the client half-closed while we waited
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         side = self.side
@@ -71,6 +80,9 @@ class Accepted(asyncio.Protocol):
         self._timer = loop.call_later(side.config.detect_timeout, self._detect_timeout)
 
     def data_received(self, data: bytes) -> None:
+        if self._waiting is not None:
+            self._buf += data  # uvloop may deliver while paused: keep it for the handler
+            return
         if self._done:
             return
         self._buf += data
@@ -80,6 +92,9 @@ class Accepted(asyncio.Protocol):
 
     def eof_received(self) -> bool:
         # The client sent what it had and half-closed: decide with what we have.
+        if self._waiting is not None:
+            self._eof = True  # half-closed while waiting for discovery: told to the handler
+            return True
         if self._done or self.transport is None:
             return False
         self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
@@ -98,11 +113,38 @@ class Accepted(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        side, transport, dst = self.side, self.transport, self.dst
+        assert transport is not None and dst is not None
+        if side.discovering(dst):
+            transport.pause_reading()
+            self._waiting = side.tasks.spawn(
+                self._wait_for_discovery(proto, dst), name=f"lacewing-discover-{dst}"
+            )
+            return
+        self._hand_on(proto)
+
+    async def _wait_for_discovery(self, proto: Protocol, dst: Addr) -> None:
+        discovery = self.side.discovery
+        assert discovery is not None
+        try:
+            await discovery.wait(dst, self.side.config.discovery_wait)
+        finally:
+            self._waiting = None
+        transport = self.transport
+        if transport is None or transport.is_closing() or transport.get_protocol() is not self:
+            return
+        transport.resume_reading()
+        self._hand_on(proto)
+        handler = transport.get_protocol()
+        if self._eof and not handler.eof_received():  # type: ignore[attr-defined]
+            transport.close()
+
+    def _hand_on(self, proto: Protocol) -> None:
         side, transport, dst, stats = self.side, self.transport, self.dst, self.stats
         assert transport is not None and dst is not None and stats is not None
         early, self._buf = self._buf, b""
         if proto is Protocol.HTTP1:
-            server = Http1Server(side, dst, side.endpoint(dst), stats)
+            server = Http1Server(side, dst, stats)
             side.conns[transport] = server
             server.adopt(transport, early)
             return
@@ -133,6 +175,8 @@ class Accepted(asyncio.Protocol):
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._waiting is not None:
+            self._waiting.cancel()
         if self.stats is not None and self.transport is not None:
             self.stats.closed += 1
             self.side.conns.pop(self.transport, None)
@@ -181,22 +225,29 @@ def relay(
     down.transport = transport
     if not early:
         transport.pause_reading()
-    endpoint = side.endpoint(dst)
+    # Opaque traffic is balanced per connection: the pick ends when the connection is made
+    # (its connect time is the latency the balancer sees) or fails, or is cancelled.
+    pick = side.pick(Logical(dst, OPAQUE))
+    endpoint = pick.endpoint.addr
     up_tls = side.connector.labels_for(endpoint) or tls
     up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), up_tls)
 
     async def connect() -> None:
+        started = time.monotonic()
         try:
             _, up = await side.connector.connect(endpoint, lambda: TunnelEnd(up_stats))
         except ConnectError as exc:
             log.debug("opaque %s -> %s: %s", dst, endpoint, exc)
-            if side.discovery is not None:
-                side.discovery.observe(endpoint, False, 0.0)
+            pick.fail()
             if not down.closed:
                 transport.close()
             return
+        except BaseException:
+            pick.cancel()  # cancelled while connecting (client gone, shutdown): no outcome
+            raise
         finally:
             holder.pop("task", None)
+        pick.done(True, time.monotonic() - started)
         up_stats.opened += 1
         if down.closed:
             up.abort()

@@ -231,6 +231,13 @@ SETTINGS: tuple[Setting, ...] = (
         "Connecting to an endpoint longer than this answers 504 (HTTP) or closes (TCP).",
     ),
     Setting(
+        "discovery_wait",
+        "1s",
+        _duration,
+        "A new outbound connection waits this long at most for destination's first answer "
+        "about where it goes (then goes to the original destination).",
+    ),
+    Setting(
         "max_idle_per_endpoint",
         "256",
         _positive_int,
@@ -273,6 +280,7 @@ class Config:
     idle_timeout: float
     header_read_timeout: float
     connect_timeout: float
+    discovery_wait: float
     max_idle_per_endpoint: int
     run_as_uid: int | None
     run_as_gid: int | None

@@ -11,7 +11,8 @@ Shutdown (SIGTERM, SIGINT or POST /shutdown) goes in stages, as uvicorn's does:
 2. wait until all are gone or the grace period ends;
 3. abort what is left, close pooled upstream connections, cancel owned tasks, close admin.
 One idle sweeper task (every half idle-timeout) closes client connections and pooled upstream
-connections that saw no traffic for a whole period.
+connections that saw no traffic for a whole period, and drops discovery's per-destination
+services (balancer, endpoints) unused for an idle timeout.
 """
 
 from __future__ import annotations
@@ -175,6 +176,8 @@ class ProxyServer:
                 for conn in list(side.conns.values()):
                     conn.sweep_idle()
                 side.pool.sweep()
+                if side.discovery is not None:  # per-destination services unused for long
+                    side.discovery.evict_idle(max(self.config.idle_timeout, 60.0))
 
     async def _close_listeners(self) -> None:
         for server in self.listeners:

@@ -7,11 +7,14 @@ A `Side` holds the layers every accepted connection of one listener goes through
          -> HTTP/1: Http1Server -> resolve -> Pool -> connector
          -> other:  TunnelEnd   -> resolve -> connector
 
-`resolve` is where service discovery plugs in (inbound goes to the forward host at the
-original port; outbound to the original destination, or, with a `discovery` layer
+`pick(logical)` is where service discovery plugs in: it turns a `targets.Logical` into a
+`targets.Pick` (an `Endpoint` and the ticket that must end once). Inbound goes to the forward
+host at the original port; outbound to the original destination, or, with a `discovery` layer
 (`proxy.discovery.outbound`), to the endpoint its balancer picks, re-picked per HTTP request,
-with the endpoint's `dst_*` labels on the request metrics); `connector` is where mutual
-TLS plugs in; `tls_terminator` is where inbound TLS termination plugs in.
+with the endpoint's `dst_*` labels on the request metrics. Without discovery the pick is one
+cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
+plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
+upstream connections per endpoint address for every codec.
 """
 
 from __future__ import annotations
@@ -20,13 +23,15 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
+from lacewing.proxy.targets import Endpoint, Logical, Pick
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
+from lacewing.proxy.transport.pool import Pool
 
 __all__ = ["Conn", "Discovery", "Side", "TlsTerminator"]
 
@@ -46,15 +51,14 @@ class Conn(Protocol):
 class Discovery(Protocol):
     """Outbound service discovery + load balancing (`proxy.discovery.outbound`)."""
 
-    def endpoint(self, dst: Addr) -> Addr: ...
+    def pick(self, logical: Logical) -> Pick: ...
 
-    def begin(self, endpoint: Addr) -> None: ...
+    def answered(self, dst: Addr) -> bool:
+        """Discovery has answered about `dst` (a request now gets its endpoint's labels)."""
 
-    def end(self, endpoint: Addr) -> None: ...
+    async def wait(self, dst: Addr, timeout: float) -> bool: ...
 
-    def observe(self, endpoint: Addr, ok: bool, seconds: float) -> None: ...
-
-    def labels(self, endpoint: Addr) -> TlsLabels: ...
+    def evict_idle(self, idle: float) -> int: ...
 
 
 class TlsTerminator(Protocol):
@@ -81,24 +85,35 @@ class Side:
     closing: bool = False
 
     def __post_init__(self) -> None:
-        from lacewing.proxy.http1.pool import Pool
+        self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)
+        self._static: dict[Addr, Pick] = {}
 
-        self.pool = Pool(self.config.max_idle_per_endpoint)
+    def pick(self, logical: Logical) -> Pick:
+        """Where one request (or opaque connection) to `logical` goes; end the pick once."""
+        if self.discovery is not None and self.fixed_dst is None:
+            return self.discovery.pick(logical)
+        dst = logical.orig_dst
+        pick = self._static.get(dst)
+        if pick is None:
+            addr = self.fixed_dst if self.fixed_dst is not None else self.resolve(dst)
+            pick = self._static[dst] = Pick(Endpoint(addr))
+            if len(self._static) > 4096:  # destinations come and go: bound the cache
+                self._static.clear()
+        return pick
 
-    def endpoint(self, dst: Addr) -> Addr:
-        if self.fixed_dst is not None:
-            return self.fixed_dst
-        if self.discovery is not None:
-            return self.discovery.endpoint(dst)
-        return self.resolve(dst)
+    def discovering(self, dst: Addr) -> bool:
+        """True while discovery has not yet answered about `dst`."""
+        return (
+            self.discovery is not None
+            and self.fixed_dst is None
+            and not (self.discovery.answered(dst))
+        )
 
     def peer_tls(self, endpoint: Addr) -> TlsLabels:
         """The TLS labels of a connection to `endpoint`: the connector's when it originates
         mutual TLS there (`tls="true"`, `server_id`), else this side's."""
         return self.connector.labels_for(endpoint) or self.tls
 
-    def route_labels(self, endpoint: Addr) -> TlsLabels:
-        """TLS labels plus, with discovery, the endpoint's dst_* labels (one tuple: a key)."""
-        if self.discovery is None:
-            return self.peer_tls(endpoint)
-        return self.peer_tls(endpoint) + self.discovery.labels(endpoint)
+    def route_labels(self, endpoint: Endpoint) -> TlsLabels:
+        """TLS labels plus the endpoint's dst_* labels (one tuple: a metrics key)."""
+        return self.peer_tls(endpoint.addr) + endpoint.labels

@@ -11,12 +11,13 @@ def _wrk(rps: float, p50: float, p99: float) -> WrkResult:
     return WrkResult(int(rps * 10), 10.0, rps, p50, p50, p99, p99, 0)
 
 
-def _row(key: str, rps: float, fixed: tuple[float, float], cpu: float, rss: float) -> RowResult:
-    proxies = () if key == "direct" else (cpu, cpu)
+def _row(key: str, rps: float, fixed: tuple[float, float], cpu: float, rss: float,
+         family: str = "plain") -> RowResult:  # fmt: skip
+    proxies = () if key.startswith("direct") else (cpu, cpu)
     return RowResult(
         key=key,
         label=key,
-        family="plain",
+        family=family,
         c1=_wrk(rps / 4, 100, 200),
         c16=_wrk(rps, 300, 900),
         cpu_us_per_req=proxies,
@@ -26,27 +27,33 @@ def _row(key: str, rps: float, fixed: tuple[float, float], cpu: float, rss: floa
     )
 
 
-def _run(lacewing: RowResult) -> Run:
+def _run(lacewing: RowResult, lacewing_h2_rps: float | None = None) -> Run:
     run = Run("t", [("host", "h")], ["setup"])
     run.rows["direct"] = _row("direct", 60000, (200, 400), 0, 0)
     run.rows["haproxy"] = _row("haproxy", 20000, (300, 600), 20.0, 15.0)
     run.rows["lacewing"] = lacewing
+    if lacewing_h2_rps is not None:
+        run.rows["haproxy-h2"] = _row("haproxy-h2", 40000, (300, 600), 20.0, 15.0, "h2")
+        run.rows["lacewing-h2"] = _row("lacewing-h2", lacewing_h2_rps, (0, 0), 29, 25, "h2")
     return run
 
 
 def test_a_lean_enough_pair_passes_every_target() -> None:
     # rps 0.85x; adds +120/+240 us vs HAProxy's +100/+200 (1.2x); CPU 1.45x; 25 MiB idle.
-    run = _run(_row("lacewing", 17000, (320, 640), 29.0, 25.0))
+    run = _run(_row("lacewing", 17000, (320, 640), 29.0, 25.0), lacewing_h2_rps=34000)
     assert [t.check(run).status for t in TARGETS] == ["PASS"] * len(TARGETS)
+    assert "| lacewing-h2 |" in render(run)
 
 
 def test_each_miss_is_reported_with_its_figure() -> None:
     slow = _row("lacewing", 12000, (500, 1400), 40.0, 35.0)
     slow.rss_runs_mib = [(36.0, 36.0), (38.0, 38.0), (41.0, 36.0)]
-    run = _run(slow)
+    run = _run(slow, lacewing_h2_rps=24000)
     got = {t.text: t.check(run) for t in TARGETS}
     statuses = [v.status for v in got.values()]
     assert statuses == ["MISS"] * len(TARGETS)
+    h2 = got["HTTP/2 requests/s at 16 connections x 10 streams >= 0.8x the HAProxy h2 pair"]
+    assert h2.figure.startswith("0.60x (24,000 vs 40,000 req/s")
     rps = got["requests/s at 16 connections >= 0.8x the HAProxy HTTP pair"]
     assert rps.figure.startswith("0.60x")
     p50 = got["latency added at a fixed rate, p50 <= 1.25x HAProxy pair's"]

@@ -137,6 +137,7 @@ COMPONENTS: dict[str, str] = {
     "identity": "lacewing.cli.commands.controller:identity_command",
     "destination": "lacewing.cli.commands.controller_destination:destination_command",
     "proxy-injector": "lacewing.cli.commands.controller_injector:proxy_injector_command",
+    "policy": "lacewing.cli.commands.controller_policy:policy_command",
 }
 """Subcommands of `lacewing controller`: name -> "module:attribute", imported on first use."""
 

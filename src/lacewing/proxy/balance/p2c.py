@@ -2,9 +2,13 @@
 
 `Balancer.pick()` draws two distinct endpoints at random among the *available* ones and returns
 the one with the lower `PeakEwma.load() / weight` (Linkerd's and Finagle's P2C: nearly as good
-as least-loaded, O(1), and no herd on the single best endpoint). `begin(key)` counts a request
-(or connection) in flight and returns a `Ticket`; `ticket.done(ok)` records its latency and
-outcome; a caller that measures latency itself uses `observe(key, ok, seconds)` instead.
+as least-loaded, O(1), and no herd on the single best endpoint). `take()` picks and counts the
+request (or connection) in flight in one step and returns a `Ticket`, which must end exactly
+once: `done(ok, seconds)` records an outcome (latency measured by the caller, or since the
+ticket was taken), `fail()` a failure, `cancel()` no outcome at all (the client went away,
+shutdown): it only releases the in-flight count and, if the ticket was a probe, puts the
+endpoint back to due-for-probe, so a probe that ends without an answer is simply sent again.
+Later calls on an ended ticket do nothing. `begin(key)` is `take()` for a key chosen elsewhere.
 The caller decides what "failed" means: the proxy reports connection failures, not HTTP 5xx,
 so an application that fails some requests is not ejected.
 
@@ -52,17 +56,46 @@ class _State:
 
 
 class Ticket(Generic[K]):
-    """One request or connection in flight to `key`."""
+    """One request or connection in flight to `key`; ends exactly once (see module doc)."""
 
-    __slots__ = ("_balancer", "_done", "key", "started")
+    __slots__ = ("_balancer", "_done", "_state", "key", "probe", "started")
 
-    def __init__(self, balancer: Balancer[K], key: K, started: float) -> None:
-        self._balancer, self.key, self.started, self._done = balancer, key, started, False
+    def __init__(
+        self, balancer: Balancer[K], key: K, state: _State | None, started: float, probe: bool
+    ) -> None:
+        self._balancer, self.key, self._state, self.started = balancer, key, state, started
+        self.probe, self._done = probe, False
+        if state is not None:
+            state.ewma.pending += 1
 
-    def done(self, ok: bool = True) -> None:
-        if not self._done:
-            self._done = True
-            self._balancer._finish(self, ok)
+    @property
+    def ended(self) -> bool:
+        return self._done
+
+    def done(self, ok: bool = True, seconds: float | None = None) -> None:
+        if self._done:
+            return
+        self._done = True
+        state = self._state
+        if state is None:
+            return
+        balancer = self._balancer
+        now = balancer.clock()
+        state.ewma.pending = max(0, state.ewma.pending - 1)
+        balancer._outcome(state, ok, now - self.started if seconds is None else seconds, now)
+
+    def fail(self) -> None:
+        self.done(False, 0.0)
+
+    def cancel(self) -> None:
+        if self._done:
+            return
+        self._done = True
+        state = self._state
+        if state is not None:
+            state.ewma.pending = max(0, state.ewma.pending - 1)
+            if self.probe and state.probing:
+                state.probing = False  # due again: the next pick probes once more
 
 
 class Balancer(Generic[K]):
@@ -111,7 +144,16 @@ class Balancer(Generic[K]):
         return self._states[key].ewma.load()
 
     def pick(self) -> K:
+        """The key to send the next request to (marks a due probe as probing)."""
+        return self._choose(self.clock())[0]
+
+    def take(self) -> Ticket[K]:
+        """Pick and count a request in flight: the ticket must end exactly once."""
         now = self.clock()
+        key, probe = self._choose(now)
+        return Ticket(self, key, self._states[key], now, probe)
+
+    def _choose(self, now: float) -> tuple[K, bool]:
         ready: list[K] = []
         for key, state in self._states.items():
             if state.ejected_until is None:
@@ -119,45 +161,24 @@ class Balancer(Generic[K]):
                     ready.append(key)
             elif not state.probing and now >= state.ejected_until:
                 state.probing = True
-                return key
+                return key, True
         if not ready:
             raise Unavailable("no endpoints" if not self._states else "every endpoint is failing")
         if len(ready) == 1:
-            return ready[0]
+            return ready[0], False
         a, b = self.rng.sample(ready, 2)
         sa, sb = self._states[a], self._states[b]
-        return a if sa.ewma.load(now) / sa.weight <= sb.ewma.load(now) / sb.weight else b
+        return (a if sa.ewma.load(now) / sa.weight <= sb.ewma.load(now) / sb.weight else b), False
 
     def begin(self, key: K) -> Ticket[K]:
-        state = self._states.get(key)
-        if state is not None:
-            state.ewma.pending += 1
-        return Ticket(self, key, self.clock())
-
-    def acquire(self, key: K) -> None:
-        """Count one more request in flight to `key` (released by `release`)."""
-        state = self._states.get(key)
-        if state is not None:
-            state.ewma.pending += 1
-
-    def release(self, key: K) -> None:
-        state = self._states.get(key)
-        if state is not None:
-            state.ewma.pending = max(0, state.ewma.pending - 1)
+        """A ticket for a request to `key` chosen by the caller (not a probe)."""
+        return Ticket(self, key, self._states.get(key), self.clock(), False)
 
     def observe(self, key: K, ok: bool, seconds: float) -> None:
         """Record an outcome measured by the caller (no in-flight count to release)."""
         state = self._states.get(key)
         if state is not None:
             self._outcome(state, ok, seconds, self.clock())
-
-    def _finish(self, ticket: Ticket[K], ok: bool) -> None:
-        state = self._states.get(ticket.key)
-        if state is None:  # removed while in flight
-            return
-        now = self.clock()
-        state.ewma.pending = max(0, state.ewma.pending - 1)
-        self._outcome(state, ok, now - ticket.started, now)
 
     def _outcome(self, state: _State, ok: bool, seconds: float, now: float) -> None:
         if ok:

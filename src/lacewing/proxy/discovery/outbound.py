@@ -1,23 +1,27 @@
-"""The outbound discovery + balance layer: original destination -> one endpoint, per request.
+"""The outbound discovery + balance layer: a logical target -> one endpoint, per request.
 
-`OutboundDiscovery.endpoint(dst)` is what the outbound `Side` calls for every HTTP request (and
-every opaque TCP connection). It asks the `DestinationClient` about `ip:port` (the original
-destination: a Service's cluster IP or a pod IP); the client keeps one stream per authority,
-so after the first call this is a dictionary lookup:
+`OutboundDiscovery.pick(logical)` is what the outbound `Side` calls for every HTTP request (and
+every opaque TCP connection). It asks the `DestinationClient` about the original destination
+`ip:port` (a Service's cluster IP or a pod IP); the client keeps one stream per authority, so
+after the first call this is a dictionary lookup in a `_Destination`: the cached service for
+that target, built once and dropped by `evict_idle` when unused for the client's idle timeout.
 
 - no answer yet, or the destination is unknown to the mesh (`exists` false), or it has no
-  endpoints: pass through to `dst` unchanged (outside the mesh, or kube-proxy's job);
-- otherwise a `Balancer` for that destination (rebuilt when the endpoint set changes, keeping
-  the statistics of endpoints that stay) picks one endpoint with power of two choices over
-  peak-EWMA latency; if every endpoint is ejected, pass through to `dst` as a last resort.
+  endpoints: pass through to the original destination unchanged (outside the mesh, or
+  kube-proxy's job), with a no-op ticket;
+- otherwise the destination's own `Balancer` (its endpoint set replaced on every update,
+  keeping the statistics of endpoints that stay) takes one endpoint with power of two choices
+  over peak-EWMA latency; if every endpoint is ejected, pass through as a last resort.
 
-The data path reports back with `observe(endpoint, ok, seconds)`: response-head latency for
-HTTP, `ok=False` for connection failures, which eject the endpoint until a probe succeeds;
-`begin(endpoint)` / `end(endpoint)` bracket each HTTP request, so requests in flight count in
-the endpoint's load (`rtt * (pending + 1)`).
-`labels(endpoint)` gives the metric labels Linkerd puts on outbound traffic (`dst_namespace`,
-`dst_service`, `dst_deployment` or other workload kind, `dst_pod`), cached per endpoint, and
-`identity(endpoint)` the TLS identity to expect from it (for the mTLS connector).
+Each destination is one `targets.Concrete` with its own balancer and its own `targets.Endpoint`
+values (labels included): two Services that select the same pod are balanced and counted
+apart, as a request to `web` must never be labelled `dst_service=web-canary`. What the data
+path reports back goes to the ticket inside the `Pick` (see `targets`), never to a table keyed
+by address. The one thing kept per address is `identity(addr)`, the TLS identity to expect from
+a pod (for the mTLS connector): it belongs to the pod whichever Service led to it.
+
+`answered(dst)` / `wait(dst, timeout)` let a new connection wait (bounded) for discovery's
+first answer, so its first request already carries the `dst_*` labels.
 """
 
 from __future__ import annotations
@@ -26,11 +30,12 @@ import random
 import time
 from collections.abc import Callable
 
-from lacewing.core.discovery import Endpoint
+from lacewing.core.discovery import Endpoint as DiscoveredEndpoint
 from lacewing.core.identity import Identity, IdentityParseError, parse_identity
 from lacewing.proxy.balance import Balancer, Unavailable
 from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.client import DestinationClient, Resolution
+from lacewing.proxy.targets import OPAQUE, Concrete, Endpoint, Logical, Pick
 
 __all__ = ["OutboundDiscovery", "dst_labels"]
 
@@ -38,7 +43,7 @@ Labels = tuple[tuple[str, str], ...]
 _LABEL_ORDER = ("namespace", "service", "deployment", "statefulset", "daemonset", "pod")
 
 
-def dst_labels(endpoint: Endpoint) -> Labels:
+def dst_labels(endpoint: DiscoveredEndpoint) -> Labels:
     """`(("dst_namespace", "shop"), ("dst_service", "web"), ...)` for an endpoint's metadata."""
     known = endpoint.labels
     ordered = [k for k in _LABEL_ORDER if k in known]
@@ -56,12 +61,20 @@ def _identity(text: str | None) -> Identity | None:
 
 
 class _Destination:
-    __slots__ = ("balancer", "by_key", "resolution", "version")
+    """The cached service of one original destination: its stream, balancer and endpoints."""
 
-    def __init__(self, resolution: Resolution, balancer: Balancer[tuple[str, int]]) -> None:
+    __slots__ = ("balancer", "by_key", "concrete", "last_used", "passthrough", "resolution",
+                 "version")  # fmt: skip
+
+    def __init__(
+        self, resolution: Resolution, balancer: Balancer[tuple[str, int]], dst: Addr, now: float
+    ) -> None:
         self.resolution, self.balancer = resolution, balancer
+        self.concrete = Concrete(resolution.authority)
+        self.passthrough = Pick(Endpoint(dst))
         self.version = -1
-        self.by_key: dict[tuple[str, int], Addr] = {}
+        self.last_used = now
+        self.by_key: dict[tuple[str, int], Endpoint] = {}
 
 
 class OutboundDiscovery:
@@ -75,32 +88,65 @@ class OutboundDiscovery:
         self.client, self.clock = client, clock
         self.rng = rng or random.Random()
         self._dests: dict[Addr, _Destination] = {}
-        self._balancers: dict[Addr, Balancer[tuple[str, int]]] = {}  # endpoint -> its balancer
-        self._labels: dict[Addr, Labels] = {}
-        self._identities: dict[Addr, Identity | None] = {}
+        self._identities: dict[Addr, Identity | None] = {}  # pod address -> its identity
 
-    def endpoint(self, dst: Addr) -> Addr:
+    def _destination(self, dst: Addr) -> _Destination:
         dest = self._dests.get(dst)
+        now = self.clock()
         if dest is None:
             balancer: Balancer[tuple[str, int]] = Balancer(clock=self.clock, rng=self.rng)
-            dest = self._dests[dst] = _Destination(self.client.resolve(str(dst)), balancer)
-        resolution = dest.resolution
-        if resolution.last_used + 1.0 < self.clock():
+            resolution = self.client.resolve(str(dst))
+            dest = self._dests[dst] = _Destination(resolution, balancer, dst, now)
+        elif dest.last_used + 1.0 < now:
             # Mark it used (at most once a second), so its stream is not evicted as idle;
             # if it was evicted while unused, follow the new stream, keeping the endpoints
             # known so far until that stream answers.
-            fresh = self.client.resolve(resolution.authority)
-            if fresh is not resolution:
+            dest.last_used = now
+            fresh = self.client.resolve(dest.resolution.authority)
+            if fresh is not dest.resolution:
                 dest.resolution, dest.version = fresh, fresh.updates
-                resolution = fresh
-        if resolution.updates != dest.version:
+        if dest.resolution.updates != dest.version:
             self._refresh(dest)
+        return dest
+
+    def pick(self, logical: Logical) -> Pick:
+        dest = self._destination(logical.orig_dst)
+        if not dest.by_key:
+            return dest.passthrough
+        try:
+            ticket = dest.balancer.take()
+        except Unavailable:
+            return dest.passthrough
+        return Pick(dest.by_key[ticket.key], ticket)
+
+    def endpoint(self, dst: Addr) -> Addr:
+        """The address the next request to `dst` would go to (no request is counted)."""
+        dest = self._destination(dst)
         if not dest.by_key:
             return dst
         try:
-            return dest.by_key[dest.balancer.pick()]
+            return dest.by_key[dest.balancer.pick()].addr
         except Unavailable:
             return dst
+
+    def endpoints(self, dst: Addr) -> list[Endpoint]:
+        """The endpoints (with their labels) requests to `dst` are balanced over now."""
+        return sorted(self._destination(dst).by_key.values(), key=lambda e: e.addr.port)
+
+    def in_flight(self, endpoint: Addr) -> int:
+        """Requests in flight to the pod at `endpoint`, through any destination."""
+        key = (endpoint.host, endpoint.port)
+        return sum(
+            dest.balancer.in_flight(key) for dest in self._dests.values() if key in dest.by_key
+        )
+
+    def answered(self, dst: Addr) -> bool:
+        """Has discovery answered about `dst` (so a request to it gets its labels)?"""
+        return self._destination(dst).resolution.exists is not None
+
+    async def wait(self, dst: Addr, timeout: float) -> bool:
+        """Wait at most `timeout` for discovery's first answer about `dst`."""
+        return await self._destination(dst).resolution.first_answer(timeout)
 
     def _refresh(self, dest: _Destination) -> None:
         resolution = dest.resolution
@@ -108,43 +154,31 @@ class OutboundDiscovery:
         endpoints = resolution.endpoints if resolution.exists else {}
         dest.balancer.update({key: ep.weight for key, ep in endpoints.items()})
         before = dest.by_key
-        dest.by_key = {key: Addr(ep.address, ep.port) for key, ep in endpoints.items()}
-        for key, addr in before.items():  # forget endpoints that left (pods come and go)
-            if key not in dest.by_key and self._balancers.get(addr) is dest.balancer:
-                del self._balancers[addr], self._labels[addr], self._identities[addr]
+        dest.by_key = {}
         for key, ep in endpoints.items():
-            addr = dest.by_key[key]
-            self._balancers[addr] = dest.balancer
-            self._labels[addr] = dst_labels(ep)
-            self._identities[addr] = _identity(ep.identity)
+            addr = Addr(ep.address, ep.port)
+            identity = _identity(ep.identity)
+            target = Endpoint(addr, identity, OPAQUE if ep.opaque else None, dst_labels(ep),
+                              dest.concrete)  # fmt: skip
+            old = before.get(key)
+            dest.by_key[key] = old if old == target else target  # keep cached route keys
+            self._identities[addr] = identity
 
-    def in_flight(self, endpoint: Addr) -> int:
-        balancer = self._balancers.get(endpoint)
-        return balancer.in_flight((endpoint.host, endpoint.port)) if balancer else 0
-
-    def begin(self, endpoint: Addr) -> None:
-        """A request to `endpoint` is in flight (its load counts it until `end`)."""
-        balancer = self._balancers.get(endpoint)
-        if balancer is not None:
-            balancer.acquire((endpoint.host, endpoint.port))
-
-    def end(self, endpoint: Addr) -> None:
-        balancer = self._balancers.get(endpoint)
-        if balancer is not None:
-            balancer.release((endpoint.host, endpoint.port))
-
-    def observe(self, endpoint: Addr, ok: bool, seconds: float) -> None:
-        balancer = self._balancers.get(endpoint)
-        if balancer is not None:
-            balancer.observe((endpoint.host, endpoint.port), ok, seconds)
-
-    def labels(self, endpoint: Addr) -> Labels:
-        return self._labels.get(endpoint, ())
+    def evict_idle(self, idle: float) -> int:
+        """Forget destinations unused for `idle` seconds (and identities no one announces)."""
+        cutoff = self.clock() - idle
+        gone = [dst for dst, dest in self._dests.items() if dest.last_used < cutoff]
+        for dst in gone:
+            del self._dests[dst]
+        if gone:
+            known = {ep.addr for dest in self._dests.values() for ep in dest.by_key.values()}
+            for addr in [a for a in self._identities if a not in known]:
+                del self._identities[addr]
+        return len(gone)
 
     def identity(self, endpoint: Addr) -> Identity | None:
-        """The TLS identity discovery announced for `endpoint` (None: plaintext or unknown).
-
-        The shape of `MeshTlsConnector`'s `expected_identity`, so mTLS follows discovery."""
+        """The TLS identity discovery announced for the pod at `endpoint` (None: plaintext
+        or unknown). The shape of `MeshTlsConnector`'s `expected_identity`."""
         return self._identities.get(endpoint)
 
     async def close(self) -> None:

@@ -16,6 +16,13 @@ UPSTREAM_FULL (the endpoint reads our upload slower than the client sends it) an
 request asked to switch protocols). The other direction: when the client reads slowly,
 `pause_writing` pauses reading from the endpoint.
 
+Each request takes its endpoint from `side.pick(logical)` when its head is complete (re-picked
+per request when discovery balances, one cached pick otherwise) and becomes an `Exchange`
+(`proxy.exchange`, shared with HTTP/2), told once how it ended: `answered` with the response
+head, `failed` when the endpoint cannot be reached or dies before answering, `refused` when
+the proxy answers for other reasons, `abandoned` when the client goes away first or the
+connection is aborted at shutdown; the exchange ends the pick and counts the response.
+
 Errors answer with the proxy's own response and close: malformed -> 400, a head that trickles
 in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
 502, connect timeout -> 504, endpoint vanished before answering -> 502 (except that a body-less
@@ -30,6 +37,7 @@ from collections import deque
 from httptools import HttpParserError, HttpParserUpgrade, HttpRequestParser
 
 from lacewing.proxy.config import Addr
+from lacewing.proxy.http1.exchange import Request
 from lacewing.proxy.http1.head import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -46,6 +54,7 @@ from lacewing.proxy.http1.head import (
 from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.metrics import RouteStats, TcpStats
 from lacewing.proxy.side import Side
+from lacewing.proxy.targets import HTTP1, Endpoint, Logical, Pick
 from lacewing.proxy.tcp import TunnelConn, TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, ConnectTimeout
 
@@ -62,40 +71,20 @@ _DETACHED = HttpRequestParser(object())
 _kind_get = KIND_CACHE.get  # one lookup per header (see head.py)
 
 
-class Request:
-    """One request and the state of its exchange. Flags default at class level so that the
-    common request sets three attributes, not fourteen (this runs once per request)."""
-
-    upstream: UpstreamConn | None = None
-    complete = False
-    close_down = False
-    chunked = False
-    keep_alive = True
-    http10 = False
-    is_head = False
-    upgrade = False
-    expect_continue = False
-    status = 0
-    error: tuple[int, str] | None = None
-    replay: bytes | None = None  # the head of a body-less request, kept to retry it once
-    reused = False  # sent on a pooled connection (which the app may have just closed)
-    lease: Addr | None = None  # with discovery: the endpoint whose in-flight count has it
-
-    def __init__(self, route: RouteStats, start: float) -> None:
-        self.route = route
-        self.start = start
-        self.buf: list[bytes] = []
-
-
 class Http1Server(asyncio.Protocol):
     CONNECTING, PIPELINE, UPSTREAM_FULL, UPGRADE = 1, 2, 4, 8
 
-    def __init__(self, side: Side, dst: Addr, endpoint: Addr, stats: TcpStats) -> None:
+    def __init__(self, side: Side, dst: Addr, stats: TcpStats) -> None:
         self.side = side
-        self.endpoint = endpoint
-        self._idle = side.pool.bucket(endpoint)
+        self.logical = Logical(dst, HTTP1)
+        # With discovery the endpoint is re-picked per request; otherwise one pick serves all.
+        # (a pick counts a request in flight: with discovery none is taken before a request)
+        repick = side.discovery is not None and side.fixed_dst is None
+        self._pick: Pick | None = None if repick else side.pick(self.logical)
+        self.target: Endpoint = Endpoint(dst) if self._pick is None else self._pick.endpoint
+        self.endpoint = self.target.addr
+        self._idle = side.pool.bucket(self.endpoint)
         self.dst = dst
-        self._discovery = side.discovery  # set: the endpoint is re-picked per request
         self.target_addr = str(dst)
         self.src = stats
         self.max_head = side.config.max_header_bytes
@@ -217,9 +206,9 @@ class Http1Server(asyncio.Protocol):
             up = active.upstream
             up.server = None
             up.abort()
-        for req in (active, *self.queue) if self._discovery is not None else ():
+        for req in (active, *self.queue):
             if req is not None:
-                self._release(req)
+                req.abandoned()  # no-op for the pick if it already ended
         self.active = None
         self.queue.clear()
         self.parser = _DETACHED
@@ -311,24 +300,26 @@ class Http1Server(asyncio.Protocol):
             self._head_timer = None
         parser = self.parser
         host = self._host
-        if self._discovery is not None:
-            endpoint = self.side.endpoint(self.dst)
-            if endpoint != self.endpoint:
-                self.endpoint, self._idle = endpoint, self.side.pool.bucket(endpoint)
-                self._last_route = None  # its dst_* labels differ
+        pick = self._pick
+        if pick is None:  # re-picked per request
+            pick = self.side.pick(self.logical)
+            target = pick.endpoint
+            if target is not self.target:
+                self.target = target
+                if target.addr != self.endpoint:
+                    self.endpoint, self._idle = target.addr, self.side.pool.bucket(target.addr)
+                self._last_route = None  # its dst_* labels may differ
         route = self._last_route
         if host != self._last_host or route is None:
             side = self.side
             route = side.metrics.route(
                 side.direction, host.decode("latin-1"), self.target_addr,
-                side.route_labels(self.endpoint),
+                side.route_labels(self.target),
             )  # fmt: skip
             self._last_host, self._last_route = host, route
         route.requests += 1
         req = Request(route, self._clock())
-        if self._discovery is not None:
-            req.lease = self.endpoint
-            self._discovery.begin(self.endpoint)
+        req.pick = pick
         self._cur = req
         if not parser.should_keep_alive():
             req.keep_alive = False
@@ -341,7 +332,13 @@ class Http1Server(asyncio.Protocol):
         head: bytes | None = None
         if not self._hop:
             chunk = self._begin_chunk
-            if chunk is not None and chunk is self._chunk:
+            # (the head may have begun in an earlier read that no callback saw: only a read
+            # that starts with the method holds the whole head)
+            if (
+                chunk is not None
+                and chunk is self._chunk
+                and chunk.startswith(parser.get_method() + b" ")
+            ):
                 end = chunk.find(b"\r\n\r\n")
                 if end >= 0:
                     if end > self.max_head:
@@ -445,11 +442,11 @@ class Http1Server(asyncio.Protocol):
             )
         except ConnectError as exc:
             self._connect_task = None
-            if self._discovery is not None:
-                self._discovery.observe(endpoint, False, 0.0)
-                self._release(req)
+            status = 504 if isinstance(exc, ConnectTimeout) else 502
             if not self.closed and req is self.active:
-                self._answer_error(req, 504 if isinstance(exc, ConnectTimeout) else 502, exc.reason)
+                self._answer_error(req, status, exc.reason, endpoint_failed=True)
+            elif req.pick is not None:
+                req.pick.fail()
             return
         self._connect_task = None
         if self.closed or req is not self.active:
@@ -484,13 +481,8 @@ class Http1Server(asyncio.Protocol):
 
     def response_head(self, status: int, head: bytes, close_down: bool) -> None:
         req: Request = self.active  # type: ignore[assignment]  # only called while active
-        req.status = status
         req.close_down = close_down
-        elapsed = self._clock() - req.start
-        req.route.response(status, elapsed * 1000.0)
-        if self._discovery is not None and req.upstream is not None:
-            self._discovery.observe(req.upstream.endpoint, True, elapsed)
-            self._release(req)
+        req.answered(status, self._clock())
         self._dout.append(head)
 
     def response_complete(self, conn: UpstreamConn) -> None:
@@ -546,8 +538,8 @@ class Http1Server(asyncio.Protocol):
             self._connect_task = self.side.tasks.spawn(
                 self._connect(req), name=f"lacewing-reconnect-{self.side.direction}-{self.endpoint}"
             )
-        else:
-            self._answer_error(req, 502, reason)
+        else:  # the endpoint died (or spoke nonsense) before answering
+            self._answer_error(req, 502, reason, endpoint_failed=True)
 
     def upstream_upgraded(self, conn: UpstreamConn, rest: bytes) -> None:
         """The endpoint answered 101: both sockets become a byte tunnel."""
@@ -588,6 +580,22 @@ class Http1Server(asyncio.Protocol):
 
     def _reject(self, status: int, reason: str) -> None:
         """A request could not be parsed: answer after those ahead of it, then close."""
+        cur, self._cur = self._cur, None
+        if cur is not None and cur is not self.active and cur not in self.queue:
+            cur.abandoned()  # its head was refused before it was started (too large)
+        elif cur is not None:  # the body of a request already under way is malformed
+            self._in_message = False
+            self._broken = True
+            self.pause(self.PIPELINE)
+            if cur is self.active:  # part of it went upstream: that exchange cannot finish
+                up = cur.upstream
+                if up is not None:
+                    cur.upstream, up.server = None, None
+                    up.abort()
+                self._answer_error(cur, status, reason)
+            else:  # still queued: answer the error in its turn, forward nothing of it
+                cur.error, cur.complete, cur.buf = (status, reason), True, []
+            return
         route = self.side.metrics.route(self.side.direction, "", self.target_addr, self.side.tls)
         route.requests += 1
         req = Request(route, self.side.clock())
@@ -601,18 +609,17 @@ class Http1Server(asyncio.Protocol):
         else:
             self.queue.append(req)
 
-    def _release(self, req: Request) -> None:
-        if req.lease is not None and self._discovery is not None:
-            self._discovery.end(req.lease)
-            req.lease = None
-
-    def _answer_error(self, req: Request, status: int, reason: str) -> None:
-        self._release(req)
+    def _answer_error(
+        self, req: Request, status: int, reason: str, *, endpoint_failed: bool = False
+    ) -> None:
         if req.status:  # a response already started: all we can do is cut it
+            req.abandoned()
             self.abort()
             return
-        req.status = status
-        req.route.response(status, (self._clock() - req.start) * 1000.0)
+        if endpoint_failed:
+            req.failed(status, self._clock())
+        else:
+            req.refused(status, self._clock())
         self._dout.append(error_response(status, reason))
         self.flush_down()
         self.active = None

@@ -17,11 +17,12 @@ told that the Content-Length it announces has no body behind it.
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
 
 from lacewing.proxy.config import Addr
+from lacewing.proxy.http1.exchange import Request
 from lacewing.proxy.http1.head import (
     CONNECTION,
     CONTENT_LENGTH,
@@ -33,27 +34,49 @@ from lacewing.proxy.http1.head import (
     rebuild,
 )
 from lacewing.proxy.metrics import TcpStats
+from lacewing.proxy.transport.pool import Pool
 
-if TYPE_CHECKING:
-    from lacewing.proxy.http1.pool import Pool
-    from lacewing.proxy.http1.server import Http1Server
-
-__all__ = ["UpstreamConn"]
+__all__ = ["Downstream", "UpstreamConn"]
 
 _NO_BODY_STATUS = frozenset({204, 304})
 _kind_get = KIND_CACHE.get
 _DETACHED = HttpResponseParser(object())  # breaks the parser <-> protocol cycle on close
 
 
+class Downstream(Protocol):
+    """What an upstream connection needs from the server side it answers (`Http1Server`)."""
+
+    UPSTREAM_FULL: int
+    active: Request | None
+    closing: bool
+    _dout: list[bytes]
+
+    def pause(self, reason: int) -> None: ...
+
+    def resume(self, reason: int) -> None: ...
+
+    def send_down(self, data: bytes) -> None: ...
+
+    def flush_down(self) -> None: ...
+
+    def response_head(self, status: int, head: bytes, close_down: bool) -> None: ...
+
+    def response_complete(self, conn: UpstreamConn) -> None: ...
+
+    def upstream_failed(self, conn: UpstreamConn, reason: str) -> None: ...
+
+    def upstream_upgraded(self, conn: UpstreamConn, rest: bytes) -> None: ...
+
+
 class UpstreamConn(asyncio.Protocol):
-    def __init__(self, endpoint: Addr, stats: TcpStats, pool: Pool) -> None:
+    def __init__(self, endpoint: Addr, stats: TcpStats, pool: Pool[UpstreamConn]) -> None:
         self.endpoint = endpoint
         self.stats = stats
         self.pool = pool
         self.home = pool.bucket(endpoint)
         self.parser = HttpResponseParser(self)
         self.transport: asyncio.Transport | None = None
-        self.server: Http1Server | None = None
+        self.server: Downstream | None = None
         self.closed = False
         self.swept = False
         self.reusable = True
@@ -212,7 +235,8 @@ class UpstreamConn(asyncio.Protocol):
         head: bytes | None = None
         if not self._hop and not close_down and not req.http10:
             chunk = self._begin_chunk
-            if chunk is not None and chunk is self._chunk:
+            # (the status line may have begun in an earlier read that no callback saw)
+            if chunk is not None and chunk is self._chunk and chunk.startswith(b"HTTP/1."):
                 end = chunk.find(b"\r\n\r\n")
                 if end >= 0:
                     head = chunk[: end + 4]

@@ -82,18 +82,37 @@ def test_in_flight_requests_count_against_an_endpoint() -> None:
     assert balancer.load("a") == balancer.load("b")
 
 
-def test_acquire_and_release_count_requests_measured_by_the_caller() -> None:
+def test_tickets_count_requests_in_flight_until_they_end_once() -> None:
     clock = Clock()
     balancer = Balancer({"a": 1, "b": 1}, clock=clock, rng=random.Random(4))
-    for _ in range(3):
-        balancer.acquire("a")
+    tickets = [balancer.begin("a") for _ in range(3)]
     assert balancer.in_flight("a") == 3
     assert {balancer.pick() for _ in range(20)} == {"b"}
-    for _ in range(4):  # one release too many is harmless
-        balancer.release("a")
+    for ticket in tickets:
+        ticket.cancel()
+        ticket.done(ok=False)  # a second ending is ignored: no failure recorded
     assert balancer.in_flight("a") == 0
+    assert balancer.ejected() == []
     balancer.observe("a", False, 0.0)
     assert balancer.ejected() == ["a"]
+
+
+def test_a_probe_that_ends_without_an_outcome_is_probed_again() -> None:
+    clock = Clock()
+    balancer = Balancer({"a": 1}, clock=clock, rng=random.Random(1))
+    balancer.take().fail()
+    assert balancer.ejected() == ["a"]
+    clock.now += 1.5  # the backoff elapsed: the next take is the probe
+    probe = balancer.take()
+    assert probe.probe
+    with pytest.raises(Unavailable):  # one probe at a time
+        balancer.take()
+    probe.cancel()  # the client went away: no answer either way
+    again = balancer.take()
+    assert again.key == "a" and again.probe  # not stuck "probing": probed once more
+    again.done(ok=True, seconds=0.01)
+    assert balancer.ejected() == []
+    assert {balancer.take().key for _ in range(5)} == {"a"}
 
 
 def test_weights_steer_traffic() -> None:

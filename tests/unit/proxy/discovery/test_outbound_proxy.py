@@ -217,3 +217,78 @@ async def test_concurrent_requests_spread_over_equal_replicas(bed: Bed) -> None:
     assert {s for statuses in results for s in statuses} == {200}
     assert bed.fast.requests + bed.slow.requests == 60
     assert min(bed.fast.requests, bed.slow.requests) >= 15
+
+
+async def test_the_first_request_of_a_new_connection_is_balanced_and_labelled(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    app = App("web-0")
+    await app.start("127.0.0.1")
+    # The cluster IP is a loopback address nothing listens on: had the request gone out
+    # before discovery answered, it would have been refused, never sent off the machine.
+    vip = Addr("127.0.0.99", 80)
+    web = Service("web", "shop", vip.host, (ServicePort(80, 80, "http"),),
+                  (Backend("127.0.0.1", True, {"http": app.port}, app.name),))  # fmt: skip
+    pod = PodInfo(app.name, "shop", "127.0.0.1", None, "Deployment", "web")
+    hub = Hub()
+    hub.publish(Directory((web,), (pod,)))
+    destination = DestinationServer(hub, "127.0.0.1", 0, heartbeat=0.5)
+    await destination.start()
+    monkeypatch.setattr(accept, "original_dst", lambda sock: vip)
+    env = {"LACEWING_PROXY_DESTINATION_ADDR": f"127.0.0.1:{destination.bound_port}"}
+    try:
+        async with proxy(env) as server:  # no waiting for discovery: the request comes first
+            client = await Client.open(server.bound["outbound"].port)
+            try:
+                await client.send(b"GET / HTTP/1.1\r\nHost: web.shop\r\n\r\n")
+                status, _, body = await client.response()
+            finally:
+                await client.close()
+            requests = [m for m in server.metrics.render() if m.startswith("request_total")]
+    finally:
+        await destination.stop()
+        await app.stop()
+    assert (status, body) == (200, b"web-0")
+    assert len(requests) == 1, requests  # one edge, not one without dst_* labels and one with
+    assert 'dst_service="web"' in requests[0] and 'dst_pod="web-0"' in requests[0]
+
+
+async def test_an_unreachable_destination_delays_a_new_connection_by_the_bounded_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outside = App("outside")
+    await outside.start("127.0.0.1")
+    monkeypatch.setattr(accept, "original_dst", lambda sock: Addr("127.0.0.1", outside.port))
+    silent = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)  # never answers
+    port = silent.sockets[0].getsockname()[1]
+    env = {
+        "LACEWING_PROXY_DESTINATION_ADDR": f"127.0.0.1:{port}",
+        "LACEWING_PROXY_DISCOVERY_WAIT": "300ms",
+    }
+    try:
+        async with proxy(env) as server:
+            loop = asyncio.get_running_loop()
+            client = await Client.open(server.bound["outbound"].port)
+            try:
+                started = loop.time()
+                await client.send(b"GET / HTTP/1.1\r\nHost: outside\r\n\r\n")
+                first = await client.response()
+                waited = loop.time() - started
+                await client.send(b"GET / HTTP/1.1\r\nHost: outside\r\n\r\n")
+                second = await client.response()
+            finally:
+                await client.close()
+            # a client that half-closes while its connection waits still gets its answer
+            client = await Client.open(server.bound["outbound"].port)
+            try:
+                await client.send(b"GET / HTTP/1.1\r\nHost: outside\r\n\r\n")
+                client.writer.write_eof()
+                half_closed = await client.response()
+                assert await client.closed_by_peer(2.0)  # and the proxy passes the EOF on
+            finally:
+                await client.close()
+    finally:
+        silent.close()
+        await outside.stop()
+    assert first[0] == second[0] == half_closed[0] == 200 and first[2] == b"outside"
+    assert 0.25 <= waited < 2.0  # waited for discovery, but only as long as configured

@@ -21,7 +21,7 @@ def _wire(
 ) -> tuple[Side, Http1Server, FakeTransport, UpstreamConn, FakeTransport]:
     env = {"LACEWING_PROXY_MAX_HEADER_BYTES": str(max_header_bytes)}
     _, side = build_sides(load(env), ProxyMetrics(), clock=lambda: 1.0)
-    server = Http1Server(side, EP, EP, side.metrics.tcp_stats("outbound", "src", str(EP), side.tls))
+    server = Http1Server(side, EP, side.metrics.tcp_stats("outbound", "src", str(EP), side.tls))
     down = FakeTransport(server, high_water=100)
     server.adopt(down, b"")
     up = UpstreamConn(EP, side.metrics.tcp_stats("outbound", "dst", str(EP), side.tls), side.pool)
@@ -127,3 +127,25 @@ def test_connection_keep_alive_alone_leaves_the_response_head_untouched() -> Non
     response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: Keep-Alive\r\n\r\nok"
     up.data_received(response)
     assert down.data() == response and not down.closed
+
+
+def test_a_malformed_body_after_the_head_went_upstream_gets_400_and_drops_the_upstream() -> None:
+    side, server, down, up, upt = _wire()
+    server.data_received(b"POST /a HTTP/1.1\r\nHost: web\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert upt.data().startswith(b"POST /a HTTP/1.1")  # the head is on its way
+    server.data_received(b"zz\r\nhello\r\n")  # not a chunk size
+    assert down.data().startswith(b"HTTP/1.1 400 ")  # answered now, not after a timeout
+    assert upt.aborted  # the half-sent request cannot finish: that connection is dropped
+    assert up not in side.pool.bucket(EP)
+
+
+async def test_a_head_whose_first_bytes_came_in_an_earlier_read_is_forwarded_whole() -> None:
+    # found by tests/unit/fuzz: the head was forwarded from the read its first callback fired
+    # in, so a lone first byte ("G", "H") was lost on the way
+    _side, server, down, up, upt = _wire()
+    server.data_received(b"G")
+    server.data_received(b"ET /a HTTP/1.1\r\nHost: web\r\n\r\n")
+    assert upt.data() == b"GET /a HTTP/1.1\r\nHost: web\r\n\r\n"
+    up.data_received(b"H")
+    up.data_received(b"TTP/1.1 204 No Content\r\n\r\n")
+    assert down.data() == b"HTTP/1.1 204 No Content\r\n\r\n"

@@ -1,4 +1,6 @@
-"""Idle keep-alive upstream connections, per endpoint, last-in first-out.
+"""Idle keep-alive upstream connections, per endpoint address, last-in first-out.
+
+Any protocol's upstream connection can be pooled: it only needs the `Pooled` attributes.
 
 `take` returns the most recently used open connection (warm, least likely to have been closed
 by the server); `put` keeps at most `cap` idle per endpoint and closes the rest; a connection
@@ -8,36 +10,49 @@ stayed idle through two sweeps (the server's idle sweeper calls it every half id
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from lacewing.proxy.config import Addr
 
-if TYPE_CHECKING:
-    from lacewing.proxy.http1.upstream import UpstreamConn
-
-__all__ = ["Pool"]
+__all__ = ["Pool", "Pooled"]
 
 
-class Pool:
+class Pooled(Protocol):
+    """What the pool needs from a connection."""
+
+    closed: bool
+    swept: bool  # idle through one sweep already: the next one closes it
+
+    @property
+    def home(self) -> list[Pooled]:
+        """The pool bucket this connection returns to (`Pool.bucket(its endpoint)`)."""
+
+    def close(self) -> None: ...
+
+
+C = TypeVar("C", bound=Pooled)
+
+
+class Pool(Generic[C]):
     def __init__(self, cap: int) -> None:
         self.cap = cap
-        self.idle: dict[Addr, list[UpstreamConn]] = {}
+        self.idle: dict[Addr, list[C]] = {}
 
-    def bucket(self, endpoint: Addr) -> list[UpstreamConn]:
+    def bucket(self, endpoint: Addr) -> list[C]:
         """The idle list of `endpoint`; callers keep it to skip hashing per request."""
         return self.idle.setdefault(endpoint, [])
 
-    def take(self, endpoint: Addr) -> UpstreamConn | None:
+    def take(self, endpoint: Addr) -> C | None:
         return self.take_from(self.bucket(endpoint))
 
-    def take_from(self, conns: list[UpstreamConn]) -> UpstreamConn | None:
+    def take_from(self, conns: list[C]) -> C | None:
         while conns:
             conn = conns.pop()
             if not conn.closed:
                 return conn
         return None
 
-    def put(self, conn: UpstreamConn) -> None:
+    def put(self, conn: C) -> None:
         conns = conn.home
         if len(conns) >= self.cap or conn.closed:
             conn.close()
@@ -45,7 +60,7 @@ class Pool:
         conn.swept = False
         conns.append(conn)
 
-    def discard(self, conn: UpstreamConn) -> None:
+    def discard(self, conn: C) -> None:
         conns = conn.home
         if conn in conns:
             conns.remove(conn)

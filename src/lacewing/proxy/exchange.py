@@ -1,0 +1,83 @@
+"""One HTTP request/response as the proxy's HTTP stack sees it, whatever codec carried it.
+
+A codec (`http1/`, `h2/`) parses a request head, takes a `Pick` from `side.pick(logical)`
+and the request's `RouteStats`, and makes an `Exchange`. From then on it reports only what
+happened on the wire, and the exchange turns that into the two things every ending must
+produce exactly once, the response metrics and the balancer's outcome:
+
+    codec reports                         metrics (response_total, latency)   pick
+    answered(status, now)  response head  status, latency                     done(ok)
+    failed(status, now)    the endpoint   the proxy's own status (502, 504)   fail()
+                           could not be
+                           reached / died
+                           before answering
+    refused(status, now)   the proxy      the proxy's own status (4xx)        cancel()
+                           answered for
+                           other reasons
+    abandoned()            nothing more   (no response: none)                 cancel()
+                           will happen
+                           (client gone,
+                           shutdown)
+
+Only the first report counts (a response that already started and then breaks is still the
+status it started with); `ended` says whether one came. The request deadline, the retry
+budget and the replay buffer that routes add belong here too.
+"""
+
+from __future__ import annotations
+
+from lacewing.proxy.metrics import RouteStats
+from lacewing.proxy.targets import Pick
+
+__all__ = ["Exchange"]
+
+
+class Exchange:
+    """One request/response; attributes default at class level (HTTP/1 builds one per
+    request, and subclasses add their own flags the same way)."""
+
+    status = 0  # the response status once answered (or the proxy's own)
+    pick: Pick | None = None
+    ended = False
+
+    def __init__(self, route: RouteStats, start: float, pick: Pick | None = None) -> None:
+        self.route, self.start = route, start
+        if pick is not None:
+            self.pick = pick
+
+    def answered(self, status: int, now: float) -> None:
+        """The endpoint's response head is on its way to the client."""
+        if self.ended:
+            return
+        self.ended = True
+        self.status = status
+        elapsed = now - self.start
+        self.route.response(status, elapsed * 1000.0)
+        pick = self.pick
+        if pick is not None and pick.ticket is not None:
+            pick.done(True, elapsed)
+
+    def failed(self, status: int, now: float) -> None:
+        """The endpoint could not be reached, or failed before answering: the proxy answers."""
+        if self.pick is not None:
+            self.pick.fail()
+        self._own(status, now)
+
+    def refused(self, status: int, now: float) -> None:
+        """The proxy answers `status` itself for reasons that say nothing about the endpoint."""
+        if self.pick is not None:
+            self.pick.cancel()
+        self._own(status, now)
+
+    def abandoned(self) -> None:
+        """The exchange ends with no further outcome (client gone, connection aborted)."""
+        if self.pick is not None:
+            self.pick.cancel()
+        self.ended = True
+
+    def _own(self, status: int, now: float) -> None:
+        if self.ended:
+            return
+        self.ended = True
+        self.status = status
+        self.route.response(status, (now - self.start) * 1000.0)

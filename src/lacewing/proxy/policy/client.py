@@ -1,0 +1,183 @@
+"""The proxy's client of the policy API: one stream per inbound port, resilient.
+
+`PolicyClient.watch(port)` returns the `PortWatch` of that port, creating it (and its
+streaming task, named `policy:<port>`) on first use; `policy(port)` is the policy to enforce
+right now, which is what `gate.InboundGate` is given. A stream task:
+
+1. connects to the policy controller (TLS when an `ssl_context` is given: a context, or a
+   function returning the current one, e.g. the proxy's renewed mTLS client context, None
+   while there is no certificate yet), sends
+   `GET /v1/inbound?namespace=NS&pod=POD&port=N` and reads JSON lines;
+2. each `POLICY` line replaces the port's policy whole (`core.policy.policy_from_dict`); a
+   `NOT_FOUND` line (the controller does not know this pod yet) changes nothing;
+3. when the stream breaks, the controller goes away, or nothing (not even a heartbeat)
+   arrives for `read_timeout` seconds, it keeps the last policy, sleeps with exponential
+   backoff (0.1 s doubling to 5 s, injectable `sleep`) and reconnects. A 400 is final.
+
+What `policy(port)` returns:
+- the last policy the controller sent for the port, even while it is unreachable;
+- before any answer (a new proxy whose controller is down): `default(port)`, the proxy's
+  configured default policy (`core.policy.default_port_policy` of the install's
+  `--default-policy` and cluster networks, given by the caller). With `deny` that has no
+  authorization at all: the port fails closed until the controller answers.
+
+`close()` cancels every task it owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+from collections.abc import Awaitable, Callable
+from urllib.parse import quote
+
+from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
+
+__all__ = ["PolicyClient", "PortWatch"]
+
+log = logging.getLogger(__name__)
+
+
+class PortWatch:
+    """What is known about one inbound port; updated in place by its stream."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.policy: PortPolicy | None = None  # None until the controller's first POLICY
+        self.connected = False
+        self.updates = 0
+        self.not_found = False
+        self._changed = asyncio.Event()
+
+    async def changed(self, timeout: float) -> bool:
+        """Wait for the next update; False on timeout."""
+        event = self._changed
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(event.wait(), timeout)
+        return event.is_set()
+
+    def _set(self, policy: PortPolicy) -> None:
+        self.policy, self.not_found = policy, False
+        self.updates += 1
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+
+class PolicyClient:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        namespace: str,
+        pod: str,
+        default: Callable[[int], PortPolicy],
+        ssl_context: ssl.SSLContext | Callable[[], ssl.SSLContext | None] | None = None,
+        server_hostname: str | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        read_timeout: float = 30.0,
+        backoff_first: float = 0.1,
+        backoff_cap: float = 5.0,
+    ) -> None:
+        self.host, self.port = host, port
+        self.namespace, self.pod, self.default = namespace, pod, default
+        self.ssl_context, self.server_hostname = ssl_context, server_hostname
+        self._sleep = sleep
+        self.read_timeout = read_timeout
+        self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
+        self._watches: dict[int, tuple[PortWatch, asyncio.Task[None]]] = {}
+        self.connects = 0
+
+    def watch(self, port: int) -> PortWatch:
+        entry = self._watches.get(port)
+        if entry is None:
+            watch = PortWatch(port)
+            task = asyncio.create_task(self._follow(watch), name=f"policy:{port}")
+            self._watches[port] = (watch, task)
+            return watch
+        return entry[0]
+
+    def policy(self, port: int) -> PortPolicy:
+        """The policy to enforce on `port` now (see the module docstring)."""
+        known = self.watch(port).policy
+        return known if known is not None else self.default(port)
+
+    async def close(self) -> None:
+        tasks = [t for _, t in self._watches.values()]
+        self._watches.clear()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _follow(self, watch: PortWatch) -> None:
+        delay = self.backoff_first
+        while True:
+            try:
+                if await self._stream(watch):
+                    return
+                delay = self.backoff_first
+            except (OSError, TimeoutError, ValueError, EOFError, asyncio.LimitOverrunError) as exc:
+                log.debug("policy stream for port %d broke: %s", watch.port, exc)
+            finally:
+                watch.connected = False
+            await self._sleep(delay)
+            delay = min(self.backoff_cap, delay * 2)
+
+    async def _stream(self, watch: PortWatch) -> bool:
+        """One connection; True when the answer is final (no point reconnecting)."""
+        context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
+        if context is None and self.ssl_context is not None:
+            raise ConnectionError("no client certificate yet")
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(
+                self.host,
+                self.port,
+                ssl=context,
+                server_hostname=self.server_hostname if context else None,
+            ),
+            self.read_timeout,
+        )
+        try:
+            query = (
+                f"namespace={quote(self.namespace, safe='')}&pod={quote(self.pod, safe='')}"
+                f"&port={watch.port}"
+            )
+            writer.write(
+                f"GET /v1/inbound?{query} HTTP/1.1\r\nHost: {self.host}\r\n"
+                "Accept: application/json\r\n\r\n".encode()
+            )
+            await writer.drain()
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
+            status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+            if status == b"400":
+                log.warning("the policy controller refused port %d of %s/%s", watch.port,
+                            self.namespace, self.pod)  # fmt: skip
+                return True
+            if status != b"200":
+                raise ValueError(
+                    f"the policy controller answered {status.decode(errors='replace')}"
+                )
+            self.connects += 1
+            watch.connected = True
+            while True:
+                line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+                if not line:
+                    raise EOFError("the policy controller closed the stream")
+                data = json.loads(line)
+                kind = data.get("type") if isinstance(data, dict) else None
+                if kind == "POLICY":
+                    try:
+                        watch._set(policy_from_dict(data.get("policy")))
+                    except PolicyError as exc:
+                        raise ValueError(f"bad policy from the controller: {exc}") from None
+                elif kind == "NOT_FOUND":
+                    watch.not_found = True
+                elif kind != "HEARTBEAT":
+                    raise ValueError(f"unexpected line from the policy controller: {kind!r}")
+        finally:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
