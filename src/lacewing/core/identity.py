@@ -54,8 +54,10 @@ __all__ = [
 
 DEFAULT_TRUST_DOMAIN = "cluster.local"
 IDENTITY_AUDIENCE = "identity.lacewing.io"
-IDENTITY_SERVICE_ACCOUNT = "identity"
-DESTINATION_SERVICE_ACCOUNT = "destination"
+# The control plane's service accounts, as `lacewing install` names them: a component's
+# certificate (and what destination announces for its pods) is `lacewing-<name>.<ns>...`.
+IDENTITY_SERVICE_ACCOUNT = "lacewing-identity"
+DESTINATION_SERVICE_ACCOUNT = "lacewing-destination"
 _INFIX = ".serviceaccount.identity.lacewing."
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")

@@ -58,6 +58,8 @@ class ClusterPort(Protocol):
 
     def server_now(self) -> datetime | None: ...
 
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str: ...
+
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -156,6 +158,13 @@ class Facts:
             key,
             lambda: self.cluster().get(api_version, kind, name, namespace),
             volatile=True,
+        )
+
+    def pod_text(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """A pod's HTTP answer through the API server (a proxy's /metrics on its admin port)."""
+        key = f"pod:{namespace}:{pod}:{port}:{path}"
+        return self.cached(
+            key, lambda: self.cluster().pod_proxy_get(namespace, pod, port, path), volatile=True
         )
 
     def list(

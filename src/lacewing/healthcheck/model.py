@@ -43,6 +43,7 @@ class Outcome:
     error: str = ""
     hint: str | None = None  # overrides the check's hint when the failure needs a specific one
     skipped: bool = False
+    final: bool = False  # a state that will not heal by waiting: `--wait` stops retrying
 
     @classmethod
     def ok(cls) -> Outcome:
@@ -51,6 +52,11 @@ class Outcome:
     @classmethod
     def fail(cls, error: str, hint: str | None = None) -> Outcome:
         return cls(passed=False, error=error, hint=hint)
+
+    @classmethod
+    def give_up(cls, error: str, hint: str | None = None) -> Outcome:
+        """Failed in a way waiting cannot fix (CrashLoopBackOff, ImagePullBackOff): no retry."""
+        return cls(passed=False, error=error, hint=hint, final=True)
 
     @classmethod
     def skip(cls, reason: str = "") -> Outcome:

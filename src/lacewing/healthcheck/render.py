@@ -16,7 +16,10 @@ prints only the categories that have a warning or an error (their header followe
 checks), then the status line. `HumanRenderer` is a runner `Observer`, so results appear as they
 are decided; on a terminal a retried check shows a spinner line (`⠋ description -- error`)
 that is rewritten in place with `\\r` and erased when the check finishes. When the output is not
-a terminal nothing is written while waiting, and no colour codes are used.
+a terminal no colour codes are used, and what is being waited for goes to the `progress` stream
+(stderr) as plain lines: one when a check starts waiting or its error changes, then one every
+`PROGRESS_EVERY` seconds (`waiting for "control plane pods are ready": No ready pods for
+"lacewing-identity" (280s left)`), so a log shows why a run is taking its time.
 
 `to_json` renders a finished `Report` in Linkerd's `-o json` shape; `hint` and `error` are left
 out when empty, as Linkerd does.
@@ -25,6 +28,7 @@ out when empty, as Linkerd does.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any, TextIO
 
 from lacewing.healthcheck.model import CategoryReport, CheckResult, Report, Status
@@ -35,6 +39,7 @@ SYMBOLS: dict[Status, str] = {Status.SUCCESS: "√", Status.WARNING: "‼", Stat
 _COLOURS: dict[Status, str] = {Status.SUCCESS: "32", Status.WARNING: "33", Status.ERROR: "31"}
 _SPINNER = "⠋⠙⠹⠸⠼⠴⠦⠧⠇⠏"
 _INDENT = "    "
+PROGRESS_EVERY = 10.0  # seconds between progress lines for the same wait
 
 
 def status_line(success: bool) -> str:
@@ -51,8 +56,17 @@ def _detail_lines(result: CheckResult) -> list[str]:
 class HumanRenderer:
     """Streams results as they finish; `short=True` shows only warnings and errors."""
 
-    def __init__(self, stream: TextIO, *, short: bool = False, terminal: bool = False) -> None:
+    def __init__(
+        self,
+        stream: TextIO,
+        *,
+        short: bool = False,
+        terminal: bool = False,
+        progress: TextIO | None = None,
+    ) -> None:
         self._stream = stream
+        self._progress = progress
+        self._last_wait: tuple[str, str, float] | None = None  # description, error, left
         self._short = short
         self._terminal = terminal
         self._frame = 0
@@ -67,17 +81,34 @@ class HumanRenderer:
             self._flush_header()
 
     def check_waiting(self, category: str, description: str, error: str, left: float) -> None:
+        first_line = error.splitlines()[0] if error else ""
         if not self._terminal:
+            self._progress_line(description, first_line, left)
             return
         frame = _SPINNER[self._frame % len(_SPINNER)]
         self._frame += 1
-        first_line = error.splitlines()[0] if error else ""
         text = f"{frame} {description} -- {first_line} (waiting, {int(left)}s left)"
         self._stream.write("\r\x1b[K" + text)
         self._stream.flush()
         self._spinning = True
 
+    def _progress_line(self, description: str, error: str, left: float) -> None:
+        if self._progress is None:
+            return
+        last = self._last_wait
+        if (
+            last is not None
+            and last[:2] == (description, error)
+            and last[2] - left < PROGRESS_EVERY
+        ):
+            return
+        self._last_wait = (description, error, left)
+        detail = f": {error}" if error else ""
+        self._progress.write(f'waiting for "{description}"{detail} ({math.ceil(left)}s left)\n')
+        self._progress.flush()
+
     def check_finished(self, result: CheckResult) -> None:
+        self._last_wait = None
         self._clear_spinner()
         if self._short and result.status is Status.SUCCESS:
             return

@@ -8,7 +8,9 @@ How a run goes:
 - A failed check with `retry_deadline=True` is retried every `interval` seconds until one
   deadline shared by the whole run (`wait` seconds after the run began, as `--wait` in Linkerd);
   before each retry the context's volatile facts are dropped (`Refreshable.refresh`) so the
-  check sees the cluster as it is now. `wait=0` disables retries.
+  check sees the cluster as it is now. `wait=0` disables retries. An outcome marked `final`
+  (`Outcome.give_up`: a container in CrashLoopBackOff or ImagePullBackOff) is not retried:
+  a broken cluster shows its first failure at once instead of after the whole `--wait`.
 - A check function that raises a `LacewingError` (the API refused, a certificate is unreadable)
   fails with that error's message; any other exception is a bug and propagates.
 
@@ -128,7 +130,12 @@ def run_checks(
         for check in category.checks:
             attempts = 1
             outcome = _attempt(check, ctx)
-            while not outcome.passed and check.retry_deadline and clock() < deadline:
+            while (
+                not outcome.passed
+                and not outcome.final
+                and check.retry_deadline
+                and clock() < deadline
+            ):
                 left = deadline - clock()
                 obs.check_waiting(category.name, check.description, outcome.error, left)
                 sleep(min(interval, left))

@@ -32,9 +32,7 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
 SERVICE_ACCOUNTS: tuple[str, ...] = (
     "identity",
     "destination",
-    "policy",
     "proxy-injector",
-    "heartbeat",
 )
 
 CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
@@ -50,12 +48,6 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
     ],
-    "policy": [
-        _rule([""], ["pods", "services", "namespaces"], _READ),
-        _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
-        _rule(["policy.lacewing.io"], ["httproutes/status"], ["patch", "update"]),
-        _rule([""], ["events"], ["create", "patch"]),
-    ],
     "proxy-injector": [
         _rule([""], ["namespaces", "replicationcontrollers"], _READ),
         _rule([""], ["pods"], ["get", "list"]),
@@ -63,15 +55,9 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["batch"], ["cronjobs", "jobs"], _READ),
         _rule([""], ["events"], ["create", "patch"]),
     ],
-    "heartbeat": [
-        _rule([""], ["namespaces"], ["list"]),
-        _rule(["policy.lacewing.io"], ["servers"], ["list"]),
-    ],
 }
 
 NAMESPACE_RULES: dict[str, list[dict[str, Any]]] = {
-    "policy": [_rule(["coordination.k8s.io"], ["leases"], ["get", "create", "update", "patch"])],
-    "heartbeat": [_rule([""], ["configmaps"], ["get"])],
     # The injector reads lacewing-config for the install values it injects with.
     "proxy-injector": [_rule([""], ["configmaps"], ["get"])],
 }

@@ -5,9 +5,13 @@ arguments of `lacewing controller <name>`, extra volumes). `render_control_plane
 emits, in apply order: the Namespace, RBAC (`install.rbac`), the ConfigMaps (`lacewing-config`
 with the full values and version; the identity trust roots), the Secrets (identity issuer,
 webhook serving certificates), Services, Deployments (each pod carries the ONE sidecar of
-`install.sidecar`: the proxy container, its init container and volumes), PodDisruptionBudgets
-with `ha`, the heartbeat CronJob when enabled, and last the webhook configurations (their
-Services exist by then). `render_crds` is the `install --crds` half.
+`install.sidecar`, given the component's name: the proxy container, its init container and
+volumes), PodDisruptionBudgets with `ha`, and last the webhook configuration (its Service
+exists by then). `render_crds` is the `install --crds` half.
+
+Only what runs is rendered: there is no policy controller yet (proxies apply no inbound
+policy), so no `lacewing-policy` Deployment or policy-validator webhook; and no heartbeat
+CronJob (it would have run `lacewing version` and done nothing).
 
 Nothing here talks to a cluster or reads a clock: certificates come in through `Credentials`.
 """
@@ -78,20 +82,15 @@ def _identity_args(v: Values) -> list[str]:
 
 
 def _destination_args(v: Values) -> list[str]:
+    # Serves mTLS with a certificate from identity (CSR + its service-account token), as a
+    # proxy gets one; never the issuer's key.
     return [
         "--listen-addr", "0.0.0.0:8086",
         "--cluster-domain", v.cluster_domain,
         "--trust-domain", v.identity.trust_domain,
-    ]  # fmt: skip
-
-
-def _policy_args(v: Values) -> list[str]:
-    return [
-        "--listen-addr", "0.0.0.0:8090",
-        "--admission-addr", "0.0.0.0:9443",
-        "--tls-dir", WEBHOOK_TLS_DIR,
-        "--default-policy", v.default_inbound_policy,
-        "--cluster-networks", v.cluster_networks,
+        "--identity-addr", sidecar.control_plane_address(v, "identity"),
+        "--identity-token-file", sidecar.IDENTITY_TOKEN_PATH,
+        "--trust-anchors-file", f"{TRUST_ANCHORS_DIR}/{sidecar.TRUST_ROOTS_KEY}",
     ]  # fmt: skip
 
 
@@ -102,7 +101,6 @@ def _injector_args(v: Values) -> list[str]:
 COMPONENTS: tuple[Component, ...] = (
     Component("identity", 8080, _identity_args),
     Component("destination", 8086, _destination_args),
-    Component("policy", 8090, _policy_args, "lacewing-policy-validator", 9443),
     Component("proxy-injector", 8443, _injector_args, "lacewing-proxy-injector", 8443, grpc=False),
 )
 assert {c.webhook_service for c in COMPONENTS if c.webhook_service} == set(WEBHOOK_SERVICES)
@@ -225,10 +223,17 @@ def _controller_container(values: Values, c: Component) -> Doc:
         ports.append({"name": "webhook", "containerPort": c.webhook_port, "protocol": "TCP"})
     mounts: list[Doc] = []
     if c.name == "identity":
-        mounts += [
-            {"name": "identity-issuer", "mountPath": ISSUER_DIR, "readOnly": True},
-            {"name": "trust-roots", "mountPath": TRUST_ANCHORS_DIR, "readOnly": True},
-        ]
+        mounts.append({"name": "identity-issuer", "mountPath": ISSUER_DIR, "readOnly": True})
+    if c.name in ("identity", "destination"):
+        mounts.append({"name": "trust-roots", "mountPath": TRUST_ANCHORS_DIR, "readOnly": True})
+    if c.name == "destination":  # its token for identity, as the proxy's
+        mounts.append(
+            {
+                "name": sidecar.IDENTITY_TOKEN_VOLUME,
+                "mountPath": sidecar.IDENTITY_TOKEN_PATH.rsplit("/", 1)[0],
+                "readOnly": True,
+            }
+        )
     if c.webhook_service:
         mounts.append({"name": "webhook-tls", "mountPath": WEBHOOK_TLS_DIR, "readOnly": True})
     container: Doc = {
@@ -258,14 +263,23 @@ def _controller_container(values: Values, c: Component) -> Doc:
 def _volumes(values: Values, c: Component) -> list[Doc]:
     volumes: list[Doc] = []
     if c.name == "identity":
-        volumes += [
-            {"name": "identity-issuer", "secret": {"secretName": ISSUER_SECRET}},
-            {"name": "trust-roots", "configMap": {"name": sidecar.TRUST_ROOTS_CONFIG_MAP}},
-        ]
+        volumes.append({"name": "identity-issuer", "secret": {"secretName": ISSUER_SECRET}})
+    if c.name in ("identity", "destination"):
+        volumes.append(
+            {"name": "trust-roots", "configMap": {"name": sidecar.TRUST_ROOTS_CONFIG_MAP}}
+        )
     if c.webhook_service:
         secret = {"secretName": f"{c.webhook_service}-k8s-tls"}
         volumes.append({"name": "webhook-tls", "secret": secret})
     return volumes + sidecar.proxy_volumes(values)
+
+
+def _pod_annotations(values: Values, c: Component) -> dict[str, str]:
+    annotations = {"lacewing.io/created-by": f"lacewing/cli {cli_version()}"}
+    skipped = sidecar.skip_inbound_ports(values, c.name)
+    if skipped:  # what proxy-init skips, for destination to read (no identity on them)
+        annotations[sidecar.SKIP_INBOUND_ANNOTATION] = skipped
+    return annotations
 
 
 def _deployment(values: Values, c: Component) -> Doc:
@@ -276,8 +290,8 @@ def _deployment(values: Values, c: Component) -> Doc:
         "automountServiceAccountToken": True,
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "securityContext": {"seccompProfile": {"type": "RuntimeDefault"}},
-        "initContainers": [sidecar.proxy_init_container(values)],
-        "containers": [_controller_container(values, c), sidecar.proxy_container(values)],
+        "initContainers": [sidecar.proxy_init_container(values, c.name)],
+        "containers": [_controller_container(values, c), sidecar.proxy_container(values, c.name)],
         "volumes": _volumes(values, c),
     }
     if values.ha:
@@ -309,7 +323,7 @@ def _deployment(values: Values, c: Component) -> Doc:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": {"lacewing.io/created-by": f"lacewing/cli {cli_version()}"},
+                    "annotations": _pod_annotations(values, c),
                 },
                 "spec": pod_spec,
             },
@@ -328,50 +342,6 @@ def _pdb(values: Values, c: Component) -> Doc:
                 "matchLabels": {
                     COMPONENT_LABEL: c.name,
                     sidecar.CONTROL_PLANE_NS_LABEL: values.namespace,
-                }
-            },
-        },
-    }
-
-
-def _heartbeat(values: Values) -> Doc:
-    """Runs `lacewing version` in-cluster: it reads lacewing-config and sends nothing anywhere."""
-    container = {
-        "name": "heartbeat",
-        "image": values.image.ref,
-        "imagePullPolicy": values.image.pull_policy,
-        "args": ["-L", values.namespace, "version"],
-        "securityContext": {
-            "runAsUser": CONTROLLER_UID,
-            "runAsNonRoot": True,
-            "readOnlyRootFilesystem": True,
-            "allowPrivilegeEscalation": False,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-    }
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "CronJob",
-        "metadata": _meta(values, "lacewing-heartbeat", "heartbeat"),
-        "spec": {
-            "schedule": values.heartbeat.schedule,
-            "concurrencyPolicy": "Replace",
-            "successfulJobsHistoryLimit": 0,
-            "jobTemplate": {
-                "spec": {
-                    "backoffLimit": 0,
-                    "template": {
-                        "metadata": {
-                            "labels": _labels(values, "heartbeat"),
-                            "annotations": {"lacewing.io/inject": "disabled"},
-                        },
-                        "spec": {
-                            "serviceAccountName": "lacewing-heartbeat",
-                            "restartPolicy": "Never",
-                            "containers": [container],
-                        },
-                    },
                 }
             },
         },
@@ -429,30 +399,7 @@ def _webhooks(values: Values, creds: Credentials) -> list[Doc]:
             }
         ],
     }
-    kinds = crds.KINDS
-    name = f"lacewing-{values.namespace}-policy-validator-webhook-config"
-    validating = {
-        "apiVersion": "admissionregistration.k8s.io/v1",
-        "kind": "ValidatingWebhookConfiguration",
-        "metadata": _meta(values, name, "policy", ns=False),
-        "webhooks": [
-            {
-                "name": "lacewing-policy-validator.lacewing.io",
-                "clientConfig": _webhook_client(values, "lacewing-policy-validator", creds),
-                "rules": [
-                    {
-                        "operations": ["CREATE", "UPDATE"],
-                        "apiGroups": sorted({k.group for k in kinds}),
-                        "apiVersions": ["*"],
-                        "resources": [k.plural for k in kinds],
-                        "scope": "Namespaced",
-                    }
-                ],
-                **common,
-            }
-        ],
-    }
-    return [mutating, validating]
+    return [mutating]
 
 
 def render_crds(values: Values) -> list[Doc]:
@@ -475,7 +422,5 @@ def render_control_plane(values: Values, creds: Credentials) -> list[Doc]:
     docs += [_deployment(stored, c) for c in COMPONENTS]
     if stored.ha:
         docs += [_pdb(stored, c) for c in COMPONENTS]
-    if stored.heartbeat.enabled:
-        docs.append(_heartbeat(stored))
     docs += _webhooks(stored, creds)
     return docs

@@ -5,22 +5,38 @@ Everything here is a pure function of `Values` returning Kubernetes JSON (dicts)
 produce byte-identical sidecars. Nothing in here knows the workload: what differs per pod
 (namespace, service account) reaches the proxy through the downward API (`fieldRef`).
 
-The proxy's environment follows its settings contract (`lacewing.proxy.config`): only
-`LACEWING_PROXY_*` variables the proxy knows are set (it refuses unknown ones). The identity
-and discovery addresses travel in `LACEWING_IDENTITY_*` / `LACEWING_*_ADDR` variables, outside
-that prefix. The proxy runs as uid 2102, which proxy-init exempts from redirection.
+The proxy's environment follows its settings contract: only `LACEWING_PROXY_*` variables the
+proxy knows are set (`lacewing.proxy.config`, which refuses unknown ones; destination's
+address is `LACEWING_PROXY_DESTINATION_ADDR`), and the `LACEWING_IDENTITY_*` / `LACEWING_POD_*`
+variables `lacewing.proxy.identity.sidecar.load_identity_config` reads. A unit test renders
+install and inject output and fails on any `LACEWING_*` name no component reads.
+
+The control plane's own pods get the same sidecar with `component=` set, which changes three
+things, as Linkerd does for its control plane:
+- the identity pod's proxy asks its own controller for a certificate on localhost
+  (`LACEWING_IDENTITY_ADDR=localhost:8080`): through the Service it would wait for an endpoint
+  that cannot become ready before the proxy holds a certificate;
+- the destination pod's proxy reaches its own controller on localhost:8086;
+- proxy-init skips the component's serving ports inbound (`CONTROL_PLANE_SKIP_INBOUND`: the
+  identity and destination controllers terminate their own TLS; the API server calls the
+  injector's webhook with its caBundle), and the pod template says so in the
+  `config.lacewing.io/skip-inbound-ports` annotation, which destination reads so that it
+  announces no identity for those ports (clients must not wrap them in mesh mTLS).
+The proxy runs as uid 2102, which proxy-init exempts from redirection.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from lacewing.core.identity import identity_service_name
 from lacewing.install.values import ResourceValues, Values
 
 __all__ = [
     "ADMIN_PORT_NAME",
     "CONTROL_PLANE_NS_LABEL",
     "CONTROL_PLANE_PORTS",
+    "CONTROL_PLANE_SKIP_INBOUND",
     "IDENTITY_TOKEN_AUDIENCE",
     "IDENTITY_TOKEN_PATH",
     "IDENTITY_TOKEN_VOLUME",
@@ -28,6 +44,7 @@ __all__ = [
     "PROXY_CONTAINER_NAME",
     "PROXY_PORT_NAME",
     "PROXY_VERSION_LABEL",
+    "SKIP_INBOUND_ANNOTATION",
     "TAP_PORT_NAME",
     "TRUST_ROOTS_CONFIG_MAP",
     "TRUST_ROOTS_KEY",
@@ -38,6 +55,7 @@ __all__ = [
     "proxy_volumes",
     "resources",
     "restricted_security_context",
+    "skip_inbound_ports",
 ]
 
 PROXY_CONTAINER_NAME = "lacewing-proxy"
@@ -54,8 +72,16 @@ IDENTITY_TOKEN_DIR = "/var/run/secrets/tokens"
 IDENTITY_TOKEN_PATH = f"{IDENTITY_TOKEN_DIR}/lacewing-identity-token"
 IDENTITY_TOKEN_AUDIENCE = "identity.lacewing.io"
 
+SKIP_INBOUND_ANNOTATION = "config.lacewing.io/skip-inbound-ports"
+
 # Control plane components and the port their proxies' clients dial (Linkerd's numbers).
-CONTROL_PLANE_PORTS: dict[str, int] = {"identity": 8080, "destination": 8086, "policy": 8090}
+CONTROL_PLANE_PORTS: dict[str, int] = {"identity": 8080, "destination": 8086}
+# Ports of a control-plane pod that its proxy must never intercept inbound (see above).
+CONTROL_PLANE_SKIP_INBOUND: dict[str, tuple[int, ...]] = {
+    "identity": (8080,),
+    "destination": (8086,),
+    "proxy-injector": (8443,),
+}
 
 
 def resources(spec: ResourceValues) -> dict[str, dict[str, str]]:
@@ -92,7 +118,14 @@ def control_plane_address(values: Values, component: str) -> str:
     return f"{host}:{CONTROL_PLANE_PORTS[component]}"
 
 
-def _proxy_env(values: Values) -> list[dict[str, Any]]:
+def _own_or_service(values: Values, target: str, component: str | None) -> str:
+    """The pod of `target` itself reaches its controller on localhost (no Service hop)."""
+    if component == target:
+        return f"localhost:{CONTROL_PLANE_PORTS[target]}"
+    return control_plane_address(values, target)
+
+
+def _proxy_env(values: Values, component: str | None) -> list[dict[str, Any]]:
     p = values.proxy
     settings = {
         "INBOUND_LISTEN_ADDR": f"0.0.0.0:{p.ports.inbound}",
@@ -102,6 +135,7 @@ def _proxy_env(values: Values) -> list[dict[str, Any]]:
         "OPAQUE_PORTS": p.opaque_ports,
         "INBOUND_FORWARD_HOST": "127.0.0.1",
         "SHUTDOWN_GRACE_PERIOD": p.shutdown_grace_period,
+        "DESTINATION_ADDR": _own_or_service(values, "destination", component),
     }
     env: list[dict[str, Any]] = [
         {"name": f"LACEWING_PROXY_{key}", "value": value} for key, value in settings.items()
@@ -110,19 +144,16 @@ def _proxy_env(values: Values) -> list[dict[str, Any]]:
     def field_ref(path: str) -> dict[str, Any]:
         return {"fieldRef": {"fieldPath": path}}
 
-    def address(component: str) -> str:
-        return control_plane_address(values, component)
-
     trust_roots = {"configMapKeyRef": {"name": TRUST_ROOTS_CONFIG_MAP, "key": TRUST_ROOTS_KEY}}
+    identity_svc = identity_service_name(values.namespace, values.identity.trust_domain)
     env += [
         {"name": "LACEWING_POD_NAMESPACE", "valueFrom": field_ref("metadata.namespace")},
         {"name": "LACEWING_POD_SERVICE_ACCOUNT", "valueFrom": field_ref("spec.serviceAccountName")},
-        {"name": "LACEWING_IDENTITY_ADDR", "value": address("identity")},
+        {"name": "LACEWING_IDENTITY_ADDR", "value": _own_or_service(values, "identity", component)},
+        {"name": "LACEWING_IDENTITY_SVC_NAME", "value": identity_svc.name},
         {"name": "LACEWING_IDENTITY_TRUST_DOMAIN", "value": values.identity.trust_domain},
         {"name": "LACEWING_IDENTITY_TOKEN_FILE", "value": IDENTITY_TOKEN_PATH},
         {"name": "LACEWING_IDENTITY_TRUST_ANCHORS", "valueFrom": trust_roots},
-        {"name": "LACEWING_DESTINATION_ADDR", "value": address("destination")},
-        {"name": "LACEWING_POLICY_ADDR", "value": address("policy")},
     ]
     return env
 
@@ -137,15 +168,17 @@ def _probe(path: str, delay: int) -> dict[str, Any]:
     }
 
 
-def proxy_container(values: Values) -> dict[str, Any]:
-    """The `lacewing-proxy` container: `lacewing proxy` as uid 2102, probes on the admin port."""
+def proxy_container(values: Values, component: str | None = None) -> dict[str, Any]:
+    """The `lacewing-proxy` container: `lacewing proxy` as uid 2102, probes on the admin port.
+
+    `component` is set for the control plane's own pods (see the module docstring)."""
     p = values.proxy
     container: dict[str, Any] = {
         "name": PROXY_CONTAINER_NAME,
         "image": values.image.ref,
         "imagePullPolicy": values.image.pull_policy,
         "args": ["proxy"],
-        "env": _proxy_env(values),
+        "env": _proxy_env(values, component),
         "ports": [
             {"name": PROXY_PORT_NAME, "containerPort": p.ports.inbound, "protocol": "TCP"},
             {"name": ADMIN_PORT_NAME, "containerPort": p.ports.admin, "protocol": "TCP"},
@@ -164,7 +197,13 @@ def proxy_container(values: Values) -> dict[str, Any]:
     return container
 
 
-def proxy_init_container(values: Values) -> dict[str, Any]:
+def skip_inbound_ports(values: Values, component: str | None = None) -> str:
+    """The ports proxy-init leaves alone inbound besides tap and admin (comma-separated)."""
+    own = ",".join(str(port) for port in CONTROL_PLANE_SKIP_INBOUND.get(component or "", ()))
+    return ",".join(x for x in (own, values.proxy_init.ignore_inbound_ports) if x)
+
+
+def proxy_init_container(values: Values, component: str | None = None) -> dict[str, Any]:
     """The `lacewing-init` init container: `lacewing proxy-init` with NET_ADMIN and NET_RAW.
 
     It needs root in the pod's network namespace to write nat rules, and nothing else: no
@@ -181,7 +220,7 @@ def proxy_init_container(values: Values) -> dict[str, Any]:
         str(p.uid),
     ]
     inbound_ignored = ",".join(
-        x for x in (f"{p.ports.tap},{p.ports.admin}", init.ignore_inbound_ports) if x
+        x for x in (f"{p.ports.tap},{p.ports.admin}", skip_inbound_ports(values, component)) if x
     )
     args += ["--inbound-ports-to-ignore", inbound_ignored]
     if init.ignore_outbound_ports:

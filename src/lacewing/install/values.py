@@ -34,7 +34,6 @@ from lacewing.errors import ConfigError
 
 __all__ = [
     "DEFAULT_IMAGE",
-    "HeartbeatValues",
     "IdentityValues",
     "ImageValues",
     "ProxyInitValues",
@@ -130,14 +129,6 @@ class WebhookValues:
 
 
 @dataclass(frozen=True)
-class HeartbeatValues:
-    """A daily in-cluster job that reads lacewing-config; off by default, never phones out."""
-
-    enabled: bool = False
-    schedule: str = "0 0 * * *"
-
-
-@dataclass(frozen=True)
 class Values:
     namespace: str = "lacewing"
     image: ImageValues = field(default_factory=ImageValues)
@@ -154,7 +145,6 @@ class Values:
     proxy_init: ProxyInitValues = field(default_factory=ProxyInitValues)
     identity: IdentityValues = field(default_factory=IdentityValues)
     webhook: WebhookValues = field(default_factory=WebhookValues)
-    heartbeat: HeartbeatValues = field(default_factory=HeartbeatValues)
 
     @property
     def replicas(self) -> int:

@@ -394,6 +394,13 @@ class Cluster:
             if exc.code != 404:
                 raise
 
+    def pod_proxy_get(self, namespace: str, pod: str, port: int, path: str) -> str:
+        """GET `path` from a pod's `port` through the API server (`pods/proxy`), as text."""
+        response = self._send(
+            "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
+        )
+        return response.text
+
     def can_i(
         self, verb: str, resource: str, group: str = "", namespace: str | None = None
     ) -> bool:

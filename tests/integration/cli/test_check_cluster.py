@@ -8,15 +8,19 @@ control plane's pods and marks them Ready when a test says so.
 from __future__ import annotations
 
 import base64
+import copy
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from tests.integration.cli.conftest import CliResult
+from tests.integration.cli.injector import ThreadedInjector
 from tests.support.kubeapi import KubeAPI
 from tests.unit.healthcheck.version_server import serve_version_document
 
@@ -137,6 +141,25 @@ def test_pre_fails_without_read_access(kube_api: KubeAPI, lacewing: Lacewing) ->
 # -- check (installed) ---------------------------------------------------------------------------
 
 
+@pytest.fixture
+def injector(kube_api: KubeAPI, tmp_path: Path) -> Iterator[Callable[[str], ThreadedInjector]]:
+    """`injector(namespace)` serves the installed webhook for real (see injector.py)."""
+    started: list[ThreadedInjector] = []
+
+    def serve(namespace: str = "lacewing") -> ThreadedInjector:
+        running = ThreadedInjector(kube_api, namespace, tmp_path / f"injector-{namespace}")
+        running.start()
+        started.append(running)
+        return running
+
+    yield serve
+    for running in started:
+        running.stop()
+
+
+Injector = Callable[..., ThreadedInjector]
+
+
 def install(api: KubeAPI, lacewing: Lacewing, namespace: str = "lacewing") -> None:
     """`lacewing install --crds | kubectl apply -f -`, then the same for `lacewing install`
     (applied with server-side apply through `Cluster.apply`)."""
@@ -151,16 +174,28 @@ def install(api: KubeAPI, lacewing: Lacewing, namespace: str = "lacewing") -> No
 
 
 def test_check_waits_for_pods_then_passes(
-    kube_api: KubeAPI, lacewing: Lacewing, latest_is: Callable[[str], None], golden: Any
+    kube_api: KubeAPI,
+    lacewing: Lacewing,
+    latest_is: Callable[[str], None],
+    golden: Any,
+    injector: Injector,
 ) -> None:
     latest_is(__version__)
     install(kube_api, lacewing)
+    injector()
     kube_api.kubelet.sync()
     result = check(lacewing, kube_api, "--wait", "0")
     assert result.code == 1
-    assert failures(result.out) == ["control plane pods are ready"]
+    assert failures(result.out) == [
+        "control plane proxies hold certificates",
+        "control plane pods are ready",
+    ]
     assert "lacewing-identity\n" not in result.out  # needs lacewing-existence, which failed
-    golden("check/pods_not_ready.txt", result.out)
+    # pod names end in a random suffix: keep the golden file stable
+    golden(
+        "check/pods_not_ready.txt",
+        re.sub(r"-[0-9a-f]{10}-[0-9a-f]{5}\b", "-HASH-XXXXX", result.out),
+    )
     kube_api.kubelet.mark_ready()
     result = check(lacewing, kube_api, "--wait", "0")
     assert result.code == 0, result.out
@@ -171,8 +206,11 @@ def test_check_waits_for_pods_then_passes(
     assert json.loads(as_json.out)["success"] is True
 
 
-def test_wait_retries_until_pods_become_ready(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+def test_wait_retries_until_pods_become_ready(
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+) -> None:
     install(kube_api, lacewing)
+    injector()
     kube_api.kubelet.sync()
     sleeps: list[float] = []
 
@@ -192,6 +230,11 @@ def test_wait_retries_until_pods_become_ready(kube_api: KubeAPI, lacewing: Lacew
     assert code == 0, text
     assert sleeps == [1.0, 1.0]
     assert "√ control plane pods are ready\n" in text
+    # not a terminal: what is being waited for is said once on stderr (not every retry)
+    progress = out.err.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert len(progress) == 1, progress
+    assert progress[0].startswith('waiting for "control plane proxies hold certificates": pod ')
+    assert progress[0].endswith(": lacewing-proxy has no certificate yet (not ready) (300s left)")
 
 
 def test_check_before_install_says_to_install(kube_api: KubeAPI, lacewing: Lacewing) -> None:
@@ -251,8 +294,9 @@ def _replace_identity(api: KubeAPI, anchor: pki.CertifiedKey, issuer: pki.Certif
 
 
 @pytest.fixture
-def healthy(kube_api: KubeAPI, lacewing: Lacewing) -> KubeAPI:
+def healthy(kube_api: KubeAPI, lacewing: Lacewing, injector: Injector) -> KubeAPI:
     install(kube_api, lacewing)
+    injector()
     kube_api.kubelet.sync()
     kube_api.kubelet.mark_ready()
     return kube_api
@@ -314,11 +358,11 @@ def test_webhook_cert_not_matching_its_ca_bundle(healthy: KubeAPI, lacewing: Lac
 
 def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing) -> None:
     with Cluster.connect(str(healthy.kubeconfig)) as cluster:
-        secret = cluster.get("v1", "Secret", "lacewing-policy-validator-k8s-tls", "lacewing")
+        secret = cluster.get("v1", "Secret", "lacewing-proxy-injector-k8s-tls", "lacewing")
         hook = cluster.get(
             "admissionregistration.k8s.io/v1",
-            "ValidatingWebhookConfiguration",
-            "lacewing-lacewing-policy-validator-webhook-config",
+            "MutatingWebhookConfiguration",
+            "lacewing-lacewing-proxy-injector-webhook-config",
         )
         assert secret is not None and hook is not None
         ca = pki.generate_webhook_ca()  # signs the cert and is the caBundle: only the name is off
@@ -331,18 +375,136 @@ def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing
             }
             cluster.apply(obj)
     result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
-    assert failures(result.out) == ["policy-validator webhook has valid cert"]
-    assert "is not valid for lacewing-policy-validator.lacewing.svc" in result.out
+    # the API server now rejects the webhook's certificate too, so nothing gets injected
+    assert failures(result.out) == [
+        "proxy-injector webhook has valid cert",
+        "dry-run pods come back injected",
+    ]
+    assert "is not valid for lacewing-proxy-injector.lacewing.svc" in result.out
 
 
-def test_another_namespace_with_dash_l(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+def test_another_namespace_with_dash_l(
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+) -> None:
     install(kube_api, lacewing, namespace="mesh")
+    injector("mesh")
     kube_api.kubelet.sync()
     args = ("--kubeconfig", str(kube_api.kubeconfig), "-L", "mesh", "check", "--wait", "0")
     result = lacewing(*args, "--skip-version-check")
-    assert failures(result.out) == ["control plane pods are ready"]
+    assert failures(result.out) == [
+        "control plane proxies hold certificates",
+        "control plane pods are ready",
+    ]
     assert "    kubectl -n mesh get pods; kubectl -n mesh describe pods\n" in result.out
     kube_api.kubelet.mark_ready(namespace="mesh")
     assert lacewing(*args, "--skip-version-check").code == 0
     wrong = lacewing("--kubeconfig", str(kube_api.kubeconfig), "check", "--wait", "0")
     assert 'ConfigMap "lacewing-config" was not found in namespace "lacewing"' in wrong.out
+
+
+# -- faults the control plane's pods show (each injected, seen failing, then healed) -------------
+
+
+def _set_container_state(api: KubeAPI, prefix: str, name: str, **fields: Any) -> str:
+    pod = next(
+        p for p in api.list("v1", "Pod", "lacewing") if p["metadata"]["name"].startswith(prefix)
+    )
+    for status in pod["status"]["containerStatuses"]:
+        if status["name"] == name:
+            status.update(fields)
+    api.replace_status(pod)
+    return str(pod["metadata"]["name"])
+
+
+def test_a_control_plane_proxy_without_a_certificate(healthy: KubeAPI, lacewing: Lacewing) -> None:
+    pod = _set_container_state(healthy, "lacewing-destination", "lacewing-proxy", ready=False)
+    result = check(lacewing, healthy, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out)[0] == "control plane proxies hold certificates"
+    assert f"    pod {pod}: lacewing-proxy has no certificate yet (not ready)\n" in result.out
+    assert "kubectl -n lacewing logs POD -c lacewing-proxy" in result.out
+    healthy.kubelet.mark_ready()
+    assert check(lacewing, healthy, "--wait", "0", "--skip-version-check").code == 0
+
+
+@pytest.mark.parametrize(
+    ("reason", "hint"),
+    [("CrashLoopBackOff", "--previous"), ("ImagePullBackOff", "is the image on the node?")],
+)
+def test_states_that_will_not_heal_fail_at_once(
+    healthy: KubeAPI, lacewing: Lacewing, reason: str, hint: str
+) -> None:
+    state = {"waiting": {"reason": reason, "message": "back-off 5m0s"}}
+    pod = _set_container_state(healthy, "lacewing-identity", "identity", ready=False, state=state)
+    sleeps: list[float] = []
+    out = Output(out=io.StringIO(), err=io.StringIO())
+    code = run(
+        CheckCommandOptions(wait=300, skip_version_check=True),
+        GlobalOptions(kubeconfig=str(healthy.kubeconfig)),
+        out,
+        sleep=sleeps.append,
+    )
+    text = out.out.getvalue()  # type: ignore[attr-defined]  # a StringIO
+    assert code == 1
+    assert sleeps == []  # no 5-minute wait before the first failure
+    assert f"    pod lacewing/{pod}: container identity is in {reason} (back-off 5m0s)\n" in text, (
+        text
+    )
+    assert hint in text
+    healthy.kubelet.mark_ready()
+    assert check(lacewing, healthy, "--wait", "0", "--skip-version-check").code == 0
+
+
+def test_the_webhook_unreachable_from_the_api_server(
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+) -> None:
+    install(kube_api, lacewing)
+    kube_api.kubelet.sync()
+    kube_api.kubelet.mark_ready()
+    running = injector()
+    assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
+    running.stop()  # the API server's calls to the webhook now fail (failurePolicy Ignore)
+    result = check(lacewing, kube_api, "--wait", "0", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["dry-run pods come back injected"]
+    assert "was admitted without a lacewing-proxy container" in result.out
+    assert "kubectl -n lacewing get pods,endpoints lacewing-proxy-injector" in result.out
+    assert kube_api.list("v1", "Pod", "default") == []  # a dry run: nothing was stored
+    injector()  # healed
+    assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
+
+
+# -- node architectures (check --pre) -------------------------------------------------------------
+
+
+def _node_arch(api: KubeAPI, name: str | None, arch: str) -> None:
+    nodes = api.list("v1", "Node")
+    node = copy.deepcopy(next(n for n in nodes if name in (None, n["metadata"]["name"])))
+    node["status"]["nodeInfo"]["architecture"] = arch
+    api.replace_status(node)
+
+
+def test_pre_refuses_32_bit_arm_nodes(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    _node_arch(kube_api, None, "arm")
+    node = kube_api.list("v1", "Node")[0]["metadata"]["name"]
+    result = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert result.code == 1
+    assert failures(result.out) == ["nodes run a supported architecture"]
+    assert (
+        f"{X} nodes run a supported architecture\n"
+        f"    node {node} is arm (32-bit ARM, armv7)\n"
+        "    lacewing runs on amd64, arm64 only\n"
+        "    lacewing runs on amd64 and arm64: 32-bit Raspberry Pi OS (armv7) is not supported"
+    ) in result.out
+    second = copy.deepcopy(kube_api.list("v1", "Node")[0])
+    second["metadata"] = {"name": "pi-64", "labels": {"kubernetes.io/arch": "arm64"}}
+    second["status"]["nodeInfo"]["architecture"] = "arm64"
+    kube_api.create(second)
+    kube_api.replace_status(second)
+    mixed = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert mixed.code == 0, mixed.out  # one node can run it: a warning only
+    assert failures(mixed.out) == ["every node runs a supported architecture"]
+    assert f"    node {node} is arm (32-bit ARM, armv7)\n" in mixed.out
+    _node_arch(kube_api, node, "arm64")
+    healed = check(lacewing, kube_api, "--pre", "--skip-version-check")
+    assert healed.code == 0 and failures(healed.out) == [], healed.out

@@ -101,7 +101,17 @@ async def test_local_source_streams_registry_changes_and_stops_on_sigterm(tmp_pa
     [
         (DestinationOptions(listen_addr="nowhere"), "not HOST:PORT"),
         (DestinationOptions(source="consul"), "unknown source"),
-        (DestinationOptions(issuer_dir=Path("/x")), "go together"),
+        (DestinationOptions(issuer_dir=Path("/x")), "goes with --identity-addr or --issuer-dir"),
+        (
+            DestinationOptions(identity_addr="identity:8080", trust_anchors_file=Path("/x")),
+            "--identity-addr and --identity-token-file go together",
+        ),
+        (
+            DestinationOptions(
+                issuer_dir=Path("/x"), identity_addr="i:8080", trust_anchors_file=Path("/x")
+            ),
+            "exclude each other",
+        ),
         (
             DestinationOptions(issuer_dir=Path("/nonexistent"), trust_anchors_file=Path("/nope")),
             "cannot read --trust-anchors-file",

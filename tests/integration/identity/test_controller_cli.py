@@ -18,7 +18,7 @@ from lacewing.core.identity import Identity, mint_local_token
 from lacewing.errors import UsageError
 from lacewing.proxy.identity.credentials import make_csr, new_private_key
 
-NAME = "identity.lacewing.serviceaccount.identity.lacewing.cluster.local"
+NAME = "lacewing-identity.lacewing.serviceaccount.identity.lacewing.cluster.local"
 KEY = b"a-local-runtime-key-of-32-bytes!"
 
 

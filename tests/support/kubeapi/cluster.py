@@ -25,6 +25,8 @@ class Cluster:
     bookmark_interval: float = 1.0
     # webhook service (namespace, name, port) -> base URL the test serves it on
     webhook_urls: dict[tuple[str, str, int], str] = field(default_factory=dict)
+    # pod (namespace, name, port) -> base URL the test serves it on, for pods/proxy
+    pod_proxy_urls: dict[tuple[str, str, int], str] = field(default_factory=dict)
 
     @classmethod
     def fresh(cls, admin_token: str, history_window: int = 1000) -> Cluster:

@@ -9,7 +9,10 @@ deletecollection. Errors travel as `ApiError` and leave as `Status` bodies. Disc
 (/version, /api, /apis...) is rendered from the registry, so CRD kinds appear as soon as
 their CRD exists. A watch streams JSON lines until its `timeoutSeconds`, the client going
 away, or the cluster being replaced; with `allowWatchBookmarks` it sends a BOOKMARK whenever
-`bookmark_interval` passes without an event.
+`bookmark_interval` passes without an event. `GET .../pods/<name>:<port>/proxy/<path>` (how
+`kubectl get --raw` and `lacewing check --proxy` read a pod's metrics) is answered from the URL
+the test registered for that pod and port (`KubeAPI.route_pod_proxy`), 503 otherwise, as an
+API server answers when it cannot reach the pod.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import yaml
 from aiohttp import web
 
@@ -115,6 +119,9 @@ class ApiServer:
                 user = cluster.auth.authenticate(header)
             if parts in (["healthz"], ["livez"], ["readyz"]):
                 return web.Response(text="ok")
+            pods = parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["pods"]
+            if pods and parts[6:7] == ["proxy"] and request.method == "GET":
+                return await self._pod_proxy(cluster, parts, user)
             if request.method == "GET":
                 discovery = self._discovery(cluster, parts, request)
                 if discovery is not None:
@@ -128,6 +135,26 @@ class ApiServer:
         except Exception as exc:  # an emulator bug: say so in the Status, keep the trace in logs
             log.exception("kubeapi: %s %s failed", request.method, request.path)
             return _error(ApiError(500, "InternalError", f"emulator bug: {exc!r}"))
+
+    async def _pod_proxy(self, cluster: Cluster, parts: list[str], user: TokenInfo) -> web.Response:
+        namespace, target, path = parts[3], parts[5], "/".join(parts[7:])
+        name, _, port_text = target.partition(":")
+        cluster.auth.authorize("get", "pods/proxy", "", namespace, name, user)
+        base = cluster.pod_proxy_urls.get((namespace, name, int(port_text or 80)))
+        if base is None:
+            raise ApiError(
+                503, "ServiceUnavailable", f"error trying to reach pod {name}:{port_text}"
+            )
+        async with aiohttp.ClientSession() as session:
+            try:
+                async with session.get(f"{base}/{path}", timeout=aiohttp.ClientTimeout(5)) as up:
+                    body = await up.read()
+                    kind = up.headers.get("Content-Type", "text/plain")
+                    return web.Response(status=up.status, body=body, headers={"Content-Type": kind})
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                raise ApiError(
+                    503, "ServiceUnavailable", f"error trying to reach pod: {exc}"
+                ) from None
 
     @staticmethod
     def _verb(request: web.Request, req: Request) -> str:

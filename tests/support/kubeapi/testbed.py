@@ -336,6 +336,10 @@ class KubeAPI:
         """Send admission calls for Service `namespace/service:port` to `base_url` instead."""
         self.cluster.webhook_urls[(namespace, service, port)] = base_url.rstrip("/")
 
+    def route_pod_proxy(self, namespace: str, pod: str, port: int, base_url: str) -> None:
+        """Answer `pods/<pod>:<port>/proxy/...` from `base_url` (the pod's own server)."""
+        self.cluster.pod_proxy_urls[(namespace, pod, port)] = base_url.rstrip("/")
+
     def kubectl(
         self, *args: str, input: str | None = None, timeout: float = 30
     ) -> subprocess.CompletedProcess[str]:

@@ -21,7 +21,7 @@ def test_names_follow_the_documented_shapes() -> None:
     assert ident.spiffe_id == "spiffe://cluster.local/ns/shop/sa/web"
     assert ident.username == "system:serviceaccount:shop:web"
     assert str(identity_service_name("lacewing", "example.org")) == (
-        "identity.lacewing.serviceaccount.identity.lacewing.example.org"
+        "lacewing-identity.lacewing.serviceaccount.identity.lacewing.example.org"
     )
 
 

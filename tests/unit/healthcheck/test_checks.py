@@ -111,6 +111,9 @@ def test_cluster_scoped_objects_that_exist_already_pass_but_denials_fail() -> No
     assert pre.can_create_cluster_scoped(make_facts(cluster, rendered=[crd])).passed
     cluster.denied.add(("create", "CustomResourceDefinition"))
     cluster.add(obj("v1", "ConfigMap", "extension-apiserver-authentication", "kube-system"))
+    node = obj("v1", "Node", "pi-1")
+    node["status"] = {"nodeInfo": {"architecture": "arm64"}}
+    cluster.add(node)
     report = run_checks([pre.PRE_KUBERNETES_SETUP], make_facts(cluster, rendered=[crd]))
     failed = [r for r in report.categories[0].results if r.status is Status.ERROR]
     assert [(r.description, r.error) for r in failed] == [
@@ -207,7 +210,10 @@ def test_unknown_latest_version_is_a_warning_with_the_skip_hint() -> None:
 def test_proxy_not_ready_is_reported_per_pod() -> None:
     cluster = FakeCluster().add(pod("identity", ready=True, proxy_ready=False))
     outcome = vchecks.proxies_healthy(make_facts(cluster))
-    assert outcome.error == "the lacewing-proxy container of pod lacewing-identity-abc is not ready"
+    assert (
+        outcome.error
+        == "pod lacewing-identity-abc: lacewing-proxy has no certificate yet (not ready)"
+    )
 
 
 def test_skip_version_check_drops_every_latest_version_lookup() -> None:

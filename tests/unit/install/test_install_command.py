@@ -187,3 +187,23 @@ def test_external_issuer_needs_what_cert_manager_makes() -> None:
     prepared[("ConfigMap", "lacewing-config")] = {}
     with pytest.raises(AlreadyInstalled):
         _run(run_install, FakeCluster(prepared), options)
+
+
+def test_upgrade_accepts_values_stored_with_the_retired_heartbeat() -> None:
+    """0.1.0 stored `heartbeat:` in lacewing-config; upgrade drops it and renders no CronJob."""
+    from lacewing.cli.commands.install import run_upgrade
+    from lacewing.install.credentials import generate
+    from lacewing.install.render import render_control_plane
+    from lacewing.install.values import Values
+
+    docs = render_control_plane(Values(), generate("lacewing", "cluster.local"))
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    config = objects[("ConfigMap", "lacewing-config")]
+    stored = yaml.safe_load(config["data"]["values"])
+    stored["heartbeat"] = {"enabled": True, "schedule": "0 0 * * *"}
+    config["data"]["values"] = yaml.safe_dump(stored)
+    upgraded = list(yaml.safe_load_all(_run(run_upgrade, FakeCluster(objects), InstallOptions())))
+    assert upgraded and "CronJob" not in {d["kind"] for d in upgraded}
+    assert "heartbeat" not in yaml.safe_load(
+        next(d for d in upgraded if d["metadata"]["name"] == "lacewing-config")["data"]["values"]
+    )

@@ -45,8 +45,8 @@ def _kinds(docs: list[dict[str, Any]]) -> list[str]:
 
 VARIANTS = {
     "default": Values(),
-    "ha+heartbeat+limits": build_values(
-        sets=["heartbeat.enabled=true", "proxy.resources.cpuLimit=1", "namespace=mesh"],
+    "ha+limits": build_values(
+        sets=["proxy.resources.cpuLimit=1", "namespace=mesh"],
         overrides={"ha": True},
     ),
 }
@@ -69,29 +69,38 @@ def test_the_control_plane_has_everything_the_issue_lists() -> None:
     docs = _render(Values())
     kinds = set(_kinds(docs))
     assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-            "Secret", "Service", "Deployment", "MutatingWebhookConfiguration",
-            "ValidatingWebhookConfiguration"} <= kinds  # fmt: skip
+            "Secret", "Service", "Deployment", "MutatingWebhookConfiguration"} <= kinds  # fmt: skip
     assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == "lacewing"
-    for name in ("identity", "destination", "policy", "proxy-injector", "heartbeat"):
+    for name in ("identity", "destination", "proxy-injector"):
         _by(docs, "ServiceAccount", f"lacewing-{name}")
-    for name in ("identity", "destination", "policy", "proxy-injector"):
+    for name in ("identity", "destination", "proxy-injector"):
         deploy = _by(docs, "Deployment", f"lacewing-{name}")
         main = deploy["spec"]["template"]["spec"]["containers"][0]
         assert main["args"][:4] == ["-L", "lacewing", "controller", name]
         assert main["image"] == Values().image.ref
     # webhooks come after the Services and Deployments they call
-    assert _kinds(docs)[-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
+    assert _kinds(docs)[-1:] == ["MutatingWebhookConfiguration"]
 
 
-def test_heartbeat_and_pdbs_are_opt_in() -> None:
-    plain = _kinds(_render(Values()))
-    assert "CronJob" not in plain and "PodDisruptionBudget" not in plain
-    docs = _render(VARIANTS["ha+heartbeat+limits"])
-    cron = _by(docs, "CronJob", "lacewing-heartbeat")
-    container = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
-    assert container["args"] == ["-L", "mesh", "version"]  # reads the cluster, sends nothing
-    assert _kinds(docs).count("PodDisruptionBudget") == 4
-    assert _by(docs, "Deployment", "lacewing-policy")["spec"]["replicas"] == 3
+def test_only_what_runs_is_rendered() -> None:
+    """No policy controller exists yet, and the heartbeat job did nothing: neither is rendered."""
+    docs = _render(VARIANTS["ha+limits"])
+    names = {(d["kind"], d["metadata"]["name"]) for d in docs}
+    assert not [n for n in names if "policy" in n[1] or "heartbeat" in n[1]], names
+    assert "CronJob" not in _kinds(docs) and "ValidatingWebhookConfiguration" not in _kinds(docs)
+    from lacewing.cli.commands.controller import COMPONENTS as RUNNABLE
+
+    for doc in docs:  # every Deployment runs a `lacewing controller` subcommand that exists
+        if doc["kind"] == "Deployment":
+            args = doc["spec"]["template"]["spec"]["containers"][0]["args"]
+            assert args[2] == "controller" and args[3] in RUNNABLE, args
+
+
+def test_pdbs_are_opt_in() -> None:
+    assert "PodDisruptionBudget" not in _kinds(_render(Values()))
+    docs = _render(VARIANTS["ha+limits"])
+    assert _kinds(docs).count("PodDisruptionBudget") == 3
+    assert _by(docs, "Deployment", "lacewing-destination")["spec"]["replicas"] == 3
 
 
 @pytest.mark.parametrize("variant", list(VARIANTS))
@@ -101,8 +110,9 @@ def test_control_plane_pods_use_the_one_sidecar_definition(variant: str) -> None
         if doc["kind"] != "Deployment":
             continue
         pod = doc["spec"]["template"]["spec"]
-        assert pod["containers"][1] == sidecar.proxy_container(values)
-        assert pod["initContainers"] == [sidecar.proxy_init_container(values)]
+        component = doc["metadata"]["labels"]["lacewing.io/control-plane-component"]
+        assert pod["containers"][1] == sidecar.proxy_container(values, component)
+        assert pod["initContainers"] == [sidecar.proxy_init_container(values, component)]
         names = {v["name"] for v in pod["volumes"]}
         assert {v["name"] for v in sidecar.proxy_volumes(values)} <= names
         labels = doc["spec"]["template"]["metadata"]["labels"]
@@ -150,10 +160,10 @@ def test_init_args_are_accepted_by_proxy_init() -> None:
 
 
 def test_config_map_holds_the_full_values_and_version() -> None:
-    values = VARIANTS["ha+heartbeat+limits"]
+    values = VARIANTS["ha+limits"]
     config = _by(_render(values), "ConfigMap", "lacewing-config")
     stored = values_from_dict(values_from_yaml(config["data"]["values"], "stored"))
-    assert stored.ha and stored.heartbeat.enabled and stored.namespace == "mesh"
+    assert stored.ha and stored.namespace == "mesh"
     assert stored.identity.trust_anchors_pem == _creds("mesh").trust_anchors_pem
     assert config["data"]["version"]
     assert "PRIVATE KEY" not in config["data"]["values"]
@@ -173,11 +183,7 @@ def test_issuer_secret_and_trust_roots_chain() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "service"),
-    [
-        ("MutatingWebhookConfiguration", "lacewing-proxy-injector"),
-        ("ValidatingWebhookConfiguration", "lacewing-policy-validator"),
-    ],
+    ("kind", "service"), [("MutatingWebhookConfiguration", "lacewing-proxy-injector")]
 )
 def test_webhook_ca_bundle_verifies_its_serving_cert(kind: str, service: str) -> None:
     docs = _render(Values())

@@ -24,7 +24,6 @@ def test_defaults_are_the_documented_ones() -> None:
     assert v.identity.issuance_lifetime == "24h"
     assert v.identity.clock_skew_allowance == "20s"
     assert v.identity.external_issuer is False
-    assert v.heartbeat.enabled is False
     assert v.proxy.uid == 2102
     assert (v.proxy.ports.inbound, v.proxy.ports.admin) == (4143, 4191)
     assert v.replicas == 1

@@ -104,7 +104,12 @@ def run(
 
     human = None
     if options.output != "json":
-        human = HumanRenderer(out.out, short=options.output == "short", terminal=out.is_terminal)
+        human = HumanRenderer(
+            out.out,
+            short=options.output == "short",
+            terminal=out.is_terminal,
+            progress=out.err,  # what --wait is waiting for, when stdout is not a terminal
+        )
     report = run_checks(
         chosen,
         facts,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -31,11 +31,27 @@ from lacewing.errors import UsageError
 if TYPE_CHECKING:
     from lacewing.core.identity import Validator
 
-__all__ = ["IdentityOptions", "command", "parse_duration", "run_identity"]
+__all__ = [
+    "CONTROLLER_ENV",
+    "IdentityOptions",
+    "command",
+    "controller_log_level",
+    "parse_duration",
+    "run_identity",
+]
 
 _LOG_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING,
                "warning": logging.WARNING, "error": logging.ERROR}  # fmt: skip
 _FLAG_SYNTAX = durations.DurationSyntax(units=("d", "h", "m", "s", "ms"))
+
+
+CONTROLLER_ENV = "LACEWING_LOG_LEVEL"
+"""The one variable every `lacewing controller` component reads (install renders it)."""
+
+
+def controller_log_level(env: Mapping[str, str]) -> int:
+    """`LACEWING_LOG_LEVEL` (debug, info, warn, error) as a logging level; default warning."""
+    return _LOG_LEVELS.get(env.get(CONTROLLER_ENV, "").lower(), logging.WARNING)
 
 
 def parse_duration(text: str, flag: str) -> timedelta:
@@ -200,9 +216,7 @@ def identity_command(
     verbose: bool,
 ) -> int:
     """The identity CA: certifies proxies' service accounts (POST /v1/certify)."""
-    configure_logging(
-        verbose, _LOG_LEVELS.get(os.environ.get("LACEWING_LOG_LEVEL", "").lower(), logging.WARNING)
-    )
+    configure_logging(verbose, controller_log_level(os.environ))
     options = IdentityOptions(
         trust_domain=trust_domain,
         issuer_dir=issuer_dir,

@@ -8,13 +8,21 @@ pair (server + source task) and cancelled on the way out.
 
     lacewing controller destination --source local --cluster demo --listen-addr 127.0.0.1:8086
     lacewing controller destination --source kubernetes \\
-        --issuer-dir /var/run/lacewing/identity/issuer \\
+        --identity-addr lacewing-identity.lacewing.svc.cluster.local:8080 \\
+        --identity-token-file /var/run/secrets/tokens/lacewing-identity-token \\
         --trust-anchors-file /var/run/lacewing/identity/trust-anchors/ca-bundle.crt
+
+mTLS comes from one of two places (`TLS_SOURCES`): `--identity-addr` asks the identity service
+for a certificate with the service-account token, as proxies do (what install renders); the
+local runtime's `--issuer-dir` issues one in-process from the issuer's files. Neither: plaintext,
+for loopback tests only. The log level is `LACEWING_LOG_LEVEL` (`controller_log_level`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +36,7 @@ from lacewing.errors import UsageError
 
 if TYPE_CHECKING:
     from lacewing.controller.destination.directory import Directory
+    from lacewing.controller.destination.tls import IdentityCertified
 
 __all__ = ["SOURCES", "DestinationOptions", "destination_command", "run_destination"]
 
@@ -43,6 +52,8 @@ class DestinationOptions:
     cluster_domain: str = "cluster.local"
     issuer_dir: Path | None = None
     trust_anchors_file: Path | None = None
+    identity_addr: str | None = None
+    identity_token_file: Path | None = None
     heartbeat: float = 10.0
 
 
@@ -96,23 +107,30 @@ def run_destination(
     factory = SOURCES.get(options.source)
     if factory is None:
         raise UsageError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
-    if (options.issuer_dir is None) != (options.trust_anchors_file is None):
-        raise UsageError(
-            "--issuer-dir and --trust-anchors-file go together",
-            hint="pass both to serve over mTLS, or neither for plaintext (loopback only)",
-        )
-    ssl_context = None
-    if options.issuer_dir is not None and options.trust_anchors_file is not None:
-        from lacewing.controller.destination.tls import serving_context
-        from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity, IdentityParseError
-
-        try:
-            identity = Identity(ctx.namespace, DESTINATION_SERVICE_ACCOUNT, options.trust_domain)
-        except IdentityParseError as exc:
-            raise UsageError(f"--trust-domain / namespace: {exc}") from None
-        ssl_context = serving_context(options.issuer_dir, options.trust_anchors_file, identity)
+    certified, ssl_context = _tls(options, ctx)
 
     async def serve() -> None:
+        context = ssl_context
+        if certified is not None:
+            out.line(f"destination: waiting for a certificate from identity at {certified.address}")
+            out.out.flush()
+            first = asyncio.ensure_future(certified.start())
+            stopped = asyncio.ensure_future((stop or asyncio.Event()).wait())
+            await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            for task in (first, stopped):
+                task.cancel()  # no-op on the one that finished
+            await asyncio.gather(first, stopped, return_exceptions=True)
+            if first.cancelled():  # told to stop before identity answered
+                await certified.stop()
+                return
+            context = first.result()
+        try:
+            await _serve(context)
+        finally:
+            if certified is not None:
+                await certified.stop()
+
+    async def _serve(ssl_context: ssl.SSLContext | None) -> None:
         hub = Hub()
         server = DestinationServer(
             hub,
@@ -137,6 +155,52 @@ def run_destination(
 
     asyncio.run(serve())
     return 0
+
+
+def _tls(
+    options: DestinationOptions, ctx: GlobalOptions
+) -> tuple[IdentityCertified | None, ssl.SSLContext | None]:
+    """Check the TLS flags; (the identity-certified source, or an in-process context)."""
+    from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity, IdentityParseError
+
+    if options.issuer_dir is not None and options.identity_addr is not None:
+        raise UsageError(
+            "--issuer-dir and --identity-addr exclude each other",
+            hint="on Kubernetes use --identity-addr (a certificate from identity, as proxies get)",
+        )
+    wants_tls = options.issuer_dir is not None or options.identity_addr is not None
+    if wants_tls != (options.trust_anchors_file is not None):
+        raise UsageError(
+            "--trust-anchors-file goes with --identity-addr or --issuer-dir",
+            hint="pass both to serve over mTLS, or neither for plaintext (loopback only)",
+        )
+    if (options.identity_addr is None) != (options.identity_token_file is None):
+        raise UsageError("--identity-addr and --identity-token-file go together")
+    if not wants_tls or options.trust_anchors_file is None:
+        return None, None
+    try:
+        identity = Identity(ctx.namespace, DESTINATION_SERVICE_ACCOUNT, options.trust_domain)
+    except IdentityParseError as exc:
+        raise UsageError(f"--trust-domain / namespace: {exc}") from None
+    if options.identity_addr is not None and options.identity_token_file is not None:
+        from lacewing.controller.destination.tls import IdentityCertified
+        from lacewing.core.identity import identity_service_name
+
+        host, sep, port = options.identity_addr.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise UsageError(f"--identity-addr: {options.identity_addr!r} is not HOST:PORT")
+        certified = IdentityCertified(
+            identity,
+            (host.strip("[]"), int(port)),
+            identity_service_name(ctx.namespace, options.trust_domain),
+            options.identity_token_file,
+            options.trust_anchors_file,
+        )
+        return certified, None
+    from lacewing.controller.destination.tls import serving_context
+
+    assert options.issuer_dir is not None
+    return None, serving_context(options.issuer_dir, options.trust_anchors_file, identity)
 
 
 @click.command("destination")
@@ -165,6 +229,17 @@ def run_destination(
     help="Serve over mTLS with a certificate from this identity issuer (tls.crt, tls.key).",
 )
 @click.option("--trust-anchors-file", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--identity-addr",
+    default=None,
+    help="Serve over mTLS with a certificate from this identity service (HOST:PORT).",
+)
+@click.option(
+    "--identity-token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --identity-addr: the service-account token proving destination's identity.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log source and stream events.")
 @click.pass_obj
 def destination_command(
@@ -178,10 +253,14 @@ def destination_command(
     cluster_domain: str,
     issuer_dir: Path | None,
     trust_anchors_file: Path | None,
+    identity_addr: str | None,
+    identity_token_file: Path | None,
     verbose: bool,
 ) -> int:
     """Service discovery: stream endpoints per authority (GET /v1/endpoints?authority=)."""
-    configure_logging(verbose)
+    from lacewing.cli.commands.controller import controller_log_level
+
+    configure_logging(verbose, controller_log_level(os.environ))
     options = DestinationOptions(
         source=source,
         listen_addr=listen_addr,
@@ -192,5 +271,7 @@ def destination_command(
         cluster_domain=cluster_domain,
         issuer_dir=issuer_dir,
         trust_anchors_file=trust_anchors_file,
+        identity_addr=identity_addr,
+        identity_token_file=identity_token_file,
     )
     return run_destination(options, g or GlobalOptions(), Output())

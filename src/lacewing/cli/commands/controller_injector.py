@@ -11,10 +11,11 @@ The control plane's namespace is the global `-L` flag, as for every controller.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -41,6 +42,29 @@ def _connect(options: InjectorOptions, ctx: GlobalOptions) -> Lookup:
     return Cluster.connect(options.kubeconfig or ctx.kubeconfig, ctx.context)
 
 
+STARTUP_API_WAIT = 30.0  # seconds the first read of lacewing-config may wait for the API
+
+
+async def _first_values(admission: Any, out: Output, wait: float = STARTUP_API_WAIT) -> None:
+    """Read the install values once before serving. An API that cannot be reached yet is
+    waited for (the pod's own proxy, which its traffic to the API server passes, may still be
+    starting: Kubernetes starts the containers together); a refusal fails at once."""
+    from lacewing.errors import ClusterUnreachable
+
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + wait, 0.25
+    while True:
+        try:
+            await admission.values()
+            return
+        except ClusterUnreachable as exc:
+            if loop.time() + delay > deadline:
+                raise
+            out.warn(f"waiting for the Kubernetes API: {exc.message}")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+
 def run_proxy_injector(
     options: InjectorOptions,
     ctx: GlobalOptions,
@@ -60,7 +84,7 @@ def run_proxy_injector(
     )
 
     async def serve() -> None:
-        await admission.values()  # no lacewing-config: fail now, with the reason
+        await _first_values(admission, out)  # no lacewing-config: fail now, with the reason
         await serve_until_signalled(
             InjectorServer(admission, tls, host, port),
             out,
@@ -102,6 +126,8 @@ def proxy_injector_command(
     verbose: bool,
 ) -> int:
     """The proxy injector: a mutating webhook that adds the proxy to annotated pods."""
-    configure_logging(verbose)
+    from lacewing.cli.commands.controller import controller_log_level
+
+    configure_logging(verbose, controller_log_level(os.environ))
     options = InjectorOptions(listen_addr, tls_dir, native_sidecar, kubeconfig)
     return run_proxy_injector(options, g or GlobalOptions(), Output())

@@ -266,6 +266,7 @@ def run_upgrade(
     except ConfigError as exc:
         raise ClusterError(str(exc), hint="reinstall, or repair the ConfigMap") from None
     stored.setdefault("namespace", ctx.namespace)
+    stored.pop("heartbeat", None)  # retired: 0.1.0 rendered a CronJob that did nothing
     values = _values(options, stored)
     if _identity_files(options).given:
         creds = _credentials(options, values)
@@ -291,7 +292,6 @@ def run_uninstall(
     from lacewing.install.values import build_values
 
     values = build_values(None, overrides={"namespace": ctx.namespace, "ha": True})
-    values = build_values(values, sets=["heartbeat.enabled=true"])
     creds = credentials.generate(values.namespace, values.identity.trust_domain)
     everything = render_control_plane(values, creds) + render_crds(values)
     docs = [skeleton(d) for d in everything if not d["metadata"].get("namespace")]

@@ -15,6 +15,11 @@ Resolution rules (`resolve` returns `(exists, EndpointSet)`):
 - `ip:port` equal to a Service's cluster IP: the same as asking by name.
 - `ip:port` of a known pod: that pod alone (so traffic to a pod IP still gets its identity).
 - anything else -> `exists=False`: the proxy passes it through unbalanced.
+
+An endpoint carries its pod's identity (so clients use mTLS) unless its port is one the pod's
+proxy skips inbound (`skip-inbound-ports`): there the app answers directly, and a client's
+mesh TLS would reach it instead of a proxy (the control plane's identity, destination and
+webhook ports are such ports).
 """
 
 from __future__ import annotations
@@ -43,6 +48,8 @@ class PodInfo:
     identity: str | None = None  # TLS identity when the pod is meshed
     workload_kind: str | None = None  # "Deployment", "StatefulSet", ...
     workload_name: str | None = None
+    # Ports its proxy does not intercept inbound: served by the app itself, so no identity.
+    skip_inbound_ports: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -130,5 +137,5 @@ class Directory:
             labels["pod"] = pod.name
             if pod.workload_kind and pod.workload_name:
                 labels[pod.workload_kind.lower()] = pod.workload_name
-            identity = pod.identity
+            identity = None if port in pod.skip_inbound_ports else pod.identity
         return Endpoint(ip, port, identity=identity, opaque=opaque, labels=labels)

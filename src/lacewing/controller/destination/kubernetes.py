@@ -17,7 +17,10 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 - a Pod is meshed when the injector labelled it `lacewing.io/control-plane-ns`; its identity
   is `<serviceAccount>.<ns>.serviceaccount.identity.lacewing.<trust domain>`; its workload is
   the injector's `lacewing.io/proxy-<kind>: <name>` label, otherwise its owner (a ReplicaSet
-  owned by a Deployment is reported as the Deployment: the name without the template hash).
+  owned by a Deployment is reported as the Deployment: the name without the template hash);
+- the ports in a Pod's `config.lacewing.io/skip-inbound-ports` annotation (what its
+  proxy-init leaves alone), and its proxy's own admin and tap ports (always skipped; the
+  proxy serves them in plaintext, e.g. to Prometheus) are announced without identity.
 """
 
 from __future__ import annotations
@@ -40,6 +43,9 @@ __all__ = ["KubernetesSource", "directory_from_objects", "parse_port_ranges"]
 
 Obj = dict[str, Any]
 OPAQUE_ANNOTATION = "config.lacewing.io/opaque-ports"
+SKIP_INBOUND_ANNOTATION = "config.lacewing.io/skip-inbound-ports"
+PROXY_CONTAINER = "lacewing-proxy"
+PROXY_OWN_PORTS = ("lacewing-admin", "lacewing-tap")  # the proxy serves them in plaintext
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 MESHED_LABEL = "lacewing.io/control-plane-ns"
 WORKLOAD_LABEL_PREFIX = "lacewing.io/proxy-"
@@ -101,7 +107,21 @@ def _pod_info(pod: Obj, trust_domain: str) -> PodInfo | None:
             if kind == "ReplicaSet" and hash_label and workload.endswith("-" + hash_label):
                 kind, workload = "Deployment", workload[: -len(hash_label) - 1]
             break
-    return PodInfo(name, ns, ip, identity, kind, workload)
+    return PodInfo(name, ns, ip, identity, kind, workload, _skipped_ports(meta, spec))
+
+
+def _skipped_ports(meta: Obj, spec: Obj) -> frozenset[int]:
+    """The pod's skip-inbound-ports annotation, plus its proxy's admin and tap ports."""
+    annotation = str((meta.get("annotations") or {}).get(SKIP_INBOUND_ANNOTATION, ""))
+    skipped = set(parse_port_ranges(annotation))
+    for container in spec.get("containers") or []:
+        if container.get("name") != PROXY_CONTAINER:
+            continue
+        for port in container.get("ports") or []:
+            number = port.get("containerPort")
+            if port.get("name") in PROXY_OWN_PORTS and isinstance(number, int):
+                skipped.add(number)
+    return frozenset(skipped)
 
 
 def _service(svc: Obj, slices: Iterable[Obj], pods: set[tuple[str, str]]) -> Service:

@@ -1,6 +1,18 @@
-"""The destination server's mTLS context, issued in-process from the identity issuer.
+"""The destination server's mTLS context: from the identity service, or from the issuer's files.
 
-Given the identity issuer's files (`tls.crt`, `tls.key`) and the trust anchors, the server
+On Kubernetes (`IdentityCertified`), destination gets its certificate the way a proxy does:
+a key made in memory, a CSR for `lacewing-destination.<namespace>.serviceaccount.identity.
+lacewing.<trust domain>` and its projected service-account token, sent to the identity service
+(`lacewing.proxy.identity.client.IdentityClient`, verified against the trust anchors), renewed
+at 70% of its life by the proxy's own `CertificateManager`. The listening context (the
+holder's `listener_context`) presents the current certificate on every handshake and requires
+a client certificate chaining to the anchors. The first certificate is awaited before
+destination listens, so its readiness probe (a TCP connect) means it can serve mTLS. The
+issuer's key never leaves the identity pod.
+
+The local runtime (`serving_context`) has no identity Service for the destination to ask
+before the mesh is up, so it issues in-process from the issuer's files. Given the identity
+issuer's files (`tls.crt`, `tls.key`) and the trust anchors, the server
 makes itself a key and a leaf certificate for `destination.<namespace>.serviceaccount.
 identity.lacewing.<trust domain>` (the identity its service account would have), presents it,
 and *requires* a client certificate chaining to the same anchors: only proxies with a mesh
@@ -10,6 +22,7 @@ lifetime (24 h by default); a restart issues a fresh one.
 
 from __future__ import annotations
 
+import logging
 import ssl
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,11 +30,56 @@ from pathlib import Path
 from lacewing.controller.identity.issuer_files import IssuerFiles, load_trust_anchors
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, UsageError
+from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
 from lacewing.proxy.identity.credentials import server_context as mtls_server_context
+from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.renewal import CertificateManager
 from lacewing.tls.issuance import issue_leaf
 
-__all__ = ["serving_context"]
+__all__ = ["IdentityCertified", "serving_context"]
+
+log = logging.getLogger(__name__)
+
+
+class IdentityCertified:
+    """Destination's certificate from the identity service, renewed in the background."""
+
+    def __init__(
+        self,
+        identity: Identity,
+        service_addr: tuple[str, int],
+        service_identity: Identity,
+        token_file: Path,
+        trust_anchors_file: Path,
+    ) -> None:
+        try:
+            anchors_pem = trust_anchors_file.read_text()
+        except OSError as exc:
+            raise UsageError(
+                f"cannot read --trust-anchors-file {trust_anchors_file}: {exc.strerror}"
+            ) from None
+        load_trust_anchors(anchors_pem.encode(), source=str(trust_anchors_file))
+        self.token_file = token_file
+        self.holder = TlsHolder(anchors_pem)
+        client = IdentityClient(*service_addr, service_identity, anchors_pem)
+        self.address = client.address
+        self.manager = CertificateManager(identity, client, self._token, self.holder)
+
+    def _token(self) -> str:
+        try:
+            return self.token_file.read_text().strip()
+        except OSError as exc:  # the identity service answers 401; the manager retries
+            log.warning("cannot read the identity token %s: %s", self.token_file, exc.strerror)
+            return ""
+
+    async def start(self) -> ssl.SSLContext:
+        """Wait for the first certificate (retrying with backoff), then keep renewing it."""
+        await self.manager.start()
+        return self.holder.listener_context()
+
+    async def stop(self) -> None:
+        await self.manager.stop()
 
 
 def serving_context(

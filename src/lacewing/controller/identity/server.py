@@ -5,12 +5,13 @@ stream server with a hand-written HTTP/1.1 reader (one request per connection, a
 `Connection: close`): certify traffic is one request per proxy every ~17 hours, and the
 protocol stays curl-able:
 
-    NAME=identity.lacewing.serviceaccount.identity.lacewing.cluster.local
+    NAME=lacewing-identity.lacewing.serviceaccount.identity.lacewing.cluster.local
     curl --cacert ca.crt --resolve $NAME:8080:127.0.0.1 https://$NAME:8080/v1/certify \\
          -d '{"identity": "...", "token": "...", "csr": "..."}'
 
 Its own certificate is issued in-process by the same issuer for
-`identity.<namespace>.serviceaccount.identity.lacewing.<td>`, with a key that stays in memory.
+`lacewing-identity.<namespace>.serviceaccount.identity.lacewing.<td>` (its service account's
+identity, which destination announces for its pods), with a key that stays in memory.
 The listening context picks the serving context per handshake (SNI callback), and before
 each handshake re-issues the server certificate if the issuer changed on disk or 70% of the
 certificate's life has passed, so a rotated issuer is served without a restart.

@@ -12,6 +12,8 @@ reads them through `Facts` (cached, refreshed when `--wait` retries "proxies are
 - `lacewing-identity-data-plane`: the trust anchors each proxy is given (inlined PEM, or a
   reference to the control plane's trust-roots ConfigMap) are the control plane's (warning: a
   mismatch means mTLS to its peers will fail after the next restart of the others).
+- `lacewing-data-plane-mtls` (`meshtls.py`): the proxies' outbound connections to meshed peers,
+  from their metrics, are all `tls="true"`.
 - `lacewing-opaque-ports`: every port a Service marks opaque (`config.lacewing.io/opaque-ports`)
   is, at its target port, opaque in the proxies of the pods it selects (warning: otherwise the
   proxy tries protocol detection on a server-speaks-first protocol).
@@ -23,7 +25,9 @@ from collections.abc import Callable
 from typing import Any
 
 from lacewing.errors import LacewingError
+from lacewing.healthcheck.checks import installed
 from lacewing.healthcheck.checks.identity import trust_anchors
+from lacewing.healthcheck.checks.meshtls import DATA_PLANE_MTLS, mesh_tls_check
 from lacewing.healthcheck.checks.versions import LATEST
 from lacewing.healthcheck.facts import Facts
 from lacewing.healthcheck.model import Category, Check, Outcome
@@ -99,7 +103,11 @@ def namespace_exists(namespace: str | None) -> Callable[[Facts], Outcome]:
 def proxies_ready(namespace: str | None) -> Callable[[Facts], Outcome]:
     def check(facts: Facts) -> Outcome:
         problems = []
-        for pod in _pods_or_fail(facts, namespace):
+        pods = _pods_or_fail(facts, namespace)
+        stuck = [line for pod in pods for line in installed.stuck_containers(pod)]
+        if stuck:  # will not heal: fail now rather than at the end of --wait
+            return Outcome.give_up("\n".join(stuck), hint=installed.stuck_hint(stuck))
+        for pod in pods:
             status = pod.get("status") or {}
             statuses = [
                 *(status.get("containerStatuses") or []),
@@ -290,6 +298,7 @@ def data_plane_categories(namespace: str | None) -> tuple[Category[Facts], ...]:
             ),
             needs=(DATA_PLANE,),
         ),
+        Category(DATA_PLANE_MTLS, (mesh_tls_check(namespace),), needs=(DATA_PLANE,)),
         Category(
             OPAQUE_PORTS,
             (

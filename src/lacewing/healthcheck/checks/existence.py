@@ -28,7 +28,6 @@ from lacewing.healthcheck.model import Category, Check, Outcome
 __all__ = ["CONFIG_KINDS", "LACEWING_CONFIG", "LACEWING_EXISTENCE"]
 
 Obj = dict[str, Any]
-HEARTBEAT_SERVICE_ACCOUNT = installed.HEARTBEAT_SERVICE_ACCOUNT
 
 
 def _meta(obj: Obj) -> Obj:
@@ -38,13 +37,6 @@ def _meta(obj: Obj) -> Obj:
 
 def config_map_exists(facts: Facts) -> Outcome:
     installed.config_map(facts)
-    return Outcome.ok()
-
-
-def heartbeat_service_account_exists(facts: Facts) -> Outcome:
-    ns = facts.options.namespace
-    if facts.get("v1", "ServiceAccount", HEARTBEAT_SERVICE_ACCOUNT, ns) is None:
-        return Outcome.fail(f'ServiceAccount "{HEARTBEAT_SERVICE_ACCOUNT}" not found in "{ns}"')
     return Outcome.ok()
 
 
@@ -95,6 +87,9 @@ def _pod_ready(pod: Obj) -> bool:
 
 def control_plane_pods_ready(facts: Facts) -> Outcome:
     pods = installed.control_plane_pods(facts)
+    stuck = installed.stuck(pods)
+    if stuck is not None:
+        return stuck
     missing: list[str] = []
     for component, deployment in installed.COMPONENTS.items():
         mine = [
@@ -149,11 +144,6 @@ LACEWING_EXISTENCE: Category[Facts] = Category(
             retry_deadline=True,
         ),
         Check(
-            "heartbeat ServiceAccount exists",
-            "re-apply the install manifests: lacewing upgrade | kubectl apply -f -",
-            heartbeat_service_account_exists,
-        ),
-        Check(
             "control plane replica sets are ready",
             "kubectl -n {namespace} get deploy,rs; kubectl -n {namespace} describe rs",
             replica_sets_ready,
@@ -163,6 +153,13 @@ LACEWING_EXISTENCE: Category[Facts] = Category(
             "no unschedulable pods",
             "the cluster lacks room for the control plane: kubectl -n {namespace} describe pods",
             no_unschedulable_pods,
+            retry_deadline=True,
+        ),
+        Check(
+            "control plane proxies hold certificates",
+            "a proxy is ready only once identity certified it: kubectl -n {namespace} logs POD"
+            " -c lacewing-proxy; kubectl -n {namespace} logs deploy/lacewing-identity -c identity",
+            installed.proxies_certified,
             retry_deadline=True,
         ),
         Check(
@@ -209,11 +206,6 @@ CONFIG_KINDS: tuple[ConfigKind, ...] = (
         "control plane MutatingWebhookConfigurations exist",
         "admissionregistration.k8s.io/v1",
         "MutatingWebhookConfiguration",
-    ),
-    ConfigKind(
-        "control plane ValidatingWebhookConfigurations exist",
-        "admissionregistration.k8s.io/v1",
-        "ValidatingWebhookConfiguration",
     ),
 )
 

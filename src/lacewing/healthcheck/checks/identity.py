@@ -25,6 +25,7 @@ from cryptography import x509
 
 from lacewing.errors import CertificateError
 from lacewing.healthcheck.checks import installed
+from lacewing.healthcheck.checks.admission import INJECTOR_REACHABLE
 from lacewing.healthcheck.facts import Facts
 from lacewing.healthcheck.model import Category, Check, Outcome
 from lacewing.tls.pem import parse_certificates, parse_private_key
@@ -272,20 +273,22 @@ _WEBHOOK_HINT = (
     "re-generate the webhook certificates and caBundles: lacewing upgrade | kubectl apply -f -"
 )
 
+_WEBHOOK_CERT_CHECKS: tuple[Check[Facts], ...] = tuple(
+    check
+    for hook in WEBHOOKS
+    for check in (
+        Check(f"{hook.title} webhook has valid cert", _WEBHOOK_HINT, webhook_cert_valid(hook)),
+        Check(
+            f"{hook.title} cert is valid for at least {MIN_VALID_DAYS} days",
+            _WEBHOOK_HINT,
+            webhook_cert_lasts(hook),
+            warning=True,
+        ),
+    )
+)
+
 WEBHOOKS_TLS: Category[Facts] = Category(
     "lacewing-webhooks-and-apisvc-tls",
-    tuple(
-        check
-        for hook in WEBHOOKS
-        for check in (
-            Check(f"{hook.title} webhook has valid cert", _WEBHOOK_HINT, webhook_cert_valid(hook)),
-            Check(
-                f"{hook.title} cert is valid for at least {MIN_VALID_DAYS} days",
-                _WEBHOOK_HINT,
-                webhook_cert_lasts(hook),
-                warning=True,
-            ),
-        )
-    ),
+    (*_WEBHOOK_CERT_CHECKS, INJECTOR_REACHABLE),
     needs=("lacewing-existence",),
 )

@@ -16,6 +16,7 @@ import yaml
 
 from lacewing.errors import LacewingError
 from lacewing.healthcheck.facts import Facts
+from lacewing.healthcheck.model import Outcome
 from lacewing.install import credentials, render, sidecar
 from lacewing.install.values import Values
 
@@ -29,6 +30,9 @@ __all__ = [
     "config_map",
     "control_plane_pods",
     "control_plane_version",
+    "proxies_certified",
+    "stuck",
+    "stuck_containers",
     "values",
 ]
 
@@ -40,7 +44,6 @@ PROXY_VERSION_LABEL = sidecar.PROXY_VERSION_LABEL
 CONTROL_PLANE_NS_LABEL = sidecar.CONTROL_PLANE_NS_LABEL
 TRUST_ROOTS_CONFIG_MAP = sidecar.TRUST_ROOTS_CONFIG_MAP
 TRUST_ROOTS_KEY = sidecar.TRUST_ROOTS_KEY
-HEARTBEAT_SERVICE_ACCOUNT = "lacewing-heartbeat"
 # component name -> its Deployment, as install renders them
 COMPONENTS: dict[str, str] = {c.name: c.deployment for c in render.COMPONENTS}
 # (title, Service, serving-certificate Secret) of each webhook the API server calls; install
@@ -58,6 +61,48 @@ ISSUER_HINT = (
 )
 
 Obj = dict[str, Any]
+
+# Waiting reasons a container does not leave by itself: waiting longer only delays the failure.
+STUCK_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ImagePullBackOff",
+        "ErrImagePull",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+    }
+)
+
+
+def stuck_containers(pod: Obj) -> list[str]:
+    """`pod NS/NAME: container C is in CrashLoopBackOff (message)` for each stuck container."""
+    meta = pod.get("metadata") or {}
+    status = pod.get("status") or {}
+    found = []
+    for key in ("initContainerStatuses", "containerStatuses"):
+        for cs in status.get(key) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in STUCK_REASONS:
+                message = f" ({waiting['message']})" if waiting.get("message") else ""
+                found.append(
+                    f"pod {meta.get('namespace')}/{meta.get('name')}: container "
+                    f"{cs.get('name')} is in {reason}{message}"
+                )
+    return found
+
+
+def stuck_hint(pod_lines: list[str]) -> str:
+    return (
+        "this will not heal by waiting: kubectl -n NS describe pod POD; "
+        "kubectl -n NS logs POD -c CONTAINER --previous"
+        + (
+            "; is the image on the node? (see the README: loading the image onto K3s)"
+            if any("Image" in line for line in pod_lines)
+            else ""
+        )
+    )
 
 
 def config_map(facts: Facts) -> Obj:
@@ -114,3 +159,32 @@ def cluster_networks(facts: Facts) -> list[ipaddress.IPv4Network | ipaddress.IPv
             f"clusterNetworks {text!r} is not a list of CIDRs: {exc}",
             hint="fix it with lacewing upgrade --set clusterNetworks=...",
         ) from None
+
+
+def stuck(pods: list[Obj]) -> Outcome | None:
+    """A final failure naming every container that will not heal, or None."""
+    lines = [line for pod in pods for line in stuck_containers(pod)]
+    if lines:
+        return Outcome.give_up("\n".join(lines), hint=stuck_hint(lines))
+    return None
+
+
+def proxies_certified(facts: Facts) -> Outcome:
+    """Every control-plane pod's proxy is ready: it reports ready only once it holds a
+    certificate from identity (`/ready` is 503 until then), so not ready means not certified."""
+    pods = control_plane_pods(facts)
+    if not pods:
+        return Outcome.fail(f'no control plane pods in namespace "{facts.options.namespace}"')
+    found = stuck(pods)
+    if found is not None:
+        return found
+    problems = []
+    for pod in pods:
+        name = (pod.get("metadata") or {}).get("name", "?")
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        proxy = next((c for c in statuses if c.get("name") == PROXY_CONTAINER), None)
+        if proxy is None:
+            problems.append(f"pod {name} has no running {PROXY_CONTAINER} container")
+        elif not proxy.get("ready"):
+            problems.append(f"pod {name}: {PROXY_CONTAINER} has no certificate yet (not ready)")
+    return Outcome.fail("\n".join(problems)) if problems else Outcome.ok()

@@ -9,6 +9,13 @@ would answer "namespace not found"), so each check first asks a SelfSubjectAcces
 `create` in that namespace, then dry-runs the rendered objects into `default` to prove the
 server accepts them. The kinds are a table (`NAMESPACED_KINDS`), one check per row.
 
+"nodes run a supported architecture" reads each Node's `status.nodeInfo.architecture`. The one
+image is built for `SUPPORTED_ARCHITECTURES` (amd64, arm64). 32-bit ARM (`arm`: Raspberry Pi OS
+32-bit, armv7) is not supported: the proxy's uvloop and httptools publish no armv7 wheels (only
+cryptography does), so neither an image nor `pip install` gets them without a compiler. No
+supported node at all fails; some unsupported nodes is a warning (meshed pods scheduled there
+cannot start: pin them with a `kubernetes.io/arch` nodeSelector).
+
 "no clock skew detected" compares the API server's `Date` header with this machine's clock;
 certificates issued by a skewed identity service look "not yet valid" to proxies.
 """
@@ -24,11 +31,19 @@ from lacewing.errors import ClusterError
 from lacewing.healthcheck.facts import Facts
 from lacewing.healthcheck.model import Category, Check, Outcome
 
-__all__ = ["MAX_CLOCK_SKEW", "NAMESPACED_KINDS", "PRE_KUBERNETES_SETUP"]
+__all__ = [
+    "MAX_CLOCK_SKEW",
+    "NAMESPACED_KINDS",
+    "PRE_KUBERNETES_SETUP",
+    "SUPPORTED_ARCHITECTURES",
+    "node_architectures",
+]
 
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 DRY_RUN_NAMESPACE = "default"
 ALREADY_EXISTS = 409
+SUPPORTED_ARCHITECTURES = ("amd64", "arm64")
+_ARCH_NAMES = {"arm": "arm (32-bit ARM, armv7)", "386": "386 (32-bit x86)"}
 
 
 @dataclass(frozen=True)
@@ -44,7 +59,6 @@ NAMESPACED_KINDS: tuple[Kind, ...] = (
     Kind("ServiceAccounts", "v1", "ServiceAccount", "serviceaccounts", ""),
     Kind("Services", "v1", "Service", "services", ""),
     Kind("Deployments", "apps/v1", "Deployment", "deployments", "apps"),
-    Kind("CronJobs", "batch/v1", "CronJob", "cronjobs", "batch"),
     Kind("ConfigMaps", "v1", "ConfigMap", "configmaps", ""),
     Kind("Secrets", "v1", "Secret", "secrets", ""),
 )
@@ -128,6 +142,52 @@ def can_read_extension_apiserver_authentication(facts: Facts) -> Outcome:
     return Outcome.ok()
 
 
+def _architectures(facts: Facts) -> dict[str, str]:
+    """Node name -> `status.nodeInfo.architecture` ("" when the kubelet did not say)."""
+    return {
+        str((node.get("metadata") or {}).get("name")): str(
+            ((node.get("status") or {}).get("nodeInfo") or {}).get("architecture") or ""
+        )
+        for node in facts.list("v1", "Node")
+    }
+
+
+def _unsupported(nodes: dict[str, str]) -> tuple[dict[str, str], str]:
+    unsupported = {n: a for n, a in nodes.items() if a not in SUPPORTED_ARCHITECTURES}
+    listed = "\n".join(
+        f"node {n} is {_ARCH_NAMES.get(a, a or 'of an unknown architecture')}"
+        for n, a in sorted(unsupported.items())
+    )
+    return unsupported, listed
+
+
+def node_architectures(facts: Facts) -> Outcome:
+    """Fails when no node can run the image (amd64, arm64)."""
+    nodes = _architectures(facts)
+    if not nodes:
+        return Outcome.fail("the cluster has no nodes to run lacewing on")
+    unsupported, listed = _unsupported(nodes)
+    if len(unsupported) == len(nodes):
+        supported = ", ".join(SUPPORTED_ARCHITECTURES)
+        return Outcome.fail(f"{listed}\nlacewing runs on {supported} only")
+    return Outcome.ok()
+
+
+def every_node_architecture(facts: Facts) -> Outcome:
+    """A warning when some (not all) nodes cannot run the image."""
+    nodes = _architectures(facts)
+    unsupported, listed = _unsupported(nodes)
+    if unsupported and len(unsupported) < len(nodes):
+        return Outcome.fail(f"{listed}\nmeshed pods scheduled there cannot start")
+    return Outcome.ok()
+
+
+_ARCH_HINT = (
+    "lacewing runs on amd64 and arm64: 32-bit Raspberry Pi OS (armv7) is not supported (uvloop"
+    " and httptools ship no armv7 wheels); install the 64-bit Raspberry Pi OS on the Pis"
+)
+
+
 def no_clock_skew(facts: Facts) -> Outcome:
     server = facts.cluster().server_now()
     if server is None:
@@ -162,6 +222,14 @@ PRE_KUBERNETES_SETUP: Category[Facts] = Category(
             "the identity service needs to read kube-system/extension-apiserver-authentication;"
             " ask a cluster administrator for read access",
             can_read_extension_apiserver_authentication,
+        ),
+        Check("nodes run a supported architecture", _ARCH_HINT, node_architectures),
+        Check(
+            "every node runs a supported architecture",
+            "keep the control plane and meshed workloads off those nodes (a kubernetes.io/arch"
+            " nodeSelector), or move them to a 64-bit OS",
+            every_node_architecture,
+            warning=True,
         ),
         Check(
             "no clock skew detected",

@@ -16,7 +16,8 @@ Configuration, as `lacewing install`'s sidecar sets it (`lacewing.install.sideca
 is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_config`):
 
     LACEWING_IDENTITY_ADDR            host:port of the identity controller
-                                      (lacewing-identity.<ns>.svc.<domain>:8080);
+                                      (lacewing-identity.<ns>.svc.<domain>:8080; the identity
+                                      pod's own proxy: localhost:8080);
                                       LACEWING_IDENTITY_SVC_ADDR is the same (local runtime)
     LACEWING_POD_NAMESPACE            the pod's namespace and service account (downward API):
     LACEWING_POD_SERVICE_ACCOUNT      the proxy's identity is SA.NS.serviceaccount...<td>
@@ -26,9 +27,10 @@ is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_conf
                                       identity.lacewing.io, or a local-runtime token); read
                                       again at every renewal, since kubelet rotates it
     LACEWING_IDENTITY_NAME            optional: the full identity name instead of POD_*
-    LACEWING_IDENTITY_SVC_NAME        optional: the controller's identity; default
-                                      identity.<ns>.serviceaccount.identity.lacewing.<td>, <ns>
-                                      read from ADDR's `lacewing-identity.<ns>.svc` (else lacewing)
+    LACEWING_IDENTITY_SVC_NAME        the controller's identity (install sets it); default
+                                      lacewing-identity.<ns>.serviceaccount.identity.lacewing.<td>,
+                                      <ns> read from ADDR's `lacewing-identity.<ns>.svc` (else
+                                      lacewing)
     LACEWING_IDENTITY_PEERS           static `host:port=identity,...` for endpoints discovery
                                       does not announce (discovery's identities come first;
                                       everything else stays plaintext)

@@ -92,3 +92,25 @@ def test_an_endpoint_whose_pod_is_gone_is_not_served() -> None:
 def test_opaque_port_annotation_forms() -> None:
     assert parse_port_ranges("3306, 5000-5002,x,9-8") == {3306, 5000, 5001, 5002}
     assert parse_port_ranges("") == frozenset()
+
+
+def test_ports_the_pod_skips_inbound_are_announced_without_identity() -> None:
+    """The app answers a skipped port itself: a client's mesh mTLS must not be sent there."""
+    skipping = pod("web-1", "10.42.0.1")
+    skipping["metadata"]["annotations"] = {"config.lacewing.io/skip-inbound-ports": "9000"}
+    slices = [slice_of(("web-1", "10.42.0.1", True))]
+    directory = directory_from_objects([SERVICE], slices, [skipping])
+    http = directory.resolve(parse_authority("web.shop:80"))[1].sorted()
+    raw = directory.resolve(parse_authority("web.shop:9000"))[1].sorted()
+    assert http[0].identity == "web.shop.serviceaccount.identity.lacewing.cluster.local"
+    assert raw[0].identity is None
+    by_pod_ip = directory.resolve(parse_authority("10.42.0.1:9000"))[1].sorted()
+    assert by_pod_ip[0].identity is None
+    skipping["spec"]["containers"] = [
+        {"name": "lacewing-proxy", "ports": [{"name": "lacewing-admin", "containerPort": 4191}]}
+    ]
+    directory = directory_from_objects([SERVICE], slices, [skipping])
+    admin = directory.resolve(parse_authority("10.42.0.1:4191"))[1].sorted()
+    assert admin[0].identity is None  # Prometheus scraping a meshed pod's admin port
+    app = directory.resolve(parse_authority("10.42.0.1:8080"))[1].sorted()
+    assert app[0].identity is not None

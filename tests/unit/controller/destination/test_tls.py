@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import ssl
 from pathlib import Path
+from typing import Any
 
 import pytest
+from tests.unit.controller.identity.running import identity_server
 from tests.unit.proxy.identity.pki import Pki, issue_credentials
 
 from lacewing.controller.destination import Backend, DestinationServer, Directory, Hub, Service
 from lacewing.controller.destination.directory import ServicePort
 from lacewing.controller.destination.tls import serving_context
 from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity
+from lacewing.errors import IdentityError
 from lacewing.proxy.discovery import DestinationClient
 from lacewing.proxy.identity.credentials import client_context
+
+__all__ = ["identity_server"]  # the fixture
 
 
 async def test_mutual_tls_stream(tmp_path: Path) -> None:
@@ -59,3 +64,55 @@ async def test_mutual_tls_stream(tmp_path: Path) -> None:
     finally:
         await client.close()
         await server.stop()
+
+
+async def test_certificate_from_the_identity_service(identity_server: Any, tmp_path: Path) -> None:
+    """As install runs it: a CSR and destination's token to identity, never the issuer key."""
+    from tests.unit.controller.identity.running import KEY
+
+    from lacewing.controller.destination.tls import IdentityCertified
+    from lacewing.core.identity import identity_service_name, mint_local_token
+
+    pki = identity_server.pki
+    anchors = tmp_path / "ca.crt"
+    anchors.write_text(pki.anchors_pem)
+    token = tmp_path / "token"
+    token.write_text(mint_local_token(KEY, "lacewing", DESTINATION_SERVICE_ACCOUNT))
+    server_id = Identity("lacewing", DESTINATION_SERVICE_ACCOUNT)
+    certified = IdentityCertified(
+        server_id,
+        ("127.0.0.1", identity_server.server.bound_port),
+        identity_service_name("lacewing", "cluster.local"),
+        token,
+        anchors,
+    )
+    context = await certified.start()
+    hub = Hub()
+    web = Service("web", "shop", None, (ServicePort(80, 8080),), (Backend("10.42.0.1"),))
+    hub.publish(Directory((web,)))
+    server = DestinationServer(hub, "127.0.0.1", 0, ssl_context=context)
+    await server.start()
+    proxy = issue_credentials(pki, pki.identity("shop", "web"))
+    client = DestinationClient(
+        "127.0.0.1",
+        server.bound_port,
+        ssl_context=client_context(proxy, pki.anchors_pem),
+        server_hostname=server_id.name,
+        namespace="shop",
+    )
+    try:
+        resolution = client.resolve("web:80")
+        assert await resolution.first_answer(3.0)
+        assert [e.address for e in resolution.endpoint_list()] == ["10.42.0.1"]
+        assert certified.manager.refresh_count == 1  # issued by the identity service
+        assert (
+            server_id.name
+            == "lacewing-destination.lacewing.serviceaccount.identity.lacewing.cluster.local"
+        )
+        token.write_text("v1:lacewing:lacewing-destination:forged")  # a bad token is refused
+        with pytest.raises(IdentityError, match="signature"):
+            await certified.manager.refresh()
+    finally:
+        await client.close()
+        await server.stop()
+        await certified.stop()

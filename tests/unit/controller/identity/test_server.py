@@ -95,7 +95,7 @@ async def _raw(port: int, request: bytes, anchors: str) -> bytes:
         "127.0.0.1",
         port,
         ssl=context,
-        server_hostname="identity.lacewing.serviceaccount.identity.lacewing.cluster.local",
+        server_hostname="lacewing-identity.lacewing.serviceaccount.identity.lacewing.cluster.local",
     )
     writer.write(request)
     data = await reader.read()

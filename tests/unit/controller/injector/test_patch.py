@@ -13,6 +13,7 @@ from lacewing.controller.injector.patch import PodInput, apply_ops, decide, work
 from lacewing.install import sidecar
 from lacewing.install.credentials import generate
 from lacewing.install.render import render_control_plane
+from lacewing.install.sidecar import proxy_container, proxy_init_container
 from lacewing.install.values import build_values
 
 SKIPPED = "lacewing.io/inject-skipped"
@@ -82,12 +83,19 @@ def test_install_and_injection_give_the_same_proxy() -> None:
     """The control plane's own pods (install) and injected pods share one sidecar spec."""
     v = build_values(overrides={"proxy": {"logLevel": "debug", "opaquePorts": "5432"}})
     docs = render_control_plane(v, generate(v.namespace, v.identity.trust_domain))
-    deployment = next(d for d in docs if d["kind"] == "Deployment")
-    pod_spec = deployment["spec"]["template"]["spec"]
-    installed = next(c for c in pod_spec["containers"] if c["name"] == "lacewing-proxy")
     injected = _injected(PodInput(pod("shop"), namespace("shop", ENABLED), v))
-    assert injected["spec"]["containers"][0] == installed
-    assert injected["spec"]["initContainers"][0] == pod_spec["initContainers"][0]
+    for deployment in (d for d in docs if d["kind"] == "Deployment"):
+        component = deployment["metadata"]["labels"]["lacewing.io/control-plane-component"]
+        pod_spec = deployment["spec"]["template"]["spec"]
+        installed = next(c for c in pod_spec["containers"] if c["name"] == "lacewing-proxy")
+        # the one spec; a control-plane pod reaches its own controller on localhost and its
+        # proxy-init skips the controller's serving port (sidecar.CONTROL_PLANE_SKIP_INBOUND)
+        assert installed == proxy_container(v, component)
+        assert pod_spec["initContainers"][0] == proxy_init_container(v, component)
+        if component == "proxy-injector":
+            assert injected["spec"]["containers"][0] == installed
+    assert injected["spec"]["containers"][0] == proxy_container(v)
+    assert injected["spec"]["initContainers"][0] == proxy_init_container(v)
 
 
 def test_annotations_override_the_install_values() -> None:

@@ -37,7 +37,7 @@ def _identity(server: RunningIdentity, tmp_path: Path, port: int | None = None) 
     return IdentityConfig(
         identity=WEB,
         service_addr=Addr("127.0.0.1", port or server.server.bound_port),
-        service_identity=Identity("lacewing", "identity"),
+        service_identity=Identity("lacewing", "lacewing-identity"),
         trust_anchors_pem=server.pki.anchors_pem,
         token_file=token,
     )
@@ -96,7 +96,7 @@ def test_identity_settings_follow_the_install_sidecar_contract(tmp_path: Path) -
     assert config is not None
     assert config.identity == WEB
     assert config.service_addr == Addr("lacewing-identity.mesh.svc.cluster.local", 8080)
-    assert config.service_identity == Identity("mesh", "identity")
+    assert config.service_identity == Identity("mesh", "lacewing-identity")
     assert config.trust_anchors_pem.strip() == pem.strip()
     anchors = tmp_path / "ca.crt"
     anchors.write_text(pem)
@@ -115,7 +115,7 @@ def test_identity_settings_follow_the_install_sidecar_contract(tmp_path: Path) -
         }
     )
     assert local is not None and local.identity == WEB
-    assert local.service_identity == Identity("lacewing", "identity")
+    assert local.service_identity == Identity("lacewing", "lacewing-identity")
     for change, message in [
         ({"LACEWING_IDENTITY_NAME": "web.shop"}, "LACEWING_IDENTITY_NAME"),
         ({"LACEWING_POD_SERVICE_ACCOUNT": ""}, "LACEWING_POD_SERVICE_ACCOUNT are required"),
