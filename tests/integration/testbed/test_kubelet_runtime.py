@@ -414,6 +414,11 @@ def test_services_route_to_ready_endpoints_by_dns_name(node: tuple[KubeAPI, Node
         assert all(s == 200 for s, _ in results), results[:3]
         answered |= {json.loads(b)["pod"] for _, b in results}
     assert answered == set(ready_pods("echo"))  # both replicas served, through the ClusterIP
+    # the API server's pods/proxy reaches a pod over the pod network (kubectl get --raw)
+    echo = sorted(answered)[0]
+    raw = api.kubectl("get", "--raw", f"/api/v1/namespaces/{ns}/pods/{echo}:8080/proxy/via-api")
+    assert raw.returncode == 0, raw.stderr
+    assert json.loads(raw.stdout)["pod"] == echo and json.loads(raw.stdout)["path"] == "/via-api"
     # a Service without ready endpoints refuses at once, as kube-proxy's REJECT rule makes it
     api.create(
         {

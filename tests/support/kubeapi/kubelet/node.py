@@ -13,7 +13,8 @@ One thread ticks every `tick` seconds (no event loop, no sleeping in between but
    every started pod when it changes, and every pod's hosts file is rewritten when the set
    of Services changes;
 5. each MutatingWebhookConfiguration's Service gets a relay (`relay.py`) from the host into
-   the node, and the API server's webhook client is pointed at it.
+   the node, and the API server's webhook client is pointed at it; every declared container
+   port of every pod is routed for the API server's `pods/<name>:<port>/proxy/` (PodProxy).
 The API relay (node bridge address, port 6443, to the API server on 127.0.0.1) starts with
 the node. `stop()` stops the loop, terminates every pod (SIGTERM, SIGKILL after
 `stop_grace`), deletes every namespace and /etc/netns entry it made (`lwk-<id>-*`) and its
@@ -40,7 +41,7 @@ from tests.support.kubeapi.kubelet.containers import Backoff
 from tests.support.kubeapi.kubelet.controllers import NODE_NAME, NODE_POD_CIDR
 from tests.support.kubeapi.kubelet.network import Network
 from tests.support.kubeapi.kubelet.pods import API_SERVICE_HOST, PodContext, PodRunner
-from tests.support.kubeapi.kubelet.relay import Relay, dial_in, listen_in
+from tests.support.kubeapi.kubelet.relay import PodProxy, Relay, dial_in, listen_in
 from tests.support.kubeapi.kubelet.services import hosts_text, nat_restore, resolv_text
 
 if TYPE_CHECKING:
@@ -92,6 +93,8 @@ class NodeRuntime:
         self._hosts: dict[str, str] = {}
         self._webhook_relays: dict[tuple[str, str, int], Relay] = {}
         self._api_relay: Relay | None = None
+        self._pod_proxy: PodProxy | None = None
+        self._proxied: set[tuple[str, str, int]] = set()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._cluster: Any = None
@@ -107,6 +110,7 @@ class NodeRuntime:
         api_port = int(self.api.url.rsplit(":", 1)[1])
         listener = listen_in(self.network.node, self.network.gateway, API_RELAY_PORT)
         self._api_relay = Relay(listener, lambda: dial_in(None, "127.0.0.1", api_port), "api")
+        self._pod_proxy = PodProxy(listen_in(None, "127.0.0.1", 0), self.network.node, self._ip_of)
         self._thread = threading.Thread(target=self._loop, name="kubelet", daemon=True)
         self._thread.start()
         return self
@@ -133,8 +137,11 @@ class NodeRuntime:
             relay.stop()
             self.api.cluster.webhook_urls.pop(key, None)
         self._webhook_relays.clear()
-        if self._api_relay is not None:
-            self._api_relay.stop()
+        for key in self._proxied:
+            self.api.cluster.pod_proxy_urls.pop(key, None)
+        for relay in (self._api_relay, self._pod_proxy):
+            if relay is not None:
+                relay.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self.network.down()
         shutil.rmtree(self.root, ignore_errors=True)
@@ -292,6 +299,7 @@ class NodeRuntime:
         controllers.sync()
         self._sync_services(types)
         self._sync_webhooks(types)
+        self._sync_pod_proxy()
 
     def _sync_services(self, types: dict[str, Any]) -> None:
         """kube-proxy: replace the Service chain everywhere when endpoints changed."""
@@ -306,6 +314,29 @@ class NodeRuntime:
             for runner in self.runners.values():
                 if runner.jumped and not runner.finished:
                     self.network.apply_services(runner.netns, restore)
+
+    def _ip_of(self, namespace: str, name: str) -> str | None:
+        for runner in list(self.runners.values()):
+            if runner.namespace == namespace and runner.name == name and not runner.deleting:
+                return runner.ip
+        return None
+
+    def _sync_pod_proxy(self) -> None:
+        """`pods/<name>:<port>/proxy/` for every declared port of every pod on the node."""
+        assert self._pod_proxy is not None
+        wanted: set[tuple[str, str, int]] = set()
+        for runner in self.runners.values():
+            if runner.deleting:
+                continue
+            for c in runner.all:
+                for port in c.spec.get("ports") or []:
+                    wanted.add((runner.namespace, runner.name, int(port["containerPort"])))
+        urls = self.api.cluster.pod_proxy_urls
+        for key in self._proxied - wanted:
+            urls.pop(key, None)
+        for key in wanted:
+            urls[key] = self._pod_proxy.base_url(*key)
+        self._proxied = wanted
 
     def _schedule(self, rt: Any) -> None:
         """The scheduler: a Pod without a node is bound to this one (there is no other)."""

@@ -11,6 +11,10 @@ half-closes passed on); TLS goes through untouched, end to end. Two are used:
   Service's ClusterIP from the node namespace (kube-proxy's rules there pick a ready pod),
   so the API server's admission calls travel the pod network into the webhook's pod, as
   a real API server's do; the test bed's webhook client is pointed at the relay.
+`PodProxy` is the API server's `pods/<name>:<port>/proxy/` path: one HTTP listener on the
+host's 127.0.0.1 whose request paths start with `/<namespace>/<pod>/<port>`; it dials that
+pod's IP and port from the node namespace, passes the request on with the prefix cut from
+its request line, and relays the rest untouched.
 `stop()` closes the listener and every open connection and joins the threads.
 """
 
@@ -23,7 +27,7 @@ from collections.abc import Callable
 
 from lacewing.local.netns import in_netns
 
-__all__ = ["Relay", "dial_in", "listen_in"]
+__all__ = ["PodProxy", "Relay", "dial_in", "listen_in"]
 
 
 def listen_in(netns: str | None, host: str, port: int) -> socket.socket:
@@ -80,12 +84,16 @@ class Relay:
             self._open.add(sock)
             return True
 
+    def _connect(self, conn: socket.socket) -> socket.socket:
+        """The other end for an accepted connection (a subclass may read from `conn` first)."""
+        return self._dial()
+
     def _serve(self, conn: socket.socket) -> None:
         if not self._track(conn):
             return
         try:
-            upstream = self._dial()
-        except OSError:
+            upstream = self._connect(conn)
+        except (OSError, ValueError):
             self._forget(conn)
             return
         if not self._track(upstream):
@@ -128,3 +136,36 @@ class Relay:
         self._accepter.join(5)
         for thread in threads:
             thread.join(5)
+
+
+class PodProxy(Relay):
+    """HTTP to `/<namespace>/<pod>/<port>/<path>` -> `<path>` on that pod, over the pod network."""
+
+    def __init__(
+        self, listener: socket.socket, node_netns: str, pod_ip: Callable[[str, str], str | None]
+    ) -> None:
+        self._node = node_netns
+        self._pod_ip = pod_ip
+        super().__init__(listener, lambda: socket.socket(), "pod-proxy")
+
+    def base_url(self, namespace: str, pod: str, port: int) -> str:
+        return f"http://127.0.0.1:{self.port}/{namespace}/{pod}/{port}"
+
+    def _connect(self, conn: socket.socket) -> socket.socket:
+        conn.settimeout(10)
+        head = b""
+        while b"\r\n" not in head:
+            chunk = conn.recv(8192)
+            if not chunk or len(head) > 65536:
+                raise ValueError("no request line")
+            head += chunk
+        conn.settimeout(None)
+        line, _, rest = head.partition(b"\r\n")
+        method, target, version = line.decode("latin-1").split(" ", 2)
+        _, namespace, pod, port, *path = target.split("/", 4)
+        ip = self._pod_ip(namespace, pod)
+        if ip is None or not port.isdigit():
+            raise ValueError(f"no pod {namespace}/{pod} on the node")
+        upstream = dial_in(self._node, ip, int(port))
+        upstream.sendall(f"{method} /{path[0] if path else ''} {version}\r\n".encode() + rest)
+        return upstream
