@@ -8,10 +8,9 @@ webhook injecting over the pod network, two workloads talking by Service DNS nam
 capture on the wire between them, the server proxy's metrics, and nothing left running.
 
 The steps are ordered tests sharing one cluster (module fixture). A step that depends on
-an earlier step which did not pass is skipped with the step it needed. A step that fails
-because of a wiring bug already known in src/ is marked xfail with that bug, and only when
-the bug's own signature is seen in the pods (a log line, a rendered variable); otherwise it
-fails. Cleanup (every pod, namespace and process) runs even when a step fails.
+an earlier step which did not pass is skipped, naming the step it needed (the failure itself
+is reported by that earlier step). Cleanup (every pod, namespace and process) runs even when
+a step fails.
 """
 
 from __future__ import annotations
@@ -49,48 +48,7 @@ CP = "lacewing"
 APP_NS = "shop"
 CLIENT_ID = f"default.{APP_NS}.serviceaccount.identity.lacewing.cluster.local"
 
-WORKLOADS = f"""
-apiVersion: v1
-kind: Namespace
-metadata: {{name: {APP_NS}}}
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: echo, namespace: {APP_NS}}}
-spec:
-  replicas: 2
-  selector: {{matchLabels: {{app: echo}}}}
-  template:
-    metadata: {{labels: {{app: echo}}}}
-    spec:
-      containers:
-      - name: echo
-        image: testbed.local/echo:1
-        ports: [{{name: http, containerPort: 8080}}]
-        readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 2}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: echo, namespace: {APP_NS}}}
-spec:
-  selector: {{app: echo}}
-  ports: [{{name: http, port: 80, targetPort: http}}]
----
-apiVersion: apps/v1
-kind: Deployment
-metadata: {{name: client, namespace: {APP_NS}}}
-spec:
-  replicas: 1
-  selector: {{matchLabels: {{app: client}}}}
-  template:
-    metadata: {{labels: {{app: client}}}}
-    spec:
-      containers:
-      - name: client
-        image: testbed.local/client:1
-        ports: [{{name: http, containerPort: 8081}}]
-        readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 2}}
-"""
+WORKLOADS = (Path(__file__).parents[2] / "support/kubeapi/kubelet/shop.yaml").read_text()
 
 
 @dataclass
@@ -172,71 +130,9 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
         time.sleep(0.25)
 
 
-# ---------------------------------------------------------------- known src bugs (issue 10)
-
-
-def _sidecar_env(bed: Bed) -> set[str]:
-    names: set[str] = set()
-    for pod in bed.pods(CP) + bed.pods(APP_NS):
-        for c in pod["spec"].get("containers", []) + pod["spec"].get("initContainers", []):
-            if c["name"] == "lacewing-proxy":
-                names |= {e["name"] for e in c.get("env") or []}
-    return names
-
-
-def known_bug(bed: Bed, kinds: tuple[str, ...]) -> str | None:
-    """The known wiring bug of `kinds` this cluster shows, by its own signature, if any."""
-    if "policy" in kinds and "No such command 'policy'" in bed.logs_of(CP, "policy"):
-        return (
-            "src bug: the lacewing-policy Deployment runs `lacewing controller policy`, "
-            "a command that does not exist, so it crash-loops"
-        )
-    identity = [p for p in bed.pods(CP) if "identity" in p["metadata"]["name"]]
-    if "identity" in kinds and identity and not ready(identity[0]):
-        pod = identity[0]
-        proxy = next(c for c in pod["spec"]["containers"] if c["name"] == "lacewing-proxy")
-        addr = next(
-            (
-                e.get("value", "")
-                for e in proxy.get("env") or []
-                if e["name"] == "LACEWING_IDENTITY_ADDR"
-            ),
-            "",
-        )
-        log = bed.log(CP, pod["metadata"]["name"], "lacewing-proxy")
-        if (
-            addr.startswith("lacewing-identity.")
-            and "certificate refresh failed" in log
-            and "certificate for" not in log
-        ):
-            return (
-                "src bug: identity bootstrap deadlock: the identity pod's own proxy asks "
-                f"the lacewing-identity Service ({addr}) for its certificate, and that "
-                "Service has no ready endpoint until this very proxy is ready"
-            )
-    env = _sidecar_env(bed)
-    if (
-        "env" in kinds
-        and "LACEWING_DESTINATION_ADDR" in env
-        and "LACEWING_PROXY_DESTINATION_ADDR" not in env
-    ):
-        return (
-            "src bug: the sidecar sets LACEWING_DESTINATION_ADDR, which the proxy does not "
-            "read (it reads LACEWING_PROXY_DESTINATION_ADDR): proxies never use "
-            "destination, so no endpoint identities (no mTLS) and no request balancing"
-        )
-    return None
-
-
-def step(bed: Bed, name: str, body: Callable[[], None], *bugs: str) -> None:
-    """Run a step; a failure with the signature of one of `bugs` is an xfail naming it."""
-    try:
-        body()
-    except AssertionError:
-        reason = known_bug(bed, bugs)
-        if reason:
-            pytest.xfail(reason)
-        raise
+def step(bed: Bed, name: str, body: Callable[[], None]) -> None:
+    """Run a step; later steps that need it run only if it passed."""
+    body()
     bed.passed.add(name)
 
 
@@ -297,7 +193,7 @@ def test_check_waits_for_a_really_running_control_plane(bed: Bed) -> None:
             runner = bed.node.runner(CP, pod["metadata"]["name"])
             assert all(c.running for c in runner.mains), pod["metadata"]["name"]
 
-    step(bed, "check", body, "policy", "identity")
+    step(bed, "check", body)
 
 
 def test_annotate_namespace_and_rollout_restart_injects(bed: Bed) -> None:
@@ -338,7 +234,7 @@ def test_annotate_namespace_and_rollout_restart_injects(bed: Bed) -> None:
         wait_for("3 injected pods, ready", meshed_and_ready, 90)
         bed.node.settle()
 
-    step(bed, "inject", body, "identity")
+    step(bed, "inject", body)
 
 
 def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
@@ -419,7 +315,7 @@ def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
         by_pod = {s.labels.get("dst_pod") for s in outbound if s.value > 0}
         assert by_pod >= {e["metadata"]["name"] for e in echoes}, by_pod
 
-    step(bed, "mtls", body, "identity", "env")
+    step(bed, "mtls", body)
 
 
 def test_check_proxy(bed: Bed) -> None:
@@ -430,7 +326,7 @@ def test_check_proxy(bed: Bed) -> None:
         assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
         assert "Status check results are √" in out.stdout
 
-    step(bed, "check --proxy", body, "identity")
+    step(bed, "check --proxy", body)
 
 
 def test_uninstall_leaves_nothing_running(bed: Bed) -> None:
