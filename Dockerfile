@@ -1,23 +1,22 @@
 # The one lacewing image: every control-plane component (`lacewing controller <name>`), the
 # sidecar proxy (`lacewing proxy`) and its init step (`lacewing proxy-init`) run from it.
-# Pure Python on a multi-arch base, so one build serves linux/amd64 and linux/arm64:
-#   docker buildx build --platform linux/amd64,linux/arm64 -t <registry>/lacewing:<tag> .
-FROM python:3.11-slim-bookworm AS build
-WORKDIR /src
-COPY pyproject.toml README.md ./
-COPY src ./src
-RUN pip wheel --no-cache-dir --wheel-dir /wheels .
-
-FROM python:3.11-slim-bookworm
-# iptables (nft and legacy back ends) for proxy-init; nothing else from the distribution.
-RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables \
- && rm -rf /var/lib/apt/lists/*
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
- && groupadd --gid 2102 lacewing && useradd --uid 2102 --gid 2102 --no-create-home lacewing
-# The proxy runs as uid 2102 (proxy-init exempts that uid from redirection); the pod spec
-# sets runAsUser for each container, this is the default for the proxy.
+#
+# `make image` builds it with buildah, one image per architecture (linux/amd64, linux/arm64),
+# with no registry: image/build.sh makes the base (Debian bookworm from the machine's own apt
+# sources: the Essential set, python3 and iptables, no apt, no compilers) and the build context
+# (lacewing and its dependencies' wheels installed for that architecture into dist-packages/,
+# already compiled to .pyc), then runs
+#   buildah bud --platform linux/ARCH --pull=never --build-arg BASE=<that base> -f Dockerfile CTX
+# There is no RUN step, so building for another architecture needs no emulation.
+ARG BASE
+FROM ${BASE}
+# Debian's python3 looks in /usr/local/lib/python3.11/dist-packages; lacewing's launcher is the
+# console script pip writes, with its interpreter line pointed at /usr/bin/python3.
+COPY dist-packages/ /usr/local/lib/python3.11/dist-packages/
+COPY bin/lacewing /usr/local/bin/lacewing
+# iptables (nft and legacy back ends) comes with the base, for proxy-init. uid/gid 2102
+# (`lacewing`) is in the base's /etc/passwd: the proxy runs as 2102 (proxy-init exempts that uid
+# from redirection); the pod spec sets runAsUser for each container, this is the proxy's default.
 USER 2102:2102
 ENTRYPOINT ["lacewing"]
 CMD ["--help"]

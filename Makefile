@@ -3,11 +3,14 @@
 #               demo app on this machine with live metrics until Ctrl-C
 #               (make demo DEMO_ARGS="--duration 30s" runs unattended)
 #   make test   install lacewing with its test tools and run every check and test
+# And: make image   the container image for linux/amd64 and linux/arm64 as docker-archive
+#                   tarballs under build/image/ (root; Debian packages, no registry: see
+#                   image/build.sh); `make test` then also runs tests/image against them
 PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint unit bench fuzz clean venv
+.PHONY: demo test lint unit bench fuzz clean venv image image-test image-clean
 
 $(BIN)/lacewing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,13 +26,25 @@ demo: venv
 	$(BIN)/lacewing demo $(DEMO_ARGS)
 
 lint: venv
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench image
+	$(BIN)/ruff format --check src tests bench image
 	$(BIN)/mypy
+	$(BIN)/mypy image/archive.py
 	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q
+
+image:
+	PYTHON=$(PYTHON) image/build.sh
+
+image-test: venv
+	$(BIN)/pytest -q tests/image
+
+# The tarballs, and the cached Debian bases in buildah's storage.
+image-clean:
+	rm -rf build/image
+	buildah rmi $$(buildah images -q --filter reference=localhost/lacewing-image-base) 2>/dev/null || true
 
 bench: venv
 	$(BIN)/python bench/proxy_bench.py

@@ -1,9 +1,10 @@
 """Inbound authorization policy: what a proxy enforces on one port, and the decision it makes.
 
-The policy controller compiles the cluster's resources (`lacewing.core.policy_resources`) into
-one `PortPolicy` per (pod, port); the proxy holds it and calls `evaluate` per connection (and
-per HTTP request, with the method and path). This module is the compiled form, the
-evaluation, the default policies and the wire form. Pure: no I/O, no asyncio.
+The policy controller parses the cluster's resources (`lacewing.core.policy_resources`) and
+compiles them (`lacewing.core.policy_index`) into one `PortPolicy` per (pod, port); the proxy
+holds it and calls `evaluate` per connection (and per HTTP request, with the method and
+path). This module is the compiled form, the evaluation, the default policies and the wire
+form. Pure: no I/O, no asyncio.
 
 A `PortPolicy` names the server that governs the port (`server_kind` "server" and the
 Server's name, or "default" and the default policy's name), the protocol the Server declares,

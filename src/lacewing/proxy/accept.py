@@ -35,7 +35,7 @@ from lacewing.proxy.targets import OPAQUE, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
-__all__ = ["Accepted", "relay"]
+__all__ = ["Accepted", "admit", "relay"]
 
 log = logging.getLogger("lacewing.proxy")
 
@@ -143,6 +143,10 @@ class Accepted(asyncio.Protocol):
         side, transport, dst, stats = self.side, self.transport, self.dst, self.stats
         assert transport is not None and dst is not None and stats is not None
         early, self._buf = self._buf, b""
+        # (HTTP is authorized per request, a denied one answered 403, as Linkerd does)
+        if side.gate is not None and proto not in _PER_REQUEST and not admit(side, transport, dst,
+                                                                             proto):  # fmt: skip
+            return
         if proto is Protocol.HTTP1:
             server = Http1Server(side, dst, stats)
             side.conns[transport] = server
@@ -181,6 +185,28 @@ class Accepted(asyncio.Protocol):
             self.stats.closed += 1
             self.side.conns.pop(self.transport, None)
         self._done = True
+
+
+_PER_REQUEST = (Protocol.TLS, Protocol.HTTP1)  # TLS: decided after the handshake
+
+
+def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) -> bool:
+    """Inbound policy for a new connection (after TLS): False when it was refused (aborted,
+    before a byte reached the app, and counted as `inbound_tcp_authz_deny_total`)."""
+    gate = side.gate
+    if gate is None:
+        return True
+    client, ip = side.client_of(transport)
+    verdict = gate.connection(dst.port, client, ip)
+    labels = verdict.decision.labels + side.tls
+    if verdict.accept and not (verdict.http_only and proto is not Protocol.HTTP1):
+        if not verdict.http_only:  # (probe-only: each request decides and is counted)
+            side.metrics.authorized("inbound_tcp_authz_allow_total", str(dst), labels)
+        return True
+    side.metrics.authorized("inbound_tcp_authz_deny_total", str(dst), labels)
+    log.debug("inbound %s from %s (%s): denied by policy", dst, ip, client or "no identity")
+    transport.abort()
+    return False
 
 
 class _RelayConn:

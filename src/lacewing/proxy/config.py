@@ -13,6 +13,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from lacewing.core.policy import (
+    DEFAULT_CLUSTER_NETWORKS,
+    DEFAULT_POLICIES,
+    Network,
+    parse_networks,
+)
 from lacewing.errors import ConfigError
 
 __all__ = ["SETTINGS", "Addr", "Config", "Setting", "load", "parse_addr", "settings_table"]
@@ -110,6 +116,17 @@ def _host(text: str) -> str:
 
 def _optional_addr(text: str) -> Addr | None:
     return parse_addr(text) if text.strip() else None
+
+
+def _default_policy(text: str) -> str:
+    name = text.strip()
+    if name not in DEFAULT_POLICIES:
+        raise ValueError(f"{name!r} is not a default policy ({', '.join(DEFAULT_POLICIES)})")
+    return name
+
+
+def _networks(text: str) -> tuple[Network, ...]:
+    return parse_networks(text, "networks")
 
 
 def _optional_id(text: str) -> int | None:
@@ -260,6 +277,28 @@ SETTINGS: tuple[Setting, ...] = (
         "The destination controller (host:port). When set, outbound resolves each original "
         "destination through it and balances requests over its endpoints; unset: pass through.",
     ),
+    Setting(
+        "policy_addr",
+        "",
+        _optional_addr,
+        "The policy controller (host:port). When set, inbound enforces each port's "
+        "authorization policy from it (POD_NAME and POD_NAMESPACE say whose); unset: "
+        "inbound admits every client.",
+    ),
+    Setting(
+        "default_inbound_policy",
+        "all-unauthenticated",
+        _default_policy,
+        "The policy a port has until the policy controller first answers (`deny` fails closed).",
+    ),
+    Setting(
+        "cluster_networks",
+        DEFAULT_CLUSTER_NETWORKS,
+        _networks,
+        "The networks the `cluster-*` default policies admit.",
+    ),
+    Setting("pod_name", "", str, "This pod's name (for the policy controller)."),
+    Setting("pod_namespace", "", str, "This pod's namespace (for the policy controller)."),
 )
 
 
@@ -285,6 +324,11 @@ class Config:
     run_as_uid: int | None
     run_as_gid: int | None
     destination_addr: Addr | None = None
+    policy_addr: Addr | None = None
+    default_inbound_policy: str = "all-unauthenticated"
+    cluster_networks: tuple[Network, ...] = ()
+    pod_name: str = ""
+    pod_namespace: str = ""
 
 
 def load(env: Mapping[str, str]) -> Config:
@@ -304,6 +348,11 @@ def load(env: Mapping[str, str]) -> Config:
         raise ConfigError(
             f"{unknown[0]}: unknown setting",
             hint="see docs/proxy-config.md for the variables lacewing proxy reads",
+        )
+    if values["policy_addr"] is not None and not (values["pod_name"] and values["pod_namespace"]):
+        raise ConfigError(
+            f"{PREFIX}POLICY_ADDR needs {PREFIX}POD_NAME and {PREFIX}POD_NAMESPACE",
+            hint="the policy controller answers per pod: set both (the downward API gives them)",
         )
     return Config(**values)
 

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from lacewing.core.policy import PortPolicy, default_port_policy
 from lacewing.errors import RuntimeEnvError
 from lacewing.proxy.accept import Accepted
 from lacewing.proxy.admin import AdminServer, AdminState
@@ -35,6 +36,8 @@ from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.discovery import DestinationClient
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.metrics import ProxyMetrics
+from lacewing.proxy.policy.client import PolicyClient
+from lacewing.proxy.policy.gate import InboundGate
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector, PlainConnector
@@ -76,7 +79,27 @@ def build_sides(
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
                     fixed_dst=config.outbound_fixed_dst, clock=clock,
                     discovery=_discovery(config, destination_tls))  # fmt: skip
+    policy = _policy(config)
+    if policy is not None:
+        inbound.gate = InboundGate(policy.policy)
+        inbound.policy_client = policy
     return inbound, outbound
+
+
+def _policy(config: Config) -> PolicyClient | None:
+    """With LACEWING_PROXY_POLICY_ADDR: a stream per inbound port from the policy controller;
+    until it answers, the configured default policy (plaintext stream: see docs/policy.md)."""
+    addr = config.policy_addr
+    if addr is None:
+        return None
+    name, networks = config.default_inbound_policy, config.cluster_networks
+
+    def default(port: int) -> PortPolicy:
+        return default_port_policy(port, name, networks)
+
+    return PolicyClient(
+        addr.host, addr.port, namespace=config.pod_namespace, pod=config.pod_name, default=default
+    )
 
 
 def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery | None:
@@ -211,6 +234,8 @@ class ProxyServer:
             await side.tasks.close()
             if isinstance(side.discovery, OutboundDiscovery):
                 await side.discovery.close()  # its per-destination streams
+            if side.policy_client is not None:
+                await side.policy_client.close()  # its per-port streams
         await self.tasks.close()
         await self._close_listeners()
         await self.admin.close()

@@ -14,7 +14,9 @@ host at the original port; outbound to the original destination, or, with a `dis
 with the endpoint's `dst_*` labels on the request metrics. Without discovery the pick is one
 cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
 plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
-upstream connections per endpoint address for every codec.
+upstream connections per endpoint address for every codec. `gate` is where inbound
+authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
+(after TLS, with `client_identity` known) and once per HTTP request.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
@@ -33,7 +36,7 @@ from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 from lacewing.proxy.transport.pool import Pool
 
-__all__ = ["Conn", "Discovery", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Gate", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -61,6 +64,39 @@ class Discovery(Protocol):
     def evict_idle(self, idle: float) -> int: ...
 
 
+class Verdict(Protocol):
+    @property
+    def accept(self) -> bool: ...
+
+    @property
+    def http_only(self) -> bool: ...
+
+    @property
+    def decision(self) -> Decided: ...
+
+
+class Decided(Protocol):
+    @property
+    def allowed(self) -> bool: ...
+
+    @property
+    def labels(self) -> TlsLabels: ...
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+class Gate(Protocol):
+    """Inbound authorization (`proxy.policy.gate.InboundGate`)."""
+
+    def connection(self, port: int, client_identity: str | None, client_ip: str) -> Verdict: ...
+
+    def request(
+        self, port: int, client_identity: str | None, client_ip: str, method: str, path: str
+    ) -> Decided: ...
+
+
 class TlsTerminator(Protocol):
     """Inbound TLS termination (mutual TLS, next issue): takes over a detected TLS connection."""
 
@@ -79,6 +115,9 @@ class Side:
     tls: TlsLabels = TLS_DISABLED
     tls_terminator: TlsTerminator | None = None
     discovery: Discovery | None = None
+    gate: Gate | None = None
+    client_identity: Identity | None = None  # inbound, after mutual TLS: who the client is
+    policy_client: Closable | None = None  # what feeds `gate` (closed at shutdown)
     clock: Callable[[], float] = time.perf_counter
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
@@ -108,6 +147,12 @@ class Side:
             and self.fixed_dst is None
             and not (self.discovery.answered(dst))
         )
+
+    def client_of(self, transport: asyncio.BaseTransport) -> tuple[str | None, str]:
+        """(the client's mesh identity name or None, its IP), as inbound policy asks."""
+        peer = transport.get_extra_info("peername")
+        ip = str(peer[0]) if isinstance(peer, tuple) and peer else ""
+        return (self.client_identity.name if self.client_identity else None), ip
 
     def peer_tls(self, endpoint: Addr) -> TlsLabels:
         """The TLS labels of a connection to `endpoint`: the connector's when it originates

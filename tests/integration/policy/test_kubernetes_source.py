@@ -20,7 +20,7 @@ from tests.support.policy import PolicyStream, summary
 
 from lacewing.controller.policy import Hub, KubernetesSource, PolicyServer
 from lacewing.core.policy import evaluate, policy_from_dict
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 from lacewing.install.crds import custom_resource_definitions
 from lacewing.k8s.watch import Backoff, KindWatch, connect_async
 

@@ -21,15 +21,13 @@ from lacewing.core.policy import (
     policy_to_dict,
     resolve_default_policy,
 )
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex, pod_from_object
 from lacewing.core.policy_resources import (
     AuthorizationPolicy,
     MeshTLSAuthentication,
     NetworkAuthentication,
-    PolicyConfig,
-    PolicyIndex,
     Server,
     parse_resource,
-    pod_from_object,
 )
 
 ANNOTATION = "config.lacewing.io/default-inbound-policy"
@@ -276,3 +274,24 @@ def test_unknown_pod_has_no_policy_and_oldest_server_wins() -> None:
     )
     policy = undeclared.port_policy("shop", "p", 7000)
     assert policy is not None and policy.server_kind == "default"
+
+
+def test_malformed_pod_fields_are_skipped_not_fatal() -> None:
+    pod = pod_from_object(
+        {
+            "metadata": {"name": "p", "namespace": "shop", "labels": "nope"},
+            "spec": {
+                "containers": [
+                    "nope",
+                    {
+                        "ports": [{"containerPort": "80"}, "x", {"containerPort": 8080}],
+                        "livenessProbe": {"httpGet": {"port": {"weird": 1}, "path": "/l"}},
+                        "readinessProbe": {"httpGet": {"port": "missing", "path": "/r"}},
+                        "startupProbe": {"httpGet": {"port": "8080", "path": "/s"}},
+                    },
+                ]
+            },
+        }
+    )
+    assert pod.labels == {} and pod.ports == (("", 8080),)
+    assert pod.probes == ((8080, "/s"),)

@@ -14,12 +14,8 @@ from typing import Any
 import pytest
 
 from lacewing.core.policy import DEFAULT_POLICIES, Decision, evaluate, parse_networks
-from lacewing.core.policy_resources import (
-    PolicyConfig,
-    PolicyIndex,
-    parse_resource,
-    pod_from_object,
-)
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex, pod_from_object
+from lacewing.core.policy_resources import parse_resource
 
 TD = "cluster.local"
 BOT = f"bot.shop.serviceaccount.identity.lacewing.{TD}"

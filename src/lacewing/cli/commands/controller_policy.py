@@ -36,7 +36,7 @@ from lacewing.errors import CertificateError, UsageError
 
 if TYPE_CHECKING:
     from lacewing.controller.https import ControllerServer
-    from lacewing.core.policy_resources import PolicyConfig, PolicyIndex
+    from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 
 __all__ = ["SOURCES", "PolicyOptions", "policy_command", "run_policy"]
 
@@ -131,7 +131,7 @@ class _Servers:
 def _config(options: PolicyOptions) -> PolicyConfig:
     from lacewing.core.identity import IdentityParseError, validate_trust_domain
     from lacewing.core.policy import DEFAULT_POLICIES, PolicyError, parse_networks
-    from lacewing.core.policy_resources import PolicyConfig
+    from lacewing.core.policy_index import PolicyConfig
 
     if options.default_policy not in DEFAULT_POLICIES:
         raise UsageError(

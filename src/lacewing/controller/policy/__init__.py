@@ -1,6 +1,6 @@
 """The policy controller: which clients may reach which port of which pod.
 
-Sources reduce what they watch to a `lacewing.core.policy_resources.PolicyIndex`:
+Sources reduce what they watch to a `lacewing.core.policy_index.PolicyIndex`:
 `kubernetes.KubernetesSource` (Servers, AuthorizationPolicies, MeshTLSAuthentications,
 NetworkAuthentications, Pods and Namespaces through `lacewing.k8s.watch`) or
 `local.LocalSource` (the local runtime's registry file plus a file of policy resources).

@@ -29,7 +29,8 @@ from typing import Any
 from lacewing.controller.https import ControllerServer, RequestHead, json_response, read_head
 from lacewing.controller.injector.server import TlsFiles
 from lacewing.core.policy import PolicyError
-from lacewing.core.policy_resources import GROUP, KINDS, PolicyIndex, Server, parse_resource
+from lacewing.core.policy_index import PolicyIndex
+from lacewing.core.policy_resources import GROUP, KINDS, Server, parse_resource
 
 __all__ = ["MAX_BODY", "Validator", "ValidatorServer"]
 

@@ -8,8 +8,9 @@ they describe (`index_from_objects`, pure). Nothing is published before every ki
 listed once, so a proxy never gets a policy compiled from half the cluster (a Server seen
 before its AuthorizationPolicy would deny everything for a moment).
 
-A resource that does not parse (`core.policy_resources.parse_resource`) is left out of the
-index, as if it did not exist, and logged once with the parser's one-line reason; the
+Each object is parsed when its event arrives. A resource that does not parse
+(`core.policy_resources.parse_resource`) is left out of the index, as if it did not exist,
+and logged once (when it arrives or changes) with the parser's one-line reason; the
 admission webhook refuses such resources up front, so this only happens when it was bypassed
 (failurePolicy Ignore, or resources that predate it).
 """
@@ -22,15 +23,8 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from lacewing.core.policy import PolicyError
-from lacewing.core.policy_resources import (
-    GROUP,
-    PodPorts,
-    PolicyConfig,
-    PolicyIndex,
-    Resource,
-    parse_resource,
-    pod_from_object,
-)
+from lacewing.core.policy_index import PodPorts, PolicyConfig, PolicyIndex, pod_from_object
+from lacewing.core.policy_resources import GROUP, Resource, parse_resource
 
 __all__ = ["POLICY_VERSION", "KubernetesSource", "index_from_objects"]
 
@@ -79,7 +73,11 @@ class _Watch(Protocol):
 
 
 class KubernetesSource:
-    """Folds six kinds' watch events into PolicyIndexes (see the module docstring)."""
+    """Folds six kinds' watch events into PolicyIndexes (see the module docstring).
+
+    Each object is parsed once, when its event arrives; publishing assembles the parsed
+    forms, so a pod's churn does not re-parse every other object.
+    """
 
     KINDS = (*RESOURCE_KINDS, "Pod", "Namespace")
 
@@ -90,33 +88,56 @@ class KubernetesSource:
         config: PolicyConfig,
     ) -> None:
         self.watches, self.publish, self.config = watches, publish, config
-        self.objects: dict[str, dict[tuple[str, str], Obj]] = {k: {} for k in self.KINDS}
+        self.resources: dict[tuple[str, str, str], Resource] = {}
+        self.problems: dict[tuple[str, str, str], str] = {}
+        self.pods: dict[tuple[str, str], PodPorts] = {}
+        self.namespaces: dict[str, Mapping[str, str]] = {}
         self._synced: set[str] = set()
-        self._reported: set[str] = set()
 
     def apply(self, event: _Event) -> bool:
         """Fold one event in; True when the index should be republished."""
         if event.type == "SYNCED":
             self._synced.add(event.kind)
-        elif event.type == "DELETED":
-            self.objects[event.kind].pop(event.key, None)
+            return len(self._synced) == len(self.KINDS)
+        deleted = event.type == "DELETED"
+        if event.kind == "Pod":
+            if deleted:
+                self.pods.pop(event.key, None)
+            else:
+                self.pods[event.key] = pod_from_object(event.object)
+        elif event.kind == "Namespace":
+            meta = event.object.get("metadata") or {}
+            name = str(meta.get("name") or "")
+            if deleted:
+                self.namespaces.pop(name, None)
+            else:
+                self.namespaces[name] = dict(meta.get("annotations") or {})
         else:
-            obj = dict(event.object)
-            if event.kind in RESOURCE_KINDS:  # list items may come without them
-                obj.setdefault("apiVersion", f"{GROUP}/{POLICY_VERSION}")
-                obj.setdefault("kind", event.kind)
-            self.objects[event.kind][event.key] = obj
+            self._resource(event, deleted)
         return len(self._synced) == len(self.KINDS)
 
+    def _resource(self, event: _Event, deleted: bool) -> None:
+        key = (event.kind, *event.key)
+        self.resources.pop(key, None)
+        self.problems.pop(key, None)
+        if deleted:
+            return
+        obj = dict(event.object)  # list items may come without apiVersion and kind
+        obj.setdefault("apiVersion", f"{GROUP}/{POLICY_VERSION}")
+        obj.setdefault("kind", event.kind)
+        try:
+            self.resources[key] = parse_resource(obj)
+        except PolicyError as exc:
+            self.problems[key] = str(exc)
+            log.warning("ignoring invalid policy resource: %s", exc)
+
     def index(self) -> PolicyIndex:
-        resources = [o for k in RESOURCE_KINDS for o in self.objects[k].values()]
-        index, problems = index_from_objects(
-            resources, self.objects["Pod"].values(), self.objects["Namespace"].values(), self.config
+        return PolicyIndex(
+            tuple(self.resources[k] for k in sorted(self.resources)),
+            tuple(self.pods[k] for k in sorted(self.pods)),
+            dict(self.namespaces),
+            self.config,
         )
-        for line in set(problems) - self._reported:
-            log.warning("ignoring invalid policy resource: %s", line)
-        self._reported = set(problems)
-        return index
 
     async def run(self) -> None:
         queue: asyncio.Queue[_Event] = asyncio.Queue()

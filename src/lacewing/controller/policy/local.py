@@ -29,7 +29,7 @@ from typing import Any
 import yaml
 
 from lacewing.controller.policy.kubernetes import RESOURCE_KINDS, index_from_objects
-from lacewing.core.policy_resources import PolicyConfig, PolicyIndex
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 from lacewing.core.registry import Registry, RegistryError
 
 __all__ = ["LocalSource", "index_from_local", "pods_from_registry"]

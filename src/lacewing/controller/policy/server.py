@@ -32,7 +32,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from lacewing.controller.https import MAX_HEAD, ControllerServer, json_response
 from lacewing.core.policy import PortPolicy, policy_to_dict
-from lacewing.core.policy_resources import PolicyIndex
+from lacewing.core.policy_index import PolicyIndex
 
 __all__ = ["Hub", "PolicyServer"]
 

@@ -39,6 +39,7 @@ from lacewing.core.discovery import (
     apply,
     event_from_dict,
 )
+from lacewing.proxy.tasks import within
 
 __all__ = ["DestinationClient", "Resolution"]
 
@@ -61,14 +62,14 @@ class Resolution:
     async def first_answer(self, timeout: float) -> bool:
         """Wait for the first answer; False if none came within `timeout`."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._answered.wait(), timeout)
+            await within(self._answered.wait(), timeout)
         return self._answered.is_set()
 
     async def changed(self, timeout: float) -> bool:
         """Wait for the next update; False on timeout."""
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await within(event.wait(), timeout)
         return event.is_set()
 
     def endpoint_list(self) -> list[Endpoint]:
@@ -167,7 +168,7 @@ class DestinationClient:
         context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
         if context is None and self.ssl_context is not None:
             raise ConnectionError("no client certificate yet")  # back off and try again
-        reader, writer = await asyncio.wait_for(
+        reader, writer = await within(
             asyncio.open_connection(
                 self.host,
                 self.port,
@@ -185,7 +186,7 @@ class DestinationClient:
                 "Accept: application/json\r\n\r\n".encode()
             )
             await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
+            head = await within(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
             status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
             if status == b"400":
                 log.warning("destination refused authority %s", resolution.authority)
@@ -197,7 +198,7 @@ class DestinationClient:
             resolution.connected = True
             first = True
             while True:
-                line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+                line = await within(reader.readline(), self.read_timeout)
                 if not line:
                     raise EOFError("the destination server closed the stream")
                 data = json.loads(line)

@@ -85,6 +85,8 @@ class Http1Server(asyncio.Protocol):
         self.endpoint = self.target.addr
         self._idle = side.pool.bucket(self.endpoint)
         self.dst = dst
+        self._gate = side.gate if side.direction == "inbound" else None
+        self._client: tuple[str | None, str] = (None, "")
         self.target_addr = str(dst)
         self.src = stats
         self.max_head = side.config.max_header_bytes
@@ -127,6 +129,8 @@ class Http1Server(asyncio.Protocol):
     def adopt(self, transport: asyncio.Transport, early: bytes) -> None:
         transport.set_protocol(self)
         self.transport = transport
+        if self._gate is not None:
+            self._client = self.side.client_of(transport)
         if early:
             self.data_received(early)
 
@@ -321,6 +325,8 @@ class Http1Server(asyncio.Protocol):
         req = Request(route, self._clock())
         req.pick = pick
         self._cur = req
+        if self._gate is not None:
+            self._authorize(req, parser.get_method())
         if not parser.should_keep_alive():
             req.keep_alive = False
         if parser.should_upgrade():
@@ -368,7 +374,7 @@ class Http1Server(asyncio.Protocol):
             req.replay = head
         if self.active is None:
             idle = self._idle
-            if idle and not (self._paused or self._down_paused):
+            if idle and not (self._paused or self._down_paused or req.error):
                 # the common case, inline: a warm pooled connection; data_received flushes
                 conn = idle.pop()
                 if not conn.closed and not conn.paused_writing:
@@ -570,6 +576,21 @@ class Http1Server(asyncio.Protocol):
         if pending:
             up.stats.write_bytes += len(pending)
             conn.transport.write(pending)
+
+    # -- inbound policy ----------------------------------------------------------------
+    def _authorize(self, req: Request, method: bytes) -> None:
+        """Ask inbound policy about this request; a denied one is answered 403, unsent."""
+        gate, side = self._gate, self.side
+        assert gate is not None
+        client, ip = self._client
+        path = self._url.decode("latin-1")
+        decision = gate.request(self.dst.port, client, ip, method.decode("latin-1"), path)
+        labels = decision.labels + side.tls
+        if decision.allowed:
+            side.metrics.authorized("inbound_http_authz_allow_total", self.target_addr, labels)
+            return
+        side.metrics.authorized("inbound_http_authz_deny_total", self.target_addr, labels)
+        req.error = (403, "unauthorized request on this port")
 
     # -- errors ------------------------------------------------------------------------
     def _head_timed_out(self) -> None:

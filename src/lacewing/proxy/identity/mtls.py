@@ -54,8 +54,9 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from lacewing.core.identity import Identity
-from lacewing.proxy.accept import Accepted, relay
+from lacewing.proxy.accept import Accepted, admit, relay
 from lacewing.proxy.config import Addr
+from lacewing.proxy.detect import Protocol
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
@@ -478,7 +479,7 @@ class MeshTlsTerminator:
         key = (id(side), client)
         derived = self._sides.get(key)
         if derived is None:
-            derived = dataclasses.replace(side, tls=client_labels(client))
+            derived = dataclasses.replace(side, tls=client_labels(client), client_identity=client)
             derived.pool = side.pool  # one pool to the app, whoever the client is
             self._sides[key] = derived
         return derived
@@ -494,6 +495,8 @@ class MeshTlsTerminator:
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn == ALPN_OPAQUE:
+            if not admit(derived, transport, dst, Protocol.OPAQUE):
+                return asyncio.Protocol()
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
             relay(derived, transport, b"", dst, stats, derived.tls)

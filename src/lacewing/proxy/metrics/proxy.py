@@ -21,7 +21,14 @@ from bisect import bisect_left
 
 from lacewing.proxy.metrics.text import family_header, labels, number, sample
 
-__all__ = ["LATENCY_BUCKETS_MS", "ProxyMetrics", "ResponseStats", "RouteStats", "TcpStats"]
+__all__ = [
+    "AUTHZ_FAMILIES",
+    "LATENCY_BUCKETS_MS",
+    "ProxyMetrics",
+    "ResponseStats",
+    "RouteStats",
+    "TcpStats",
+]
 
 LATENCY_BUCKETS_MS: tuple[float, ...] = (
     1, 2, 3, 4, 5, 10, 20, 30, 40, 50, 100, 200, 300, 400, 500,
@@ -89,6 +96,14 @@ _TCP_FAMILIES = (
 )
 
 
+AUTHZ_FAMILIES = {
+    "inbound_http_authz_allow_total": "HTTP requests authorized by inbound policy.",
+    "inbound_http_authz_deny_total": "HTTP requests denied by inbound policy.",
+    "inbound_tcp_authz_allow_total": "Connections authorized by inbound policy.",
+    "inbound_tcp_authz_deny_total": "Connections denied by inbound policy.",
+}
+
+
 class ProxyMetrics:
     """Every request/TCP counter of one proxy process."""
 
@@ -96,6 +111,8 @@ class ProxyMetrics:
         self.tcp: dict[tuple[str, str, str, TlsLabels], TcpStats] = {}
         self.routes: dict[tuple[str, str, str, TlsLabels], RouteStats] = {}
         self.errors: dict[tuple[str, str], int] = {}
+        # (family, target_addr, labels) -> count; families in AUTHZ_FAMILIES
+        self.authz: dict[tuple[str, str, TlsLabels], int] = {}
 
     def tcp_stats(self, direction: str, peer: str, target_addr: str, tls: TlsLabels) -> TcpStats:
         key = (direction, peer, target_addr, tls)
@@ -110,6 +127,11 @@ class ProxyMetrics:
         if stats is None:
             stats = self.routes[key] = RouteStats()
         return stats
+
+    def authorized(self, family: str, target_addr: str, labels: TlsLabels) -> None:
+        """Count one inbound authorization decision (`family` one of AUTHZ_FAMILIES)."""
+        key = (family, target_addr, labels)
+        self.authz[key] = self.authz.get(key, 0) + 1
 
     def error(self, direction: str, error: str) -> None:
         key = (direction, error)
@@ -149,6 +171,14 @@ class ProxyMetrics:
             for key, tstats in tcp:
                 value = tstats.opened - tstats.closed if attr is None else getattr(tstats, attr)
                 out.append(sample(name, _tcp_labels(key), value))
+        for family, help_text in AUTHZ_FAMILIES.items():  # only with inbound policy on
+            counted = sorted(kv for kv in self.authz.items() if kv[0][0] == family)
+            if counted:
+                out += family_header(family, "counter", help_text)
+            for (_f, target_addr, decided), count in counted:
+                names = ("target_addr", *(k for k, _ in decided))
+                values = (target_addr, *(v for _, v in decided))
+                out.append(sample(family, labels(names, values), count))
         for direction in ("inbound", "outbound"):
             name = f"{direction}_tcp_errors_total"
             out += family_header(name, "counter", "Connections the proxy refused, by reason.")

@@ -14,6 +14,12 @@ right now, which is what `gate.InboundGate` is given. A stream task:
    arrives for `read_timeout` seconds, it keeps the last policy, sleeps with exponential
    backoff (0.1 s doubling to 5 s, injectable `sleep`) and reconnects. A 400 is final.
 
+A port's first connection should not be decided before its stream had a chance to answer:
+`await settled(port, timeout)` waits (once per port) until the first `POLICY` arrives, the
+controller says `NOT_FOUND`, or the first connection attempt fails, at most `timeout` seconds;
+`prefetch(ports)` starts the streams of the pod's known ports at start-up so that they are
+usually settled before the first client arrives.
+
 What `policy(port)` returns:
 - the last policy the controller sent for the port, even while it is unreachable;
 - before any answer (a new proxy whose controller is down): `default(port)`, the proxy's
@@ -31,10 +37,11 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
 from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
+from lacewing.proxy.tasks import within
 
 __all__ = ["PolicyClient", "PortWatch"]
 
@@ -51,17 +58,30 @@ class PortWatch:
         self.updates = 0
         self.not_found = False
         self._changed = asyncio.Event()
+        self._settled = asyncio.Event()
+
+    @property
+    def is_settled(self) -> bool:
+        """True once the controller answered or the first attempt to reach it failed."""
+        return self._settled.is_set()
+
+    async def settled(self, timeout: float) -> bool:
+        """Wait until settled; False on timeout."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout)
+        return self._settled.is_set()
 
     async def changed(self, timeout: float) -> bool:
         """Wait for the next update; False on timeout."""
         event = self._changed
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout)
+            await within(event.wait(), timeout)
         return event.is_set()
 
     def _set(self, policy: PortPolicy) -> None:
         self.policy, self.not_found = policy, False
         self.updates += 1
+        self._settled.set()
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
@@ -100,6 +120,18 @@ class PolicyClient:
             return watch
         return entry[0]
 
+    def prefetch(self, ports: Iterable[int]) -> None:
+        """Start the streams of these ports now (the pod's container ports)."""
+        for port in ports:
+            self.watch(port)
+
+    async def settled(self, port: int, timeout: float) -> PortPolicy:
+        """The policy of `port` once its stream settled (at most `timeout` seconds)."""
+        watch = self.watch(port)
+        if not watch.is_settled:
+            await watch.settled(timeout)
+        return self.policy(port)
+
     def policy(self, port: int) -> PortPolicy:
         """The policy to enforce on `port` now (see the module docstring)."""
         known = self.watch(port).policy
@@ -117,12 +149,14 @@ class PolicyClient:
         while True:
             try:
                 if await self._stream(watch):
+                    watch._settled.set()
                     return
                 delay = self.backoff_first
             except (OSError, TimeoutError, ValueError, EOFError, asyncio.LimitOverrunError) as exc:
                 log.debug("policy stream for port %d broke: %s", watch.port, exc)
             finally:
                 watch.connected = False
+            watch._settled.set()  # whatever happened, a first attempt was made
             await self._sleep(delay)
             delay = min(self.backoff_cap, delay * 2)
 
@@ -131,7 +165,7 @@ class PolicyClient:
         context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
         if context is None and self.ssl_context is not None:
             raise ConnectionError("no client certificate yet")
-        reader, writer = await asyncio.wait_for(
+        reader, writer = await within(
             asyncio.open_connection(
                 self.host,
                 self.port,
@@ -150,7 +184,7 @@ class PolicyClient:
                 "Accept: application/json\r\n\r\n".encode()
             )
             await writer.drain()
-            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
+            head = await within(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
             status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
             if status == b"400":
                 log.warning("the policy controller refused port %d of %s/%s", watch.port,
@@ -163,7 +197,7 @@ class PolicyClient:
             self.connects += 1
             watch.connected = True
             while True:
-                line = await asyncio.wait_for(reader.readline(), self.read_timeout)
+                line = await within(reader.readline(), self.read_timeout)
                 if not line:
                     raise EOFError("the policy controller closed the stream")
                 data = json.loads(line)
@@ -175,9 +209,10 @@ class PolicyClient:
                         raise ValueError(f"bad policy from the controller: {exc}") from None
                 elif kind == "NOT_FOUND":
                     watch.not_found = True
+                    watch._settled.set()
                 elif kind != "HEARTBEAT":
                     raise ValueError(f"unexpected line from the policy controller: {kind!r}")
         finally:
             writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()
+            with contextlib.suppress(Exception):  # bounded: a cancelled stream must not hang
+                await within(writer.wait_closed(), 1.0)

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lacewing.controller.policy import Validator, index_from_objects
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 
 
 def review(obj: Any, operation: str = "CREATE", kind: str = "Server") -> bytes:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lacewing.controller.policy import KubernetesSource
-from lacewing.core.policy_resources import PolicyConfig, PolicyIndex
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from lacewing.controller.policy import LocalSource
 from lacewing.core.policy import evaluate
-from lacewing.core.policy_resources import PolicyConfig, PolicyIndex
+from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 
 REGISTRY = {
     "cluster": "t",

@@ -16,7 +16,7 @@ from lacewing.controller.destination.tls import serving_context
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
 from lacewing.core.identity import Identity
 from lacewing.core.policy import evaluate, policy_from_dict
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 from lacewing.proxy.identity.credentials import client_context
 
 POD = {

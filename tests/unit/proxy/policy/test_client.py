@@ -12,7 +12,7 @@ from typing import Any
 
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
 from lacewing.core.policy import default_port_policy, evaluate, parse_networks
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 from lacewing.proxy.policy import InboundGate, PolicyClient
 
 NETS = parse_networks("10.0.0.0/8")
@@ -121,3 +121,41 @@ async def test_a_refused_question_is_final_and_keeps_the_default() -> None:
     finally:
         await client.close()
         await server.stop()
+
+
+async def test_a_first_connection_waits_for_the_answer_not_for_a_dead_controller() -> None:
+    hub = Hub()
+    publish(hub, SERVER)
+    server = PolicyServer(hub, "127.0.0.1", 0)
+    await server.start()
+    client = PolicyClient(
+        "127.0.0.1",
+        server.bound_port,
+        namespace="shop",
+        pod="web-0",
+        default=lambda p: default_port_policy(p, "all-unauthenticated", NETS),
+    )
+    try:
+        client.prefetch([8080])
+        policy = await client.settled(8080, timeout=3.0)  # the controller's, not the default
+        assert policy.server_name == "web-http"
+        assert client.watch(8080).is_settled
+    finally:
+        await client.close()
+        await server.stop()
+
+    down = PolicyClient(
+        "127.0.0.1",
+        server.bound_port,  # nobody listens there any more
+        namespace="shop",
+        pod="web-0",
+        default=lambda p: default_port_policy(p, "deny", NETS),
+        backoff_first=5.0,
+    )
+    try:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        policy = await down.settled(8080, timeout=3.0)
+        assert policy.server_name == "deny" and loop.time() - started < 1.0
+    finally:
+        await down.close()
