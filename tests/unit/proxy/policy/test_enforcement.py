@@ -20,7 +20,7 @@ import pytest
 from tests.unit.proxy.sockets.harness import Client, proxy
 
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
-from lacewing.core.policy_resources import PolicyConfig
+from lacewing.core.policy_index import PolicyConfig
 from lacewing.proxy.server import ProxyServer
 
 
