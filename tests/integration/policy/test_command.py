@@ -1,17 +1,16 @@
 """`lacewing controller policy` as a process against the API test bed, with the webhook.
 
-The control plane is what `lacewing install` renders, applied to the test bed (CRDs, the
-policy-validator's serving-certificate Secret, the ValidatingWebhookConfiguration with its
-caBundle). The command runs with the flags the install Deployment passes (plus loopback
-ports); the test then talks to it as the API server and a proxy would: an AdmissionReview
-over HTTPS, verified against the caBundle for `lacewing-policy-validator.lacewing.svc`, and a
-stream read line by line.
+The control plane is what `lacewing install` renders, applied to the test bed (CRDs; install
+does not render the policy controller yet, so the test makes the policy-validator's serving
+certificate itself, as install's credentials would). The command runs with the flags the
+install Deployment passed before it was dropped (plus loopback ports); the test then talks to
+it as the API server and a proxy would: an AdmissionReview over HTTPS, verified against that
+CA for `lacewing-policy-validator.lacewing.svc`, and a stream read line by line.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import re
 import signal
@@ -29,6 +28,7 @@ from lacewing.install.credentials import generate
 from lacewing.install.render import render_control_plane, render_crds
 from lacewing.install.values import build_values
 from lacewing.k8s.cluster import Cluster
+from lacewing.tls import pki
 
 RUNNER = "from lacewing.cli.main import main; main()"
 SERVICE_HOST = "lacewing-policy-validator.lacewing.svc"
@@ -81,25 +81,21 @@ async def post_review(port: int, ca_pem: bytes, review: dict[str, Any]) -> dict[
 
 @pytest.fixture
 def installed(kube_api: KubeAPI, tmp_path: Path) -> tuple[Path, bytes]:
-    """Apply what install renders; the webhook's tls dir and the caBundle it is checked with."""
+    """Apply what install renders, and the policy-validator's serving certificate (install
+    does not render the policy controller yet): the webhook's tls dir and its CA."""
     values = build_values()
     creds = generate(values.namespace, values.identity.trust_domain)
     with Cluster.connect(str(kube_api.kubeconfig)) as cluster:
         for doc in render_crds(values) + render_control_plane(values, creds):
             cluster.apply(doc)
-        secret = cluster.get("v1", "Secret", "lacewing-policy-validator-k8s-tls", "lacewing")
-        hooks = cluster.get(
-            "admissionregistration.k8s.io/v1",
-            "ValidatingWebhookConfiguration",
-            "lacewing-lacewing-policy-validator-webhook-config",
-        )
         cluster.apply({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "shop"}})
-    assert secret is not None and hooks is not None
+    ca = pki.generate_webhook_ca(values.namespace)
+    serving = pki.generate_serving_certificate(ca, "lacewing-policy-validator", values.namespace)
     tls_dir = tmp_path / "tls"
     tls_dir.mkdir()
-    for key in ("tls.crt", "tls.key"):
-        (tls_dir / key).write_bytes(base64.b64decode(secret["data"][key]))
-    return tls_dir, base64.b64decode(hooks["webhooks"][0]["clientConfig"]["caBundle"])
+    (tls_dir / "tls.crt").write_text(serving.cert_pem)
+    (tls_dir / "tls.key").write_text(serving.key_pem)
+    return tls_dir, ca.cert_pem.encode()
 
 
 async def test_the_command_streams_policy_and_its_webhook_rejects_a_bad_server(

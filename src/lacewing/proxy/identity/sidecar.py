@@ -61,6 +61,7 @@ from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
+from lacewing.proxy.metrics.text import sample
 from lacewing.proxy.server import DestinationTls, ProxyServer
 from lacewing.proxy.transport import PlainConnector
 
@@ -238,7 +239,7 @@ class MeshedProxyServer(ProxyServer):
         lines = self.metrics.render()
         for name, value in self.certificates.metrics().items():
             kind = "counter" if name.endswith("_count") else "gauge"
-            lines += [f"# TYPE {name} {kind}", f"{name} {value:g}"]
+            lines += [f"# TYPE {name} {kind}", sample(name, "", value)]  # (not :g: 6 digits)
         return lines
 
     async def start(self) -> None:

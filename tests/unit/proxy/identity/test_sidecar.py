@@ -16,6 +16,7 @@ from lacewing.core.identity import Identity, mint_local_token
 from lacewing.errors import ConfigError
 from lacewing.proxy.config import Addr, load
 from lacewing.proxy.identity.sidecar import IdentityConfig, MeshedProxyServer, load_identity_config
+from lacewing.proxy.metrics.text import number
 
 WEB = Identity("shop", "web")
 
@@ -55,7 +56,7 @@ async def test_ready_only_after_the_first_certificate_and_metrics_exposed(
         assert "identity_cert_refresh_count 1" in text
         assert "# TYPE identity_cert_expiration_timestamp_seconds gauge" in text
         expiry = proxy.holder.credentials.not_after.timestamp()
-        assert f"identity_cert_expiration_timestamp_seconds {expiry:g}" in text
+        assert f"identity_cert_expiration_timestamp_seconds {number(expiry)}" in text  # exact
     finally:
         await proxy.shutdown()
 
