@@ -27,13 +27,15 @@ kubectl and lightkube reach it through a kubeconfig like any cluster. The pieces
   SelfSubjectAccessReview) and answers TokenReviews for test-registered tokens.
 - `kubelet.Kubelet` plays the controllers: Deployments become ReplicaSets and Pods (with pod
   IPs from the Node's podCIDR), Pods can be marked Ready, and Services get EndpointSlices and
-  Endpoints (`endpoints.py`). Pods, whoever creates them, pass through the cluster's
-  MutatingWebhookConfigurations over HTTPS (`webhooks.py`).
+  Endpoints (`endpoints.py`). `kubelet.node.NodeRuntime` (root) is a real kubelet that runs
+  every Pod as processes in network namespaces (see `kubelet/__init__.py`). Pods, whoever
+  creates them, pass through the cluster's MutatingWebhookConfigurations over HTTPS
+  (`webhooks.py`).
 - `server.py` maps HTTP onto the store (with `tables.py` for `kubectl get` and `scale.py`
   for the scale subresource); `testbed.KubeAPI` runs it on a thread; `pytest_plugin` gives
   each test a fresh cluster.
 
-Run it by hand with `python -m tests.support.kubeapi serve --kubeconfig PATH`.
+Run it by hand with `python -m tests.support.kubeapi serve --kubeconfig PATH [--kubelet run]`.
 """
 
 from __future__ import annotations

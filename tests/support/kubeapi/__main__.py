@@ -1,18 +1,23 @@
 """`python -m tests.support.kubeapi serve --kubeconfig PATH`: run the emulator until Ctrl-C.
 
-With `--kubelet SECONDS` the kubelet helper runs every SECONDS: Deployments get ReplicaSets
-and Pods, and Pods are marked Ready, so a hand-run `lacewing check` can watch the control
-plane become healthy as on a real cluster.
+With `--kubelet SECONDS` the fake kubelet runs every SECONDS: Deployments get ReplicaSets
+and Pods, and Pods are marked Ready without anything running. With `--kubelet run` (root)
+the real one runs (`kubelet.node.NodeRuntime`): every Pod's containers run as processes in
+network namespaces, Services route, webhooks are called in their pods, so the README's
+Kubernetes path can be walked by hand; Ctrl-C stops every pod and removes the namespaces.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 import tempfile
 import threading
 from pathlib import Path
 
+from tests.support.kubeapi.kubelet.node import NodeRuntime
 from tests.support.kubeapi.testbed import KubeAPI, start_kube_api
 
 
@@ -20,6 +25,10 @@ def _kubelet_loop(api: KubeAPI, every: float, stop: threading.Event) -> None:
     while not stop.wait(every):
         api.kubelet.sync()
         api.kubelet.mark_ready()
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,20 +43,30 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument(
         "--kubelet",
-        type=float,
-        default=0.0,
-        metavar="SECONDS",
-        help="run the kubelet helper every SECONDS: pods for Deployments, marked Ready (0: off)",
+        default="0",
+        metavar="SECONDS|run",
+        help="SECONDS: every SECONDS make pods for Deployments and mark them Ready (0: off); "
+        "run: really run every pod in network namespaces (root)",
     )
     args = parser.parse_args(argv)
-    if args.kubelet < 0:
-        parser.error(f"--kubelet {args.kubelet} must be 0 (off) or a number of seconds")
+    run_pods = args.kubelet == "run"
+    every = 0.0
+    if not run_pods:
+        try:
+            every = float(args.kubelet)
+        except ValueError:
+            every = -1.0
+        if every < 0:
+            parser.error(f"--kubelet {args.kubelet} must be 0 (off), a number of seconds or run")
+    if run_pods and os.geteuid() != 0:
+        parser.error("--kubelet run needs root (network namespaces, iptables, mounts)")
     if not 0 <= args.port <= 65535:
         parser.error(f"--port {args.port} is not a TCP port (0-65535)")
     try:
         args.kubeconfig.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         parser.error(f"cannot write the kubeconfig at {args.kubeconfig}: {exc.strerror}")
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C, so pods are cleaned up
     with tempfile.TemporaryDirectory(prefix="kubeapi-") as tmp:
         try:
             api = start_kube_api(Path(tmp), args.port, args.kubeconfig.resolve())
@@ -55,6 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: cannot listen on 127.0.0.1:{args.port}: {exc.strerror}", file=sys.stderr)
             print("hint: pick another --port, or 0 for any free one", file=sys.stderr)
             return 1
+        node: NodeRuntime | None = None
         try:
             print(
                 f"Kubernetes API emulator serving on {api.url}; kubeconfig {api.kubeconfig} "
@@ -62,15 +82,20 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             stop = threading.Event()
-            if args.kubelet:
+            if run_pods:
+                node = NodeRuntime(api, Path(tmp) / "node").start()
+                print(f"kubelet: running pods in network namespaces {node.prefix}*", flush=True)
+            elif every:
                 threading.Thread(
-                    target=_kubelet_loop, args=(api, args.kubelet, stop), name="kubelet",
+                    target=_kubelet_loop, args=(api, every, stop), name="kubelet",
                     daemon=True,
                 ).start()  # fmt: skip
             stop.wait()
         except KeyboardInterrupt:
             pass
         finally:
+            if node is not None:
+                node.stop()
             api.close()
     return 0
 

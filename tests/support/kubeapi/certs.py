@@ -1,6 +1,7 @@
 """The emulator's TLS material and the kubeconfig that points at it.
 
-A fresh EC P-256 CA signs a serving certificate for 127.0.0.1 and localhost (EC keys take
+A fresh EC P-256 CA signs a serving certificate for 127.0.0.1, localhost and the
+`kubernetes` Service's names and ClusterIP (EC keys take
 milliseconds to make, RSA would take a second). The kubeconfig embeds the CA as
 `certificate-authority-data` and a bearer token, under the context "testbed", so kubectl and
 lightkube verify the server like any cluster's.
@@ -48,7 +49,13 @@ def _name(cn: str) -> x509.Name:
 
 def make_certs(
     now: datetime.datetime | None = None,
-    dns_names: tuple[str, ...] = ("localhost", "kubernetes.default.svc"),
+    dns_names: tuple[str, ...] = (
+        "localhost",
+        "kubernetes",
+        "kubernetes.default",
+        "kubernetes.default.svc",
+        "kubernetes.default.svc.cluster.local",
+    ),
 ) -> ServingCerts:
     """A new CA and a serving certificate for 127.0.0.1 and `dns_names`, signed by it."""
     now = now or datetime.datetime.now(datetime.UTC)
@@ -83,6 +90,8 @@ def make_certs(
                 [
                     *(x509.DNSName(name) for name in dns_names),
                     x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+                    # the `kubernetes` Service's ClusterIP, which pods dial (kubelet/relay.py)
+                    x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
                 ]
             ),
             critical=False,

@@ -121,7 +121,7 @@ class ApiServer:
                 return web.Response(text="ok")
             pods = parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["pods"]
             if pods and parts[6:7] == ["proxy"] and request.method == "GET":
-                return await self._pod_proxy(cluster, parts, user)
+                return await self._pod_proxy(cluster, parts, user, request.query_string)
             if request.method == "GET":
                 discovery = self._discovery(cluster, parts, request)
                 if discovery is not None:
@@ -136,7 +136,9 @@ class ApiServer:
             log.exception("kubeapi: %s %s failed", request.method, request.path)
             return _error(ApiError(500, "InternalError", f"emulator bug: {exc!r}"))
 
-    async def _pod_proxy(self, cluster: Cluster, parts: list[str], user: TokenInfo) -> web.Response:
+    async def _pod_proxy(
+        self, cluster: Cluster, parts: list[str], user: TokenInfo, query: str = ""
+    ) -> web.Response:
         namespace, target, path = parts[3], parts[5], "/".join(parts[7:])
         name, _, port_text = target.partition(":")
         cluster.auth.authorize("get", "pods/proxy", "", namespace, name, user)
@@ -147,7 +149,8 @@ class ApiServer:
             )
         async with aiohttp.ClientSession() as session:
             try:
-                async with session.get(f"{base}/{path}", timeout=aiohttp.ClientTimeout(5)) as up:
+                url = f"{base}/{path}" + (f"?{query}" if query else "")
+                async with session.get(url, timeout=aiohttp.ClientTimeout(5)) as up:
                     body = await up.read()
                     kind = up.headers.get("Content-Type", "text/plain")
                     return web.Response(status=up.status, body=body, headers={"Content-Type": kind})

@@ -1,4 +1,4 @@
-"""A stand-in for the controllers and the kubelet: Deployments become ReplicaSets and Pods.
+"""The controllers (and the fake kubelet): Deployments become ReplicaSets and Pods.
 
 `sync()` does one pass of what kube-controller-manager and the scheduler would do:
 - for each Deployment, the ReplicaSet of its current pod template exists (named
@@ -13,6 +13,8 @@
 `mark_ready()` flips Pods to Ready (conditions Ready and ContainersReady, and a ready
 containerStatus with the image per container) or back, then recomputes statuses.
 Everything goes through the store, so watchers see the same events as on a real cluster.
+With a `NodeRuntime` (`node.py`) running, `mark_ready` is not used: the runtime runs the
+Pods and writes their real status.
 New Pods pass through mutating admission webhooks; when a webhook is served by an async
 test's own event loop, call `sync()` through `loop.run_in_executor`, or the blocked loop
 cannot answer the webhook.
@@ -109,6 +111,8 @@ class Kubelet:
         self._pod = reg.by_kind("v1", "Pod")
         self._node = reg.by_kind("v1", "Node")
         self._counter = 0
+        # addresses still held by pods the node is terminating (NodeRuntime sets this)
+        self.reserved_ips: Callable[[], set[str]] = set
 
     def sync(self) -> None:
         """One reconciliation pass over every Deployment, ReplicaSet and their Pods."""
@@ -248,6 +252,7 @@ class Kubelet:
         except ApiError:
             cidr = NODE_POD_CIDR
         used = {p.get("status", {}).get("podIP") for p in self._store.list(self._pod)[0]}
+        used |= self.reserved_ips()
         for host in ipaddress.ip_network(cidr).hosts():
             if str(host) not in used and int(host) & 0xFF != 1:  # .1 is the node's bridge
                 return str(host)

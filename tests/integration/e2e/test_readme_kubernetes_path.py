@@ -1,0 +1,348 @@
+"""The README's Kubernetes path, unchanged, on the API test bed with its real kubelet.
+
+The user's commands run as the user runs them: the checkout's `lacewing` CLI and the real
+`kubectl` against the test bed's kubeconfig, install output piped into `kubectl apply`.
+The kubelet (`tests.support.kubeapi.kubelet.node`) runs every pod for real, so what the
+steps check is what a cluster would show: pods running and ready by their own probes, the
+webhook injecting over the pod network, two workloads talking by Service DNS name, the
+capture on the wire between them, the server proxy's metrics, and nothing left running.
+
+The steps are ordered tests sharing one cluster (module fixture). A step that depends on
+an earlier step which did not pass is skipped, naming the step it needed (the failure itself
+is reported by that earlier step). Cleanup (every pod, namespace and process) runs even when
+a step fails.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.support.kubeapi import KubeAPI, start_kube_api
+from tests.support.kubeapi.kubelet.node import NodeRuntime
+from tests.support.netns.scrape import Sample, parse
+from tests.support.pcap import tcp_streams, tls_records
+
+from lacewing.local.netns import http_get, in_netns
+
+pytestmark = [
+    pytest.mark.root,
+    pytest.mark.skipif(
+        subprocess.run(["sh", "-c", "command -v kubectl tcpdump"], capture_output=True).returncode
+        != 0,
+        reason="needs kubectl and tcpdump on PATH (Debian: tcpdump; kubectl from "
+        "https://dl.k8s.io or the kubernetes-client package)",
+    ),
+]
+
+LACEWING = str(Path(sys.executable).with_name("lacewing"))
+CP = "lacewing"
+APP_NS = "shop"
+CLIENT_ID = f"default.{APP_NS}.serviceaccount.identity.lacewing.cluster.local"
+
+WORKLOADS = (Path(__file__).parents[2] / "support/kubeapi/kubelet/shop.yaml").read_text()
+
+
+@dataclass
+class Bed:
+    api: KubeAPI
+    node: NodeRuntime
+    env: dict[str, str]
+    passed: set[str] = field(default_factory=set)
+
+    def lacewing(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [LACEWING, *args],
+            capture_output=True,
+            text=True,
+            env=self.env,
+            timeout=timeout,
+            check=False,
+        )
+
+    def kubectl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return self.api.kubectl(*args, input=input, timeout=60)
+
+    def pipe(self, lacewing_args: list[str], kubectl_args: list[str]) -> None:
+        """`lacewing ARGS | kubectl ARGS -f -`, failing on either side's error."""
+        rendered = self.lacewing(*lacewing_args)
+        assert rendered.returncode == 0, rendered.stderr
+        applied = self.kubectl(*kubectl_args, "-f", "-", input=rendered.stdout)
+        assert applied.returncode == 0, applied.stderr
+
+    def pods(self, ns: str, app: str | None = None) -> list[dict[str, Any]]:
+        pods = self.api.list("v1", "Pod", ns)
+        return [p for p in pods if app is None or p["metadata"]["labels"].get("app") == app]
+
+    def log(self, ns: str, pod: str, container: str) -> str:
+        return self.node.logs(ns, pod, container)
+
+    def logs_of(self, ns: str, container: str) -> str:
+        return "\n".join(self.log(ns, p["metadata"]["name"], container) for p in self.pods(ns))
+
+    def metrics(self, pod: dict[str, Any]) -> list[Sample]:
+        """The proxy's /metrics on its admin port, scraped from the node as Prometheus would."""
+        ip = pod["status"]["podIP"]
+        code, body = in_netns(
+            self.node.network.node, lambda: http_get(ip, 4191, "/metrics", timeout=5)
+        )
+        assert code == 200, body[:200]
+        return parse(body.decode())
+
+    def fetch(self, client: dict[str, Any], url: str, n: int) -> list[tuple[int, str]]:
+        """Ask the client app (from its own pod's loopback) to GET `url` `n` times."""
+        netns = self.node.runner(APP_NS, client["metadata"]["name"]).netns
+        code, body = in_netns(
+            netns,
+            lambda: http_get("127.0.0.1", 8081, f"/fetch?url={url}&n={n}", timeout=90),
+            timeout=100,
+        )
+        assert code == 200, body[:300]
+        return [(s, b) for s, b in json.loads(body)]
+
+    def needs(self, *steps: str) -> None:
+        missing = [s for s in steps if s not in self.passed]
+        if missing:
+            pytest.skip(f"needs the step(s) {', '.join(missing)}, which did not pass")
+
+
+def ready(pod: dict[str, Any]) -> bool:
+    conditions = (pod.get("status") or {}).get("conditions") or []
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
+def wait_for(what: str, fn: Callable[[], Any], timeout: float) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fn()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.25)
+
+
+def step(bed: Bed, name: str, body: Callable[[], None]) -> None:
+    """Run a step; later steps that need it run only if it passed."""
+    body()
+    bed.passed.add(name)
+
+
+# ---------------------------------------------------------------- the path
+
+
+@pytest.fixture(scope="module")
+def bed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Bed]:
+    tmp = tmp_path_factory.mktemp("readme")
+    api = start_kube_api(tmp)
+    node = NodeRuntime(api, tmp / "node")
+    env = {
+        **os.environ,
+        "KUBECONFIG": str(api.kubeconfig),
+        "HOME": str(tmp),
+        "LACEWING_SKIP_VERSION_CHECK": "1",
+    }
+    try:
+        node.start()
+        yield Bed(api, node, env)
+    finally:
+        node.stop()
+        api.close()
+    left = [n for n in os.listdir("/run/netns") if n.startswith(node.prefix)]
+    assert not left, f"namespaces left behind: {left}"
+
+
+def test_check_pre(bed: Bed) -> None:
+    out = bed.lacewing("check", "--pre")
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "Status check results are √" in out.stdout
+    bed.passed.add("check --pre")
+
+
+def test_install_crds_and_control_plane(bed: Bed) -> None:
+    bed.pipe(["install", "--crds"], ["apply"])
+    bed.pipe(["install"], ["apply"])
+    deployments = bed.api.list("apps/v1", "Deployment", CP)
+    assert {d["metadata"]["name"] for d in deployments} >= {
+        "lacewing-identity",
+        "lacewing-destination",
+        "lacewing-proxy-injector",
+    }
+    bed.passed.add("install")
+
+
+def test_check_waits_for_a_really_running_control_plane(bed: Bed) -> None:
+    bed.needs("install")
+
+    def body() -> None:
+        out = bed.lacewing("check", "--wait", "90s", timeout=150)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+        assert "Status check results are √" in out.stdout
+        pods = bed.pods(CP)
+        assert pods and all(ready(p) for p in pods)
+        # ready because their processes run and their probes pass, not because we said so
+        for pod in pods:
+            runner = bed.node.runner(CP, pod["metadata"]["name"])
+            assert all(c.running for c in runner.mains), pod["metadata"]["name"]
+
+    step(bed, "check", body)
+
+
+def test_annotate_namespace_and_rollout_restart_injects(bed: Bed) -> None:
+    bed.needs("install")
+
+    def injector_ready() -> bool:
+        pods = [p for p in bed.pods(CP) if "proxy-injector" in p["metadata"]["name"]]
+        return bool(pods) and all(ready(p) for p in pods)
+
+    def body() -> None:
+        # the README runs `lacewing check` first; this step needs only the injector of it
+        wait_for("the proxy injector to be ready", injector_ready, 90)
+        applied = bed.kubectl("apply", "-f", "-", input=WORKLOADS)
+        assert applied.returncode == 0, applied.stderr
+        wait_for(
+            "the plain workloads", lambda: len([p for p in bed.pods(APP_NS) if ready(p)]) == 3, 60
+        )
+        out = bed.kubectl("annotate", "ns", APP_NS, "lacewing.io/inject=enabled")
+        assert out.returncode == 0, out.stderr
+        out = bed.kubectl("rollout", "restart", "-n", APP_NS, "deploy")
+        assert out.returncode == 0, out.stderr
+
+        def meshed_and_ready() -> bool:
+            pods = bed.pods(APP_NS)
+            names = [
+                {
+                    c["name"]
+                    for c in p["spec"].get("containers", []) + p["spec"].get("initContainers", [])
+                }
+                for p in pods
+            ]
+            return (
+                len(pods) == 3
+                and all(ready(p) for p in pods)
+                and all({"lacewing-proxy", "lacewing-init"} <= n for n in names)
+            )
+
+        wait_for("3 injected pods, ready", meshed_and_ready, 90)
+        bed.node.settle()
+
+    step(bed, "inject", body)
+
+
+def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
+    bed.needs("inject")
+
+    def body() -> None:
+        (client,) = bed.pods(APP_NS, "client")
+        echoes = bed.pods(APP_NS, "echo")
+        capture = bed.node.root / "wire.pcap"
+        veths = [f"lwkv{bed.node.runner(APP_NS, e['metadata']['name']).index}" for e in echoes]
+        sniffers = [
+            subprocess.Popen(
+                [
+                    "ip",
+                    "netns",
+                    "exec",
+                    bed.node.network.node,
+                    "tcpdump",
+                    "-i",
+                    veth,
+                    "-U",
+                    "--immediate-mode",
+                    "-s",
+                    "0",
+                    "-w",
+                    f"{capture}.{i}",
+                    f"tcp and host {client['status']['podIP']}",
+                ],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+            for i, veth in enumerate(veths)
+        ]
+        try:
+            time.sleep(1.0)  # tcpdump needs a moment before it captures
+            results = bed.fetch(client, f"http://echo.{APP_NS}.svc.cluster.local/hi", 40)
+            results += bed.fetch(client, "http://echo/short-name", 10)
+            time.sleep(0.5)
+        finally:
+            for s in sniffers:
+                s.terminate()
+                s.wait(10)
+        assert all(code == 200 for code, _ in results), results[:3]
+        served = {json.loads(body)["pod"] for _, body in results}
+        assert served == {e["metadata"]["name"] for e in echoes}, "requests did not spread"
+        # on the wire between the two pods: TLS records and nothing else
+        streams: dict[Any, bytes] = {}
+        for i, echo in enumerate(echoes):
+            pcap = Path(f"{capture}.{i}").read_bytes()
+            streams |= tcp_streams(pcap, client["status"]["podIP"], echo["status"]["podIP"])
+        payload = {k: v for k, v in streams.items() if v}
+        assert payload, "no traffic captured between client and echo"
+        for key, data in payload.items():
+            try:
+                records = tls_records(data)
+            except ValueError as err:
+                raise AssertionError(f"{key}: not TLS on the wire: {err}") from None
+            assert any(kind == 23 for kind, _ in records), key
+        # the server proxies saw the client's identity
+        for echo in echoes:
+            inbound = [
+                s
+                for s in bed.metrics(echo)
+                if s.name == "request_total" and s.labels.get("direction") == "inbound"
+            ]
+            assert any(
+                s.labels.get("client_id") == CLIENT_ID
+                and s.labels.get("tls") == "true"
+                and s.value > 0
+                for s in inbound
+            ), inbound
+        # the client's proxy balanced requests over the endpoints destination gave it
+        outbound = [
+            s
+            for s in bed.metrics(client)
+            if s.name == "response_total" and s.labels.get("direction") == "outbound"
+        ]
+        by_pod = {s.labels.get("dst_pod") for s in outbound if s.value > 0}
+        assert by_pod >= {e["metadata"]["name"] for e in echoes}, by_pod
+
+    step(bed, "mtls", body)
+
+
+def test_check_proxy(bed: Bed) -> None:
+    bed.needs("inject")
+
+    def body() -> None:
+        out = bed.lacewing("check", "--proxy", "-n", APP_NS, "--wait", "60s", timeout=120)
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+        assert "Status check results are √" in out.stdout
+
+    step(bed, "check --proxy", body)
+
+
+def test_uninstall_leaves_nothing_running(bed: Bed) -> None:
+    bed.needs("install")
+
+    def body() -> None:
+        bed.pipe(["uninstall"], ["delete", "--wait=false"])
+
+        def gone() -> bool:
+            left = [r for r in list(bed.node.runners.values()) if r.namespace == CP]
+            return not left and not bed.api.list("v1", "Pod", CP)
+
+        wait_for("the control plane's pods and processes to be gone", gone, 90)
+        assert bed.api.get("v1", "Namespace", CP) is None
+        assert not bed.api.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        crds = bed.api.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
+        assert not [c for c in crds if "lacewing" in c["metadata"]["name"]]
+
+    step(bed, "uninstall", body)
