@@ -5,7 +5,8 @@ starts in a few milliseconds). `ip netns exec` has already given the process its
 namespace (every mount under / a slave of the host's, so nothing done here leaks out) with
 /etc/hosts and /etc/resolv.conf bound from /etc/netns/<pod>/. This script then:
 1. mounts a private tmpfs on /run (which /var/run points to) and on /tmp, so mount points
-   under them can be made without touching the machine's own directories;
+   under them can be made without touching the machine's own directories (the checkout is
+   bound back in place when it lives under one of them, as a clone in /tmp does);
 2. bind-mounts (through /proc/self/fd, as the sources were opened before /tmp was covered)
    each volume's directory (prepared by `volumes.py` on the host) at its
    mountPath, parents first, and remounts it read-only when the mount says readOnly. A
@@ -41,8 +42,17 @@ def main(spec_path: str) -> None:
     _mount("--make-rslave", "/")
     # The sources may live under /tmp: hold them open, and bind them through /proc afterwards.
     held = {m["source"]: os.open(m["source"], os.O_PATH) for m in spec["mounts"]}
+    # The checkout (its .venv runs lacewing's image) may itself live under /tmp or /run, as
+    # a fresh clone in /tmp does: keep it visible where it is.
+    checkout = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))))  # fmt: skip
+    covered = checkout.startswith(("/tmp/", "/run/"))
+    kept = os.open(checkout, os.O_PATH) if covered else None
     _mount("-t", "tmpfs", "-o", "mode=0755,nosuid,nodev", "tmpfs", "/run")
     _mount("-t", "tmpfs", "-o", "mode=1777,nosuid,nodev", "tmpfs", "/tmp")
+    if kept is not None:
+        os.makedirs(checkout, exist_ok=True)
+        _mount("--no-canonicalize", "--bind", f"/proc/{os.getpid()}/fd/{kept}", checkout)
     mounts = sorted(spec["mounts"], key=lambda m: _target(m["target"]).count("/"))
     for m in mounts:
         target = _target(m["target"])
@@ -59,7 +69,9 @@ def main(spec_path: str) -> None:
                 f"mountPath {m['target']} does not exist on this machine; the test bed only "
                 "creates mount points under /run, /var/run and /tmp"
             )
-        _mount("--bind", source, target)
+        # (--no-canonicalize: mount would resolve /proc/PID/fd/N to its path text, which
+        # names the covered place, not the held directory)
+        _mount("--no-canonicalize", "--bind", source, target)
         if m.get("readOnly"):
             _mount("-o", "remount,bind,ro", target)
     os.chdir(spec.get("workingDir") or "/")
