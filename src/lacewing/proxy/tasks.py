@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Coroutine
-from typing import Any, TypeVar
+from collections.abc import Coroutine
+from typing import Any
 
-__all__ = ["TaskSet", "within"]
-
-T = TypeVar("T")
+__all__ = ["TaskSet"]
 
 log = logging.getLogger("lacewing.proxy")
 
@@ -38,12 +36,3 @@ class TaskSet:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-
-
-async def within(awaitable: Awaitable[T], seconds: float) -> T:
-    """`asyncio.wait_for` without its 3.11 flaw: when the awaited thing finishes just as the
-    task is cancelled, wait_for returns the result and the cancellation is lost (a stream
-    task cancelled at shutdown went on reading and `close()` waited for it forever).
-    `asyncio.timeout` keeps the cancellation; a timeout raises TimeoutError as before."""
-    async with asyncio.timeout(seconds):
-        return await awaitable

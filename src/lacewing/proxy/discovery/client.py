@@ -39,7 +39,7 @@ from lacewing.core.discovery import (
     apply,
     event_from_dict,
 )
-from lacewing.proxy.tasks import within
+from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["DestinationClient", "Resolution"]
 
@@ -165,29 +165,17 @@ class DestinationClient:
 
     async def _stream(self, resolution: Resolution) -> bool:
         """One connection; True when the answer is final (no point reconnecting)."""
-        context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
-        if context is None and self.ssl_context is not None:
-            raise ConnectionError("no client certificate yet")  # back off and try again
-        reader, writer = await within(
-            asyncio.open_connection(
-                self.host,
-                self.port,
-                ssl=context,
-                server_hostname=self.server_hostname if context else None,
-            ),
-            self.read_timeout,
-        )
-        try:
-            query = "authority=" + quote(resolution.authority, safe="")
-            if self.namespace:
-                query += "&namespace=" + quote(self.namespace, safe="")
-            writer.write(
-                f"GET /v1/endpoints?{query} HTTP/1.1\r\nHost: {self.host}\r\n"
-                "Accept: application/json\r\n\r\n".encode()
-            )
-            await writer.drain()
-            head = await within(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
-            status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+        query = "authority=" + quote(resolution.authority, safe="")
+        if self.namespace:
+            query += "&namespace=" + quote(self.namespace, safe="")
+        async with get_lines(
+            self.host,
+            self.port,
+            f"/v1/endpoints?{query}",
+            ssl_context=self.ssl_context,
+            server_hostname=self.server_hostname,
+            timeout=self.read_timeout,
+        ) as (status, reader):
             if status == b"400":
                 log.warning("destination refused authority %s", resolution.authority)
                 resolution._set(EndpointSet(), False)
@@ -209,7 +197,3 @@ class DestinationClient:
                 first = False
                 exists = event.exists if isinstance(event, NoEndpoints) else True
                 resolution._set(apply(base, event), exists)
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):
-                await writer.wait_closed()

@@ -41,7 +41,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
 from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
-from lacewing.proxy.tasks import within
+from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["PolicyClient", "PortWatch"]
 
@@ -162,30 +162,18 @@ class PolicyClient:
 
     async def _stream(self, watch: PortWatch) -> bool:
         """One connection; True when the answer is final (no point reconnecting)."""
-        context = self.ssl_context() if callable(self.ssl_context) else self.ssl_context
-        if context is None and self.ssl_context is not None:
-            raise ConnectionError("no client certificate yet")
-        reader, writer = await within(
-            asyncio.open_connection(
-                self.host,
-                self.port,
-                ssl=context,
-                server_hostname=self.server_hostname if context else None,
-            ),
-            self.read_timeout,
+        query = (
+            f"namespace={quote(self.namespace, safe='')}&pod={quote(self.pod, safe='')}"
+            f"&port={watch.port}"
         )
-        try:
-            query = (
-                f"namespace={quote(self.namespace, safe='')}&pod={quote(self.pod, safe='')}"
-                f"&port={watch.port}"
-            )
-            writer.write(
-                f"GET /v1/inbound?{query} HTTP/1.1\r\nHost: {self.host}\r\n"
-                "Accept: application/json\r\n\r\n".encode()
-            )
-            await writer.drain()
-            head = await within(reader.readuntil(b"\r\n\r\n"), self.read_timeout)
-            status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+        async with get_lines(
+            self.host,
+            self.port,
+            f"/v1/inbound?{query}",
+            ssl_context=self.ssl_context,
+            server_hostname=self.server_hostname,
+            timeout=self.read_timeout,
+        ) as (status, reader):
             if status == b"400":
                 log.warning("the policy controller refused port %d of %s/%s", watch.port,
                             self.namespace, self.pod)  # fmt: skip
@@ -212,7 +200,3 @@ class PolicyClient:
                     watch._settled.set()
                 elif kind != "HEARTBEAT":
                     raise ValueError(f"unexpected line from the policy controller: {kind!r}")
-        finally:
-            writer.close()
-            with contextlib.suppress(Exception):  # bounded: a cancelled stream must not hang
-                await within(writer.wait_closed(), 1.0)
