@@ -1,6 +1,6 @@
 """The local cluster runtime end to end (root): up, names, proxies, restarts, down, sweeping.
 
-One cluster (`tloc`) is shared by the module's tests, in file order:
+One cluster (`tloc` + a suffix of the run's PID) is shared by the module's tests, in file order:
 
     srv   x2  meshed, answers its pod name          Service srv.ttest (VIP)
     cli   x1  meshed, idle (a client to exec from)
@@ -19,11 +19,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.local.conftest import REPO, alive, lacewing, leftovers
+from tests.integration.local.conftest import REPO, alive, lacewing, leftovers, run_name
 
 pytestmark = pytest.mark.root
 
-NAME = "tloc"
+NAME = run_name("tloc")
 STATE = Path("/run/lacewing/local") / NAME
 CLUSTER = f"""
 workloads:

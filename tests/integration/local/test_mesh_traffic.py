@@ -1,7 +1,7 @@
 """The mesh end to end on a real local cluster (root): mTLS by Service name, per-request
 balancing, scaling and killed pods, a stopped control plane, and a clean `down`.
 
-One cluster (`tlmesh`) is shared by the module's tests, in file order:
+One cluster (`tlmesh` + a suffix of the run's PID) is shared by the module's tests, in file order:
 
     srv  x2  meshed, answers its pod name after 10 ms            Service srv.tmesh
     lag  x2  meshed, answers its pod name; lag-1 takes 40 ms     Service lag.tmesh
@@ -27,11 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.local.conftest import REPO, lacewing, leftovers
+from tests.integration.local.conftest import REPO, lacewing, leftovers, run_name
 
 pytestmark = pytest.mark.root
 
-NAME = "tlmesh"
+NAME = run_name("tlmesh")
 STATE = Path("/run/lacewing/local") / NAME
 CLIENT_ID = "cli.tmesh.serviceaccount.identity.lacewing.cluster.local"
 SRV_ID = "srv.tmesh.serviceaccount.identity.lacewing.cluster.local"
