@@ -46,6 +46,7 @@ class RouteMatch:
     route: Route
     rule_index: int
     rule: Rule
+    match: Match  # the match of the rule the request satisfied
 
 
 def _key(route: Route, rule_index: int, match_index: int, match: Match) -> tuple[object, ...]:
@@ -70,7 +71,7 @@ class RouteTable:
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
         ranked = sorted(
-            (_key(route, r, m, match), RouteMatch(route, r, rule), match)
+            (_key(route, r, m, match), RouteMatch(route, r, rule, match), match)
             for route in self.routes
             for r, rule in enumerate(route.rules)
             for m, match in enumerate(rule.matches)
@@ -80,6 +81,10 @@ class RouteTable:
 
     def __len__(self) -> int:
         return len(self.routes)
+
+    def entries(self) -> list[RouteMatch]:
+        """Every (route, rule, match), best first."""
+        return [found for found, _match in self._entries]
 
     def find(self, request: Request) -> RouteMatch | None:
         query = _first_values(request.query) if self._uses_query and request.query else {}

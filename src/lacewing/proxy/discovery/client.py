@@ -14,6 +14,11 @@
    (0.1 s doubling to 5 s, injectable `sleep`) and reconnects: a control plane that is down
    leaves traffic flowing, and a restarted one is picked up without restarting the proxy.
    A 400 (the server cannot parse the authority) is final: the authority is unknown.
+4. a ROUTES event carries the Service's HTTPRoutes whole: each is parsed again
+   (`core.routes.parse_route`) and the lot becomes `routes`, a `RouteTable` (None: no
+   routes). If any of them does not parse, the event is ignored and the last valid table
+   stays: what the control plane sends never breaks traffic. A connection whose first
+   endpoint event comes with no ROUTES before it has no routes.
 
 Each `resolve` marks the resolution used; `evict_idle()` (run every `idle_timeout / 2` by the
 client's sweeper task, clock injectable) cancels and forgets resolutions unused for
@@ -39,6 +44,8 @@ from lacewing.core.discovery import (
     apply,
     event_from_dict,
 )
+from lacewing.core.route_table import RouteTable
+from lacewing.core.routes import RouteError, parse_route
 from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["DestinationClient", "Resolution"]
@@ -55,6 +62,8 @@ class Resolution:
         self.exists: bool | None = None  # None until the first answer
         self.connected = False
         self.updates = 0
+        self.routes: RouteTable | None = None
+        self.route_updates = 0  # bumped whenever `routes` is replaced
         self.last_used = now
         self._answered = asyncio.Event()
         self._changed = asyncio.Event()
@@ -74,6 +83,18 @@ class Resolution:
 
     def endpoint_list(self) -> list[Endpoint]:
         return self.endpoints.sorted()
+
+    def _set_routes(self, objects: object) -> None:
+        if not isinstance(objects, list):
+            log.warning("destination sent routes for %s that are not a list", self.authority)
+            return
+        try:
+            routes = [parse_route(obj) for obj in objects]
+        except RouteError as exc:
+            log.warning("keeping the last valid routes of %s: %s", self.authority, exc)
+            return
+        self.routes = RouteTable(routes) if routes else None
+        self.route_updates += 1
 
     def _set(self, endpoints: EndpointSet, exists: bool) -> None:
         self.endpoints, self.exists = endpoints, exists
@@ -184,7 +205,7 @@ class DestinationClient:
                 raise ValueError(f"destination answered {status.decode(errors='replace')}")
             self.connects += 1
             resolution.connected = True
-            first = True
+            first, routed = True, False
             while True:
                 line = await within(reader.readline(), self.read_timeout)
                 if not line:
@@ -192,8 +213,14 @@ class DestinationClient:
                 data = json.loads(line)
                 if isinstance(data, dict) and data.get("type") == "HEARTBEAT":
                     continue
+                if isinstance(data, dict) and data.get("type") == "ROUTES":
+                    resolution._set_routes(data.get("routes"))
+                    routed = True
+                    continue
                 event = event_from_dict(data)
                 base = EndpointSet() if first else resolution.endpoints
+                if first and not routed and resolution.routes is not None:
+                    resolution._set_routes([])
                 first = False
                 exists = event.exists if isinstance(event, NoEndpoints) else True
                 resolution._set(apply(base, event), exists)

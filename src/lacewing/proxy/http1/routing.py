@@ -1,0 +1,186 @@
+"""The route layer's steps inside an HTTP/1 connection (mixed into `Http1Server`).
+
+Only requests to a destination that has routes come here; the others never see this code.
+
+    head complete   `_route`: the router picks rule, backend and endpoint (`proxy.routes`);
+                    `_arm`: a 404 / 503 / redirect becomes the request's own answer, the
+                    request timeout is armed, a request with a retry policy starts keeping
+                    what goes upstream (`sent`, up to `MAX_REPLAY` bytes: a bigger request
+                    is never retried) and the request header modifier rewrites the head
+    timeout fires   `_timed_out`: the upstream connection is aborted (the endpoint sees the
+                    request cancelled) or the connect abandoned, and the client gets 504;
+                    a request still queued behind others is answered 504 in its turn
+    response head   `_retry`: a status the policy retries, with attempts and budget left and
+                    the whole request kept: the connection carrying that response is
+                    aborted (its body is not wanted), the same backend gives a new endpoint
+                    and the kept bytes are sent again; otherwise the response header
+                    modifier applies and the response goes to the client
+
+The timeout covers the request until its response head (a body that then streams is not
+cut). A retry is never sent for a request whose body is still arriving, an upgrade, HEAD
+or `Expect: 100-continue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lacewing.proxy.http1.exchange import Request
+from lacewing.proxy.routes import MAX_REPLAY, Routed
+from lacewing.proxy.routes.headers import location, modify_head, redirect_response
+from lacewing.proxy.targets import Endpoint, Logical, Pick
+
+if TYPE_CHECKING:
+    from lacewing.proxy.config import Addr
+    from lacewing.proxy.metrics import RouteStats
+    from lacewing.proxy.side import Side
+
+__all__ = ["RouteSteps"]
+
+
+class RouteSteps:
+    side: Side
+    logical: Logical
+    active: Request | None
+    closed: bool
+    target: Endpoint
+    endpoint: Addr
+    _idle: Any  # the pool's bucket of the current endpoint
+    _last_route: RouteStats | None
+    _headers: list[tuple[bytes, bytes]]
+    _clock: Callable[[], float]
+    _connect_task: asyncio.Task[None] | None
+
+    def _answer_error(
+        self, req: Request, status: int, reason: str, *, endpoint_failed: bool = False
+    ) -> None:
+        raise NotImplementedError
+
+    def _start(self, req: Request) -> None:
+        raise NotImplementedError
+
+    def _header(self, name: str) -> str | None:
+        """The first value of header `name` (lower case) of the request being parsed."""
+        wanted = name.encode("latin-1")
+        for key, value in self._headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+    def _retarget(self, target: Endpoint) -> None:
+        if target is not self.target:
+            self.target = target
+            if target.addr != self.endpoint:
+                self.endpoint, self._idle = target.addr, self.side.pool.bucket(target.addr)
+            self._last_route = None  # its dst_* labels may differ
+
+    def _route(self, method: bytes, url: bytes) -> tuple[Pick | None, Routed | None]:
+        router = self.side.router
+        routed = None
+        if router is not None:
+            routed = router.route(self.logical, method.decode("latin-1"), url.decode("latin-1"),
+                                  self._header)  # fmt: skip
+        pick = self.side.pick(self.logical) if routed is None else routed.pick
+        if pick is not None:
+            self._retarget(pick.endpoint)
+        return pick, routed
+
+    def _arm(self, req: Request, routed: Routed, host: bytes, url: bytes) -> None:
+        req.routed = routed
+        if routed.error is not None:
+            req.error = routed.error
+            return
+        plan = routed.plan
+        assert plan is not None
+        rule = plan.rule
+        if rule.redirect is not None:
+            where = location(rule.redirect, host.decode("latin-1"), url.decode("latin-1"),
+                             plan.found.match.path)  # fmt: skip
+            req.error = (rule.redirect.status, "redirect")
+            req.canned = redirect_response(rule.redirect.status, where)
+            return
+        if rule.timeout is not None:
+            req.timer = asyncio.get_running_loop().call_later(rule.timeout, self._timed_out, req)
+        if rule.retry is not None and not req.upgrade:
+            req.sent = []
+
+    def _rewrite_head(self, req: Request, head: bytes) -> bytes:
+        rule = req.routed.rule if req.routed is not None else None
+        if rule is None or rule.request_headers is None:
+            return head
+        return modify_head(head, rule.request_headers)
+
+    def _timed_out(self, req: Request) -> None:
+        req.timer = None
+        if req.ended or self.closed:
+            return
+        if req is not self.active:  # queued behind others: answered in its turn
+            req.error = (504, "request timed out")
+            return
+        up = req.upstream
+        if up is not None:
+            req.upstream, up.server = None, None
+            up.abort()
+        elif self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+        self._answer_error(req, 504, "request timed out")
+
+    def _response_head(self, req: Request, status: int, head: bytes) -> bytes | None:
+        """The head to send down, None when the request is being retried instead."""
+        routed = req.routed
+        assert routed is not None
+        if self._retry(req, routed, status):
+            return None
+        if req.timer is not None:
+            req.timer.cancel()
+            req.timer = None
+        rule = routed.rule
+        if rule is not None and rule.response_headers is not None and status >= 200:
+            return modify_head(head, rule.response_headers)
+        return head
+
+    def _retry(self, req: Request, routed: Routed, status: int) -> bool:
+        plan = routed.plan
+        policy = plan.rule.retry if plan is not None else None
+        if plan is None or policy is None or status not in policy.statuses:
+            return False
+        if req.sent is None or not req.complete or req.is_head or req.expect_continue:
+            return False
+        if req.attempts >= policy.limit:
+            plan.stats.limit_exceeded += 1
+            return False
+        if plan.budget is None or not plan.budget.try_retry():
+            plan.stats.overflow += 1
+            return False
+        router = self.side.router
+        assert router is not None
+        again = router.retry(routed, self.logical)
+        if again.pick is None:
+            return False
+        up = req.upstream
+        if up is not None:  # the rest of this response is not wanted
+            req.upstream, up.server = None, None
+            up.abort()
+        if req.pick is not None:
+            req.pick.done(True, self._clock() - req.start)
+        req.pick, req.routed = again.pick, again
+        req.attempts += 1
+        plan.stats.retries += 1
+        self._retarget(again.pick.endpoint)
+        req.buf, req.sent, req.sent_size = req.sent, [], 0
+        req.reused = False
+        self._start(req)
+        return True
+
+    @staticmethod
+    def _keep_sent(req: Request, data: bytes) -> None:
+        sent = req.sent
+        if sent is not None:
+            req.sent_size += len(data)
+            if req.sent_size > MAX_REPLAY:
+                req.sent = None  # too big to replay: this request will not be retried
+            else:
+                sent.append(data)
