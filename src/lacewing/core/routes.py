@@ -9,7 +9,8 @@ line naming the offending field. Only what a mesh (the GAMMA pattern) uses is re
     spec.parentRefs[]        kind Service (group ""); name, namespace, port
     spec.rules[].matches[]   path {Exact | PathPrefix | RegularExpression}, headers[],
                              queryParams[] (Exact | RegularExpression), method
-    spec.rules[].filters[]   RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect
+    spec.rules[].filters[]   RequestHeaderModifier, ResponseHeaderModifier, RequestRedirect;
+                             in policy.lacewing.io routes also FaultInjection (below)
     spec.rules[].backendRefs[]  kind Service: name, namespace, port, weight (default 1)
     spec.rules[].timeouts    request, backendRequest (Gateway API durations; 0s = none)
 
@@ -23,6 +24,14 @@ take them):
     NoMatchingParent   no parentRef of kind Service
     BackendNotFound    (by the controller, `missing_backends`) a backendRef names a
                        Service or port that does not exist
+
+Fault injection, which Gateway API lacks (Istio users rely on it), is our filter, so only
+`policy.lacewing.io` routes may carry it:
+
+    - type: FaultInjection
+      faultInjection:
+        abort: {percent: 10, httpStatus: 503}   # answer 10% of requests 503, unsent
+        delay: {percent: 5, fixedDelay: 100ms}  # hold 5% of requests 100 ms first
 
 Retries and timeouts may also come from annotations on the route (Linkerd's, in our
 domain): `retry.lacewing.io/http: 5xx,gateway-error,429,500-504`, `retry.lacewing.io/limit`
@@ -44,6 +53,7 @@ from lacewing.core.durations import DurationError, DurationSyntax, parse_duratio
 __all__ = [
     "API_GROUPS",
     "BackendRef",
+    "Fault",
     "HeaderMatch",
     "HeaderModifier",
     "Match",
@@ -159,6 +169,14 @@ class Redirect:
 
 
 @dataclass(frozen=True)
+class Fault:
+    abort_percent: float = 0.0
+    abort_status: int = 503
+    delay_percent: float = 0.0
+    delay: float = 0.0  # seconds
+
+
+@dataclass(frozen=True)
 class BackendRef:
     name: str
     namespace: str
@@ -184,6 +202,7 @@ class Rule:
     request_headers: HeaderModifier | None = None
     response_headers: HeaderModifier | None = None
     redirect: Redirect | None = None
+    fault: Fault | None = None
     timeout: float | None = None  # timeouts.request
     backend_timeout: float | None = None  # timeouts.backendRequest
     retry: RetryPolicy | None = None
@@ -344,11 +363,36 @@ def _redirect(value: object, where: str) -> Redirect:
                     prefix)  # fmt: skip
 
 
+def _percent(value: object, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 100:
+        raise _bad(where, "must be a number from 0 to 100")
+    return float(value)
+
+
+def _fault(value: object, where: str) -> Fault:
+    data = _map(value, where)
+    abort = _map(data.get("abort"), f"{where}.abort")
+    delay = _map(data.get("delay"), f"{where}.delay")
+    if not abort and not delay:
+        raise _bad(where, "needs an abort or a delay")
+    status = abort.get("httpStatus", 503)
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        raise _bad(f"{where}.abort.httpStatus", "must be a status from 200 to 599")
+    seconds = _duration(delay.get("fixedDelay"), f"{where}.delay.fixedDelay") if delay else None
+    if delay and seconds is None:
+        raise _bad(f"{where}.delay.fixedDelay", "is required, for example 100ms")
+    return Fault(_percent(abort.get("percent", 100), f"{where}.abort.percent") if abort else 0.0,
+                 status,
+                 _percent(delay.get("percent", 100), f"{where}.delay.percent") if delay else 0.0,
+                 seconds or 0.0)  # fmt: skip
+
+
 _FILTERS: dict[str, tuple[str, str, Callable[[object, str], object]]] = {
     # type -> (its field in the filter, the Rule attribute it fills, reader)
     "RequestHeaderModifier": ("requestHeaderModifier", "request_headers", _modifier),
     "ResponseHeaderModifier": ("responseHeaderModifier", "response_headers", _modifier),
     "RequestRedirect": ("requestRedirect", "redirect", _redirect),
+    "FaultInjection": ("faultInjection", "fault", _fault),  # ours: policy.lacewing.io only
 }
 
 
@@ -366,7 +410,7 @@ def _backend(value: object, where: str, namespace: str) -> BackendRef:
 
 
 def _rule(value: object, where: str, namespace: str, retry: RetryPolicy | None,
-          default_timeout: float | None) -> Rule:  # fmt: skip
+          default_timeout: float | None, group: str) -> Rule:  # fmt: skip
     data = _map(value, where)
     matches = tuple(
         _match(m, f"{where}.matches[{i}]") for i, m in enumerate(_list(data.get("matches"), where))
@@ -380,6 +424,9 @@ def _rule(value: object, where: str, namespace: str, retry: RetryPolicy | None,
         if known is None:
             raise _bad(f"{at}.type", f"unknown filter {kind!r} (served: {', '.join(_FILTERS)})")
         key, attr, reader = known
+        if attr == "fault" and group != "policy.lacewing.io":
+            raise _bad(f"{at}.type", "FaultInjection is a policy.lacewing.io filter: write the "
+                                     "route as a policy.lacewing.io HTTPRoute")  # fmt: skip
         if attr in attrs:
             raise _bad(at, f"{kind} appears twice in one rule")
         attrs[attr] = reader(entry.get(key), f"{at}.{key}")
@@ -458,7 +505,7 @@ def parse_route(obj: object) -> Route:
     default_timeout = _duration(annotations.get(TIMEOUT_REQUEST),
                                 f"metadata.annotations[{TIMEOUT_REQUEST}]")  # fmt: skip
     rules = tuple(
-        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout)
+        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout, group)
         for i, r in enumerate(_list(spec.get("rules"), "spec.rules"))
     ) or (Rule((Match(),), timeout=default_timeout, retry=retry),)
     created = meta.get("creationTimestamp", "")

@@ -7,11 +7,12 @@ One cluster (`lwrt`) is shared by the module's tests, in file order:
     canary  x1  answers its pod name                     Service canary.rt:8080
     slow    x1  answers after 2 s                        Service slow.rt:8080
     flaky   x1  answers every 5th GET 503, every POST 503  Service flaky.rt:8080
+    faulty  x1  answers its pod name                     Service faulty.rt:8080
     cli     x1  idle: every request starts in this pod
 
 The cluster file carries the routes as HTTPRoute documents (web 90/10 canary; slow with a
-200 ms request timeout; flaky with retries); `lacewing local routes` replaces them while
-traffic runs. What is asserted is what the client in cli-0 saw, and the client proxy's
+200 ms request timeout; flaky with retries; faulty with 10% injected aborts);
+`lacewing local routes` replaces them while traffic runs. What is asserted is what the client in cli-0 saw, and the client proxy's
 own /metrics, as a user would read them.
 """
 
@@ -78,6 +79,16 @@ spec:
   parentRefs: [{{kind: Service, name: flaky, port: 8080}}]
   rules:
     - backendRefs: [{{name: flaky, port: 8080}}]
+---
+apiVersion: policy.lacewing.io/v1beta1
+kind: HTTPRoute
+metadata: {{name: faulty-abort, namespace: rt}}
+spec:
+  parentRefs: [{{kind: Service, name: faulty, port: 8080}}]
+  rules:
+    - filters:
+        - type: FaultInjection
+          faultInjection: {{abort: {{percent: 10, httpStatus: 500}}}}
 """
 
 
@@ -87,6 +98,7 @@ CLUSTER = (
     + workload("canary")
     + workload("slow", SLEEP_MS="2000")
     + workload("flaky", FAIL_EVERY="5", POST_STATUS="503")
+    + workload("faulty")
     + "  - name: cli\n    namespace: rt\n    command: [sleep, infinity]\n"
     + routes(90, 10)
 )
@@ -116,6 +128,17 @@ def metric(pod: str, name: str, **wanted: str) -> float:
         if all(f'{k}="{v}"' in labels for k, v in wanted.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+def stats(service: str) -> dict[str, int]:
+    """The app's request counts by method (GET /stats; an injected abort is asked again)."""
+    for _ in range(20):
+        result = lacewing("local", "exec", "--name", NAME, "cli-0", "--", "curl", "-sSf",
+                          "-m", "5", f"http://{service}:8080/stats")  # fmt: skip
+        if result.returncode == 0:
+            data: dict[str, int] = json.loads(result.stdout)
+            return data
+    raise AssertionError(f"{service}/stats never answered 200")
 
 
 @pytest.fixture(scope="module")
@@ -158,7 +181,7 @@ def test_a_new_split_applies_within_a_second_without_failures(cluster: Path) -> 
         changed = lacewing("local", "routes", "-f", str(cluster / "50-50.yaml"), "--name", NAME)
         applied_by = time.time() + 1.0
         assert changed.returncode == 0, changed.stderr
-        assert f"local cluster '{NAME}' now has 3 route(s)" in changed.stdout
+        assert f"local cluster '{NAME}' now has 4 route(s)" in changed.stdout
         out, err = background.communicate(timeout=30)
         assert background.returncode == 0, err
     finally:
@@ -187,8 +210,18 @@ def test_retries_hide_a_flaky_backend_within_budget_and_skip_big_bodies(cluster:
     retries = metric("cli-0", "outbound_http_route_retry_requests_total", route_name="flaky-retry")
     print(f"flaky: {seen['statuses']} with {retries:g} retries")
     assert 150 <= retries <= 0.2 * 1000 + 100  # every 5th request of ~1200 failed once
-    before = json.loads(exec_in("cli-0", "curl", "-sS", "-m", "5", "http://flaky:8080/stats"))
+    before = stats("flaky")
     post = client("http://flaky:8080/", 1, post=1024 * 1024)
-    after = json.loads(exec_in("cli-0", "curl", "-sS", "-m", "5", "http://flaky:8080/stats"))
+    after = stats("flaky")
     assert post["statuses"] == {"503": 1}
     assert after.get("POST", 0) - before.get("POST", 0) == 1  # a 1 MB body is not replayed
+
+
+def test_injected_aborts_hit_their_percentage(cluster: Path) -> None:
+    seen = client("http://faulty:8080/", 500, threads=4)
+    print(f"faulty: {seen['statuses']}")
+    assert seen["statuses"].get("200", 0) + seen["statuses"].get("500", 0) == 2000
+    assert 140 <= seen["statuses"].get("500", 0) <= 260  # 10% within 3 points
+    assert (
+        stats("faulty")["GET"] == seen["statuses"]["200"]
+    )  # aborted requests never reached the app

@@ -177,3 +177,18 @@ def test_missing_backend_is_named() -> None:
 def test_bad_retry_annotations_are_rejected() -> None:
     with pytest.raises(RouteError, match=r"retry.lacewing.io/http\]: 'sometimes'"):
         parse_route(route("r", [], annotations={"retry.lacewing.io/http": "5xx,sometimes"}))
+
+
+def test_fault_injection_is_our_groups_filter() -> None:
+    spec = {"abort": {"percent": 10, "httpStatus": 503},
+            "delay": {"percent": 5, "fixedDelay": "1s"}}  # fmt: skip
+    rules = [{"filters": [{"type": "FaultInjection", "faultInjection": spec}]}]
+    fault = parse_route(route("f", rules, group="policy.lacewing.io")).rules[0].fault
+    assert fault is not None
+    assert (fault.abort_percent, fault.abort_status, fault.delay_percent, fault.delay) == (
+        10.0, 503, 5.0, 1.0)  # fmt: skip
+    with pytest.raises(RouteError, match=r"FaultInjection is a policy\.lacewing\.io filter"):
+        parse_route(route("f", rules))
+    with pytest.raises(RouteError, match=r"abort\.percent: must be a number from 0 to 100"):
+        parse_route(route("f", [{"filters": [{"type": "FaultInjection", "faultInjection": {
+            "abort": {"percent": 120}}}]}], group="policy.lacewing.io"))  # fmt: skip

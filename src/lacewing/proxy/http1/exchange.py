@@ -40,6 +40,7 @@ class Request(Exchange):
     sent: list[bytes] | None = None  # what went upstream, kept to retry (None: not retryable)
     sent_size = 0
     canned: bytes | None = None  # the proxy's own complete response (a redirect) for `error`
+    delay = 0.0  # an injected delay still to wait before the request is sent
 
     def __init__(self, route: RouteStats, start: float) -> None:
         self.route, self.start = route, start

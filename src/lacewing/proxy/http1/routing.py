@@ -3,7 +3,8 @@
 Only requests to a destination that has routes come here; the others never see this code.
 
     head complete   `_route`: the router picks rule, backend and endpoint (`proxy.routes`);
-                    `_arm`: a 404 / 503 / redirect becomes the request's own answer, the
+                    `_arm`: a 404 / 503 / redirect / injected fault becomes the request's
+                    own answer (an injected delay holds the request first), the
                     request timeout is armed, a request with a retry policy starts keeping
                     what goes upstream (`sent`, up to `MAX_REPLAY` bytes: a bigger request
                     is never retried) and the request header modifier rewrites the head
@@ -61,6 +62,14 @@ class RouteSteps:
     def _start(self, req: Request) -> None:
         raise NotImplementedError
 
+    CONNECTING: int
+
+    def pause(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def resume(self, reason: int) -> None:
+        raise NotImplementedError
+
     def _header(self, name: str) -> str | None:
         """The first value of header `name` (lower case) of the request being parsed."""
         wanted = name.encode("latin-1")
@@ -95,6 +104,14 @@ class RouteSteps:
         plan = routed.plan
         assert plan is not None
         rule = plan.rule
+        fault = rule.fault
+        if fault is not None:
+            roll = self.side.router.rng.random if self.side.router is not None else None
+            if roll is not None and fault.abort_percent and roll() * 100 < fault.abort_percent:
+                req.error = (fault.abort_status, "fault injected")
+                return
+            if roll is not None and fault.delay_percent and roll() * 100 < fault.delay_percent:
+                req.delay = fault.delay
         if rule.redirect is not None:
             where = location(rule.redirect, host.decode("latin-1"), url.decode("latin-1"),
                              plan.found.match.path)  # fmt: skip
@@ -105,6 +122,18 @@ class RouteSteps:
             req.timer = asyncio.get_running_loop().call_later(rule.timeout, self._timed_out, req)
         if rule.retry is not None and not req.upgrade:
             req.sent = []
+
+    def _delay(self, req: Request) -> None:
+        """Hold `req` for its injected delay (reading paused), then start it."""
+        delay, req.delay = req.delay, 0.0
+        self.pause(self.CONNECTING)
+        asyncio.get_running_loop().call_later(delay, self._delayed, req)
+
+    def _delayed(self, req: Request) -> None:
+        if self.closed or req is not self.active or req.ended:
+            return  # the client left, or the request timed out meanwhile
+        self.resume(self.CONNECTING)
+        self._start(req)
 
     def _rewrite_head(self, req: Request, head: bytes) -> bytes:
         rule = req.routed.rule if req.routed is not None else None

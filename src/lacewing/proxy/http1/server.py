@@ -383,7 +383,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             req.replay = head
         if self.active is None:
             idle = self._idle
-            if idle and not (self._paused or self._down_paused or req.error):
+            if idle and not (self._paused or self._down_paused or req.error or req.delay):
                 # the common case, inline: a warm pooled connection; data_received flushes
                 conn = idle.pop()
                 if not conn.closed and not conn.paused_writing:
@@ -430,6 +430,9 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         self.active = req
         if req.error is not None:
             self._answer_error(req, *req.error)
+            return
+        if req.delay:
+            self._delay(req)
             return
         if not req.complete and self._paused:
             self.resume(self.PIPELINE)

@@ -290,3 +290,48 @@ async def test_retries_hide_a_flaky_backend_within_budget_but_never_replay_big_b
     finally:
         await client.close()
     assert status == 503 and flaky.methods["POST"] == 1  # a 1 MB body is not replayed
+
+
+async def test_injected_aborts_and_delays(bed: Bed) -> None:
+    abort = {"abort": {"percent": 10, "httpStatus": 500}}
+    fault = route(
+        "fault",
+        [
+            {
+                "backendRefs": to(("web", 1)),
+                "filters": [{"type": "FaultInjection", "faultInjection": abort}],
+            }
+        ],
+    )
+    fault["apiVersion"] = "policy.lacewing.io/v1beta1"  # our filter, in our group
+    bed.publish(fault)
+    await bed.routes_applied()
+    statuses: Counter[int] = Counter()
+    client = await Client.open(bed.port)
+    try:
+        for _ in range(2000):
+            status, headers, _ = await request(client)
+            statuses[status] += 1
+            if headers.get("connection") == "close":  # the proxy's own answers close
+                await client.close()
+                client = await Client.open(bed.port)
+    finally:
+        await client.close()
+    assert statuses[200] + statuses[500] == 2000
+    assert 140 <= statuses[500] <= 260, statuses  # 10% within 3 points
+    assert bed.apps["web"].requests == statuses[200]  # aborted requests never left the proxy
+
+    delayed = route("fault", [{"backendRefs": to(("web", 1)), "filters": [
+        {"type": "FaultInjection",
+         "faultInjection": {"delay": {"percent": 100, "fixedDelay": "100ms"}}}]}])  # fmt: skip
+    delayed["apiVersion"] = "policy.lacewing.io/v1beta1"
+    bed.publish(delayed)
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        started = time.monotonic()
+        status, _, body = await request(client)
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+    assert (status, body) == (200, b"web -") and 0.1 <= elapsed < 0.2, elapsed
