@@ -12,8 +12,8 @@ One cluster (`lwrt`) is shared by the module's tests, in file order:
 
 The cluster file carries the routes as HTTPRoute documents (web 90/10 canary; slow with a
 200 ms request timeout; flaky with retries; faulty with 10% injected aborts);
-`lacewing local routes` replaces them while traffic runs. What is asserted is what the client in cli-0 saw, and the client proxy's
-own /metrics, as a user would read them.
+`lacewing local routes` replaces them while traffic runs. What is asserted is what the
+client in cli-0 saw, and the client proxy's own /metrics, as a user would read them.
 """
 
 from __future__ import annotations
