@@ -36,7 +36,10 @@ Fault injection, which Gateway API lacks (Istio users rely on it), is our filter
 Retries and timeouts may also come from annotations on the route (Linkerd's, in our
 domain): `retry.lacewing.io/http: 5xx,gateway-error,429,500-504`, `retry.lacewing.io/limit`
 (attempts after the first, default 1), `retry.lacewing.io/timeout` (per attempt),
-`timeout.lacewing.io/request` (the whole request, when the rule sets none).
+`timeout.lacewing.io/request` (the whole request, when the rule sets none). Circuit
+breaking: `balancer.lacewing.io/failure-accrual: consecutive` makes 5xx answers count as
+endpoint failures, ejecting an endpoint after
+`balancer.lacewing.io/failure-accrual-consecutive-max-failures` (default 7) in a row.
 
 Pure: no I/O; the regular expressions are compiled here once (Python `re`, full match).
 """
@@ -83,6 +86,8 @@ RETRY_HTTP: Final = "retry.lacewing.io/http"
 RETRY_LIMIT: Final = "retry.lacewing.io/limit"
 RETRY_TIMEOUT: Final = "retry.lacewing.io/timeout"
 TIMEOUT_REQUEST: Final = "timeout.lacewing.io/request"
+ACCRUAL: Final = "balancer.lacewing.io/failure-accrual"
+ACCRUAL_MAX: Final = "balancer.lacewing.io/failure-accrual-consecutive-max-failures"
 MAX_RETRY_LIMIT: Final = 10
 
 
@@ -206,6 +211,7 @@ class Rule:
     timeout: float | None = None  # timeouts.request
     backend_timeout: float | None = None  # timeouts.backendRequest
     retry: RetryPolicy | None = None
+    failure_accrual: int | None = None  # consecutive 5xx that eject an endpoint
 
 
 @dataclass(frozen=True)
@@ -410,7 +416,7 @@ def _backend(value: object, where: str, namespace: str) -> BackendRef:
 
 
 def _rule(value: object, where: str, namespace: str, retry: RetryPolicy | None,
-          default_timeout: float | None, group: str) -> Rule:  # fmt: skip
+          default_timeout: float | None, group: str, accrual: int | None) -> Rule:  # fmt: skip
     data = _map(value, where)
     matches = tuple(
         _match(m, f"{where}.matches[{i}]") for i, m in enumerate(_list(data.get("matches"), where))
@@ -443,7 +449,8 @@ def _rule(value: object, where: str, namespace: str, retry: RetryPolicy | None,
         raise _bad(f"{where}.timeouts.backendRequest", "must not be longer than request")
     if "request" not in timeouts:
         request = default_timeout
-    return Rule(matches, backends, timeout=request, backend_timeout=backend, retry=retry, **attrs)
+    return Rule(matches, backends, timeout=request, backend_timeout=backend, retry=retry,
+                failure_accrual=accrual, **attrs)  # fmt: skip
 
 
 def _statuses(text: str, where: str) -> frozenset[int]:
@@ -478,6 +485,18 @@ def _retry(annotations: Mapping[str, Any]) -> RetryPolicy | None:
     return RetryPolicy(_statuses(text, where), limit, timeout)
 
 
+def _accrual(annotations: Mapping[str, Any]) -> int | None:
+    kind = annotations.get(ACCRUAL)
+    if kind is None:
+        return None
+    if kind != "consecutive":
+        raise _bad(f"metadata.annotations[{ACCRUAL}]", "the one kind served is 'consecutive'")
+    text = annotations.get(ACCRUAL_MAX, "7")
+    if not isinstance(text, str) or not text.isdigit() or not 0 < int(text) <= 1000:
+        raise _bad(f"metadata.annotations[{ACCRUAL_MAX}]", "must be a number from 1 to 1000")
+    return int(text)
+
+
 def parse_route(obj: object) -> Route:
     """One HTTPRoute object -> `Route`; `RouteError` (reason + one line) if it cannot be served."""
     data = _map(obj, "(route)")
@@ -501,13 +520,13 @@ def parse_route(obj: object) -> Route:
                                      _port(ref.get("port"), f"{at}.port")))  # fmt: skip
     if not parents:
         raise RouteError("NoMatchingParent", "spec.parentRefs: no parent of kind Service")
-    retry = _retry(annotations)
+    retry, accrual = _retry(annotations), _accrual(annotations)
     default_timeout = _duration(annotations.get(TIMEOUT_REQUEST),
                                 f"metadata.annotations[{TIMEOUT_REQUEST}]")  # fmt: skip
     rules = tuple(
-        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout, group)
+        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout, group, accrual)
         for i, r in enumerate(_list(spec.get("rules"), "spec.rules"))
-    ) or (Rule((Match(),), timeout=default_timeout, retry=retry),)
+    ) or (Rule((Match(),), timeout=default_timeout, retry=retry, failure_accrual=accrual),)
     created = meta.get("creationTimestamp", "")
     return Route(name, namespace, group, tuple(parents), rules,
                  created if isinstance(created, str) else "")  # fmt: skip

@@ -63,10 +63,23 @@ class Exchange:
         elapsed = now - self.start
         self.route.response(status, elapsed * 1000.0)
         pick = self.pick
-        if pick is not None and pick.ticket is not None:
-            pick.done(True, elapsed)
         if self.routed is not None:
+            self.end_pick(status, elapsed)
             self._count_route(status, elapsed)
+        elif pick is not None and pick.ticket is not None:
+            pick.done(True, elapsed)
+
+    def end_pick(self, status: int, elapsed: float) -> None:
+        """End the pick for an answer: a success, or with the route's failure accrual on, a
+        5xx that counts towards ejecting the endpoint (circuit breaking)."""
+        pick = self.pick
+        if pick is None:
+            return
+        rule = self.routed.rule if self.routed is not None else None
+        if status >= 500 and rule is not None and rule.failure_accrual:
+            pick.fail_response(rule.failure_accrual)
+        else:
+            pick.done(True, elapsed)
 
     def failed(self, status: int, now: float) -> None:
         """The endpoint could not be reached, or failed before answering: the proxy answers."""

@@ -192,3 +192,13 @@ def test_fault_injection_is_our_groups_filter() -> None:
     with pytest.raises(RouteError, match=r"abort\.percent: must be a number from 0 to 100"):
         parse_route(route("f", [{"filters": [{"type": "FaultInjection", "faultInjection": {
             "abort": {"percent": 120}}}]}], group="policy.lacewing.io"))  # fmt: skip
+
+
+def test_failure_accrual_annotations() -> None:
+    on = {"balancer.lacewing.io/failure-accrual": "consecutive"}
+    assert parse_route(route("r", [{}], annotations=on)).rules[0].failure_accrual == 7
+    five = {**on, "balancer.lacewing.io/failure-accrual-consecutive-max-failures": "5"}
+    assert parse_route(route("r", [], annotations=five)).rules[0].failure_accrual == 5
+    assert parse_route(route("r", [])).rules[0].failure_accrual is None
+    with pytest.raises(RouteError, match="the one kind served is 'consecutive'"):
+        parse_route(route("r", [], annotations={"balancer.lacewing.io/failure-accrual": "ewma"}))

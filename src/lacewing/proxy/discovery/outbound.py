@@ -143,6 +143,17 @@ class OutboundDiscovery:
         resolution = self._destination(dst).resolution
         return resolution.routes, resolution.route_updates
 
+    def follow_backend(self, authority: str) -> None:
+        """Start following the backend Service `authority` (no request is counted)."""
+        self._follow(self._backends, authority, authority, _NOWHERE)
+
+    def ejected_backends(self, authority: str) -> list[Addr]:
+        """The endpoints of backend `authority` its balancer has ejected now."""
+        dest = self._backends.get(authority)
+        if dest is None:
+            return []
+        return [dest.by_key[k].addr for k in sorted(dest.balancer.ejected()) if k in dest.by_key]
+
     def pick_backend(self, authority: str) -> Pick | None:
         """An endpoint of the backend Service `authority`; None: not known yet;
         `NO_ENDPOINTS`: it has none (or all are ejected)."""

@@ -193,8 +193,7 @@ class RouteSteps:
         if up is not None:  # the rest of this response is not wanted
             req.upstream, up.server = None, None
             up.abort()
-        if req.pick is not None:
-            req.pick.done(True, self._clock() - req.start)
+        req.end_pick(status, self._clock() - req.start)
         req.pick, req.routed = again.pick, again
         req.attempts += 1
         plan.stats.retries += 1

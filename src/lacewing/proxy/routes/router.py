@@ -130,7 +130,7 @@ class Router:
             for ref in refs:
                 port = ref.port if ref.port is not None else dst.port
                 authority = ref.authority(self.cluster_domain, dst.port)
-                self.discovery.pick_backend(authority)  # start its stream now, not on first use
+                self.discovery.follow_backend(authority)  # its stream now, not on first use
                 counted = stats.backend(ref.namespace, ref.name, port)
                 backends.append(BackendPlan(authority, ref, counted))
             budget = None

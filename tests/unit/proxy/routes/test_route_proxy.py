@@ -128,6 +128,12 @@ class Bed:
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "http"),),
                                     (Backend(ip, True, {"http": app.port}, name),)))  # fmt: skip
             pods.append(PodInfo(name, "shop", ip, None, "Deployment", name))
+        # `pair`: the canary and the bad app behind one Service (two endpoints)
+        apps = enumerate(self.apps.items())
+        pair = [Backend(f"127.0.0.{i + 1}", True, {"http": app.port}, name)
+                for i, (name, app) in apps if name in ("canary", "bad")]  # fmt: skip
+        services.append(Service("pair", "shop", "10.43.0.99", (ServicePort(80, 80, "http"),),
+                                tuple(pair)))  # fmt: skip
         docs, verdicts = accept(list(routes), services)
         assert all(v.accepted for v in verdicts), verdicts
         self.hub.publish(Directory(tuple(services), tuple(pods), docs))
@@ -162,7 +168,7 @@ async def request(client: Client, target: str = "/", method: str = "GET", body: 
 @pytest.fixture
 async def bed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bed]:
     apps = {"web": App("web"), "canary": App("canary"), "slow": App("slow", delay=2.0),
-            "flaky": App("flaky", fail_every=5)}  # fmt: skip
+            "flaky": App("flaky", fail_every=5), "bad": App("bad", fail_every=1)}  # fmt: skip
     for i, app in enumerate(apps.values()):
         await app.start(f"127.0.0.{i + 1}")
     hub = Hub()
@@ -335,3 +341,33 @@ async def test_injected_aborts_and_delays(bed: Bed) -> None:
     finally:
         await client.close()
     assert (status, body) == (200, b"web -") and 0.1 <= elapsed < 0.2, elapsed
+
+
+async def test_failure_accrual_ejects_a_failing_endpoint_and_probes_it_back(bed: Bed) -> None:
+    accrual = {"balancer.lacewing.io/failure-accrual": "consecutive",
+               "balancer.lacewing.io/failure-accrual-consecutive-max-failures": "3"}  # fmt: skip
+    bed.publish(route("pair", [{"backendRefs": to(("pair", 1))}], **accrual))
+    await bed.routes_applied()
+    bad, good = bed.apps["bad"], bed.apps["canary"]
+    served_before = good.requests
+    discovery = bed.proxy.sides[1].discovery
+    assert isinstance(discovery, OutboundDiscovery)
+    pair = "pair.shop.svc.cluster.local:80"
+    client = await Client.open(bed.port)
+    try:
+        statuses = Counter([(await request(client))[0] for _ in range(200)])
+        assert discovery.ejected_backends(pair) == [Addr("127.0.0.5", bad.port)]
+        # ejected after 3 failures in a row; one probe more if this took over the 1 s backoff
+        assert 3 <= bad.requests <= 4
+        assert statuses[503] == bad.requests and statuses[200] == 200 - bad.requests
+        assert good.requests - served_before == statuses[200]  # the rest went to the canary
+        bad.fail_every = 0  # it recovers
+        await asyncio.sleep(1.1)  # the first backoff
+        before = bad.requests
+        answers = Counter([(await request(client))[0] for _ in range(100)])
+    finally:
+        await client.close()
+    assert answers == {200: 100}
+    assert bad.requests - before >= 1  # the probe went to it, and succeeded:
+    assert discovery.ejected_backends(pair) == []  # it is back among the endpoints
+    # (peak-EWMA then warms it up gradually: its load estimate starts at the default RTT)
