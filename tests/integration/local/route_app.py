@@ -3,8 +3,9 @@
 `python -m tests.integration.local.route_app PORT` serves HTTP/1.1 keep-alive. Environment:
 FAIL_EVERY=n answers every n-th GET 503 (counted over the whole process), SLEEP_MS stalls
 every GET that long, POST_STATUS answers every POST with that status (its body is read
-whole first). `GET /stats` (never failed or stalled) answers the JSON count of requests by
-method, so a test can see how many times a request really arrived.
+whole first), FAIL_REPLICA=r makes the replica numbered r answer every GET 503 until
+`POST /heal` reaches it. `GET /stats` (never failed or stalled) answers the JSON count of
+requests by method, so a test can see how many times a request really arrived.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 FAIL_EVERY = int(os.environ.get("FAIL_EVERY", "0"))
 SLEEP = float(os.environ.get("SLEEP_MS", "0")) / 1000
 POST_STATUS = int(os.environ.get("POST_STATUS", "200"))
+BROKEN = [os.environ.get("FAIL_REPLICA", "-") == os.environ.get("POD_REPLICA")]
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 
@@ -46,12 +48,16 @@ class Handler(BaseHTTPRequestHandler):
             n = _counts["GET"]
         if SLEEP:
             time.sleep(SLEEP)
-        status = 503 if FAIL_EVERY and n % FAIL_EVERY == 0 else 200
+        status = 503 if BROKEN[0] or (FAIL_EVERY and n % FAIL_EVERY == 0) else 200
         self._answer(status, os.environ.get("POD_NAME", "?").encode())
 
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
+        if self.path == "/heal":
+            BROKEN[0] = False
+            self._answer(200, b"healed")
+            return
         with _lock:
             _counts["POST"] += 1
         self._answer(POST_STATUS, os.environ.get("POD_NAME", "?").encode())

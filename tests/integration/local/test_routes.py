@@ -8,10 +8,12 @@ One cluster (`lwrt`) is shared by the module's tests, in file order:
     slow    x1  answers after 2 s                        Service slow.rt:8080
     flaky   x1  answers every 5th GET 503, every POST 503  Service flaky.rt:8080
     faulty  x1  answers its pod name                     Service faulty.rt:8080
+    brittle x2  brittle-1 answers 503 until healed       Service brittle.rt:8080
     cli     x1  idle: every request starts in this pod
 
 The cluster file carries the routes as HTTPRoute documents (web 90/10 canary; slow with a
-200 ms request timeout; flaky with retries; faulty with 10% injected aborts);
+200 ms request timeout; flaky with retries; faulty with 10% injected aborts; brittle with
+failure accrual after 3 consecutive failures);
 `lacewing local routes` replaces them while traffic runs. What is asserted is what the
 client in cli-0 saw, and the client proxy's own /metrics, as a user would read them.
 """
@@ -38,11 +40,12 @@ NAME = "lwrt"
 APP = ["python", "-m", "tests.integration.local.route_app", "8080"]
 
 
-def workload(name: str, **env: str) -> str:
+def workload(name: str, replicas: int = 1, **env: str) -> str:
     env_text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in {"PYTHONPATH": str(REPO),
                                                               **env}.items())  # fmt: skip
     return f"""  - name: {name}
     namespace: rt
+    replicas: {replicas}
     ports: [{{name: http, port: 8080}}]
     command: {json.dumps(APP)}
     env: {{{env_text}}}
@@ -89,6 +92,17 @@ spec:
     - filters:
         - type: FaultInjection
           faultInjection: {{abort: {{percent: 10, httpStatus: 500}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: brittle-accrual
+  namespace: rt
+  annotations:
+    balancer.lacewing.io/failure-accrual: consecutive
+    balancer.lacewing.io/failure-accrual-consecutive-max-failures: "3"
+spec:
+  parentRefs: [{{kind: Service, name: brittle, port: 8080}}]
 """
 
 
@@ -99,6 +113,7 @@ CLUSTER = (
     + workload("slow", SLEEP_MS="2000")
     + workload("flaky", FAIL_EVERY="5", POST_STATUS="503")
     + workload("faulty")
+    + workload("brittle", replicas=2, FAIL_REPLICA="1")
     + "  - name: cli\n    namespace: rt\n    command: [sleep, infinity]\n"
     + routes(90, 10)
 )
@@ -130,10 +145,10 @@ def metric(pod: str, name: str, **wanted: str) -> float:
     return total
 
 
-def stats(service: str) -> dict[str, int]:
+def stats(service: str, pod: str = "cli-0") -> dict[str, int]:
     """The app's request counts by method (GET /stats; an injected abort is asked again)."""
     for _ in range(20):
-        result = lacewing("local", "exec", "--name", NAME, "cli-0", "--", "curl", "-sSf",
+        result = lacewing("local", "exec", "--name", NAME, pod, "--", "curl", "-sSf",
                           "-m", "5", f"http://{service}:8080/stats")  # fmt: skip
         if result.returncode == 0:
             data: dict[str, int] = json.loads(result.stdout)
@@ -181,7 +196,7 @@ def test_a_new_split_applies_within_a_second_without_failures(cluster: Path) -> 
         changed = lacewing("local", "routes", "-f", str(cluster / "50-50.yaml"), "--name", NAME)
         applied_by = time.time() + 1.0
         assert changed.returncode == 0, changed.stderr
-        assert f"local cluster '{NAME}' now has 4 route(s)" in changed.stdout
+        assert f"local cluster '{NAME}' now has 5 route(s)" in changed.stdout
         out, err = background.communicate(timeout=30)
         assert background.returncode == 0, err
     finally:
@@ -225,3 +240,16 @@ def test_injected_aborts_hit_their_percentage(cluster: Path) -> None:
     assert (
         stats("faulty")["GET"] == seen["statuses"]["200"]
     )  # aborted requests never reached the app
+
+
+def test_a_failing_endpoint_is_ejected_and_probed_back_after_it_recovers(cluster: Path) -> None:
+    seen = client("http://brittle:8080/", 300)
+    broken = stats("127.0.0.1", pod="brittle-1")["GET"]  # asked in its pod: no proxy between
+    print(f"brittle: {seen['statuses']}, brittle-1 got {broken}")
+    assert 3 <= broken <= 4  # ejected after 3 consecutive 503s (one probe if 1 s went by)
+    assert seen["statuses"] == {"200": 300 - broken, "503": broken}
+    exec_in("brittle-1", "curl", "-sS", "-m", "5", "-X", "POST", "http://127.0.0.1:8080/heal")
+    time.sleep(1.2)  # past the first ejection's backoff
+    again = client("http://brittle:8080/", 100)
+    assert again["statuses"] == {"200": 100}
+    assert stats("127.0.0.1", pod="brittle-1")["GET"] > broken  # the probe reached it: back
