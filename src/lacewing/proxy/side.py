@@ -34,7 +34,7 @@ from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
-from lacewing.proxy.routes import Router
+from lacewing.proxy.routes import Routed, Router
 from lacewing.proxy.targets import Endpoint, Logical, Pick
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
@@ -154,6 +154,21 @@ class Side:
             if len(self._static) > 4096:  # destinations come and go: bound the cache
                 self._static.clear()
         return pick
+
+    def route_pick(
+        self, logical: Logical, method: str, target: str, header: Callable[[str], str | None]
+    ) -> tuple[Pick | None, Routed | None]:
+        """`pick` through the route layer, for one HTTP request (`target`: path and query,
+        `header(name)`: the first value of a lower-case header name). Without routes for the
+        destination: `(pick(logical), None)`; with them, the rule and backend the router chose
+        and a pick from that backend, or no pick when the proxy answers itself
+        (`routed.error`, a redirect). Every codec asks here."""
+        router = self.router
+        if router is not None:
+            routed = router.route(logical, method, target, header)
+            if routed is not None:
+                return routed.pick, routed
+        return self.pick(logical), None
 
     def discovering(self, dst: Addr) -> bool:
         """True while discovery has not yet answered about `dst`."""

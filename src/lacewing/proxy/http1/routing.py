@@ -86,12 +86,13 @@ class RouteSteps:
             self._last_route = None  # its dst_* labels may differ
 
     def _route(self, method: bytes, url: bytes) -> tuple[Pick | None, Routed | None]:
-        router = self.side.router
-        routed = None
-        if router is not None:
-            routed = router.route(self.logical, method.decode("latin-1"), url.decode("latin-1"),
-                                  self._header)  # fmt: skip
-        pick = self.side.pick(self.logical) if routed is None else routed.pick
+        side = self.side
+        if side.router is None:
+            pick: Pick | None = side.pick(self.logical)
+            routed = None
+        else:
+            pick, routed = side.route_pick(self.logical, method.decode("latin-1"),
+                                           url.decode("latin-1"), self._header)  # fmt: skip
         if pick is not None:
             self._retarget(pick.endpoint)
         return pick, routed
