@@ -37,6 +37,8 @@ class Request(Exchange):
     replay: bytes | None = None  # the head of a body-less request, kept to retry it once
     reused = False  # sent on a pooled connection (which the app may have just closed)
     timer: asyncio.TimerHandle | None = None  # the route's request timeout
+    try_timer: asyncio.TimerHandle | None = None  # its backend request (per attempt) timeout
+    try_timeout = 0.0
     sent: list[bytes] | None = None  # what went upstream, kept to retry (None: not retryable)
     sent_size = 0
     canned: bytes | None = None  # the proxy's own complete response (a redirect) for `error`

@@ -18,7 +18,10 @@ Only requests to a destination that has routes come here; the others never see t
                     modifier applies and the response goes to the client
 
 The timeout covers the request until its response head (a body that then streams is not
-cut). A retry is never sent for a request whose body is still arriving, an upgrade, HEAD
+cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
+annotation) covers each attempt: an attempt that expires is cut and retried like a 504, if
+the route retries 504 and budget and attempts allow, else answered 504. A retry is never
+sent for a request whose body is still arriving, an upgrade, HEAD
 or `Expect: 100-continue`.
 """
 
@@ -119,8 +122,13 @@ class RouteSteps:
             req.error = (rule.redirect.status, "redirect")
             req.canned = redirect_response(rule.redirect.status, where)
             return
+        loop = asyncio.get_running_loop()
         if rule.timeout is not None:
-            req.timer = asyncio.get_running_loop().call_later(rule.timeout, self._timed_out, req)
+            req.timer = loop.call_later(rule.timeout, self._timed_out, req)
+        per_try = rule.backend_timeout or (rule.retry.timeout if rule.retry else None)
+        if per_try is not None:
+            req.try_timeout = per_try
+            req.try_timer = loop.call_later(per_try, self._try_timed_out, req, 0)
         if rule.retry is not None and not req.upgrade:
             req.sent = []
 
@@ -149,6 +157,23 @@ class RouteSteps:
         if req is not self.active:  # queued behind others: answered in its turn
             req.error = (504, "request timed out")
             return
+        self._cut_attempt(req)
+        self._answer_error(req, 504, "request timed out")
+
+    def _try_timed_out(self, req: Request, attempt: int) -> None:
+        """One attempt took longer than the backend request timeout: retry it if the route
+        retries 504 and may, else answer 504."""
+        req.try_timer = None
+        if req.ended or self.closed or req is not self.active or req.attempts != attempt:
+            return
+        routed = req.routed
+        if routed is not None and self._retry(req, routed, 504):
+            return
+        self._cut_attempt(req)
+        self._answer_error(req, 504, "backend request timed out")
+
+    def _cut_attempt(self, req: Request) -> None:
+        """Abandon the attempt in flight: the endpoint sees its connection closed."""
         up = req.upstream
         if up is not None:
             req.upstream, up.server = None, None
@@ -156,7 +181,6 @@ class RouteSteps:
         elif self._connect_task is not None:
             self._connect_task.cancel()
             self._connect_task = None
-        self._answer_error(req, 504, "request timed out")
 
     def _response_head(self, req: Request, status: int, head: bytes) -> bytes | None:
         """The head to send down, None when the request is being retried instead."""
@@ -164,9 +188,10 @@ class RouteSteps:
         assert routed is not None
         if self._retry(req, routed, status):
             return None
-        if req.timer is not None:
-            req.timer.cancel()
-            req.timer = None
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
         rule = routed.rule
         if rule is not None and rule.response_headers is not None and status >= 200:
             return modify_head(head, rule.response_headers)
@@ -190,14 +215,17 @@ class RouteSteps:
         again = router.retry(routed, self.logical)
         if again.pick is None:
             return False
-        up = req.upstream
-        if up is not None:  # the rest of this response is not wanted
-            req.upstream, up.server = None, None
-            up.abort()
+        self._cut_attempt(req)  # the rest of this response is not wanted
         req.end_pick(status, self._clock() - req.start)
         req.pick, req.routed = again.pick, again
         req.attempts += 1
         plan.stats.retries += 1
+        if req.try_timeout:
+            if req.try_timer is not None:
+                req.try_timer.cancel()
+            req.try_timer = asyncio.get_running_loop().call_later(
+                req.try_timeout, self._try_timed_out, req, req.attempts
+            )
         self._retarget(again.pick.endpoint)
         req.buf, req.sent, req.sent_size = req.sent, [], 0
         req.reused = False

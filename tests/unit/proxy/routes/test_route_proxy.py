@@ -371,3 +371,27 @@ async def test_failure_accrual_ejects_a_failing_endpoint_and_probes_it_back(bed:
     assert bad.requests - before >= 1  # the probe went to it, and succeeded:
     assert discovery.ejected_backends(pair) == []  # it is back among the endpoints
     # (peak-EWMA then warms it up gradually: its load estimate starts at the default RTT)
+
+
+async def test_each_attempt_has_the_backend_request_timeout_and_is_retried(bed: Bed) -> None:
+    retry = {"retry.lacewing.io/http": "gateway-error", "retry.lacewing.io/limit": "2"}
+    bed.publish(route("tries", [{"backendRefs": to(("slow", 1)),
+                                 "timeouts": {"request": "1s", "backendRequest": "100ms"}}],
+                      **retry))  # fmt: skip
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        started = time.monotonic()
+        status, headers, _ = await request(client)
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+    assert status == 504 and headers["l5d-proxy-error"] == "backend request timed out"
+    assert 0.3 <= elapsed <= 0.36, elapsed  # three attempts of 100 ms each
+    slow = bed.apps["slow"]
+    for _ in range(100):
+        if slow.cancelled == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert (slow.requests, slow.cancelled) == (3, 3)  # each attempt was cut at the backend
+    assert 'route_name="tries"} 2' in bed.metrics()  # retry_requests_total
