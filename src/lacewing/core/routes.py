@@ -115,16 +115,20 @@ class PathMatch:
     kind: str  # one of PATH_KINDS
     value: str
     regex: re.Pattern[str] | None = field(default=None, compare=False, repr=False)
+    _prefix: str = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_prefix", self.value.rstrip("/"))
 
     def matches(self, path: str) -> bool:
-        if self.kind == "Exact":
-            return path == self.value
         if self.kind == "PathPrefix":
-            prefix = self.value.rstrip("/")
+            prefix = self._prefix
             # element-wise: /foo matches /foo and /foo/bar, never /foobar
             return path.startswith(prefix) and (
                 len(path) == len(prefix) or path[len(prefix)] == "/"
             )
+        if self.kind == "Exact":
+            return path == self.value
         assert self.regex is not None
         return self.regex.fullmatch(path) is not None
 

@@ -202,3 +202,19 @@ def test_failure_accrual_annotations() -> None:
     assert parse_route(route("r", [])).rules[0].failure_accrual is None
     with pytest.raises(RouteError, match="the one kind served is 'consecutive'"):
         parse_route(route("r", [], annotations={"balancer.lacewing.io/failure-accrual": "ewma"}))
+
+
+def test_the_segment_index_agrees_with_walking_every_match() -> None:
+    """The per-first-segment lists give what the whole precedence-ordered list gives."""
+    paths = [("PathPrefix", "/a"), ("PathPrefix", "/a/b/"), ("Exact", "/"), ("Exact", "/a/b"),
+             ("RegularExpression", "/a.*"), ("PathPrefix", "/"), ("PathPrefix", "/c"),
+             ("Exact", "/c/")]  # fmt: skip
+    many = [
+        parse_route(route(f"r{i}", [{"matches": [{"path": {"type": kind, "value": value}}],
+                                     "backendRefs": to(f"b{i}")}]))
+        for i, (kind, value) in enumerate(paths)
+    ]  # fmt: skip
+    table = RouteTable(many)
+    for path in ("/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/c", "/c/", "/c/d", "/d", "//a"):
+        walked = next((f for f, m in table._entries if m.path.matches(path)), None)
+        assert table.match("GET", path, {}.get) == walked, path

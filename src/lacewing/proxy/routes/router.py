@@ -29,7 +29,7 @@ from collections.abc import Callable
 from itertools import accumulate
 
 from lacewing.core.discovery import DEFAULT_CLUSTER_DOMAIN
-from lacewing.core.route_table import Request, RouteMatch, RouteTable
+from lacewing.core.route_table import RouteMatch, RouteTable
 from lacewing.core.routes import BackendRef, Route, Rule
 from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.outbound import NO_ENDPOINTS, OutboundDiscovery
@@ -148,8 +148,10 @@ class Router:
         parent = self._parent(logical.orig_dst)
         if parent is None:
             return None
+        if not target.startswith("/"):  # absolute form (http://host/path): its path
+            target = "/" + target.partition("://")[2].partition("/")[2]
         path, _, query = target.partition("?")
-        found = parent.table.find(Request(method, path, header, query))
+        found = parent.table.match(method, path, header, query)
         if found is None:
             return Routed(None, None, None, (404, "no route matches this request"))
         plan = parent.plans[id(found)]
