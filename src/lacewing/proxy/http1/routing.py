@@ -17,6 +17,11 @@ Only requests to a destination that has routes come here; the others never see t
                     and the kept bytes are sent again; otherwise the response header
                     modifier applies and the response goes to the client
 
+The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
+keep the client's connection open when the request had no body (`_answer_own`), as an
+application's answer would; otherwise the connection closes after them, as after every
+other error the proxy answers.
+
 The timeout covers the request until its response head (a body that then streams is not
 cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
 annotation) covers each attempt: an attempt that expires is cut and retried like a 504, if
@@ -28,12 +33,13 @@ or `Expect: 100-continue`.
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lacewing.proxy.http1.exchange import Request
 from lacewing.proxy.routes import MAX_REPLAY, Routed
-from lacewing.proxy.routes.headers import location, modify_head, redirect_response
+from lacewing.proxy.routes.headers import location, modify_head, own_response, redirect_response
 from lacewing.proxy.targets import Endpoint, Logical, Pick
 
 if TYPE_CHECKING:
@@ -72,6 +78,41 @@ class RouteSteps:
 
     def resume(self, reason: int) -> None:
         raise NotImplementedError
+
+    queue: deque[Request]
+    closing: bool
+    _client_eof: bool
+    _paused: int
+    _dout: list[bytes]
+    PIPELINE: int
+
+    def flush_down(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _answer_own(self, req: Request, status: int, reason: str) -> bool:
+        """Answer a routed request with the proxy's own response on a connection that stays
+        open (a body-less request whose bytes are all read or never sent): 404, 503, 504,
+        redirects, injected aborts. False when it cannot (the caller closes instead)."""
+        if req.replay is None or req.http10 or not req.keep_alive or req.status:
+            return False
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
+        req.refused(status, self._clock())
+        self._dout.append(req.canned or own_response(status, reason))
+        self.flush_down()
+        self.active = None
+        if self._client_eof or self.closing:
+            self.close()
+        elif self.queue:
+            self._start(self.queue.popleft())
+        elif self._paused:
+            self.resume(self.PIPELINE)
+        return True
 
     def _header(self, name: str) -> str | None:
         """The first value of header `name` (lower case) of the request being parsed."""
@@ -158,7 +199,8 @@ class RouteSteps:
             req.error = (504, "request timed out")
             return
         self._cut_attempt(req)
-        self._answer_error(req, 504, "request timed out")
+        if not self._answer_own(req, 504, "request timed out"):
+            self._answer_error(req, 504, "request timed out")
 
     def _try_timed_out(self, req: Request, attempt: int) -> None:
         """One attempt took longer than the backend request timeout: retry it if the route
@@ -170,7 +212,8 @@ class RouteSteps:
         if routed is not None and self._retry(req, routed, 504):
             return
         self._cut_attempt(req)
-        self._answer_error(req, 504, "backend request timed out")
+        if not self._answer_own(req, 504, "backend request timed out"):
+            self._answer_error(req, 504, "backend request timed out")
 
     def _cut_attempt(self, req: Request) -> None:
         """Abandon the attempt in flight: the endpoint sees its connection closed."""

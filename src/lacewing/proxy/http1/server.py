@@ -429,7 +429,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
     def _start(self, req: Request) -> None:
         self.active = req
         if req.error is not None:
-            self._answer_error(req, *req.error)
+            if req.routed is None or not self._answer_own(req, *req.error):
+                self._answer_error(req, *req.error)
             return
         if req.delay:
             self._delay(req)

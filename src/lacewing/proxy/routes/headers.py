@@ -13,10 +13,12 @@ from __future__ import annotations
 
 from lacewing.core.routes import HeaderModifier, PathMatch, Redirect
 
-__all__ = ["location", "modify_head", "redirect_response"]
+__all__ = ["location", "modify_head", "own_response", "redirect_response"]
 
 _REASONS = {301: b"Moved Permanently", 302: b"Found", 303: b"See Other",
-            307: b"Temporary Redirect", 308: b"Permanent Redirect"}  # fmt: skip
+            307: b"Temporary Redirect", 308: b"Permanent Redirect", 404: b"Not Found",
+            500: b"Internal Server Error", 502: b"Bad Gateway", 503: b"Service Unavailable",
+            504: b"Gateway Timeout"}  # fmt: skip
 
 
 def modify_head(head: bytes, mod: HeaderModifier) -> bytes:
@@ -53,3 +55,12 @@ def redirect_response(status: int, where: str) -> bytes:
     reason = _REASONS.get(status, b"Found")
     return b"HTTP/1.1 %d %s\r\nLocation: %s\r\nContent-Length: 0\r\n\r\n" % (
         status, reason, where.encode("latin-1", "replace"))  # fmt: skip
+
+
+def own_response(status: int, reason: str) -> bytes:
+    """The proxy's own answer on a connection that stays open (`l5d-proxy-error` says why)."""
+    text = reason.encode("latin-1", "replace")
+    body = text + b"\n"
+    return b"HTTP/1.1 %d %s\r\ncontent-type: text/plain\r\nl5d-proxy-error: %s\r\n" \
+        b"content-length: %d\r\n\r\n%s" % (status, _REASONS.get(status, b"Error"), text,
+                                             len(body), body)  # fmt: skip

@@ -42,3 +42,13 @@ def test_a_redirect_is_a_complete_response() -> None:
     assert redirect_response(301, "http://a/b") == (
         b"HTTP/1.1 301 Moved Permanently\r\nLocation: http://a/b\r\nContent-Length: 0\r\n\r\n"
     )
+
+
+def test_the_proxys_own_keep_alive_answer() -> None:
+    from lacewing.proxy.routes.headers import own_response
+
+    assert own_response(404, "no route matches this request") == (
+        b"HTTP/1.1 404 Not Found\r\ncontent-type: text/plain\r\n"
+        b"l5d-proxy-error: no route matches this request\r\ncontent-length: 30\r\n\r\n"
+        b"no route matches this request\n"
+    )
