@@ -210,6 +210,10 @@ _HTTP_ROUTE = _obj(
             _obj(
                 {
                     "matches": _arr(_HTTP_MATCH),
+                    "filters": _arr(
+                        _open(_obj({"type": _str()}, required=("type",))),
+                        "Gateway API filters, and FaultInjection (see docs/traffic.md).",
+                    ),
                     "backendRefs": _arr(
                         _gateway_ref({"weight": _int(minimum=0, maximum=1000000, default=1)})
                     ),

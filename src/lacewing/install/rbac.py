@@ -47,6 +47,7 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["batch"], ["jobs"], _READ),
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
+        _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # routes, when installed
     ],
     "proxy-injector": [
         _rule([""], ["namespaces", "replicationcontrollers"], _READ),

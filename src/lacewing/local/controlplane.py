@@ -127,7 +127,7 @@ def with_control_plane(spec: ClusterSpec, cluster_dir: Path) -> ClusterSpec:
                 f"{MAX_IDENTITY_LENGTH} characters (a certificate's CN cannot hold it)",
                 hint="give the workload a shorter serviceAccount or namespace",
             )
-    return ClusterSpec(workloads=workloads + spec.workloads)
+    return ClusterSpec(workloads=workloads + spec.workloads, routes=spec.routes)
 
 
 def identity_pod(plan: ClusterPlan) -> PodPlan:

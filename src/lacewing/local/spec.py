@@ -19,6 +19,12 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
           - {name: db, port: 5432, opaque: true}   # or protocol: opaque
         command: [python, -m, lacewing.local.demo.web, --port, "8080"]
         env: {GREETING: hello}
+
+The file may go on with more YAML documents (`---`): HTTPRoutes (`gateway.networking.k8s.io/v1`
+or `policy.lacewing.io`) attached to its Services, as on Kubernetes. Each is checked with
+`core.routes.parse_route` (a bad one is one line naming the document and the field) and
+kept as its dict in `ClusterSpec.routes`; `load_routes_file` reads a file of routes only
+(what `lacewing local routes` sets while the cluster runs).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lacewing.core.routes import RouteError, parse_route
 from lacewing.errors import UsageError
 
 __all__ = [
@@ -39,7 +46,9 @@ __all__ = [
     "PortSpec",
     "WorkloadSpec",
     "load_cluster_file",
+    "load_routes_file",
     "parse_cluster",
+    "parse_routes",
 ]
 
 API_VERSION = "lacewing.io/v1alpha1"
@@ -87,6 +96,7 @@ class WorkloadSpec:
 @dataclass(frozen=True)
 class ClusterSpec:
     workloads: tuple[WorkloadSpec, ...]
+    routes: tuple[Mapping[str, Any], ...] = ()
 
     def workload(self, name: str) -> WorkloadSpec:
         for workload in self.workloads:
@@ -225,8 +235,26 @@ def parse_cluster(data: object) -> ClusterSpec:
     return ClusterSpec(workloads=workloads)
 
 
-def load_cluster_file(path: str | Path) -> ClusterSpec:
-    """Read a YAML cluster file; an unreadable or invalid file is one `UsageError` line."""
+def parse_routes(documents: list[object], first: int = 1) -> tuple[dict[str, Any], ...]:
+    """Check HTTPRoute documents (numbered from `first` in messages); `UsageError` on the first
+    that cannot be served."""
+    routes = []
+    for i, doc in enumerate(documents, start=first):
+        kind = doc.get("kind") if isinstance(doc, dict) else None
+        where = f"document {i}"
+        if kind != "HTTPRoute":
+            raise _fail(where, f"expected kind HTTPRoute, not {kind!r}")
+        assert isinstance(doc, dict)
+        name = (doc.get("metadata") or {}).get("name", "?")
+        try:
+            parse_route(doc)
+        except RouteError as exc:
+            raise _fail(f"{where} (HTTPRoute {name})", str(exc)) from None
+        routes.append(doc)
+    return tuple(routes)
+
+
+def _documents(path: str | Path) -> list[object]:
     import yaml
 
     try:
@@ -234,9 +262,21 @@ def load_cluster_file(path: str | Path) -> ClusterSpec:
     except OSError as exc:
         raise UsageError(f"cannot read cluster file {path}: {exc.strerror}", hint=HINT) from None
     try:
-        data = yaml.safe_load(text)
+        return [doc for doc in yaml.safe_load_all(text) if doc is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UsageError(f"cluster file {path} is not valid YAML{where}", hint=HINT) from None
-    return parse_cluster(data)
+
+
+def load_cluster_file(path: str | Path) -> ClusterSpec:
+    """Read a YAML cluster file; an unreadable or invalid file is one `UsageError` line."""
+    documents = _documents(path)
+    spec = parse_cluster(documents[0] if documents else None)
+    routes = parse_routes(documents[1:], first=2)
+    return ClusterSpec(spec.workloads, routes) if routes else spec
+
+
+def load_routes_file(path: str | Path) -> tuple[dict[str, Any], ...]:
+    """Read a YAML file of HTTPRoute documents (or none: no routes)."""
+    return parse_routes(_documents(path))

@@ -38,6 +38,7 @@ from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.metrics import ProxyMetrics
 from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.policy.gate import InboundGate
+from lacewing.proxy.routes import Router
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector, PlainConnector
@@ -79,6 +80,8 @@ def build_sides(
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
                     fixed_dst=config.outbound_fixed_dst, clock=clock,
                     discovery=_discovery(config, destination_tls))  # fmt: skip
+    if isinstance(outbound.discovery, OutboundDiscovery):
+        outbound.router = Router(outbound.discovery, metrics.http_routes)
     policy = _policy(config)
     if policy is not None:
         inbound.gate = InboundGate(policy.policy)

@@ -15,7 +15,9 @@ with the endpoint's `dst_*` labels on the request metrics. Without discovery the
 cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
 plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
 upstream connections per endpoint address for every codec; `mux_pool` holds HTTP/2's
-multiplexed ones. `gate` is where inbound
+multiplexed ones. `router` is where routes plug in
+(`proxy.routes.Router`): asked per HTTP request before `pick`, for destinations that have
+routes, it chooses the backend (and the codec picks from it). `gate` is where inbound
 authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
 (after TLS, with `client_identity` known) and once per HTTP request.
 """
@@ -32,6 +34,7 @@ from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
+from lacewing.proxy.routes import Routed, Router
 from lacewing.proxy.targets import Endpoint, Logical, Pick
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
@@ -133,6 +136,7 @@ class Side:
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
+    router: Router | None = None  # outbound HTTPRoutes (`proxy.routes`), with discovery
 
     def __post_init__(self) -> None:
         self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)
@@ -150,6 +154,21 @@ class Side:
             if len(self._static) > 4096:  # destinations come and go: bound the cache
                 self._static.clear()
         return pick
+
+    def route_pick(
+        self, logical: Logical, method: str, target: str, header: Callable[[str], str | None]
+    ) -> tuple[Pick | None, Routed | None]:
+        """`pick` through the route layer, for one HTTP request (`target`: path and query,
+        `header(name)`: the first value of a lower-case header name). Without routes for the
+        destination: `(pick(logical), None)`; with them, the rule and backend the router chose
+        and a pick from that backend, or no pick when the proxy answers itself
+        (`routed.error`, a redirect). Every codec asks here."""
+        router = self.router
+        if router is not None:
+            routed = router.route(logical, method, target, header)
+            if routed is not None:
+                return routed.pick, routed
+        return self.pick(logical), None
 
     def discovering(self, dst: Addr) -> bool:
         """True while discovery has not yet answered about `dst`."""

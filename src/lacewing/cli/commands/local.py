@@ -1,4 +1,4 @@
-"""`lacewing local up|status|exec|logs|scale|down`: a cluster of network namespaces on this machine.
+"""`lacewing local up|status|exec|logs|scale|routes|down`: a cluster of network namespaces.
 
 Each subcommand parses its flags into a frozen options dataclass and calls a `run_*` function
 with `(options, ctx, out)`; the work is in `lacewing.local.control`. The cluster is chosen by
@@ -98,6 +98,19 @@ def run_scale(options: ScaleOptions, ctx: GlobalOptions, out: Output) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class RoutesOptions:
+    file: str
+    name: str | None = None
+
+
+def run_routes(options: RoutesOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    count = control.set_routes(name, options.file)
+    out.line(f"local cluster {name!r} now has {count} route(s) from {options.file}")
+    return 0
+
+
 def run_exec(options: ExecOptions, ctx: GlobalOptions, out: Output) -> int:
     name = control.selected_cluster(options.name)
     return control.exec_in_pod(name, options.pod, list(options.argv))
@@ -125,6 +138,15 @@ def command() -> None:
 def up_command(g: GlobalOptions, file: str, name: str | None, timeout: float) -> int:
     """Start a local cluster and wait until every pod is ready."""
     return run_up(UpOptions(file=file, name=name, timeout=timeout), g, Output())
+
+
+@command.command("routes")
+@click.option("-f", "--file", "file", required=True, help="HTTPRoute documents (YAML).")
+@name_option
+@click.pass_obj
+def routes_command(g: GlobalOptions, file: str, name: str | None) -> int:
+    """Replace a running cluster's HTTPRoutes with those in FILE (applied within a second)."""
+    return run_routes(RoutesOptions(file=file, name=name), g, Output())
 
 
 @command.command("status")
