@@ -25,7 +25,9 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) go through `routes.accept`
 against the Services; they do not hold back the first publication (a cluster without the
 Gateway API CRDs has no such kind to list), and every publication also hands the verdicts
-to `report` (the status writer: `Accepted` / `ResolvedRefs` conditions per route).
+to `report` (which logs rejections) and each route with its verdict to `route_status`
+(`route_status.RouteStatusReporter`: writes `Accepted` / `ResolvedRefs` per parent when
+they differ from the route's `status.parents`).
 """
 
 from __future__ import annotations
@@ -222,9 +224,10 @@ class KubernetesSource:
         *,
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
         report: Callable[[tuple[Verdict, ...]], None] | None = None,
+        route_status: Callable[[str, Obj, Verdict], None] | None = None,
     ) -> None:
         self.watches, self.publish, self.trust_domain = watches, publish, trust_domain
-        self.report = report
+        self.report, self.route_status = report, route_status
         self.objects: dict[str, dict[tuple[str, str], Obj]] = {
             k: {} for k in (*self.KINDS, *self.ROUTE_KINDS)
         }
@@ -241,7 +244,8 @@ class KubernetesSource:
         return self._synced.issuperset(self.KINDS)
 
     def directory(self) -> Directory:
-        routes = [obj for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        kinds = [(kind, obj) for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        routes = [obj for _, obj in kinds]
         directory, verdicts = directory_and_verdicts(
             self.objects["Service"].values(),
             self.objects["EndpointSlice"].values(),
@@ -251,6 +255,9 @@ class KubernetesSource:
         )
         if self.report is not None and routes:
             self.report(verdicts)
+        if self.route_status is not None:  # one verdict per object, in the same order
+            for (kind, obj), verdict in zip(kinds, verdicts, strict=True):
+                self.route_status(kind, obj, verdict)
         return directory
 
     async def run(self) -> None:
