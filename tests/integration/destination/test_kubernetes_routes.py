@@ -213,3 +213,39 @@ async def test_a_route_applied_reaches_the_proxy_route_table_and_changes_within_
                 await asyncio.sleep(0.005)
     finally:
         await client.close()
+
+
+async def test_service_annotations_become_its_default_route_until_a_route_attaches(
+    running: Running,
+) -> None:
+    api = running.api
+    client = DestinationClient("127.0.0.1", running.server.bound_port, read_timeout=5.0)
+    try:
+        resolution = client.resolve("10.43.0.10:80")
+        assert await resolution.first_answer(3.0)
+        assert resolution.routes is None
+        notes = {"timeout.lacewing.io/request": "300ms", "retry.lacewing.io/http": "gateway-error",
+                 "retry.lacewing.io/limit": "3", "unrelated.example.com/x": "y"}  # fmt: skip
+        api.patch("v1", "Service", "web", {"metadata": {"annotations": notes}}, NS)
+
+        def rule() -> Any:
+            if resolution.routes is None:
+                return None
+            found = resolution.routes.find(Request("POST", "/any/path", {}.get))
+            return None if found is None else (found.route.name, found.rule)
+
+        async with asyncio.timeout(1.0):
+            while rule() is None:
+                await asyncio.sleep(0.005)
+        name, default = rule()
+        assert name == "service-default" and default.timeout == 0.3
+        assert default.retry.statuses == {502, 503, 504} and default.retry.limit == 3
+        assert default.backends == ()  # to the Service itself
+
+        api.create(route(GATEWAY, "own", [{"backendRefs": [{"name": "web", "port": 80}]}]))
+        async with asyncio.timeout(1.0):
+            while (found := rule()) is None or found[0] != "own":
+                await asyncio.sleep(0.005)
+        assert found[1].timeout is None and found[1].retry is None  # the route's own say
+    finally:
+        await client.close()

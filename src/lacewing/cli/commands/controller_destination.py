@@ -94,14 +94,16 @@ def _rejection_logger() -> Callable[[Any], None]:
     import logging
 
     log = logging.getLogger("lacewing.controller.destination")
-    reported: set[tuple[str, str, str, str]] = set()
+    reported: set[tuple[str, str, str, str, str]] = set()
 
     def report(verdicts: Any) -> None:
         for v in verdicts:
-            key = (v.namespace, v.name, v.reason, v.message)
+            key = (v.kind, v.namespace, v.name, v.reason, v.message)
             if not v.accepted and key not in reported:
                 reported.add(key)
-                log.warning("HTTPRoute %s/%s not accepted (%s): %s", *key)
+                what = "annotations" if v.kind == "Service" else ""
+                log.warning("%s %s/%s %snot accepted (%s): %s", v.kind, v.namespace, v.name,
+                            what + " " if what else "", v.reason, v.message)  # fmt: skip
 
     return report
 

@@ -8,6 +8,13 @@ its backendRefs are looked up among the Services (a missing Service or port is
 proxies read (apiVersion, kind, name, namespace, creationTimestamp, annotations, spec),
 as canonical JSON, so an unchanged route republished compares equal and no stream writes.
 
+A Service that carries timeout / retry / failure-accrual annotations
+(`core.routes.ROUTE_ANNOTATIONS`, as Linkerd reads them from Services) and that no accepted
+route attaches to gets a default route (`default_route`: one rule, no match, to the Service
+itself, with those annotations, named `service-default`), so its requests get timeouts and
+retries without any HTTPRoute. An HTTPRoute on the Service replaces it: its own annotations
+decide, the Service's are not merged in.
+
 Every object also gets its `Verdict`: the conditions (`Accepted`, `ResolvedRefs`) for its
 `status.parents[]` and the one-line reason when rejected; a source that can write status
 (Kubernetes) writes them, the local source logs rejections. Rejected routes are left out, so
@@ -24,7 +31,9 @@ from typing import Any
 from lacewing.controller.destination.directory import RouteDoc, Service
 from lacewing.core.routes import RouteError, missing_backends, parse_route
 
-__all__ = ["Verdict", "accept", "wire_form"]
+__all__ = ["DEFAULT_ROUTE", "Verdict", "accept", "default_route", "wire_form"]
+
+DEFAULT_ROUTE = "service-default"  # the name of a Service's default route (in metrics too)
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,16 @@ class Verdict:
     accepted: bool
     reason: str
     message: str
+    kind: str = "HTTPRoute"  # "Service": its annotations, as its default route
+
+
+def default_route(service: Service) -> dict[str, Any]:
+    """The route a Service's own annotations ask for: every request, to the Service itself."""
+    return {"apiVersion": "policy.lacewing.io/v1beta1", "kind": "HTTPRoute",
+            "metadata": {"name": DEFAULT_ROUTE, "namespace": service.namespace,
+                         "annotations": dict(service.annotations)},
+            "spec": {"parentRefs": [{"group": "", "kind": "Service", "name": service.name}],
+                     "rules": [{}]}}  # fmt: skip
 
 
 def wire_form(obj: dict[str, Any]) -> str:
@@ -49,7 +68,9 @@ def wire_form(obj: dict[str, Any]) -> str:
 def accept(
     objects: Iterable[dict[str, Any]], services: Iterable[Service]
 ) -> tuple[tuple[RouteDoc, ...], tuple[Verdict, ...]]:
-    """(the routes to serve, a verdict for every object)."""
+    """(the routes to serve, a verdict for every object, in order, then for each Service
+    whose annotations do not parse)."""
+    services = list(services)
     ports = {(s.namespace, s.name): {p.port for p in s.ports} for s in services}
 
     def exists(name: str, namespace: str, port: int | None) -> bool:
@@ -73,5 +94,18 @@ def accept(
         verdicts.append(Verdict(ns, name, True, "Accepted", "route accepted"))
         parents = tuple((p.namespace, p.name, p.port) for p in route.parents)
         docs.append(RouteDoc(route.namespace, route.name, parents, wire_form(obj)))
+    attached = {(ns, name) for doc in docs for ns, name, _ in doc.parents}
+    for service in services:
+        if not service.annotations or (service.namespace, service.name) in attached:
+            continue
+        obj = default_route(service)
+        try:
+            parse_route(obj)
+        except RouteError as exc:
+            verdicts.append(Verdict(service.namespace, service.name, False, exc.reason,
+                                    str(exc), kind="Service"))  # fmt: skip
+            continue
+        parents = ((service.namespace, service.name, None),)
+        docs.append(RouteDoc(service.namespace, DEFAULT_ROUTE, parents, wire_form(obj)))
     docs.sort(key=lambda d: (d.namespace, d.name))
     return tuple(docs), tuple(verdicts)

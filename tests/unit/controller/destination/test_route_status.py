@@ -66,3 +66,21 @@ def test_the_reporter_writes_on_change_once_per_version_and_keeps_other_controll
     assert len(sent) == 2 and sent[1][3]["parents"][1]["conditions"][0]["status"] == "True"
     report(KIND, obj([theirs], version="3"), BAD)  # someone wiped ours: written again
     assert len(sent) == 3
+
+
+def test_a_service_with_bad_annotations_gets_no_default_route_and_one_reason() -> None:
+    from lacewing.controller.destination import Service, ServicePort
+    from lacewing.controller.destination.routes import accept
+
+    port = (ServicePort(80, 8080, "http"),)
+    good = Service("web", "shop", "10.43.0.10", port,
+                   annotations={"retry.lacewing.io/http": "5xx"})  # fmt: skip
+    bad = Service("api", "shop", "10.43.0.11", port,
+                  annotations={"timeout.lacewing.io/request": "soon"})  # fmt: skip
+    docs, verdicts = accept([], [good, bad])
+    assert [(d.namespace, d.name, d.parents) for d in docs] == [
+        ("shop", "service-default", (("shop", "web", None),))]  # fmt: skip
+    [verdict] = verdicts
+    assert (verdict.kind, verdict.name, verdict.accepted, verdict.reason) == (
+        "Service", "api", False, "UnsupportedValue")  # fmt: skip
+    assert "timeout.lacewing.io/request" in verdict.message

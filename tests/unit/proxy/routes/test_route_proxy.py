@@ -120,13 +120,16 @@ class Bed:
     proxy: ProxyServer
     apps: dict[str, App]
 
-    def publish(self, *routes: dict[str, Any]) -> None:
+    def publish(self, *routes: dict[str, Any], web_annotations: dict[str, str] | None = None
+                ) -> None:  # fmt: skip
         services, pods = [], []
         for i, (name, app) in enumerate(self.apps.items()):
             ip = f"127.0.0.{i + 1}"
             vip = VIP.host if name == "web" else f"10.43.0.{20 + i}"
+            notes = (web_annotations or {}) if name == "web" else {}
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "http"),),
-                                    (Backend(ip, True, {"http": app.port}, name),)))  # fmt: skip
+                                    (Backend(ip, True, {"http": app.port}, name),),
+                                    annotations=notes))  # fmt: skip
             pods.append(PodInfo(name, "shop", ip, None, "Deployment", name))
         # `pair`: the canary and the bad app behind one Service (two endpoints)
         apps = enumerate(self.apps.items())
@@ -388,3 +391,38 @@ async def test_each_attempt_has_the_backend_request_timeout_and_is_retried(bed: 
         await asyncio.sleep(0.01)
     assert (slow.requests, slow.cancelled) == (3, 3)  # each attempt was cut at the backend
     assert 'route_name="tries"} 2' in bed.metrics()  # retry_requests_total
+
+
+async def test_service_annotations_time_out_and_retry_requests_without_a_route(bed: Bed) -> None:
+    web = bed.apps["web"]
+    notes = {"timeout.lacewing.io/request": "200ms", "retry.lacewing.io/http": "5xx",
+             "retry.lacewing.io/limit": "2"}  # fmt: skip
+    bed.publish(web_annotations=notes)  # no HTTPRoute at all
+    await bed.routes_applied()
+    web.fail_every = 5
+    client = await Client.open(bed.port)
+    try:
+        statuses = Counter([(await request(client))[0] for _ in range(200)])
+        assert statuses[200] >= 198, statuses  # every 5th 503 was retried
+        assert web.requests > 200
+        web.delay = 2.0
+        started = time.monotonic()
+        status, headers, _ = await request(client)
+        elapsed = time.monotonic() - started
+    finally:
+        web.delay, web.fail_every = 0.0, 0
+        await client.close()
+    assert status == 504 and headers["l5d-proxy-error"] == "request timed out"
+    assert 0.2 <= elapsed <= 0.26, elapsed
+    assert 'route_name="service-default"' in bed.metrics()
+
+    bed.publish()  # the annotations are gone: no route, no timeout
+    await bed.routes_applied()
+    web.fail_every, web.requests = 2, 0
+    client = await Client.open(bed.port)
+    try:
+        statuses = Counter([(await request(client))[0] for _ in range(10)])
+    finally:
+        web.fail_every = 0
+        await client.close()
+    assert statuses == {200: 5, 503: 5} and web.requests == 10  # nothing retried now
