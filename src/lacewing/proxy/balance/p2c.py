@@ -18,14 +18,18 @@ Failure accrual (a small state machine per endpoint):
 
     state      event                           next
     ready      `threshold` consecutive fails   ejected until now + backoff (1 s, doubling, 60 s cap)
+                                               times 1 + `jitter` * U[0, 1) (default 0.5)
     ejected    backoff elapsed                 probing: the next pick sends it ONE request
     probing    the probe succeeds              ready, backoff reset
     probing    the probe fails                 ejected with the doubled backoff
 
-A due probe is picked before P2C runs, so recovery is noticed on the next request. When every
-endpoint is ejected and none is due, `pick()` raises `Unavailable` (fail fast, as Linkerd does).
-`update(weights)` replaces the endpoint set, keeping the statistics of endpoints that stay.
-Pure: time comes from the injected `clock`, randomness from the injected `rng`.
+The jitter (drawn from `rng`) spreads the probes of endpoints that failed together, so a
+recovering backend is not probed by every one of them at the same instant; the doubling
+itself stays deterministic. A due probe is picked before P2C runs, so recovery is noticed on
+the next request. When every endpoint is ejected and none is due, `pick()` raises
+`Unavailable` (fail fast, as Linkerd does). `update(weights)` replaces the endpoint set,
+keeping the statistics of endpoints that stay. Pure: time comes from the injected `clock`,
+randomness from the injected `rng`.
 """
 
 from __future__ import annotations
@@ -125,12 +129,14 @@ class Balancer(Generic[K]):
         threshold: int = 1,
         backoff_first: float = 1.0,
         backoff_cap: float = 60.0,
+        jitter: float = 0.5,
     ) -> None:
         self.clock = clock
         self.rng = rng or random.Random()
         self.decay, self.default_rtt = decay, default_rtt
         self.threshold = threshold
         self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
+        self.jitter = jitter
         self._states: dict[K, _State] = {}
         self.update(weights or {})
 
@@ -207,5 +213,6 @@ class Balancer(Generic[K]):
             state.backoff = min(
                 self.backoff_cap, state.backoff * 2 if state.backoff else self.backoff_first
             )
-            state.ejected_until = now + state.backoff
+            jitter = 1.0 + self.jitter * self.rng.random()
+            state.ejected_until = now + state.backoff * jitter
             state.probing = False

@@ -125,7 +125,8 @@ def test_weights_steer_traffic() -> None:
 
 def test_a_failed_endpoint_is_taken_out_then_probed_back() -> None:
     clock = Clock()
-    balancer = Balancer({"a": 1, "bad": 1}, clock=clock, rng=random.Random(5), backoff_first=1.0)
+    balancer = Balancer({"a": 1, "bad": 1}, clock=clock, rng=random.Random(5), backoff_first=1.0,
+                        jitter=0.0)  # fmt: skip
     latency = {"a": 0.01, "bad": 0.01}
     # Until the first failure it is a normal endpoint; after it, it gets nothing.
     seen = drive(balancer, clock, latency, 50, fails=frozenset({"bad"}))
@@ -142,6 +143,42 @@ def test_a_failed_endpoint_is_taken_out_then_probed_back() -> None:
     seen = drive(balancer, clock, latency, 600)  # ~12 s: its estimate catches up with a's
     assert balancer.ejected() == []
     assert seen["bad"] > 100
+
+
+def probe_delays(jitter: float, failures: int = 1, proxies: int = 50) -> list[float]:
+    """When each of `proxies` balancers, whose one endpoint failed `failures` times in a row
+    (every probe failing), sends it a request again after the last failure."""
+    delays = []
+    for seed in range(proxies):
+        clock = Clock()
+        balancer = Balancer({"e": 1}, clock=clock, rng=random.Random(seed), jitter=jitter)
+        for _ in range(failures):
+            while True:  # until it is due for a probe
+                try:
+                    ticket = balancer.take()
+                    break
+                except Unavailable:
+                    clock.now += 0.01
+            ticket.done(ok=False)
+        start = clock.now
+        while True:
+            try:
+                balancer.take()
+                break
+            except Unavailable:
+                clock.now += 0.01
+        delays.append(round(clock.now - start, 2))
+    return delays
+
+
+def test_backoff_is_jittered_so_probes_of_endpoints_ejected_together_spread() -> None:
+    plain = probe_delays(jitter=0.0)
+    assert len(set(plain)) == 1 and 1.0 <= plain[0] <= 1.02  # all at the same instant
+    jittered = probe_delays(jitter=0.5)
+    assert all(1.0 <= d <= 1.52 for d in jittered), jittered  # 1 s .. 1.5 s
+    assert len(set(jittered)) > 20  # spread, not one herd
+    later = probe_delays(jitter=0.5, failures=3)  # backoff 4 s after the third failure
+    assert all(4.0 <= d <= 6.02 for d in later) and len(set(later)) > 20, later
 
 
 def test_all_endpoints_failing_fails_fast() -> None:
