@@ -18,9 +18,10 @@ Only requests to a destination that has routes come here; the others never see t
                     modifier applies and the response goes to the client
 
 The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
-keep the client's connection open when the request had no body (`_answer_own`), as an
-application's answer would; otherwise the connection closes after them, as after every
-other error the proxy answers.
+keep the client's connection open when the request had no body or its body had all arrived
+(a timeout after the upload, `_answer_own`), as an application's answer would; otherwise
+(an answer decided at the head while a body is still to come, an upgrade) the connection
+closes after them, as after every other error the proxy answers.
 
 The timeout covers the request until its response head (a body that then streams is not
 cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
@@ -94,9 +95,12 @@ class RouteSteps:
 
     def _answer_own(self, req: Request, status: int, reason: str) -> bool:
         """Answer a routed request with the proxy's own response on a connection that stays
-        open (a body-less request whose bytes are all read or never sent): 404, 503, 504,
-        redirects, injected aborts. False when it cannot (the caller closes instead)."""
-        if req.replay is None or req.http10 or not req.keep_alive or req.status:
+        open (a body-less request, or one whose body has all been read: nothing of it is left
+        to arrive after the answer): 404, 503, 504, redirects, injected aborts. False when it
+        cannot (the caller closes instead)."""
+        if req.replay is None and (req.upgrade or not req.complete):
+            return False
+        if req.http10 or not req.keep_alive or req.status:
             return False
         for timer in (req.timer, req.try_timer):
             if timer is not None:

@@ -274,6 +274,28 @@ async def test_a_request_timeout_answers_504_in_time_and_cancels_upstream(bed: B
     assert 'rt_route="slow",status_code="504",classification="failure"} 1' in bed.metrics()
 
 
+async def test_a_timed_out_upload_keeps_the_client_connection_but_an_unread_body_closes_it(
+    bed: Bed,
+) -> None:
+    bed.publish(route("slow", [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}],
+         "backendRefs": to(("slow", 1)), "timeouts": {"request": "200ms"}},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/web"}}],
+         "backendRefs": to(("web", 1))}]))  # fmt: skip
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        status, headers, _ = await request(client, "/slow", method="POST", body=b"x" * 5000)
+        assert status == 504 and "connection" not in headers  # the whole body had arrived
+        status, _, body = await request(client, "/web", method="POST", body=b"y" * 10)
+        assert (status, body.split()[0]) == (200, b"web")  # the same connection goes on
+        # No rule matches, decided at the head: the body is still to come, so it closes.
+        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 10)
+        assert status == 404 and headers.get("connection") == "close"
+    finally:
+        await client.close()
+
+
 async def test_retries_hide_a_flaky_backend_within_budget_but_never_replay_big_bodies(
     bed: Bed,
 ) -> None:
@@ -353,12 +375,12 @@ async def test_failure_accrual_ejects_a_failing_endpoint_and_probes_it_back(bed:
     try:
         statuses = Counter([(await request(client))[0] for _ in range(200)])
         assert discovery.ejected_backends(pair) == [Addr("127.0.0.5", bad.port)]
-        # ejected after 3 failures in a row; one probe more if this took over the 1 s backoff
+        # ejected after 3 failures in a row; one probe more if this outlasted the backoff
         assert 3 <= bad.requests <= 4
         assert statuses[503] == bad.requests and statuses[200] == 200 - bad.requests
         assert good.requests - served_before == statuses[200]  # the rest went to the canary
         bad.fail_every = 0  # it recovers
-        await asyncio.sleep(1.1)  # the first backoff
+        await asyncio.sleep(1.55)  # the first backoff: 1 s, up to 1.5 s with its jitter
         before = bad.requests
         answers = Counter([(await request(client))[0] for _ in range(100)])
     finally:
