@@ -10,7 +10,8 @@ Only requests to a destination that has routes come here; the others never see t
                     is never retried) and the request header modifier rewrites the head
     timeout fires   `_timed_out`: the upstream connection is aborted (the endpoint sees the
                     request cancelled) or the connect abandoned, and the client gets 504;
-                    a request still queued behind others is answered 504 in its turn
+                    a request still queued behind others is answered 504 in its turn;
+                    once the response head went down, the client connection is cut
     response head   `_retry`: a status the policy retries, with attempts and budget left and
                     the whole request kept: the connection carrying that response is
                     aborted (its body is not wanted), the same backend gives a new endpoint
@@ -23,10 +24,13 @@ keep the client's connection open when the request had no body or its body had a
 (an answer decided at the head while a body is still to come, an upgrade) the connection
 closes after them, as after every other error the proxy answers.
 
-The timeout covers the request until its response head (a body that then streams is not
-cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
-annotation) covers each attempt: an attempt that expires is cut and retried like a 504, if
-the route retries 504 and budget and attempts allow, else answered 504. A retry is never
+The request timeout covers the whole exchange: a response body still streaming when it
+expires is cut (the upstream connection aborted, the client's closed, so the truncated
+response cannot look complete; its status was already counted). An upgrade's tunnel has no
+deadline once the endpoint answers 101. The backend request timeout
+(`timeouts.backendRequest`, else the retry timeout annotation) covers each attempt until its
+response head: an attempt that expires is cut and retried like a 504, if the route retries
+504 and budget and attempts allow, else answered 504. A retry is never
 sent for a request whose body is still arriving, an upgrade, HEAD
 or `Expect: 100-continue`.
 """
@@ -91,6 +95,9 @@ class RouteSteps:
         raise NotImplementedError
 
     def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
         raise NotImplementedError
 
     def _answer_own(self, req: Request, status: int, reason: str) -> bool:
@@ -197,7 +204,13 @@ class RouteSteps:
 
     def _timed_out(self, req: Request) -> None:
         req.timer = None
-        if req.ended or self.closed:
+        if self.closed:
+            return
+        if req.ended:  # answered: cut a response body still streaming
+            if req is self.active and req.upstream is not None:
+                self._cut_attempt(req)
+                self.flush_down()
+                self.abort()  # a truncated response must not look complete
             return
         if req is not self.active:  # queued behind others: answered in its turn
             req.error = (504, "request timed out")
@@ -235,10 +248,12 @@ class RouteSteps:
         assert routed is not None
         if self._retry(req, routed, status):
             return None
-        for timer in (req.timer, req.try_timer):
-            if timer is not None:
-                timer.cancel()
-        req.timer = req.try_timer = None
+        if req.try_timer is not None:  # the attempt has answered
+            req.try_timer.cancel()
+            req.try_timer = None
+        if req.timer is not None and (req.upgrade or status < 200):  # a tunnel: no deadline
+            req.timer.cancel()
+            req.timer = None
         rule = routed.rule
         if rule is not None and rule.response_headers is not None and status >= 200:
             return modify_head(head, rule.response_headers)

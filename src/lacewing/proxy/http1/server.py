@@ -527,6 +527,9 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             conn.close()
             return
         req.upstream = None
+        if req.timer is not None:  # the route's request timeout: the response is complete
+            req.timer.cancel()
+            req.timer = None
         home = conn.home
         if conn.reusable and req.complete and not conn.closed and len(home) < self._pool_cap:
             conn.swept = False

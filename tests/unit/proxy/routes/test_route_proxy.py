@@ -46,6 +46,7 @@ class App:
     name: str
     delay: float = 0.0
     fail_every: int = 0
+    trickle: float = 0.0  # answer the head, then hold the rest of the body this long
     requests: int = 0
     methods: Counter[str] = field(default_factory=Counter)
     cancelled: int = 0  # requests whose client (the proxy) went away before the answer
@@ -90,7 +91,18 @@ class App:
                 if self.fail_every and self.requests % self.fail_every == 0:
                     status = 503
                 body = f"{self.name} {headers.get('x-route', '-')}".encode()
-                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                if self.trickle:
+                    writer.write(b"HTTP/1.1 200 X\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body) + 4, body))  # fmt: skip
+                    await writer.drain()
+                    try:
+                        await asyncio.wait_for(reader.read(1), self.trickle)
+                        self.cancelled += 1  # the proxy cut the response mid-body
+                        return
+                    except TimeoutError:
+                        body = b"rest"
+                writer.write(body if self.trickle else
+                             b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
                              % (status, len(body), body))  # fmt: skip
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -272,6 +284,37 @@ async def test_a_request_timeout_answers_504_in_time_and_cancels_upstream(bed: B
         await asyncio.sleep(0.01)
     assert bed.apps["slow"].cancelled == 1
     assert 'rt_route="slow",status_code="504",classification="failure"} 1' in bed.metrics()
+
+
+async def test_a_request_timeout_also_cuts_a_response_body_still_streaming(bed: Bed) -> None:
+    web = bed.apps["web"]
+    bed.publish(route("web", [{"backendRefs": to(("web", 1)), "timeouts": {"request": "300ms"}}]))
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        web.trickle = 0.1  # the whole response within the deadline: untouched
+        status, _, body = await request(client)
+        assert (status, body) == (200, b"web -rest")
+        status, _, body = await request(client)  # and the connection goes on
+        assert (status, body) == (200, b"web -rest")
+        web.trickle = 2.0  # the head in time, the rest of the body not
+        await client.send(b"GET / HTTP/1.1\r\nHost: web.shop\r\n\r\n")
+        started = time.monotonic()
+        data = b""
+        async with asyncio.timeout(1.5):
+            while chunk := await client.reader.read(65536):
+                data += chunk
+        elapsed = time.monotonic() - started
+    finally:
+        web.trickle = 0.0
+        await client.close()
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"web -")  # truncated
+    assert 0.3 <= elapsed <= 0.4, elapsed  # the client's connection closed at the deadline
+    for _ in range(100):
+        if web.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert web.cancelled == 1  # the app saw its connection closed
 
 
 async def test_a_timed_out_upload_keeps_the_client_connection_but_an_unread_body_closes_it(
