@@ -20,9 +20,11 @@ Only requests to a destination that has routes come here; the others never see t
 
 The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
 keep the client's connection open when the request had no body or its body had all arrived
-(a timeout after the upload, `_answer_own`), as an application's answer would; otherwise
-(an answer decided at the head while a body is still to come, an upgrade) the connection
-closes after them, as after every other error the proxy answers.
+(a timeout after the upload, `_answer_own`), as an application's answer would. One decided
+at the head while a small body (Content-Length up to `MAX_REPLAY`) is still to come waits
+for it, dropping it, and then answers (`_drain_first`); otherwise (a chunked or bigger
+body, `Expect: 100-continue`, an upgrade) the connection closes after the answer, as after
+every other error the proxy answers.
 
 The request timeout covers the whole exchange: a response body still streaming when it
 expires is cut (the upstream connection aborted, the client's closed, so the truncated
@@ -88,6 +90,7 @@ class RouteSteps:
     closing: bool
     _client_eof: bool
     _paused: int
+    _cur: Request | None
     _dout: list[bytes]
     PIPELINE: int
 
@@ -105,10 +108,10 @@ class RouteSteps:
         open (a body-less request, or one whose body has all been read: nothing of it is left
         to arrive after the answer): 404, 503, 504, redirects, injected aborts. False when it
         cannot (the caller closes instead)."""
-        if req.replay is None and (req.upgrade or not req.complete):
-            return False
         if req.http10 or not req.keep_alive or req.status:
             return False
+        if req.replay is None and (req.upgrade or not req.complete):
+            return self._drain_first(req, status, reason)
         for timer in (req.timer, req.try_timer):
             if timer is not None:
                 timer.cancel()
@@ -122,6 +125,24 @@ class RouteSteps:
         elif self.queue:
             self._start(self.queue.popleft())
         elif self._paused:
+            self.resume(self.PIPELINE)
+        return True
+
+    def _drain_first(self, req: Request, status: int, reason: str) -> bool:
+        """Answer once the body has arrived, dropping it, when it is small and known:
+        the request being parsed now, with a Content-Length up to `MAX_REPLAY`, no upgrade,
+        no `Expect: 100-continue` (that client waits for us before sending it)."""
+        if req is not self._cur or req.chunked or req.upgrade or req.expect_continue:
+            return False
+        length = (self._header("content-length") or "").strip()
+        if not length.isdigit() or int(length) > MAX_REPLAY:
+            return False
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
+        req.drain, req.buf = (status, reason), []
+        if self._paused:
             self.resume(self.PIPELINE)
         return True
 

@@ -401,7 +401,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         req = self._cur
-        if req is None:
+        if req is None or req.drain is not None:  # (drain: answered, its body is dropped)
             return
         if req.chunked:
             req.buf += (b"%x\r\n" % len(body), body, b"\r\n")
@@ -422,6 +422,10 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             return
         self._cur = None
         req.complete = True
+        if req.drain is not None:
+            if req is self.active:
+                self._answer_own(req, *req.drain)
+            return
         if req.chunked:
             req.buf.append(b"0\r\n\r\n")
 

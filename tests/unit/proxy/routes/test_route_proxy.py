@@ -317,7 +317,7 @@ async def test_a_request_timeout_also_cuts_a_response_body_still_streaming(bed: 
     assert web.cancelled == 1  # the app saw its connection closed
 
 
-async def test_a_timed_out_upload_keeps_the_client_connection_but_an_unread_body_closes_it(
+async def test_own_answers_to_requests_with_bodies_keep_the_connection_when_the_body_is_read(
     bed: Bed,
 ) -> None:
     bed.publish(route("slow", [
@@ -332,8 +332,22 @@ async def test_a_timed_out_upload_keeps_the_client_connection_but_an_unread_body
         assert status == 504 and "connection" not in headers  # the whole body had arrived
         status, _, body = await request(client, "/web", method="POST", body=b"y" * 10)
         assert (status, body.split()[0]) == (200, b"web")  # the same connection goes on
-        # No rule matches, decided at the head: the body is still to come, so it closes.
-        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 10)
+        # No rule matches, decided at the head: a small body is read (and dropped) first.
+        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 3000)
+        assert status == 404 and "connection" not in headers
+        status, _, body = await request(client, "/web", method="POST", body=b"y" * 10)
+        assert (status, body.split()[0]) == (200, b"web")
+        assert bed.apps["web"].methods["POST"] == 2  # the dropped body never reached it
+        # A body too big to wait for, or of unknown length: answered, and the connection closes.
+        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 70000)
+        assert status == 404 and headers.get("connection") == "close"
+    finally:
+        await client.close()
+    client = await Client.open(bed.port)
+    try:
+        await client.send(b"POST /none HTTP/1.1\r\nHost: web.shop\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")  # fmt: skip
+        status, headers, _ = await client.response()
         assert status == 404 and headers.get("connection") == "close"
     finally:
         await client.close()
