@@ -103,15 +103,16 @@ class RouteSteps:
     def abort(self) -> None:
         raise NotImplementedError
 
-    def _answer_own(self, req: Request, status: int, reason: str) -> bool:
+    def _answer_own(self, req: Request, status: int, reason: str, *, wait_body: bool = True
+                    ) -> bool:  # fmt: skip
         """Answer a routed request with the proxy's own response on a connection that stays
         open (a body-less request, or one whose body has all been read: nothing of it is left
         to arrive after the answer): 404, 503, 504, redirects, injected aborts. False when it
-        cannot (the caller closes instead)."""
+        cannot (the caller closes instead). A timeout does not `wait_body`: its 504 is due now."""
         if req.http10 or not req.keep_alive or req.status:
             return False
         if req.replay is None and (req.upgrade or not req.complete):
-            return self._drain_first(req, status, reason)
+            return wait_body and self._drain_first(req, status, reason)
         for timer in (req.timer, req.try_timer):
             if timer is not None:
                 timer.cancel()
@@ -237,7 +238,7 @@ class RouteSteps:
             req.error = (504, "request timed out")
             return
         self._cut_attempt(req)
-        if not self._answer_own(req, 504, "request timed out"):
+        if not self._answer_own(req, 504, "request timed out", wait_body=False):
             self._answer_error(req, 504, "request timed out")
 
     def _try_timed_out(self, req: Request, attempt: int) -> None:
@@ -250,7 +251,7 @@ class RouteSteps:
         if routed is not None and self._retry(req, routed, 504):
             return
         self._cut_attempt(req)
-        if not self._answer_own(req, 504, "backend request timed out"):
+        if not self._answer_own(req, 504, "backend request timed out", wait_body=False):
             self._answer_error(req, 504, "backend request timed out")
 
     def _cut_attempt(self, req: Request) -> None:

@@ -351,6 +351,18 @@ async def test_own_answers_to_requests_with_bodies_keep_the_connection_when_the_
         assert status == 404 and headers.get("connection") == "close"
     finally:
         await client.close()
+    # A timeout while the upload is still under way: 504 at the deadline, not after the body.
+    client = await Client.open(bed.port)
+    try:
+        await client.send(b"POST /slow HTTP/1.1\r\nHost: web.shop\r\n"
+                          b"Content-Length: 1000\r\n\r\n" + b"x" * 10)  # fmt: skip
+        started = time.monotonic()
+        status, headers, _ = await client.response()
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+    assert status == 504 and headers.get("connection") == "close"
+    assert 0.2 <= elapsed <= 0.26, elapsed
 
 
 async def test_retries_hide_a_flaky_backend_within_budget_but_never_replay_big_bodies(
