@@ -3,7 +3,9 @@
 The destination controller's Kubernetes source (real lightkube watches over HTTPS against the
 emulated API server, both HTTPRoute groups) with its status writer, a real destination server
 on loopback, and the proxy's own `DestinationClient` resolving the Service's cluster IP as an
-application's connection would. No kubelet: routes and Services need none.
+application's connection would, or a whole proxy (in-process, loopback apps behind
+EndpointSlices written by the test) answering real requests. No kubelet: routes, Services and
+hand-written EndpointSlices need none.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 import pytest
 from tests.support.kubeapi import KubeAPI
+from tests.unit.proxy.sockets.harness import Client, proxy
 
 from lacewing.controller.destination import DestinationServer, Hub, KubernetesSource
 from lacewing.controller.destination.route_status import CONTROLLER_NAME, RouteStatusReporter
@@ -25,6 +28,8 @@ from lacewing.core.route_table import Request
 from lacewing.install.crds import custom_resource_definitions
 from lacewing.k8s.status import StatusWriter
 from lacewing.k8s.watch import Backoff, KindWatch, connect_async
+from lacewing.proxy import accept as proxy_accept
+from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery import DestinationClient
 
 NS = "shop"
@@ -249,3 +254,85 @@ async def test_service_annotations_become_its_default_route_until_a_route_attach
         assert found[1].timeout is None and found[1].retry is None  # the route's own say
     finally:
         await client.close()
+
+
+async def name_app(name: str, host: str) -> asyncio.Server:
+    """A keep-alive HTTP/1.1 app that answers its name to every request."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):
+                body = name.encode()
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    return await asyncio.start_server(serve, host, 0)
+
+
+def endpoint_slice(service: str, ip: str, port: int) -> dict[str, Any]:
+    return {"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": f"{service}-1", "namespace": NS,
+                         "labels": {"kubernetes.io/service-name": service}},
+            "addressType": "IPv4", "ports": [{"name": "http", "port": port}],
+            "endpoints": [{"addresses": [ip], "conditions": {"ready": True}}]}  # fmt: skip
+
+
+async def test_a_split_applied_on_the_api_moves_a_real_proxys_requests_within_a_second(
+    running: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = running.api
+    apps = {"web": await name_app("web", "127.0.0.1"),
+            "web-canary": await name_app("web-canary", "127.0.0.2")}  # fmt: skip
+    api.create(service("web-canary", "10.43.0.11"))
+    for (name, app), ip in zip(apps.items(), ("127.0.0.1", "127.0.0.2"), strict=True):
+        api.create(endpoint_slice(name, ip, app.sockets[0].getsockname()[1]))
+    # Every connection the app makes goes to web's cluster IP (what iptables would tell).
+    monkeypatch.setattr(proxy_accept, "original_dst", lambda sock: Addr("10.43.0.10", 80))
+    env = {"LACEWING_PROXY_DESTINATION_ADDR": f"127.0.0.1:{running.server.bound_port}"}
+
+    async def answers(client: Client, n: int) -> dict[str, int]:
+        seen: dict[str, int] = {}
+        for _ in range(n):
+            await client.send(b"GET / HTTP/1.1\r\nHost: web.shop\r\n\r\n")
+            status, _, body = await client.response()
+            key = body.decode() if status == 200 else str(status)
+            seen[key] = seen.get(key, 0) + 1
+        return seen
+
+    try:
+        async with proxy(env) as server:
+            client = await Client.open(server.bound["outbound"].port)
+            try:
+                assert await answers(client, 20) == {"web": 20}  # no route: web's endpoint
+                api.create(route(GATEWAY, "canary", split(0, 1)))
+                started = time.monotonic()
+                async with asyncio.timeout(1.0):
+                    while "web-canary" not in await answers(client, 1):
+                        pass
+                applied = time.monotonic() - started
+                assert await answers(client, 50) == {"web-canary": 50}
+                api.patch(GATEWAY, "HTTPRoute", "canary", {"spec": {"rules": split(1, 0)}}, NS)
+                started, during = time.monotonic(), {}
+                async with asyncio.timeout(1.0):
+                    while True:  # requests keep flowing while the change lands
+                        step = await answers(client, 1)
+                        for key, count in step.items():
+                            during[key] = during.get(key, 0) + count
+                        if "web" in step:
+                            break
+                changed = time.monotonic() - started
+                assert set(during) <= {"web", "web-canary"}, during  # no failed request
+                assert await answers(client, 50) == {"web": 50}
+            finally:
+                await client.close()
+    finally:
+        for app in apps.values():
+            app.close()
+            await app.wait_closed()
+    print(
+        f"real proxy: route applied in {applied * 1000:.0f} ms, changed in {changed * 1000:.0f} ms"
+    )
