@@ -220,7 +220,7 @@ async def test_a_route_applied_reaches_the_proxy_route_table_and_changes_within_
         await client.close()
 
 
-async def test_service_annotations_become_its_default_route_until_a_route_attaches(
+async def test_service_annotations_are_its_default_route_and_what_its_routes_inherit(
     running: Running,
 ) -> None:
     api = running.api
@@ -247,11 +247,24 @@ async def test_service_annotations_become_its_default_route_until_a_route_attach
         assert default.retry.statuses == {502, 503, 504} and default.retry.limit == 3
         assert default.backends == ()  # to the Service itself
 
-        api.create(route(GATEWAY, "own", [{"backendRefs": [{"name": "web", "port": 80}]}]))
+        # A route attached to the Service replaces the default and inherits its annotations
+        # under its own: here its own retry limit wins, the timeout and statuses carry over.
+        own = route(GATEWAY, "own", [{"backendRefs": [{"name": "web", "port": 80}]}])
+        own["metadata"]["annotations"] = {"retry.lacewing.io/limit": "1"}
+        api.create(own)
         async with asyncio.timeout(1.0):
             while (found := rule()) is None or found[0] != "own":
                 await asyncio.sleep(0.005)
-        assert found[1].timeout is None and found[1].retry is None  # the route's own say
+        assert found[1].timeout == 0.3 and found[1].retry.limit == 1
+        assert found[1].retry.statuses == {502, 503, 504}
+        # Once the Service drops its annotations, the route has only its own.
+        api.patch("v1", "Service", "web", {"metadata": {"annotations": {
+            "timeout.lacewing.io/request": None, "retry.lacewing.io/http": None,
+            "retry.lacewing.io/limit": None}}}, NS)  # fmt: skip
+        async with asyncio.timeout(1.0):
+            while (found := rule()) is None or found[1].timeout is not None:
+                await asyncio.sleep(0.005)
+        assert found[0] == "own" and found[1].retry is None  # a limit alone retries nothing
     finally:
         await client.close()
 

@@ -84,3 +84,28 @@ def test_a_service_with_bad_annotations_gets_no_default_route_and_one_reason() -
     assert (verdict.kind, verdict.name, verdict.accepted, verdict.reason) == (
         "Service", "api", False, "UnsupportedValue")  # fmt: skip
     assert "timeout.lacewing.io/request" in verdict.message
+
+
+def test_a_route_inherits_its_services_annotations_unless_together_they_do_not_parse() -> None:
+    import json
+
+    from lacewing.controller.destination import Service, ServicePort
+    from lacewing.controller.destination.routes import accept
+
+    notes = {"retry.lacewing.io/http": "5xx", "timeout.lacewing.io/request": "1s"}
+    web = Service("web", "shop", "10.43.0.10", (ServicePort(80, 8080, "http"),),
+                  annotations=notes)  # fmt: skip
+
+    def served(own: dict[str, str]) -> dict[str, str]:
+        route = {"apiVersion": "policy.lacewing.io/v1beta1", "kind": "HTTPRoute",
+                 "metadata": {"name": "r", "namespace": "shop", "annotations": own},
+                 "spec": {"parentRefs": [{"kind": "Service", "name": "web"}]}}  # fmt: skip
+        docs, verdicts = accept([route], [web])
+        assert [v.accepted for v in verdicts] == [True] and [d.name for d in docs] == ["r"]
+        return dict(json.loads(docs[0].text)["metadata"]["annotations"])
+
+    assert served({"timeout.lacewing.io/request": "2s"}) == {
+        "retry.lacewing.io/http": "5xx", "timeout.lacewing.io/request": "2s"}  # fmt: skip
+    # Alone, a limit of 11 is inert (no statuses to retry); with the Service's it is out of
+    # range: the route is served as it is, never broken by its Service's defaults.
+    assert served({"retry.lacewing.io/limit": "11"}) == {"retry.lacewing.io/limit": "11"}
