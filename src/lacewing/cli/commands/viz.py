@@ -10,7 +10,8 @@
 - otherwise Kubernetes: `--prometheus-url`, else the `lacewing viz install` Prometheus pod in
   `lacewing-viz` through the API server's pod proxy; the workloads and pods from the API.
 
-`install`, `uninstall` and `check` live in `lacewing.cli.commands.viz_install`.
+`install`, `uninstall` and `check` live in `lacewing.cli.commands.viz_install` (added to
+this group here).
 """
 
 from __future__ import annotations
@@ -33,9 +34,6 @@ from lacewing.viz.promql import StatRequest, build_queries, parse_resource
 from lacewing.viz.scrape import parse_window
 from lacewing.viz.statview import OUTPUTS, render
 from lacewing.viz.summary import InventoryItem, Series, summarize
-
-VIZ_NAMESPACE = "lacewing-viz"
-PROMETHEUS_LABEL = "app.kubernetes.io/name=prometheus"
 
 
 @dataclass(frozen=True)
@@ -110,27 +108,11 @@ def kubernetes_inventory(cluster: Any, kind: str, namespace: str | None) -> list
     return [InventoryItem(ns, name, m, t) for (ns, name), (m, t) in counts.items()]
 
 
-def _kubernetes_prometheus(ctx: GlobalOptions) -> tuple[Prometheus, Any]:
-    from lacewing.k8s.cluster import Cluster
-    from lacewing.viz.prometheus import PodProxyPrometheus
+def _kubernetes_prometheus(ctx: GlobalOptions, url: str | None) -> tuple[Prometheus, Any]:
+    from lacewing.cli.commands.viz_install import KubeVizFacts, connect
 
-    cluster = Cluster.connect(ctx.kubeconfig, ctx.context)
-    pods = [
-        p
-        for p in cluster.list("v1", "Pod", namespace=VIZ_NAMESPACE, label_selector=PROMETHEUS_LABEL)
-        if (p.get("status") or {}).get("phase") == "Running"
-    ]
-    if not pods:
-        raise UsageError(
-            f"no running Prometheus in namespace {VIZ_NAMESPACE}",
-            hint="`lacewing viz install | kubectl apply -f -` (or pass --prometheus-url URL)",
-        )
-    name = str(pods[0]["metadata"]["name"])
-
-    def get(path: str) -> str:
-        return str(cluster.pod_proxy_get(VIZ_NAMESPACE, name, 9090, path))
-
-    return PodProxyPrometheus(get, f"pod {VIZ_NAMESPACE}/{name}"), cluster
+    facts = KubeVizFacts(connect(ctx))
+    return (HttpPrometheus(url) if url else facts.prometheus()), facts.cluster
 
 
 def _sources(
@@ -153,9 +135,7 @@ def _sources(
                 hint=f"{local_prometheus.INSTALL_HINT}, then bring the cluster down and up again",
             )
         return NodePrometheus(netns_prefix(cluster) + "node"), inventory
-    if options.prometheus_url:
-        return HttpPrometheus(options.prometheus_url), None
-    prom, cluster_api = _kubernetes_prometheus(ctx)
+    prom, cluster_api = _kubernetes_prometheus(ctx, options.prometheus_url)
     return prom, kubernetes_inventory(cluster_api, kind, namespace)
 
 
@@ -254,3 +234,13 @@ def stat_command(
         prometheus_url=prometheus_url,
     )
     return run_stat(options, g, Output())
+
+
+def _add_install_commands() -> None:
+    from lacewing.cli.commands.viz_install import check_command, install_command, uninstall_command
+
+    for sub in (install_command, uninstall_command, check_command):
+        command.add_command(sub)
+
+
+_add_install_commands()
