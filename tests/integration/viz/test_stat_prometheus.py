@@ -43,6 +43,7 @@ workloads:
     namespace: {NS}
     command: [sleep, infinity]
 """
+IDENTITY_SUFFIX = "serviceaccount.identity.lacewing.cluster.local"
 COUNT, RATE, FAIL_EVERY = 600, 30.0, 4  # 20 s of load, 75% success
 
 
@@ -145,6 +146,15 @@ def test_table_output(traffic: dict[str, Any]) -> None:
         "TCP_CONN",
     ], result.stdout  # fmt: skip
     assert [line.split()[:2] for line in lines[1:]] == [["cli", "1/1"], ["srv", "2/2"]]
+
+
+def test_edges(traffic: dict[str, Any]) -> None:
+    result = lacewing("viz", "edges", "deploy", "-n", NS, "--local", NAME, "-o", "wide")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "SRC   DST   SRC_NS   DST_NS   SECURED   SERVER_ID",
+        f"cli   srv   {NS}    {NS}    √         srv.{NS}.{IDENTITY_SUFFIX}",
+    ], result.stdout
 
 
 def test_prometheus_stops_with_the_cluster(traffic: dict[str, Any]) -> None:

@@ -1,4 +1,4 @@
-"""`lacewing viz stat`: golden metrics per resource, from Prometheus, in Linkerd's shapes.
+"""`lacewing viz stat` and `viz edges`: golden metrics and edges, from Prometheus, as Linkerd.
 
 `stat RESOURCE[/NAME]` (deploy, sts, ds, pod, ns, svc, authority) with `-n NS` or `-A`,
 `--from` / `--to` (and their `--*-namespace`), `-t` the time window (default 1m) and
@@ -7,18 +7,21 @@
 
 - a local cluster (`--local [NAME]` or `$LACEWING_LOCAL_CLUSTER`): the Prometheus its
   supervisor runs in the node namespace (or `--prometheus-url`), the pods of its status.json;
-- otherwise Kubernetes: `--prometheus-url`, else the `lacewing viz install` Prometheus pod in
-  `lacewing-viz` through the API server's pod proxy; the workloads and pods from the API.
+- otherwise Kubernetes: `--prometheus-url`, else the installed viz's `prometheusUrl`, else
+  its Prometheus pod in `lacewing-viz` through the API server's pod proxy; the workloads and
+  pods from the API.
 
-`install`, `uninstall` and `check` live in `lacewing.cli.commands.viz_install` (added to
-this group here).
+`edges KIND` (deploy, sts, ds, pod) lists (source, destination, SECURED) from the same
+Prometheus (`lacewing.viz.edges`). `install`, `uninstall` and `check` live in
+`lacewing.cli.commands.viz_install` (added to this group here).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import click
@@ -29,6 +32,7 @@ from lacewing.local import prometheus as local_prometheus
 from lacewing.local.control import CLUSTER_ENV, check_machine, read_pods, selected_cluster
 from lacewing.local.plan import netns_prefix
 from lacewing.local.state import ClusterState
+from lacewing.viz.edges import edges, edges_query, render_edges
 from lacewing.viz.prometheus import HttpPrometheus, NodePrometheus, Prometheus
 from lacewing.viz.promql import StatRequest, build_queries, parse_resource
 from lacewing.viz.scrape import parse_window
@@ -234,6 +238,68 @@ def stat_command(
         prometheus_url=prometheus_url,
     )
     return run_stat(options, g, Output())
+
+
+@dataclass(frozen=True)
+class EdgesOptions:
+    resource: str
+    namespace: str | None = None
+    all_namespaces: bool = False
+    output: str = "table"
+    local: str | None = None
+    prometheus_url: str | None = None
+
+
+def run_edges(options: EdgesOptions, ctx: GlobalOptions, out: Output) -> int:
+    if options.output not in OUTPUTS:
+        raise UsageError(f"invalid -o {options.output!r}", hint="use table, wide or json")
+    resource = parse_resource(options.resource)
+    if resource.kind not in ("deployment", "statefulset", "daemonset", "pod") or resource.name:
+        raise UsageError(
+            f"cannot show edges of {options.resource!r}", hint="use deploy, sts, ds or pod"
+        )
+    namespace = None if options.all_namespaces else (options.namespace or "default")
+    source = StatOptions(
+        resource=options.resource, local=options.local, prometheus_url=options.prometheus_url
+    )
+    prom, _ = _sources(source, ctx, resource.kind, namespace)
+    rows = edges(resource.kind, prom.query(edges_query(resource.kind, namespace)))
+    if options.output == "json":
+        out.out.write(json.dumps([asdict(e) for e in rows], indent=2) + "\n")
+    elif not rows:
+        out.warn("No edges found.")
+    else:
+        out.out.write(render_edges(rows, wide=options.output == "wide"))
+    return 0
+
+
+@command.command("edges")
+@click.argument("resource")
+@click.option("-n", "--namespace", default=None, help="Namespace [default: default].")
+@click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
+@click.option("-o", "--output", default="table", show_default=True, help="table, wide or json.")
+@click.option(
+    "--local",
+    "local",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    help=f"Read a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
+)
+@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@click.pass_obj
+def edges_command(
+    g: GlobalOptions,
+    resource: str,
+    namespace: str | None,
+    all_namespaces: bool,
+    output: str,
+    local: str | None,
+    prometheus_url: str | None,
+) -> int:
+    """Who talks to whom, and whether it is mutual TLS: `lacewing viz edges deploy`."""
+    options = EdgesOptions(resource, namespace, all_namespaces, output, local, prometheus_url)
+    return run_edges(options, g, Output())
 
 
 def _add_install_commands() -> None:
