@@ -4,7 +4,8 @@ When the `prometheus` binary is installed (Debian package `prometheus`; `$LACEWI
 names another, or a missing path to turn it off) the supervisor calls `start()` once the nodes
 exist. It gives the node's bridge an address (`NODE_ADDR`, outside the pods' range) so the node
 namespace can reach every pod's admin port, writes `prometheus.yml` (the relabelling of
-`lacewing.viz.scrapeconfig`, scraping every `SCRAPE_INTERVAL`) and starts
+`lacewing.viz.scrapeconfig`, scraping every `SCRAPE_INTERVAL`; and job `lacewing-controller`
+for the control-plane pods' admin ports, `CONTROLLER_ADMIN_PORT`) and starts
 
     ip netns exec <node> prometheus --config.file=... --storage.tsdb.path=<state>/prometheus/data
                                     --web.listen-address=0.0.0.0:9090
@@ -55,6 +56,7 @@ INSTALL_HINT = "apt-get install prometheus"
 NODE_ADDR = f"{POD_SUBNET}.1"  # pods are .10 and up
 PORT = 9090
 ADMIN_PORT = 4191
+CONTROLLER_ADMIN_PORT = 9990  # $LACEWING_CONTROLLER_ADMIN_ADDR of the control-plane pods
 SCRAPE_INTERVAL = "1s"
 RETENTION = "2h"
 CONTROL_PLANE_NS = "lacewing"
@@ -111,13 +113,31 @@ class LocalPrometheus:
     def targets_file(self) -> Path:
         return self.dir / "targets.json"
 
+    @property
+    def controllers_file(self) -> Path:
+        return self.dir / "controllers.json"
+
     def write_targets(self, pods: Iterable[PodPlan]) -> None:
         if self.popen is None:
             return
-        document = file_sd_targets(_targets(pods), CONTROL_PLANE_NS)
-        tmp = self.targets_file.with_name(".targets.json.tmp")
-        tmp.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(tmp, self.targets_file)
+        pods = list(pods)
+        proxies = file_sd_targets(_targets(pods), CONTROL_PLANE_NS)
+        controllers = [
+            {
+                "targets": [f"{p.ip}:{CONTROLLER_ADMIN_PORT}"],
+                "labels": {
+                    "namespace": p.namespace,
+                    "pod": p.name,
+                    "component": p.workload.name.removeprefix("lacewing-"),
+                },
+            }
+            for p in pods
+            if p.namespace == CONTROL_PLANE_NS and p.name.startswith("lacewing-")
+        ]
+        for path, document in ((self.targets_file, proxies), (self.controllers_file, controllers)):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_text(json.dumps(document, indent=1) + "\n")
+            os.replace(tmp, path)
 
     def start(self, pods: Iterable[PodPlan]) -> bool:
         """Start Prometheus if it is installed; whether it was started."""
@@ -127,7 +147,9 @@ class LocalPrometheus:
             return False
         self.dir.mkdir(parents=True, exist_ok=True)
         netns.sh("ip", "-n", self.node_netns, "addr", "add", f"{NODE_ADDR}/24", "dev", BRIDGE)
-        config = local_config(str(self.targets_file), CONTROL_PLANE_NS, SCRAPE_INTERVAL)
+        config = local_config(
+            str(self.targets_file), CONTROL_PLANE_NS, SCRAPE_INTERVAL, str(self.controllers_file)
+        )
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [
             exe,

@@ -46,6 +46,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from lacewing.controller.admin import ADMIN_ADDR_ENV
 from lacewing.errors import LacewingError, RuntimeEnvError
 from lacewing.local import netns
 from lacewing.local.controlplane import (
@@ -65,7 +66,7 @@ from lacewing.local.plan import (
     resolv_conf,
     services_restore,
 )
-from lacewing.local.prometheus import LocalPrometheus
+from lacewing.local.prometheus import CONTROLLER_ADMIN_PORT, LocalPrometheus
 from lacewing.local.scaling import scale_plan
 from lacewing.local.spec import load_cluster_file
 from lacewing.local.state import ClusterState, write_json
@@ -245,13 +246,12 @@ class Supervisor:
                     self.state.pod_log(pod.name, proxy=True),
                 )
             )
+        app_env = {**base, **pod.env(self.plan.name)}
+        if _is_control_plane(pod):  # its /metrics, which the cluster's Prometheus scrapes
+            app_env[ADMIN_ADDR_ENV] = f"0.0.0.0:{CONTROLLER_ADMIN_PORT}"
         containers.append(
             Container(
-                pod,
-                "app",
-                python_argv(pod.workload.command),
-                {**base, **pod.env(self.plan.name)},
-                self.state.pod_log(pod.name),
+                pod, "app", python_argv(pod.workload.command), app_env, self.state.pod_log(pod.name)
             )
         )
         return containers

@@ -27,6 +27,7 @@ from typing import Any
 
 __all__ = [
     "ADMIN_PORT_NAME",
+    "CONTROLLER_JOB",
     "PROXY_CONTAINER",
     "PROXY_JOB",
     "ProxyTarget",
@@ -37,6 +38,7 @@ __all__ = [
 ]
 
 PROXY_JOB = "lacewing-proxy"
+CONTROLLER_JOB = "lacewing-controller"
 PROXY_CONTAINER = "lacewing-proxy"
 ADMIN_PORT_NAME = "lacewing-admin"
 _META = "__meta_kubernetes_"
@@ -106,17 +108,31 @@ def file_sd_targets(targets: Iterable[ProxyTarget], control_plane_ns: str) -> li
     ]
 
 
-def local_config(targets_file: str, control_plane_ns: str, interval: str) -> dict[str, Any]:
-    """The whole prometheus.yml of a local cluster: one job, targets from `targets_file`."""
-    return {
-        "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
+def local_config(
+    targets_file: str, control_plane_ns: str, interval: str, controllers_file: str | None = None
+) -> dict[str, Any]:
+    """The whole prometheus.yml of a local cluster: the proxies' job, targets from
+    `targets_file`, and with `controllers_file` the control plane's admin ports (job
+    `lacewing-controller`, targets labelled `namespace`, `pod`, `component` as written)."""
+    jobs: list[dict[str, Any]] = [
+        {
+            "job_name": PROXY_JOB,
+            "scrape_interval": interval,
+            "scrape_timeout": interval,
+            "file_sd_configs": [{"files": [targets_file], "refresh_interval": "5s"}],
+            "relabel_configs": proxy_relabel_configs(control_plane_ns),
+        }
+    ]
+    if controllers_file is not None:
+        jobs.append(
             {
-                "job_name": PROXY_JOB,
+                "job_name": CONTROLLER_JOB,
                 "scrape_interval": interval,
                 "scrape_timeout": interval,
-                "file_sd_configs": [{"files": [targets_file], "refresh_interval": "5s"}],
-                "relabel_configs": proxy_relabel_configs(control_plane_ns),
+                "file_sd_configs": [{"files": [controllers_file], "refresh_interval": "5s"}],
             }
-        ],
+        )
+    return {
+        "global": {"scrape_interval": interval, "evaluation_interval": interval},
+        "scrape_configs": jobs,
     }

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from tests.integration.local.conftest import REPO, alive, lacewing, leftovers
 
+from lacewing.viz.prometheus import NodePrometheus
+
 pytestmark = [
     pytest.mark.root,
     pytest.mark.skipif(
@@ -155,6 +157,19 @@ def test_edges(traffic: dict[str, Any]) -> None:
         "SRC   DST   SRC_NS   DST_NS   SECURED   SERVER_ID",
         f"cli   srv   {NS}    {NS}    √         srv.{NS}.{IDENTITY_SUFFIX}",
     ], result.stdout
+
+
+def test_control_plane_is_scraped_too(traffic: dict[str, Any]) -> None:
+    prom = NodePrometheus(f"lwl-{NAME}-node")
+    up = {
+        labels["component"]: value for labels, value in prom.query('up{job="lacewing-controller"}')
+    }
+    assert up == {"identity": 1.0, "destination": 1.0}, up
+    # every meshed proxy got its certificate from identity; cli's proxy streams from destination
+    certified = prom.query('lacewing_controller_connections_total{component="identity"}')
+    assert certified and certified[0][1] >= 3, certified
+    streams = prom.query('lacewing_controller_open_connections{component="destination"}')
+    assert streams and streams[0][1] >= 1, streams
 
 
 def test_prometheus_stops_with_the_cluster(traffic: dict[str, Any]) -> None:
