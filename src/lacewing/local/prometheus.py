@@ -36,6 +36,7 @@ from pathlib import Path
 
 import yaml
 
+from lacewing.errors import LacewingError
 from lacewing.local import netns
 from lacewing.local.plan import BRIDGE, POD_SUBNET, PodPlan
 from lacewing.viz.scrapeconfig import ProxyTarget, file_sd_targets, local_config
@@ -140,11 +141,20 @@ class LocalPrometheus:
             os.replace(tmp, path)
 
     def start(self, pods: Iterable[PodPlan]) -> bool:
-        """Start Prometheus if it is installed; whether it was started."""
+        """Start Prometheus if it is installed; whether it was started. Never raises: the
+        cluster runs without it (the reason is in the supervisor's log)."""
         exe = binary()
         if exe is None:
             self.say(f"prometheus is not installed: no metrics for `viz` ({INSTALL_HINT})")
             return False
+        try:
+            return self._start(exe, pods)
+        except (LacewingError, OSError) as exc:
+            self.say(f"prometheus could not start: {exc}")
+            self.popen = None
+            return False
+
+    def _start(self, exe: str, pods: Iterable[PodPlan]) -> bool:
         self.dir.mkdir(parents=True, exist_ok=True)
         netns.sh("ip", "-n", self.node_netns, "addr", "add", f"{NODE_ADDR}/24", "dev", BRIDGE)
         config = local_config(

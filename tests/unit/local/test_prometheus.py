@@ -54,3 +54,14 @@ def test_targets_are_the_meshed_pods(tmp_path: Path) -> None:
     assert (
         document[0]["labels"]["__meta_kubernetes_pod_label_lacewing_io_proxy_deployment"] == "web"
     )
+
+
+def test_a_prometheus_that_cannot_start_does_not_stop_the_cluster(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv(prometheus.BIN_ENV, "true")  # installed, but the node netns is missing
+    said: list[str] = []
+    local = prometheus.LocalPrometheus("lwl-lwviznone-node", tmp_path, said.append)
+    assert local.start(()) is False
+    assert said and said[0].startswith("prometheus could not start: `ip -n lwl-lwviznone-node")
+    assert local.popen is None
