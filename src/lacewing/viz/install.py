@@ -7,7 +7,9 @@
     ServiceAccount, ClusterRole (get/list/watch pods), ClusterRoleBinding   prometheus
     ConfigMap           prometheus-config: prometheus.yml, job `lacewing-proxy` from
                         `lacewing.viz.scrapeconfig` (pod discovery, port lacewing-admin, the
-                        relabelling to namespace/pod/deployment/...), and Prometheus itself
+                        relabelling to namespace/pod/deployment/...), job
+                        `lacewing-controller` (control-plane pods' port admin-http, which
+                        `lacewing install` does not declare yet), and Prometheus itself
     Deployment, Service prometheus: the upstream image, sized for a Raspberry Pi (requests
                         50m / 128Mi, limits 500m / 384Mi, 6h retention, 1 GiB emptyDir),
                         non-root, read-only root filesystem, /-/ready and /-/healthy probes
@@ -27,7 +29,7 @@ from typing import Any
 import yaml
 
 from lacewing.errors import ConfigError
-from lacewing.viz.scrapeconfig import kubernetes_proxy_job
+from lacewing.viz.scrapeconfig import kubernetes_controller_job, kubernetes_proxy_job
 
 __all__ = [
     "CONFIG_MAP",
@@ -132,6 +134,7 @@ def prometheus_config(v: VizValues) -> Doc:
         "scrape_configs": [
             {"job_name": PROMETHEUS, "static_configs": [{"targets": [f"localhost:{PORT}"]}]},
             kubernetes_proxy_job(v.control_plane_namespace, v.scrape_interval),
+            kubernetes_controller_job(v.control_plane_namespace, v.scrape_interval),
         ],
     }
 

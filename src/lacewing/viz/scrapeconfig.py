@@ -32,6 +32,7 @@ __all__ = [
     "PROXY_JOB",
     "ProxyTarget",
     "file_sd_targets",
+    "kubernetes_controller_job",
     "kubernetes_proxy_job",
     "local_config",
     "proxy_relabel_configs",
@@ -76,6 +77,30 @@ def kubernetes_proxy_job(control_plane_ns: str, interval: str) -> dict[str, Any]
         "scrape_interval": interval,
         "kubernetes_sd_configs": [{"role": "pod"}],
         "relabel_configs": proxy_relabel_configs(control_plane_ns),
+    }
+
+
+CONTROLLER_ADMIN_PORT_NAME = "admin-http"
+
+
+def kubernetes_controller_job(control_plane_ns: str, interval: str) -> dict[str, Any]:
+    """The control plane's admin ports (`lacewing.controller.admin`): pods of the control-plane
+    namespace with a `lacewing.io/control-plane-component` label and a port `admin-http`."""
+    component = _POD_LABEL + "lacewing_io_control_plane_component"
+    return {
+        "job_name": CONTROLLER_JOB,
+        "scrape_interval": interval,
+        "kubernetes_sd_configs": [{"role": "pod", "namespaces": {"names": [control_plane_ns]}}],
+        "relabel_configs": [
+            {
+                "source_labels": [component, _META + "pod_container_port_name"],
+                "action": "keep",
+                "regex": f"^.+;{CONTROLLER_ADMIN_PORT_NAME}$",
+            },
+            {"source_labels": [_META + "namespace"], "target_label": "namespace"},
+            {"source_labels": [_META + "pod_name"], "target_label": "pod"},
+            {"source_labels": [component], "target_label": "component"},
+        ],
     }
 
 

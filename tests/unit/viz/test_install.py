@@ -47,6 +47,8 @@ def test_prometheus_deployment_and_its_scrape_job() -> None:
     assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
     assert job["relabel_configs"] == proxy_relabel_configs("lacewing")
     assert job["relabel_configs"][0]["regex"] == "^lacewing-proxy;lacewing-admin;lacewing$"
+    (controllers,) = [j for j in config["scrape_configs"] if j["job_name"] == "lacewing-controller"]
+    assert controllers["kubernetes_sd_configs"][0]["namespaces"] == {"names": ["lacewing"]}
     rules = _by(docs, "ClusterRole", "lacewing-viz-prometheus")["rules"]
     assert rules == [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list", "watch"]}]
 

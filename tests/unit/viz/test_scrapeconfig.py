@@ -15,6 +15,7 @@ import yaml
 from lacewing.viz.scrapeconfig import (
     ProxyTarget,
     file_sd_targets,
+    kubernetes_controller_job,
     kubernetes_proxy_job,
     local_config,
     proxy_relabel_configs,
@@ -75,3 +76,18 @@ def test_kubernetes_job_shares_the_relabelling() -> None:
     assert job["kubernetes_sd_configs"] == [{"role": "pod"}]
     assert job["relabel_configs"] == proxy_relabel_configs("lacewing")
     assert job["job_name"] == "lacewing-proxy"
+
+
+def test_controller_job_keeps_admin_ports_of_control_plane_pods() -> None:
+    rules = kubernetes_controller_job("lacewing", "10s")["relabel_configs"]
+    pod = {
+        "__meta_kubernetes_namespace": "lacewing",
+        "__meta_kubernetes_pod_name": "lacewing-destination-5f",
+        "__meta_kubernetes_pod_label_lacewing_io_control_plane_component": "destination",
+        "__meta_kubernetes_pod_container_port_name": "admin-http",
+    }
+    assert _relabel(pod, rules) == {
+        "namespace": "lacewing", "pod": "lacewing-destination-5f", "component": "destination",
+    }  # fmt: skip
+    grpc = {**pod, "__meta_kubernetes_pod_container_port_name": "grpc"}
+    assert _relabel(grpc, rules) is None
