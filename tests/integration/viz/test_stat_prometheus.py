@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.local.conftest import REPO, alive, lacewing, leftovers
+from tests.integration.local.conftest import REPO, alive, lacewing, leftovers, run_name
 
 from lacewing.viz.prometheus import NodePrometheus
 
@@ -30,7 +30,7 @@ pytestmark = [
     ),
 ]
 
-NAME = "lwvizt"
+NAME = run_name("lwvizt")
 NS = "vtest"
 STATE = Path("/run/lacewing/local") / NAME
 CLUSTER = f"""
