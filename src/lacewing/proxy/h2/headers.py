@@ -1,6 +1,6 @@
 """Header lists on their way through the proxy, and the responses the proxy makes itself.
 
-Header lists are `h2`'s: lists of `(name, value)` bytes pairs, names lowercase (h2 refuses
+Header lists are lists of `(name, value)` bytes pairs, names lowercase (`hblock` refuses
 uppercase names and connection-specific headers on input). What still has to go before a list
 is sent on: hop-by-hop headers (RFC 9113 8.2.2: `connection`, `keep-alive`,
 `proxy-connection`, `transfer-encoding`, `upgrade`, and `te` unless it is `trailers`), which a
@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "GRPC_DEADLINE_EXCEEDED",
     "GRPC_PERMISSION_DENIED",
     "GRPC_UNAVAILABLE",
     "Headers",
@@ -31,6 +32,7 @@ __all__ = [
 Headers = Sequence[tuple[bytes, bytes]]
 GRPC_UNAVAILABLE = 14
 GRPC_PERMISSION_DENIED = 7
+GRPC_DEADLINE_EXCEEDED = 4
 
 _HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
                   b"upgrade"})  # fmt: skip

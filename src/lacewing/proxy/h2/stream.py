@@ -20,6 +20,8 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
     endpoint lost, no head yet        failed: pick.fail(); 502 / gRPC 14
     endpoint reset, no head yet       failed (status 0): pick.fail(); the same RST code on
     endpoint lost after the head      RST INTERNAL_ERROR to the client (already answered)
+    no frame for `stream_idle_s`      before the head: failed, 504 / gRPC 4 (DEADLINE_EXCEEDED);
+                                      after it: RST CANCEL both ways (`timed_out`)
     inbound policy denied it          refused: pick.cancel(); 403 / gRPC 7 (PERMISSION_DENIED)
     endpoint refused it (GOAWAY past the stream, REFUSED_STREAM)
                                       abandoned: pick.cancel(); RST REFUSED_STREAM (retryable)
@@ -37,10 +39,10 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from h2.errors import ErrorCodes
-
 from lacewing.proxy.exchange import Exchange
+from lacewing.proxy.h2.frames import ErrorCodes
 from lacewing.proxy.h2.headers import (
+    GRPC_DEADLINE_EXCEEDED,
     GRPC_PERMISSION_DENIED,
     GRPC_UNAVAILABLE,
     Headers,
@@ -81,6 +83,8 @@ class H2Exchange(Exchange):
         self.head_ms = 0.0
         self.counted = False  # gRPC: counted at its status, after the head
         self.finished = False
+        self.touched = True  # a frame either way since the last sweep (`timed_out`)
+        self.quiet_since = start
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
     def _head(self, status: int) -> None:
@@ -135,6 +139,7 @@ class H2Exchange(Exchange):
             end = self.req_ended and self.req_trailers is None
             acked, ended = _pump(self.to_up, up, self.up_sid, end)
             if acked:
+                self.touched = True
                 self.down.conn.acknowledge_received_data(acked, self.down_sid)
                 self.down.flusher.mark(self.down)
         if not self.to_up and self.req_ended:
@@ -158,6 +163,8 @@ class H2Exchange(Exchange):
         if self.to_down and not down.paused_writing:
             end = self.resp_ended and self.resp_trailers is None
             acked, ended = _pump(self.to_down, down, self.down_sid, end)
+            if acked:
+                self.touched = True
             up = self.up
             if acked and up is not None and not up.closed:
                 up.conn.acknowledge_received_data(acked, self.up_sid)
@@ -192,6 +199,7 @@ class H2Exchange(Exchange):
 
     # -- events from the client (H2Server) -------------------------------------------------
     def request_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.touched = True
         self.to_up.append([data, flow])
         if ended:
             self.req_ended = True
@@ -243,6 +251,7 @@ class H2Exchange(Exchange):
         down.flusher.mark(down)
 
     def response_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.touched = True
         self.to_down.append([data, flow])
         if ended:
             self.resp_ended = True
@@ -334,6 +343,28 @@ class H2Exchange(Exchange):
         self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
         self._answer(error_headers(self.grpc, 502, reason), reason)
 
+    def timed_out(self) -> None:
+        """No frame either way for `stream_idle_s` (a stream that never ends, a reader holding
+        its window at zero): 504 (gRPC: DEADLINE_EXCEEDED) if the endpoint has not answered,
+        else RST_STREAM CANCEL both ways; either way what it buffered is let go."""
+        if self.finished:
+            return
+        up = self.up
+        if up is not None and not up.closed and not self.up_end_sent:
+            self._drop(self.to_down, up, self.up_sid)
+            up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
+            up.flusher.mark(up)
+        if not self.ended:
+            reason = "stream timed out"
+            self._failed(200 if self.grpc else 504, GRPC_DEADLINE_EXCEEDED)
+            self._answer(error_headers(self.grpc, 504, reason, GRPC_DEADLINE_EXCEEDED), reason)
+            return
+        down = self.down
+        if not down.closed and not self.down_end_sent:
+            down.conn.reset_stream(self.down_sid, ErrorCodes.CANCEL)
+            down.flusher.mark(down)
+        self.reset_by_client(ErrorCodes.CANCEL)
+
     # -- bookkeeping -----------------------------------------------------------------------
     @staticmethod
     def _drop(queue: deque[list[object]], source: H2Peer, sid: int) -> None:
@@ -367,7 +398,7 @@ def _pump(queue: deque[list[object]], to: H2Peer, sid: int, end: bool) -> tuple[
     they came from) and whether END_STREAM went."""
     conn = to.conn
     acked = 0
-    window = conn.local_flow_control_window(sid)
+    window = conn.send_window(sid)
     frame = conn.max_outbound_frame_size
     ended = False
     while queue:

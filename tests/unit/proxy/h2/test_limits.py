@@ -46,17 +46,18 @@ async def test_malformed_frames_get_goaway_protocol_error_and_others_are_served(
     await net.close()
 
 
-async def test_an_overlong_frame_is_refused_before_it_is_buffered_whole() -> None:
+async def test_an_overlong_frame_is_refused_from_its_header_before_it_is_buffered() -> None:
     net = Net([App(A, ok_response())])
     server, wire = net.client()
     await net.settle()
-    server.data_received(b"\xff" * 64)  # announces a 16 MiB frame: could still be legal
+    server.data_received(b"\x00\x40")  # part of a frame header: nothing to say yet
     assert not wire.transport.closed
-    server.data_received(b"\xff" * 20000)  # longer than our 16 KiB SETTINGS_MAX_FRAME_SIZE
+    # the rest of a header announcing 16 KiB + 1, over our SETTINGS_MAX_FRAME_SIZE
+    server.data_received(b"\x01\x00\x00\x00\x00\x00\x01" + b"x" * 100)
     await net.settle()
     assert goaway(wire).error_code == ErrorCodes.FRAME_SIZE_ERROR
     assert wire.transport.closed
-    assert len(server.conn.incoming_buffer._data) == 0
+    assert server.conn.buffered == 0
     await still_serves(net)
     await net.close()
 
