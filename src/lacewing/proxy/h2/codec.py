@@ -194,6 +194,10 @@ class H2Codec:
         if self.streams.pop(sid, None) is not None:
             self.out += fr.rst_stream(sid, code)
 
+    def forget_stream(self, sid: int) -> None:
+        """Drop a stream without a frame (the peer's GOAWAY said it will never process it)."""
+        self.streams.pop(sid, None)
+
     def acknowledge_received_data(self, n: int, sid: int) -> None:
         """`n` flow-controlled bytes of stream `sid` were passed on: the peer may send more."""
         if n <= 0:

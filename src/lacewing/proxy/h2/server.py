@@ -97,25 +97,47 @@ class H2Server(H2Peer):
         logical = self._logical.get(authority)
         if logical is None:
             logical = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
-        side = self.side
-        pick = side.pick(logical)
-        addr = pick.endpoint.addr
-        route = self._routes.get((authority, pick.endpoint))
-        if route is None:
-            route = side.metrics.route(side.direction, authority, self.target_addr,
-                                       side.route_labels(pick.endpoint))  # fmt: skip
-            self._routes[(authority, pick.endpoint)] = route
+        pick = self.side.pick(logical)
+        route = self._route(authority, pick.endpoint)
         route.requests += 1
         ex = H2Exchange(
-            self, sid, forwardable(headers), is_grpc(headers), route, side.clock(), pick
+            self, sid, forwardable(headers), is_grpc(headers), route, self.side.clock(), pick
         )
+        ex.logical, ex.authority = logical, authority
         self.streams[sid] = ex
         if ended:
             ex.req_ended = True
         if self._gate is not None and not self._authorized(headers):
             ex.deny("unauthorized request on this port")
             return
-        self.pool.open(ex, addr)
+        self.pool.open(ex, pick.endpoint.addr)
+
+    def _route(self, authority: str, endpoint: Endpoint) -> RouteStats:
+        route = self._routes.get((authority, endpoint))
+        if route is None:
+            side = self.side
+            route = side.metrics.route(side.direction, authority, self.target_addr,
+                                       side.route_labels(endpoint))  # fmt: skip
+            self._routes[(authority, endpoint)] = route
+        return route
+
+    def repick(self, ex: H2Exchange) -> Addr:
+        """A new pick for a refused stream: another endpoint when the balancer has one (a
+        few tries; P2C picks at random), its request counted there instead."""
+        logical = ex.logical
+        assert logical is not None
+        old = ex.pick.endpoint if ex.pick is not None else None
+        pick = self.side.pick(logical)
+        for _ in range(3):
+            if pick.endpoint != old:
+                break
+            pick.cancel()
+            pick = self.side.pick(logical)
+        ex.route.requests -= 1
+        ex.route = self._route(ex.authority, pick.endpoint)
+        ex.route.requests += 1
+        ex.pick = pick
+        return pick.endpoint.addr
 
     def _authorized(self, headers: Headers) -> bool:
         """Inbound policy for one request, counted as HTTP/1's are."""

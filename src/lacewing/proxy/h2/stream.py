@@ -24,7 +24,9 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
                                       after it: RST CANCEL both ways (`timed_out`)
     inbound policy denied it          refused: pick.cancel(); 403 / gRPC 7 (PERMISSION_DENIED)
     endpoint refused it (GOAWAY past the stream, REFUSED_STREAM)
-                                      abandoned: pick.cancel(); RST REFUSED_STREAM (retryable)
+                                      pick.cancel(); sent again once on a new pick (`_retry`)
+                                      if no answer and no request DATA went yet; else
+                                      abandoned: RST REFUSED_STREAM (the client may retry)
     client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
     both ends done                    the streams leave their connections (`finish`)
 
@@ -57,7 +59,7 @@ if TYPE_CHECKING:
     from lacewing.proxy.h2.client import H2Upstream
     from lacewing.proxy.h2.peer import H2Peer
     from lacewing.proxy.h2.server import H2Server
-    from lacewing.proxy.targets import Pick
+    from lacewing.proxy.targets import Logical, Pick
 
 __all__ = ["H2Exchange"]
 
@@ -84,6 +86,10 @@ class H2Exchange(Exchange):
         self.counted = False  # gRPC: counted at its status, after the head
         self.finished = False
         self.touched = True  # a frame either way since the last sweep (`timed_out`)
+        self.logical: Logical | None = None  # what was picked for (a retry picks again)
+        self.authority = ""
+        self.sent_up = False  # request DATA went to the endpoint (no retry after that)
+        self.retried = False
         self.quiet_since = start
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
@@ -139,7 +145,7 @@ class H2Exchange(Exchange):
             end = self.req_ended and self.req_trailers is None
             acked, ended = _pump(self.to_up, up, self.up_sid, end)
             if acked:
-                self.touched = True
+                self.touched = self.sent_up = True
                 self.down.conn.acknowledge_received_data(acked, self.down_sid)
                 self.down.flusher.mark(self.down)
         if not self.to_up and self.req_ended:
@@ -268,6 +274,8 @@ class H2Exchange(Exchange):
     def reset_by_endpoint(self, code: int) -> None:
         if self.finished:
             return
+        if code == ErrorCodes.REFUSED_STREAM and self._retry():
+            return
         if code == ErrorCodes.REFUSED_STREAM and not self.ended:
             self.abandoned()  # not processed there: says nothing about the endpoint
         elif self.ended:
@@ -303,8 +311,31 @@ class H2Exchange(Exchange):
         self.fail(reason)
 
     def refused_by_endpoint(self) -> None:
-        """Past the endpoint's GOAWAY: never processed there; the client may retry it."""
+        """Past the endpoint's GOAWAY: never processed there; retried, or the client may."""
+        up = self.up
+        if up is not None:
+            up.conn.forget_stream(self.up_sid)
         self.reset_by_endpoint(ErrorCodes.REFUSED_STREAM)
+
+    def _retry(self) -> bool:
+        """The endpoint refused the stream (REFUSED_STREAM, or past its GOAWAY): it was not
+        processed there (RFC 9113 8.7), so it is sent again, once, on another endpoint when
+        the balancer has one, if nothing of it is gone: no answer yet, and no request DATA
+        sent on (what was sent was acknowledged to the client, so it cannot be sent again)."""
+        if self.retried or self.ended or self.sent_up or self.down.closed or self.down_end_sent:
+            return False
+        self.retried = True
+        old = self.up
+        if old is not None:
+            old.streams.pop(self.up_sid, None)
+        self.up, self.up_sid, self.up_end_sent = None, 0, False
+        if self.pick is not None:
+            self.pick.cancel()  # not processed: says nothing about that endpoint
+        addr = self.down.repick(self)
+        if old is not None:
+            old.stream_finished()
+        self.down.pool.open(self, addr)
+        return True
 
     def deny(self, reason: str) -> None:
         """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
