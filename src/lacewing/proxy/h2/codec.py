@@ -383,30 +383,34 @@ class H2Codec:
             self._cont = (sid, first_flags, parts, size)
 
     def _block(self, sid: int, flags: int, block: bytes) -> None:
-        try:
-            headers = self._decoder.decode(block)
+        stream = self.streams.get(sid)
+        if stream is None:
+            opens = not self.client_side and sid & 1 and sid > self.highest_inbound_stream_id
+            check = check_request if opens else None
+        elif self.client_side and not stream.head:
+            check = check_response
+        else:
+            check = check_trailers
+        try:  # decoded whatever the stream's state, so the HPACK tables stay in step
+            headers, why = self._decoder.decode(block, check)
         except OversizedHeaderListError as exc:
             raise H2Error(ErrorCodes.ENHANCE_YOUR_CALM, "header list too large") from exc
         except HPACKError as exc:
             raise H2Error(ErrorCodes.COMPRESSION_ERROR, f"HPACK: {exc}") from exc
         ended = bool(flags & fr.END_STREAM)
-        stream = self.streams.get(sid)
         if stream is None:
-            if self.client_side or (sid & 1) == 0:
+            if check is None:
                 if self._is_idle(sid):
                     raise H2Error(ErrorCodes.PROTOCOL_ERROR, "HEADERS on an idle stream")
-                return  # a stream we closed: decoded (HPACK state), not used
-            if sid <= self.highest_inbound_stream_id:
-                return
-            self._new_stream(sid, headers, ended)
+                return  # a stream we closed: decoded, not used
+            self._new_stream(sid, headers, why, ended)
             return
         if stream.remote_closed:
             raise H2Error(ErrorCodes.STREAM_CLOSED, "HEADERS after END_STREAM", sid)
+        if why is not None:
+            raise H2Error(ErrorCodes.PROTOCOL_ERROR, why, sid)
         handler = self.handler
-        if self.client_side and not stream.head:
-            why = check_response(headers)
-            if why is not None:
-                raise H2Error(ErrorCodes.PROTOCOL_ERROR, why, sid)
+        if check is check_response:
             if headers[0][1][0] == 0x31:  # 1xx
                 if ended:
                     raise H2Error(ErrorCodes.PROTOCOL_ERROR, "1xx with END_STREAM", sid)
@@ -419,18 +423,14 @@ class H2Codec:
             return
         if not ended:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "trailers without END_STREAM", sid)
-        why = check_trailers(headers)
-        if why is not None:
-            raise H2Error(ErrorCodes.PROTOCOL_ERROR, why, sid)
         self._remote_end(sid, stream)
         handler.on_trailers(sid, headers)
 
-    def _new_stream(self, sid: int, headers: Headers, ended: bool) -> None:
+    def _new_stream(self, sid: int, headers: Headers, why: str | None, ended: bool) -> None:
         self.highest_inbound_stream_id = sid
         if len(self.streams) >= self.limits.max_concurrent_streams:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "more concurrent streams than allowed")
-        why = check_request(headers)
-        if why is not None:
+        if why is not None:  # malformed (RFC 9113 8.1.1): a stream error
             self.out += fr.rst_stream(sid, ErrorCodes.PROTOCOL_ERROR)
             return
         stream = self.streams[sid] = _Stream(self._remote_initial_window,

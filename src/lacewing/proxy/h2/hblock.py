@@ -2,20 +2,19 @@
 and the checks RFC 9113 8.2-8.3 asks of a header list before it is used.
 
 HPACK is most of what a header costs in Python, and a proxy's connections repeat themselves:
-a gRPC channel or a load generator sends the same request head again and again, and once its
-fields are in the dynamic table the block is the same bytes every time. Both memos rest on
-one fact: a block whose coding did not change the dynamic table means the same thing for as
-long as the table stays as it is. So:
+a gRPC channel or a load generator sends the same request head again and again, and an
+encoder that adds the same fields to its dynamic table each time (nginx does) leaves the
+table as it found it once it is full of them. Decoding (or encoding) is a function of the
+input and the dynamic table: `_Memo` remembers (input, table state) -> (output, table state
+after), so a repeated block in a repeated state costs one dict lookup, plus putting the
+table back in the state after when that differs.
 
-- `BlockDecoder.decode(block)` remembers block -> header list when decoding it added and
-  evicted nothing; any block that does change the table empties the memo (everything in it
-  may now mean something else);
-- `BlockEncoder.encode(headers)` remembers header list -> block the same way (the first time
-  a list is sent its fields are added to the table, so it is remembered from the second).
-
-A table change is seen from the table itself: its number of entries, or a different newest
-entry (`hpack` adds at the left and evicts at the right). A pending table size change is
-never memoized. The memos are bounded (`_MEMO` entries, then emptied).
+Table states are numbered: a state is the table's entries, size and maximum size, and the
+memo keeps the number of the state the table is in, so a lookup hashes only the input and a
+small int; a state is copied and hashed only when a block was not in the memo. A pending
+table size change is never memoized on the encoder (its next block must carry the change).
+The decoder's memo also keeps what the RFC checks said of the list. The memo is bounded
+(`_MEMO` entries or states, then emptied).
 
 `check_request`, `check_response` and `check_trailers` return None for a valid list, or
 why it is malformed (then the stream is reset with PROTOCOL_ERROR): lowercase names,
@@ -25,88 +24,133 @@ no CR, LF or NUL in a value, the pseudo-headers a request or a response needs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
 
 from hpack import Decoder, Encoder
+from hpack.table import HeaderTable
 
 __all__ = ["BlockDecoder", "BlockEncoder", "check_request", "check_response", "check_trailers"]
 
 Headers = Sequence[tuple[bytes, bytes]]
-_MEMO = 256
+_MEMO = 512
 _TABLE_SIZE = 4096  # the most dynamic table we use for our encoder, whatever a peer allows
 
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
 _CONNECTION = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                          b"transfer-encoding", b"upgrade"})  # fmt: skip
 
+Check = Callable[[Headers], "str | None"]
+_State = tuple[tuple[tuple[bytes, bytes], ...], int, int]
 
-def _table_mark(entries: object) -> tuple[int, object]:
-    seq = entries  # a deque of (name, value)
-    n = len(seq)  # type: ignore[arg-type]
-    return n, (seq[0] if n else None)  # type: ignore[index]
+
+class _Memo:
+    """(input, table state) -> (output, state after), for one HPACK table."""
+
+    __slots__ = ("_ids", "_memo", "_states", "_table", "state")
+
+    def __init__(self, table: HeaderTable) -> None:
+        self._table = table
+        self._ids: dict[_State, int] = {}
+        self._states: list[_State] = []
+        self._memo: dict[tuple[Hashable, int], tuple[Any, int]] = {}
+        self.state = self.register()
+
+    def register(self) -> int:
+        """The number of the state the table is in now (after coding outside the memo)."""
+        t = self._table
+        snap: _State = (tuple(t.dynamic_entries), t._current_size, t._maxsize)
+        sid = self._ids.get(snap)
+        if sid is None:
+            if len(self._states) >= _MEMO:
+                self._ids.clear()
+                self._states.clear()
+                self._memo.clear()
+            sid = self._ids[snap] = len(self._states)
+            self._states.append(snap)
+        self.state = sid
+        return sid
+
+    def get(self, key: Hashable) -> Any:
+        hit = self._memo.get((key, self.state))
+        if hit is None:
+            return None
+        out, after = hit
+        if after != self.state:
+            entries, size, maxsize = self._states[after]
+            t = self._table
+            t.dynamic_entries.clear()
+            t.dynamic_entries.extend(entries)
+            t._current_size, t._maxsize = size, maxsize
+            self.state = after
+        return out
+
+    def put(self, key: Hashable, before: int, out: Any) -> None:
+        states = len(self._states)
+        after = self.register()
+        if len(self._states) < states:  # emptied: `before` means nothing any more
+            return
+        if len(self._memo) >= _MEMO:
+            self._memo.clear()
+        self._memo[(key, before)] = (out, after)
 
 
 class BlockDecoder:
-    __slots__ = ("_dec", "_entries", "_memo")
+    __slots__ = ("_dec", "_memo")
 
     def __init__(self, max_header_list_size: int) -> None:
         self._dec = Decoder(max_header_list_size=max_header_list_size)
-        self._entries = self._dec.header_table.dynamic_entries
-        self._memo: dict[bytes, list[tuple[bytes, bytes]]] = {}
+        self._memo = _Memo(self._dec.header_table)
 
-    def decode(self, block: bytes) -> list[tuple[bytes, bytes]]:
-        """The header list of `block`; raises hpack's errors for a bad block."""
+    def decode(
+        self, block: bytes, check: Check | None
+    ) -> tuple[list[tuple[bytes, bytes]], str | None]:
+        """The header list of `block` (not to be changed) and what `check` says of it;
+        raises hpack's errors."""
         memo = self._memo
-        hit = memo.get(block)
+        key = (block, check)
+        hit: tuple[list[tuple[bytes, bytes]], str | None] | None = memo.get(key)
         if hit is not None:
             return hit
-        entries = self._entries
-        n = len(entries)
-        first = entries[0] if n else None
-        headers: list[tuple[bytes, bytes]] = self._dec.decode(block, raw=True)  # type: ignore[assignment]
-        if len(entries) == n and (not n or entries[0] is first):
-            if len(memo) >= _MEMO:
-                memo.clear()
-            memo[block] = headers
-        elif memo:
-            memo.clear()
-        return headers
+        before = memo.state
+        try:
+            headers: list[tuple[bytes, bytes]] = self._dec.decode(block, raw=True)  # type: ignore[assignment]
+        except BaseException:
+            memo.register()
+            raise
+        out = (headers, None if check is None else check(headers))
+        memo.put(key, before, out)
+        return out
 
 
 class BlockEncoder:
-    __slots__ = ("_enc", "_entries", "_memo")
+    __slots__ = ("_enc", "_memo")
 
     def __init__(self) -> None:
         self._enc = Encoder()
-        self._entries = self._enc.header_table.dynamic_entries
-        self._memo: dict[tuple[tuple[bytes, bytes], ...], bytes] = {}
+        self._memo = _Memo(self._enc.header_table)
 
     def set_table_size(self, size: int) -> None:
         """The peer's SETTINGS_HEADER_TABLE_SIZE (we use at most 4 KiB of it)."""
         size = min(size, _TABLE_SIZE)
         if size != self._enc.header_table_size:
             self._enc.header_table_size = size
-            self._entries = self._enc.header_table.dynamic_entries
-            self._memo.clear()
+            self._memo.register()
 
     def encode(self, headers: Headers) -> bytes:
         key = tuple(headers)
         memo = self._memo
-        hit = memo.get(key)
+        hit: bytes | None = memo.get(key)
         if hit is not None:
             return hit
         enc = self._enc
+        before = memo.state
         resized = enc.header_table.resized
-        entries = self._entries
-        n = len(entries)
-        first = entries[0] if n else None
         block = enc.encode(key, huffman=True)
-        if not resized and len(entries) == n and (not n or entries[0] is first):
-            if len(memo) >= _MEMO:
-                memo.clear()
-            memo[key] = block
-        elif memo:
-            memo.clear()
+        if resized:
+            memo.register()
+        else:
+            memo.put(key, before, block)
         return block
 
 
