@@ -381,7 +381,7 @@ class H2Exchange(Exchange):
         if self.finished:
             return
         up = self.up
-        if up is not None and not up.closed and not self.up_end_sent:
+        if up is not None and not up.closed:  # (the codec skips a stream already closed)
             self._drop(self.to_down, up, self.up_sid)
             up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
             up.flusher.mark(up)
