@@ -19,7 +19,7 @@ The decoder's memo also keeps what the RFC checks said of the list. The memo is 
 `check_request`, `check_response` and `check_trailers` return None for a valid list, or
 why it is malformed (then the stream is reset with PROTOCOL_ERROR): lowercase names,
 pseudo-headers first and only the ones the message may have, no connection-specific fields,
-no CR, LF or NUL in a value, the pseudo-headers a request or a response needs.
+no CR, LF or NUL in a value nor whitespace around it, the pseudo-headers a request or a response needs.
 """
 
 from __future__ import annotations
@@ -41,6 +41,7 @@ _CONNECTION = frozenset({b"connection", b"keep-alive", b"proxy-connection",
                          b"transfer-encoding", b"upgrade"})  # fmt: skip
 
 Check = Callable[[Headers], "str | None"]
+_SPACE = (0x20, 0x09)
 _State = tuple[tuple[tuple[bytes, bytes], ...], int, int]
 
 
@@ -174,6 +175,8 @@ def _check_fields(headers: Headers, allowed: frozenset[bytes]) -> str | None:
                 return f"connection-specific header {name!r}"
         if b"\r" in value or b"\n" in value or b"\0" in value:
             return f"CR, LF or NUL in the value of {name!r}"
+        if value and (value[0] in _SPACE or value[-1] in _SPACE):
+            return f"whitespace around the value of {name!r}"
     return None
 
 
