@@ -19,7 +19,8 @@ The decoder's memo also keeps what the RFC checks said of the list. The memo is 
 `check_request`, `check_response` and `check_trailers` return None for a valid list, or
 why it is malformed (then the stream is reset with PROTOCOL_ERROR): lowercase names,
 pseudo-headers first and only the ones the message may have, no connection-specific fields,
-no CR, LF or NUL in a value nor whitespace around it, the pseudo-headers a request or a response needs.
+no CR, LF or NUL in a value nor whitespace around it, the pseudo-headers a request or a
+response needs.
 """
 
 from __future__ import annotations
