@@ -64,6 +64,7 @@ class H2Upstream(H2Peer):
             return False
         end = ex.req_ended and not ex.to_up and ex.req_trailers is None
         conn.send_headers(sid, ex.headers, end_stream=end)
+        ex.sent_at = self.pool.side.clock()
         ex.up, ex.up_sid = self, sid
         ex.up_end_sent = end
         self.streams[sid] = ex

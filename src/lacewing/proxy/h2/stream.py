@@ -85,6 +85,7 @@ class H2Exchange(Exchange):
         self.head_ms = 0.0
         self.counted = False  # gRPC: counted at its status, after the head
         self.finished = False
+        self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
         self.touched = True  # a frame either way since the last sweep (`timed_out`)
         self.logical: Logical | None = None  # what was picked for (a retry picks again)
         self.authority = ""
@@ -94,19 +95,23 @@ class H2Exchange(Exchange):
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
     def _head(self, status: int) -> None:
-        now = self.down.side.clock()
-        if not self.grpc:
-            self.answered(status, now)
-            return
+        """The response head came: counted (gRPC: at its status) with the latency the client
+        saw; the balancer is told the endpoint's own latency, from when the stream went out
+        on a connection, so the one-off cost of connecting (a TLS handshake) does not count
+        against the first endpoints a channel reaches."""
         if self.ended:
             return
+        now = self.down.side.clock()
         self.ended = True
         self.status = status
         elapsed = now - self.start
-        self.head_ms = elapsed * 1000.0
+        if self.grpc:
+            self.head_ms = elapsed * 1000.0
+        else:
+            self.route.response(status, elapsed * 1000.0)
         pick = self.pick
         if pick is not None:
-            pick.done(True, elapsed)
+            pick.done(True, now - self.sent_at)
 
     def _failed(self, status: int, code: int | None) -> None:
         """The endpoint failed before answering; `status`/`code` are what is counted."""

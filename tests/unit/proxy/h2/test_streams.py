@@ -265,3 +265,22 @@ async def test_inbound_policy_authorizes_every_stream_on_its_own() -> None:
     assert responses(net) == {("200", "success", "-"): 1, ("403", "success", "-"): 1,
                               ("200", "failure", "7"): 1}  # fmt: skip
     await net.close()
+
+
+async def test_the_balancer_is_told_the_endpoints_latency_without_the_connect() -> None:
+    app = App(A, ok_response())
+    net = Net([app])
+    net.connect_s = 0.05  # a TLS handshake, say: paid once by the first stream
+    _, wire = net.client()
+    wire.peer.send_headers(1, GET, end_stream=True)
+    await net.settle()
+    wire.peer.send_headers(3, GET, end_stream=True)
+    await net.settle()
+    assert [p.outcomes for p in net.picks.handles] == [[("done", True)]] * 2
+    assert [p.seconds for p in net.picks.handles] == [[0.0], [0.0]]
+    # the client's latency (response_latency_ms) still includes it
+    samples = parse("\n".join(net.metrics.render()) + "\n")
+    fast = [v for (name, labels), v in samples.items()
+            if name == "response_latency_ms_bucket" and dict(labels).get("le") == "10"]  # fmt: skip
+    assert fast == [1.0]  # one of the two answers within 10 ms; the first took 50
+    await net.close()
