@@ -53,6 +53,10 @@ __all__ = ["H2Codec", "H2Handler"]
 
 Headers = list[tuple[bytes, bytes]]
 _MAX_CONTINUATIONS = 32
+_SETTINGS = int(FrameType.SETTINGS)
+_DATA = int(FrameType.DATA)
+_HEADERS = int(FrameType.HEADERS)
+_CONTINUATION = int(FrameType.CONTINUATION)
 
 
 class H2Handler(Protocol):
@@ -107,6 +111,18 @@ class H2Codec:
         self._cont: tuple[int, int, list[bytes], int] | None = None  # sid, flags, parts, size
         self._control, self._control_since = 0, float("-inf")
         self.max_inbound_frame_size = fr.DEFAULT_FRAME_SIZE
+        self._dispatch: tuple[Callable[[int, int, bytes], None], ...] = (
+            self._data,
+            self._headers,
+            self._priority,
+            self._rst,
+            self._settings,
+            self._push_promise,
+            self._ping,
+            self._goaway,
+            self._window_update,
+            self._continuation,
+        )  # fmt: skip, by frame type
 
     # -- start and output ------------------------------------------------------------------
     def initiate(self) -> None:
@@ -155,7 +171,7 @@ class H2Codec:
         size = self.max_outbound_frame_size
         out = self.out
         if len(block) <= size:
-            out += fr.frame(FrameType.HEADERS, flags | fr.END_HEADERS, sid, block)
+            out += fr.frame(_HEADERS, flags | fr.END_HEADERS, sid, block)
         else:
             out += fr.frame(FrameType.HEADERS, flags, sid, block[:size])
             for i in range(size, len(block), size):
@@ -178,7 +194,7 @@ class H2Codec:
         n = len(data)
         stream.window -= n
         self.window -= n
-        self.out += fr.frame(FrameType.DATA, fr.END_STREAM if end_stream else 0, sid, data)
+        self.out += fr.frame(_DATA, fr.END_STREAM if end_stream else 0, sid, data)
         if end_stream:
             self._local_end(sid, stream)
 
@@ -232,76 +248,67 @@ class H2Codec:
         """Parse what arrived, calling the handler; raises `H2Error` on a connection error
         (a GOAWAY with its code is queued first)."""
         buf = self._buf
-        buf += data
+        if buf:  # the rest of a frame was waiting
+            buf += data
+            data = bytes(buf)
+            buf.clear()
+        pos = end = 0
         try:
             if self._preface:
-                if len(buf) < len(fr.PREFACE):
-                    if not fr.PREFACE.startswith(bytes(buf)):
+                n = len(fr.PREFACE)
+                if len(data) < n:
+                    if not fr.PREFACE.startswith(data):
                         raise H2Error(ErrorCodes.PROTOCOL_ERROR, "not an HTTP/2 preface")
+                    buf += data
                     return
-                if not buf.startswith(fr.PREFACE):
+                if not data.startswith(fr.PREFACE):
                     raise H2Error(ErrorCodes.PROTOCOL_ERROR, "not an HTTP/2 preface")
-                del buf[: len(fr.PREFACE)]
+                data = data[n:]
                 self._preface = False
-            pos, end = 0, len(buf)
+            end = len(data)
             max_frame = self.max_inbound_frame_size
-            try:
-                while end - pos >= fr.HEAD_LEN:
-                    length, ftype, flags, sid = fr.parse_head(buf, pos)
-                    if length > max_frame:
-                        raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "frame larger than "
-                                      "SETTINGS_MAX_FRAME_SIZE")  # fmt: skip
-                    start = pos + fr.HEAD_LEN
-                    if end - start < length:
-                        break
-                    pos = start + length
-                    self._frame(ftype, flags, sid, bytes(buf[start:pos]))
-            finally:
-                del buf[:pos]
+            frame = self._frame
+            while end - pos >= fr.HEAD_LEN:
+                length, ftype, flags, sid = fr.parse_head(data, pos)
+                if length > max_frame:
+                    raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "frame larger than "
+                                  "SETTINGS_MAX_FRAME_SIZE")  # fmt: skip
+                start = pos + fr.HEAD_LEN
+                if end - start < length:
+                    break
+                pos = start + length
+                frame(ftype, flags, sid, data[start:pos])
+            if pos < end:
+                buf += data[pos:]
         except H2Error as exc:
             buf.clear()
-            if exc.stream:  # pragma: no cover - stream errors are handled in _frame
-                raise
-            if not self.goaway_sent:
-                self.close_connection(exc.code)
+            self.close_connection(exc.code)
             raise
 
     def _frame(self, ftype: int, flags: int, sid: int, payload: bytes) -> None:
-        if self._cont is not None and ftype != FrameType.CONTINUATION:
+        if self._cont is not None and ftype != _CONTINUATION:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "header block interrupted")
         if not self._settings_seen:
-            if ftype != FrameType.SETTINGS or flags & fr.ACK:
+            if ftype != _SETTINGS or flags & fr.ACK:
                 raise H2Error(ErrorCodes.PROTOCOL_ERROR, "the first frame must be SETTINGS")
             self._settings_seen = True
+        if ftype > _CONTINUATION:
+            return  # unknown frame types are ignored (RFC 9113 4.1)
         try:
-            if ftype == FrameType.DATA:
-                self._data(flags, sid, payload)
-            elif ftype == FrameType.HEADERS:
-                self._headers(flags, sid, payload)
-            elif ftype == FrameType.CONTINUATION:
-                self._continuation(flags, sid, payload)
-            elif ftype == FrameType.WINDOW_UPDATE:
-                self._window_update(sid, payload)
-            elif ftype == FrameType.SETTINGS:
-                self._settings(flags, sid, payload)
-            elif ftype == FrameType.PING:
-                self._ping(flags, sid, payload)
-            elif ftype == FrameType.RST_STREAM:
-                self._rst(sid, payload)
-            elif ftype == FrameType.GOAWAY:
-                self._goaway(sid, payload)
-            elif ftype == FrameType.PRIORITY:
-                if sid == 0:
-                    raise H2Error(ErrorCodes.PROTOCOL_ERROR, "PRIORITY on stream 0")
-                if len(payload) != 5:
-                    raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "PRIORITY not 5 bytes", sid)
-            elif ftype == FrameType.PUSH_PROMISE:
-                raise H2Error(ErrorCodes.PROTOCOL_ERROR, "PUSH_PROMISE (push is disabled)")
-            # unknown frame types are ignored (RFC 9113 4.1)
+            self._dispatch[ftype](flags, sid, payload)
         except H2Error as exc:
             if not exc.stream:
                 raise
             self._stream_error(exc.stream, exc.code)
+
+    def _priority(self, flags: int, sid: int, payload: bytes) -> None:
+        if sid == 0:
+            raise H2Error(ErrorCodes.PROTOCOL_ERROR, "PRIORITY on stream 0")
+        if len(payload) != 5:
+            raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "PRIORITY not 5 bytes", sid)
+
+    def _push_promise(self, flags: int, sid: int, payload: bytes) -> None:
+        raise H2Error(ErrorCodes.PROTOCOL_ERROR, "PUSH_PROMISE (push is disabled)")
 
     def _stream_error(self, sid: int, code: int) -> None:
         known = self.streams.pop(sid, None) is not None
@@ -443,7 +450,7 @@ class H2Codec:
         if stream.local_closed:
             del self.streams[sid]
 
-    def _window_update(self, sid: int, payload: bytes) -> None:
+    def _window_update(self, flags: int, sid: int, payload: bytes) -> None:
         if len(payload) != 4:
             raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "WINDOW_UPDATE not 4 bytes")
         inc = fr.unpack_u32(payload) & 0x7FFFFFFF
@@ -509,7 +516,7 @@ class H2Codec:
             self._calm("PING")
             self.out += fr.ping(payload, ack=True)
 
-    def _rst(self, sid: int, payload: bytes) -> None:
+    def _rst(self, flags: int, sid: int, payload: bytes) -> None:
         if sid == 0:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "RST_STREAM on stream 0")
         if len(payload) != 4:
@@ -519,7 +526,7 @@ class H2Codec:
         elif self._is_idle(sid):
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "RST_STREAM on an idle stream")
 
-    def _goaway(self, sid: int, payload: bytes) -> None:
+    def _goaway(self, flags: int, sid: int, payload: bytes) -> None:
         if sid != 0:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "GOAWAY on a stream")
         if len(payload) < 8:
