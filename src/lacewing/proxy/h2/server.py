@@ -35,7 +35,7 @@ import asyncio
 from lacewing.proxy.config import Addr
 from lacewing.proxy.h2.codec import Headers as HeaderList
 from lacewing.proxy.h2.frames import ErrorCodes
-from lacewing.proxy.h2.headers import Headers, forwardable, is_grpc, pseudo
+from lacewing.proxy.h2.headers import Headers, is_grpc, pseudo
 from lacewing.proxy.h2.peer import H2Peer
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import H2Limits
@@ -100,9 +100,7 @@ class H2Server(H2Peer):
         pick = self.side.pick(logical)
         route = self._route(authority, pick.endpoint)
         route.requests += 1
-        ex = H2Exchange(
-            self, sid, forwardable(headers), is_grpc(headers), route, self.side.clock(), pick
-        )
+        ex = H2Exchange(self, sid, headers, is_grpc(headers), route, self.side.clock(), pick)
         ex.logical, ex.authority = logical, authority
         self.streams[sid] = ex
         if ended:

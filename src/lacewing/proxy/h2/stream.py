@@ -49,7 +49,6 @@ from lacewing.proxy.h2.headers import (
     GRPC_UNAVAILABLE,
     Headers,
     error_headers,
-    forwardable,
     grpc_status,
     pseudo,
 )
@@ -218,7 +217,7 @@ class H2Exchange(Exchange):
 
     def request_ended(self, trailers: Headers | None = None) -> None:
         if trailers is not None:
-            self.req_trailers = forwardable(trailers)
+            self.req_trailers = list(trailers)
         self.req_ended = True
         self.pump_up()
 
@@ -239,7 +238,7 @@ class H2Exchange(Exchange):
     # -- events from the endpoint (H2Upstream) ---------------------------------------------
     def informational(self, headers: Headers) -> None:
         if not self.down.closed and not self.down_end_sent:
-            self.down.conn.send_headers(self.down_sid, forwardable(headers))
+            self.down.conn.send_headers(self.down_sid, list(headers))
             self.down.flusher.mark(self.down)
 
     def response_head(self, headers: Headers, ended: bool) -> None:
@@ -248,7 +247,7 @@ class H2Exchange(Exchange):
         down = self.down
         if down.closed or self.down_end_sent:
             return
-        out = forwardable(headers)
+        out = list(headers)
         if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
             self.resp_ended = True
             self.down_end_sent = True
@@ -272,7 +271,7 @@ class H2Exchange(Exchange):
         if self.resp_ended:
             return
         if trailers is not None:
-            self.resp_trailers = forwardable(trailers)
+            self.resp_trailers = list(trailers)
         self.resp_ended = True
         self.pump_down()
 
