@@ -98,7 +98,8 @@ class H2Codec:
         self._decoder = BlockDecoder(limits.max_header_list_size)
         self._encoder = BlockEncoder()
         # peer's settings
-        self.remote_max_concurrent_streams = 2**31 - 1
+        # until its SETTINGS say otherwise (RFC 9113 leaves it unlimited; nghttp2 assumes 100)
+        self.remote_max_concurrent_streams = 100
         self.max_outbound_frame_size = fr.DEFAULT_FRAME_SIZE
         self._remote_initial_window = fr.DEFAULT_WINDOW
         self.window = fr.DEFAULT_WINDOW  # connection send window
