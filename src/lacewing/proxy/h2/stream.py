@@ -420,6 +420,9 @@ class H2Exchange(Exchange):
         down, up = self.down, self.up
         self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
         down.streams.pop(self.down_sid, None)
+        if not self.req_ended and not down.closed:  # answered before the upload ended: the
+            down.conn.reset_stream(self.down_sid, ErrorCodes.NO_ERROR)  # rest is not wanted
+            down.flusher.mark(down)
         if up is not None:
             self._drop(self.to_down, up, self.up_sid)
             up.streams.pop(self.up_sid, None)

@@ -309,3 +309,17 @@ async def test_the_balancer_is_told_the_endpoints_latency_without_the_connect() 
             if name == "response_latency_ms_bucket" and dict(labels).get("le") == "10"]  # fmt: skip
     assert fast == [1.0]  # one of the two answers within 10 ms; the first took 50
     await net.close()
+
+
+async def test_an_answer_before_the_upload_ended_closes_the_stream_on_both_layers() -> None:
+    net = Net([])  # no endpoint: the proxy answers 502 while the body is still coming
+    server, wire = net.client()
+    wire.peer.send_headers(1, [(b":method", b"POST"), *GET[1:]])
+    wire.peer.send_data(1, b"part")
+    await net.settle()
+    assert [dict(e.headers)[b":status"] for e in wire.of(h2.events.ResponseReceived)] == [b"502"]
+    assert [(e.stream_id, e.error_code) for e in wire.of(h2.events.StreamReset)] == [
+        (1, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: the rest of the request is not wanted
+    ]
+    assert server.streams == {} and server.conn.streams == {}  # nothing left to count
+    await net.close()
