@@ -199,3 +199,44 @@ def test_what_a_reference_client_sends_arrives_as_sent(
         assert rec.bodies.get(sid, b"") == b"".join(body)
         assert rec.trailers.get(sid) == (list(trailers) if trailers is not None else None)
         assert sid in rec.ended
+
+
+HEADER_LISTS = st.lists(
+    st.lists(
+        st.tuples(
+            st.sampled_from([b"x-a", b"x-b", b"date", b"server", b"x-long"]),
+            st.sampled_from([b"1", b"2", b"nginx", b"v" * 300, b"w" * 3000]),
+        ),
+        max_size=4,
+    ),  # fmt: skip
+    min_size=1,
+    max_size=40,
+)
+
+
+@given(HEADER_LISTS, st.lists(st.sampled_from([0, 256, 1024, 4096]), max_size=3))
+def test_the_hpack_memo_decodes_and_encodes_as_hpack_does(
+    lists: list[Headers], sizes: list[int]
+) -> None:
+    """Lists sent again and again (as proxies and nginx do), table size changes among them:
+    our memoized decoder reads a reference encoder's blocks as sent, and a reference decoder
+    reads our memoized encoder's blocks as given; the memo stays within its bounds."""
+    from hpack import Decoder, Encoder
+
+    from lacewing.proxy.h2 import hblock
+
+    ref_enc, ref_dec = Encoder(), Decoder(max_header_list_size=1 << 20)
+    ours_dec, ours_enc = hblock.BlockDecoder(1 << 20), hblock.BlockEncoder()
+    sizes = list(sizes)
+    for i, headers in enumerate(lists * 3):  # every list three times at least
+        if sizes and i % 17 == 16:
+            size = sizes.pop()
+            ref_enc.header_table_size = size
+            ours_enc.set_table_size(size)
+            ref_dec.header_table_size = 4096
+        block = ref_enc.encode(headers, huffman=i % 2 == 0)
+        assert ours_dec.decode(block, None)[0] == headers
+        assert ref_dec.decode(ours_enc.encode(headers), raw=True) == headers
+        for memo in (ours_dec._memo, ours_enc._memo):
+            assert memo._bytes <= hblock._MEMO_BYTES
+            assert memo._state_bytes <= hblock._STATE_BYTES + 4096 + 64 * 8 + 64

@@ -13,8 +13,9 @@ Table states are numbered: a state is the table's entries, size and maximum size
 memo keeps the number of the state the table is in, so a lookup hashes only the input and a
 small int; a state is copied and hashed only when a block was not in the memo. A pending
 table size change is never memoized on the encoder (its next block must carry the change).
-The decoder's memo also keeps what the RFC checks said of the list. The memo is bounded
-(`_MEMO` entries or states, then emptied).
+The decoder's memo also keeps what the RFC checks said of the list. The memo is bounded in
+bytes (`_MEMO_BYTES`, `_STATE_BYTES`: 32 KiB each per direction of a connection) and
+entries (`_MEMO`), then emptied; a block over 2 KiB is never remembered.
 
 `check_request`, `check_response` and `check_trailers` return None for a valid list, or
 why it is malformed (then the stream is reset with PROTOCOL_ERROR): lowercase names,
@@ -34,7 +35,9 @@ from hpack.table import HeaderTable
 __all__ = ["BlockDecoder", "BlockEncoder", "check_request", "check_response", "check_trailers"]
 
 Headers = Sequence[tuple[bytes, bytes]]
-_MEMO = 512
+_MEMO = 512  # entries, and table states
+_MEMO_BYTES = 32 * 1024  # what remembered inputs and outputs may add up to
+_STATE_BYTES = 32 * 1024  # what remembered table states may hold
 _TABLE_SIZE = 4096  # the most dynamic table we use for our encoder, whatever a peer allows
 
 _REQUEST_PSEUDO = frozenset({b":method", b":scheme", b":authority", b":path", b":protocol"})
@@ -47,16 +50,28 @@ _State = tuple[tuple[tuple[bytes, bytes], ...], int, int]
 
 
 class _Memo:
-    """(input, table state) -> (output, state after), for one HPACK table."""
+    """(input, table state) -> (output, state after), for one HPACK table.
 
-    __slots__ = ("_ids", "_memo", "_states", "_table", "state")
+    Bounded in bytes, not only in entries (a peer chooses what it sends): the inputs and outputs
+    remembered add up to at most `_MEMO_BYTES`, one of them to a sixteenth of that (larger
+    blocks are coded each time), and the table states to `_STATE_BYTES` of table contents;
+    past either, the memo starts again empty."""
+
+    __slots__ = ("_bytes", "_ids", "_memo", "_state_bytes", "_states", "_table", "state")
 
     def __init__(self, table: HeaderTable) -> None:
         self._table = table
         self._ids: dict[_State, int] = {}
         self._states: list[_State] = []
         self._memo: dict[tuple[Hashable, int], tuple[Any, int]] = {}
+        self._bytes = self._state_bytes = 0
         self.state = self.register()
+
+    def _clear(self) -> None:
+        self._ids.clear()
+        self._states.clear()
+        self._memo.clear()
+        self._bytes = self._state_bytes = 0
 
     def register(self) -> int:
         """The number of the state the table is in now (after coding outside the memo)."""
@@ -64,10 +79,10 @@ class _Memo:
         snap: _State = (tuple(t.dynamic_entries), t._current_size, t._maxsize)
         sid = self._ids.get(snap)
         if sid is None:
-            if len(self._states) >= _MEMO:
-                self._ids.clear()
-                self._states.clear()
-                self._memo.clear()
+            cost = t._current_size + 8 * len(snap[0]) + 64
+            if len(self._states) >= _MEMO or self._state_bytes + cost > _STATE_BYTES:
+                self._clear()
+            self._state_bytes += cost
             sid = self._ids[snap] = len(self._states)
             self._states.append(snap)
         self.state = sid
@@ -87,14 +102,21 @@ class _Memo:
             self.state = after
         return out
 
-    def put(self, key: Hashable, before: int, out: Any) -> None:
+    def put(self, key: Hashable, before: int, out: Any, size: int) -> None:
+        """Remember `out` for `key` in state `before`; `size`: their bytes together."""
         states = len(self._states)
         after = self.register()
-        if len(self._states) < states:  # emptied: `before` means nothing any more
-            return
-        if len(self._memo) >= _MEMO:
+        if len(self._states) < states or size > _MEMO_BYTES // 16:
+            return  # emptied (`before` means nothing any more), or too big to keep
+        if len(self._memo) >= _MEMO or self._bytes + size > _MEMO_BYTES:
             self._memo.clear()
+            self._bytes = 0
+        self._bytes += size
         self._memo[(key, before)] = (out, after)
+
+
+def _size(headers: Headers) -> int:
+    return sum(len(n) + len(v) + 32 for n, v in headers)
 
 
 class BlockDecoder:
@@ -121,7 +143,7 @@ class BlockDecoder:
             memo.register()
             raise
         out = (headers, None if check is None else check(headers))
-        memo.put(key, before, out)
+        memo.put(key, before, out, len(block) + _size(headers))
         return out
 
 
@@ -152,7 +174,7 @@ class BlockEncoder:
         if resized:
             memo.register()
         else:
-            memo.put(key, before, block)
+            memo.put(key, before, block, len(block) + _size(key))
         return block
 
 
