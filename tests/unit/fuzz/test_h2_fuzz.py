@@ -208,7 +208,7 @@ HEADER_LISTS = st.lists(
             st.sampled_from([b"1", b"2", b"nginx", b"v" * 300, b"w" * 3000]),
         ),
         max_size=4,
-    ),  # fmt: skip
+    ),
     min_size=1,
     max_size=40,
 )
