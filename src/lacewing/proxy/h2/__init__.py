@@ -6,7 +6,7 @@ H2Server (accepted connection)  --H2Exchange per stream-->  H2Upstream (from H2P
   hblock.py    HPACK with a bounded memo, and the RFC 9113 header-list checks
   codec.py     one connection: preface, settings, flow control, streams, limits, floods
   settings.py  limits (H2Limits)
-  headers.py   hop-by-hop removal, gRPC status, the proxy's own error answers
+  headers.py   gRPC status, the proxy's own error answers
   peer.py      the driver both ends share (batching writes, graceful GOAWAY)
   stream.py    one exchange: flow control both ways, endings, the Pick outcome, metrics
   server.py    the accepted side: a pick per stream, limits, drain
