@@ -16,7 +16,9 @@ bytes it read to the protocol's handler with `transport.set_protocol`:
 With discovery, a connection to a destination discovery has not answered about yet waits for
 that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
 on, so its first request is balanced and labelled like the rest; after the wait it goes to the
-original destination as it would without discovery.
+original destination as it would without discovery. Inbound, with a policy controller, the
+first connections to a port wait the same way (at most `policy_wait`) for its first policy,
+so they are not decided by the default policy only because they came first.
 """
 
 from __future__ import annotations
@@ -117,19 +119,21 @@ class Accepted(asyncio.Protocol):
             self._timer = None
         side, transport, dst = self.side, self.transport, self.dst
         assert transport is not None and dst is not None
-        if side.discovering(dst):
+        if side.discovering(dst) or side.policy_pending(dst):
             transport.pause_reading()
             self._waiting = side.tasks.spawn(
-                self._wait_for_discovery(proto, dst), name=f"lacewing-discover-{dst}"
+                self._wait_for_first_answer(proto, dst), name=f"lacewing-discover-{dst}"
             )
             return
         self._hand_on(proto)
 
-    async def _wait_for_discovery(self, proto: Protocol, dst: Addr) -> None:
-        discovery = self.side.discovery
-        assert discovery is not None
+    async def _wait_for_first_answer(self, proto: Protocol, dst: Addr) -> None:
+        side = self.side
         try:
-            await discovery.wait(dst, self.side.config.discovery_wait)
+            if side.discovery is not None and side.discovering(dst):
+                await side.discovery.wait(dst, side.config.discovery_wait)
+            if side.policy_client is not None and side.policy_pending(dst):
+                await side.policy_client.wait(dst.port, side.config.policy_wait)
         finally:
             self._waiting = None
         transport = self.transport

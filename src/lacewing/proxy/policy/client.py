@@ -15,8 +15,10 @@ right now, which is what `gate.InboundGate` is given. A stream task:
    backoff (0.1 s doubling to 5 s, injectable `sleep`) and reconnects. A 400 is final.
 
 A port's first connection should not be decided before its stream had a chance to answer:
-`await settled(port, timeout)` waits (once per port) until the first `POLICY` arrives, the
-controller says `NOT_FOUND`, or the first connection attempt fails, at most `timeout` seconds;
+`await wait(port, timeout)` (what the accept path does, `LACEWING_PROXY_POLICY_WAIT`) waits
+until the first `POLICY` arrives, the controller says `NOT_FOUND`, or the first connection
+attempt fails, at most `timeout` seconds, and once per port: after a wait that timed out the
+port counts as settled; `settled(port, timeout)` is the same returning the policy;
 `prefetch(ports)` starts the streams of the pod's known ports at start-up so that they are
 usually settled before the first client arrives.
 
@@ -68,7 +70,7 @@ class PortWatch:
     async def settled(self, timeout: float) -> bool:
         """Wait until settled; False on timeout."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), timeout)
+            await within(self._settled.wait(), timeout)
         return self._settled.is_set()
 
     async def changed(self, timeout: float) -> bool:
@@ -131,6 +133,19 @@ class PolicyClient:
         if not watch.is_settled:
             await watch.settled(timeout)
         return self.policy(port)
+
+    def answered(self, port: int) -> bool:
+        """True once the stream of `port` settled (starting it if needed)."""
+        return self.watch(port).is_settled
+
+    async def wait(self, port: int, timeout: float) -> bool:
+        """Wait until `port` settled, at most `timeout` seconds; False on timeout, after which
+        the port counts as settled (a controller that hangs delays one wait, not each)."""
+        watch = self.watch(port)
+        if watch.is_settled or await watch.settled(timeout):
+            return True
+        watch._settled.set()
+        return False
 
     def policy(self, port: int) -> PortPolicy:
         """The policy to enforce on `port` now (see the module docstring)."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -197,3 +198,47 @@ async def test_a_denied_opaque_connection_is_closed_before_a_byte_reaches_the_ap
     assert bed.app.received == 0
     assert bed.count("inbound_tcp_authz_deny_total") == 1
     # (the proxy then shuts down while its policy stream is just starting: that once hung)
+
+
+async def test_the_first_request_waits_for_the_first_policy_instead_of_the_default(
+    bed: Bed,
+) -> None:
+    """The default is deny; the controller already allows loopback: the very first request
+    (whose port's stream starts with it) is decided by the controller's answer, not by the
+    default that applies only because nobody asked yet."""
+    bed.publish(_server(bed.app.port), *LOOPBACK_AUTHZ)
+    assert await bed.get() == 200
+    assert bed.count("inbound_http_authz_deny_total") == 0
+
+
+async def test_the_wait_for_a_silent_controller_is_bounded_then_the_default_applies() -> None:
+    app = App()
+    await app.start()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers (a controller that hangs)
+        writer.close()
+
+    controller = await asyncio.start_server(silent, "127.0.0.1", 0)
+    env = {
+        "LACEWING_PROXY_INBOUND_FIXED_DST": f"127.0.0.1:{app.port}",
+        "LACEWING_PROXY_POLICY_ADDR": f"127.0.0.1:{controller.sockets[0].getsockname()[1]}",
+        "LACEWING_PROXY_POLICY_WAIT": "300ms",
+        "LACEWING_PROXY_POD_NAME": "web-0",
+        "LACEWING_PROXY_POD_NAMESPACE": "shop",
+        "LACEWING_PROXY_DEFAULT_INBOUND_POLICY": "deny",
+    }
+    try:
+        async with proxy(env) as server:
+            bed = Bed(Hub(), app, server)
+            started = time.monotonic()
+            assert await bed.get() == 403  # the default (deny), after the bounded wait
+            waited = time.monotonic() - started
+            assert 0.25 < waited < 2.0, waited
+            started = time.monotonic()
+            assert await bed.get() == 403  # a port waits once, not on every connection
+            assert time.monotonic() - started < 0.2
+            assert app.received == 0
+    finally:
+        controller.close()
+        await app.stop()
