@@ -177,17 +177,24 @@ def _probe(path: str, delay: int) -> dict[str, Any]:
     }
 
 
-def proxy_container(values: Values, component: str | None = None) -> dict[str, Any]:
+def proxy_container(
+    values: Values, component: str | None = None, inbound_ports: str = ""
+) -> dict[str, Any]:
     """The `lacewing-proxy` container: `lacewing proxy` as uid 2102, probes on the admin port.
 
-    `component` is set for the control plane's own pods (see the module docstring)."""
+    `component` is set for the control plane's own pods (see the module docstring);
+    `inbound_ports` (`8080,9090`, what the injector finds in the pod's containers) lets the
+    proxy fetch those ports' policy as it starts (`LACEWING_PROXY_INBOUND_PORTS`)."""
     p = values.proxy
+    env = _proxy_env(values, component)
+    if inbound_ports:
+        env.append({"name": "LACEWING_PROXY_INBOUND_PORTS", "value": inbound_ports})
     container: dict[str, Any] = {
         "name": PROXY_CONTAINER_NAME,
         "image": values.image.ref,
         "imagePullPolicy": values.image.pull_policy,
         "args": ["proxy"],
-        "env": _proxy_env(values, component),
+        "env": env,
         "ports": [
             {"name": PROXY_PORT_NAME, "containerPort": p.ports.inbound, "protocol": "TCP"},
             {"name": ADMIN_PORT_NAME, "containerPort": p.ports.admin, "protocol": "TCP"},

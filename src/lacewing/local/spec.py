@@ -19,6 +19,18 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
           - {name: db, port: 5432, opaque: true}   # or protocol: opaque
         command: [python, -m, lacewing.local.demo.web, --port, "8080"]
         env: {GREETING: hello}
+    ---
+    # more YAML documents: authorization policy, as on Kubernetes (docs/policy.md)
+    apiVersion: policy.lacewing.io/v1beta1
+    kind: Server
+    metadata: {name: web-http, namespace: demo}
+    spec: {podSelector: {matchLabels: {app: web}}, port: http}
+
+The first document is the LocalCluster. Every further one is a Server, AuthorizationPolicy,
+MeshTLSAuthentication or NetworkAuthentication (checked by the policy controller's own
+parser, `core.policy_resources.parse_resource`, so a mistake is one line naming the document
+and the field) or a Namespace, whose `config.lacewing.io/default-inbound-policy` annotation
+applies; they are kept in `ClusterSpec.policy` for the local policy controller.
 """
 
 from __future__ import annotations
@@ -87,6 +99,7 @@ class WorkloadSpec:
 @dataclass(frozen=True)
 class ClusterSpec:
     workloads: tuple[WorkloadSpec, ...]
+    policy: tuple[Mapping[str, Any], ...] = ()  # the policy documents, as written
 
     def workload(self, name: str) -> WorkloadSpec:
         for workload in self.workloads:
@@ -234,9 +247,50 @@ def load_cluster_file(path: str | Path) -> ClusterSpec:
     except OSError as exc:
         raise UsageError(f"cannot read cluster file {path}: {exc.strerror}", hint=HINT) from None
     try:
-        data = yaml.safe_load(text)
+        documents = [d for d in yaml.safe_load_all(text) if d is not None]
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
         raise UsageError(f"cluster file {path} is not valid YAML{where}", hint=HINT) from None
-    return parse_cluster(data)
+    if not documents:
+        raise _fail("(top)", "must be a map with a 'workloads' list")
+    spec = parse_cluster(documents[0])
+    policy = tuple(_policy_document(d, i + 2) for i, d in enumerate(documents[1:]))
+    return ClusterSpec(workloads=spec.workloads, policy=policy)
+
+
+POLICY_KINDS = ("Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication")
+
+
+def _policy_document(doc: object, number: int) -> Mapping[str, Any]:
+    """A document after the first: a policy resource or a Namespace, checked."""
+    from lacewing.core.policy import PolicyError
+    from lacewing.core.policy_resources import parse_resource
+
+    where = f"document {number}"
+    if not isinstance(doc, dict):
+        raise _fail(where, "must be a Kubernetes object (apiVersion, kind, metadata)")
+    kind = doc.get("kind")
+    if kind == "Namespace":
+        meta = doc.get("metadata")
+        if doc.get("apiVersion") != "v1" or not isinstance(meta, dict):
+            raise _fail(where, "a Namespace needs apiVersion: v1 and metadata")
+        _label(meta.get("name"), f"{where} (Namespace).metadata.name")
+        annotations = meta.get("annotations") or {}
+        if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()
+        ):
+            raise _fail(f"{where} (Namespace).metadata.annotations", "must map names to strings")
+        return doc
+    if kind not in POLICY_KINDS:
+        raise _fail(
+            f"{where}.kind", f"{kind!r}: only {', '.join(POLICY_KINDS)} and Namespace may follow"
+        )
+    meta = doc.get("metadata")
+    if isinstance(meta, dict) and not meta.get("namespace"):
+        doc = {**doc, "metadata": {**meta, "namespace": "default"}}  # as kubectl apply does
+    try:
+        parse_resource(doc)
+    except PolicyError as exc:
+        raise UsageError(f"cluster file: {where}: {exc}", hint="see docs/policy.md") from None
+    return doc

@@ -286,6 +286,13 @@ SETTINGS: tuple[Setting, ...] = (
         "inbound admits every client.",
     ),
     Setting(
+        "inbound_ports",
+        "",
+        _ports,
+        "The pod's container ports (the injector lists them): their policy streams start with "
+        "the proxy, so the first connections find their policy already there.",
+    ),
+    Setting(
         "policy_wait",
         "1s",
         _duration,
@@ -332,6 +339,7 @@ class Config:
     run_as_gid: int | None
     destination_addr: Addr | None = None
     policy_addr: Addr | None = None
+    inbound_ports: frozenset[int] = frozenset()
     policy_wait: float = 1.0
     default_inbound_policy: str = "all-unauthenticated"
     cluster_networks: tuple[Network, ...] = ()

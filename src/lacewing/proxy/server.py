@@ -180,6 +180,9 @@ class ProxyServer:
             ) from None
         if drop_privileges(cfg.run_as_uid, cfg.run_as_gid):
             log.info("running as uid %d gid %d", os.getuid(), os.getgid())
+        feed = inbound.policy_client
+        if isinstance(feed, PolicyClient):  # the pod's ports: their policy before any client
+            feed.prefetch(sorted(cfg.inbound_ports))
         period = max(cfg.idle_timeout / 2, 0.05)
         self.tasks.spawn(self._sweep(period), name="lacewing-idle-sweeper")
         # Start-up objects live as long as the process: keep them out of every GC pass.

@@ -19,8 +19,10 @@ A port's first connection should not be decided before its stream had a chance t
 until the first `POLICY` arrives, the controller says `NOT_FOUND`, or the first connection
 attempt fails, at most `timeout` seconds, and once per port: after a wait that timed out the
 port counts as settled; `settled(port, timeout)` is the same returning the policy;
-`prefetch(ports)` starts the streams of the pod's known ports at start-up so that they are
-usually settled before the first client arrives.
+`prefetch(ports)` starts the streams of the pod's known ports at start-up
+(`LACEWING_PROXY_INBOUND_PORTS`) so that they are usually settled before the first client
+arrives; a stream that has no client certificate yet polls for it (every 20 ms) without
+counting that as an attempt, so the port does not settle on the default meanwhile.
 
 What `policy(port)` returns:
 - the last policy the controller sent for the port, even while it is unreachable;
@@ -46,6 +48,8 @@ from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
 from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["PolicyClient", "PortWatch"]
+
+NO_CERTIFICATE_POLL = 0.02  # seconds between looks for the proxy's first certificate
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +166,10 @@ class PolicyClient:
     async def _follow(self, watch: PortWatch) -> None:
         delay = self.backoff_first
         while True:
+            if callable(self.ssl_context) and self.ssl_context() is None:
+                # no certificate yet (a prefetch at start-up): not an attempt, keep waiting
+                await self._sleep(NO_CERTIFICATE_POLL)
+                continue
             try:
                 if await self._stream(watch):
                     watch._settled.set()

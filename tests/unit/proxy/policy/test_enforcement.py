@@ -22,6 +22,7 @@ from tests.unit.proxy.sockets.harness import Client, proxy
 
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
 from lacewing.core.policy_index import PolicyConfig
+from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.server import ProxyServer
 
 
@@ -241,4 +242,32 @@ async def test_the_wait_for_a_silent_controller_is_bounded_then_the_default_appl
             assert app.received == 0
     finally:
         controller.close()
+        await app.stop()
+
+
+async def test_the_pods_ports_get_their_policy_before_any_client() -> None:
+    app = App()
+    await app.start()
+    hub = Hub()
+    index, _ = index_from_objects([_server(app.port)], [_pod(app.port)], [], PolicyConfig())
+    hub.publish(index)
+    policy = PolicyServer(hub, "127.0.0.1", 0, heartbeat=0.2)
+    await policy.start()
+    env = {
+        "LACEWING_PROXY_INBOUND_FIXED_DST": f"127.0.0.1:{app.port}",
+        "LACEWING_PROXY_POLICY_ADDR": f"127.0.0.1:{policy.bound_port}",
+        "LACEWING_PROXY_POD_NAME": "web-0",
+        "LACEWING_PROXY_POD_NAMESPACE": "shop",
+        "LACEWING_PROXY_INBOUND_PORTS": str(app.port),
+    }
+    try:
+        async with proxy(env) as server:
+            feed = server.sides[0].policy_client
+            assert isinstance(feed, PolicyClient)
+            await _until(lambda: feed.answered(app.port))
+            known = feed.watch(app.port).policy
+            assert known is not None and known.server_name == "web-http"  # nobody connected
+            assert app.received == 0
+    finally:
+        await policy.stop()
         await app.stop()

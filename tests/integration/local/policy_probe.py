@@ -1,0 +1,51 @@
+"""Run from inside a pod: try each target once, print one JSON line per target.
+
+    python -m tests.integration.local.policy_probe http://api.pa:8080/case-1 tcp://api.pa:9000/case-4
+
+HTTP: `{"target": T, "status": 200, "body": "..."}` (status 0 when no answer came).
+TCP: connects, sends the path's last segment and a newline, reads the answer:
+`{"target": T, "status": "echoed"|"closed", "body": "..."}`.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+
+
+def _http(url: str) -> tuple[object, str]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as resp:
+            return resp.status, resp.read().decode(errors="replace")
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+    except OSError as err:
+        return 0, f"{type(err).__name__}: {err}"
+
+
+def _tcp(url: str) -> tuple[object, str]:
+    parts = urllib.parse.urlsplit(url)
+    token = parts.path.rsplit("/", 1)[-1]
+    try:
+        with socket.create_connection((parts.hostname or "", parts.port or 0), timeout=5) as s:
+            s.sendall(token.encode() + b"\n")
+            data = b""
+            while not data.endswith(b"\n"):
+                chunk = s.recv(100)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as err:
+        return "closed", f"{type(err).__name__}: {err}"
+    text = data.decode(errors="replace").strip()
+    return ("echoed" if text == f"echo {token}" else "closed"), text
+
+
+if __name__ == "__main__":
+    for target in sys.argv[1:]:
+        status, body = (_tcp if target.startswith("tcp://") else _http)(target)
+        print(json.dumps({"target": target, "status": status, "body": body[:200]}), flush=True)
