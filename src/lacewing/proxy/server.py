@@ -149,8 +149,9 @@ class ProxyServer:
         self.sides = build_sides(config, self.metrics, connector, clock, destination_tls,
                                  policy_tls)  # fmt: skip
         self.admin = AdminServer(
-            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown)
-        )
+            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown,
+                       policy=self.policy_snapshot())
+        )  # fmt: skip
         self.ready = False
         self.listeners: list[asyncio.Server] = []
         self.bound: dict[str, Addr] = {}
@@ -189,6 +190,11 @@ class ProxyServer:
         gc.freeze()
         self.ready = True
         log.info("proxy listening: %s", ", ".join(f"{k} {v}" for k, v in self.bound.items()))
+
+    def policy_snapshot(self) -> Callable[[], object] | None:
+        """The admin server's `/policy` (None: no policy controller)."""
+        feed = self.sides[0].policy_client
+        return feed.snapshot if isinstance(feed, PolicyClient) else None
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

@@ -442,6 +442,23 @@ def test_a_server_and_authorization_policy_admit_only_one_service_account(bed: B
             and s.labels.get("srv_name") == "echo-http"
         ]
         assert allowed_by_server and intruder_id not in str(allowed_by_server)
+        # what the CLI says: the compiled policy of the workload, and one proxy's own
+        authz = bed.lacewing("authz", "-n", APP_NS, "deploy/echo")
+        assert authz.returncode == 0, authz.stderr
+        assert any(
+            line.split()[:3] == ["8080", "server/echo-http", "authorizationpolicy/echo-from-client"]
+            for line in authz.stdout.splitlines()
+        ), authz.stdout
+        echo = echoes[0]["metadata"]["name"]
+        shown = bed.lacewing("diagnostics", "policy", "-n", APP_NS, echo, "8080")
+        assert shown.returncode == 0, shown.stderr
+        first, *table = shown.stdout.splitlines()
+        assert first == (
+            f"pod {APP_NS}/{echo} port 8080: from the policy controller (stream connected)"
+        )
+        assert ["8080", "server/echo-http", "authorizationpolicy/echo-from-client", CLIENT_ID] in [
+            line.split() for line in table
+        ], shown.stdout
 
     step(bed, "policy", body)
 

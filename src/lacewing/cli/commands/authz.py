@@ -27,7 +27,7 @@ import click
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 
-__all__ = ["AuthzOptions", "authz_rows", "command", "run"]
+__all__ = ["HEADER", "AuthzOptions", "authz_rows", "command", "run", "table"]
 
 Obj = dict[str, Any]
 HEADER = ("PORT", "SERVER", "AUTHORIZATION", "CLIENTS")
@@ -102,7 +102,7 @@ def authz_rows(policies: list[Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def _table(rows: list[tuple[str, ...]]) -> list[str]:
+def table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
@@ -179,7 +179,7 @@ def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
         return 0
     policies = [index.port_policy(ns, pod["metadata"]["name"], port) for port in ports]
     rows = authz_rows([p for p in policies if p is not None])
-    for line in _table([HEADER, *rows]):
+    for line in table([HEADER, *rows]):
         out.line(line)
     return 0
 

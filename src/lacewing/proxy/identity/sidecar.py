@@ -224,7 +224,12 @@ class MeshedProxyServer(ProxyServer):
             identity.identity, client, self._read_token, self.holder, clock=clock
         )
         self.admin = AdminServer(
-            AdminState(self.render_metrics, self.is_ready, self.request_shutdown)
+            AdminState(
+                self.render_metrics,
+                self.is_ready,
+                self.request_shutdown,
+                policy=self.policy_snapshot(),
+            )
         )
 
     def is_ready(self) -> bool:

@@ -44,7 +44,7 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
-from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
+from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict, policy_to_dict
 from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["PolicyClient", "PortWatch"]
@@ -150,6 +150,22 @@ class PolicyClient:
             return True
         watch._settled.set()
         return False
+
+    def snapshot(self) -> dict[str, object]:
+        """What the admin server's `/policy` shows: each asked-for port's policy now."""
+        ports = []
+        for port, (watch, _) in sorted(self._watches.items()):
+            ports.append(
+                {
+                    "port": port,
+                    "source": "controller" if watch.policy is not None else "default",
+                    "connected": watch.connected,
+                    "updates": watch.updates,
+                    "notFound": watch.not_found,
+                    "policy": policy_to_dict(self.policy(port)),
+                }
+            )
+        return {"controller": f"{self.host}:{self.port}", "ports": ports}
 
     def policy(self, port: int) -> PortPolicy:
         """The policy to enforce on `port` now (see the module docstring)."""

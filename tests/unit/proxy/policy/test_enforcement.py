@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -271,3 +272,17 @@ async def test_the_pods_ports_get_their_policy_before_any_client() -> None:
     finally:
         await policy.stop()
         await app.stop()
+
+
+async def test_the_admin_server_shows_what_each_port_enforces(bed: Bed) -> None:
+    from lacewing.local.netns import http_get
+
+    bed.publish(_server(bed.app.port), *LOOPBACK_AUTHZ)
+    assert await bed.get() == 200
+    admin = bed.proxy.bound["admin"].port
+    status, body = await asyncio.to_thread(http_get, "127.0.0.1", admin, "/policy", timeout=5)
+    assert status == 200
+    (port,) = json.loads(body)["ports"]
+    assert port["port"] == bed.app.port and port["source"] == "controller" and port["connected"]
+    assert port["policy"]["server"] == {"kind": "server", "name": "web-http"}
+    assert [a["name"] for a in port["policy"]["authorizations"]] == ["loopback-in"]
