@@ -5,6 +5,8 @@
 HTTP: `{"target": T, "status": 200, "body": "..."}` (status 0 when no answer came).
 TCP: connects, sends the path's last segment and a newline, reads the answer:
 `{"target": T, "status": "echoed"|"closed", "body": "..."}`.
+gRPC (`grpc://host:port/case`): one unary call to grpc_app's `lw.Echo/Unary` with the case
+name: `{"status": "OK", "body": POD}` or the gRPC status name (`PERMISSION_DENIED`).
 """
 
 from __future__ import annotations
@@ -45,7 +47,23 @@ def _tcp(url: str) -> tuple[object, str]:
     return ("echoed" if text == f"echo {token}" else "closed"), text
 
 
+def _grpc(url: str) -> tuple[object, str]:
+    """One unary call of the grpc_app service, the case name as the request."""
+    import grpc
+
+    parts = urllib.parse.urlsplit(url)
+    token = parts.path.rsplit("/", 1)[-1]
+    with grpc.insecure_channel(f"{parts.hostname}:{parts.port}") as channel:
+        try:
+            answer = channel.unary_unary("/lw.Echo/Unary")(token.encode(), timeout=5)
+        except grpc.RpcError as exc:
+            return exc.code().name, str(exc.details())
+    return "OK", answer.decode(errors="replace")
+
+
+PROBES = {"tcp": _tcp, "grpc": _grpc, "http": _http}
+
 if __name__ == "__main__":
     for target in sys.argv[1:]:
-        status, body = (_tcp if target.startswith("tcp://") else _http)(target)
+        status, body = PROBES[target.partition("://")[0]](target)
         print(json.dumps({"target": target, "status": status, "body": body[:200]}), flush=True)

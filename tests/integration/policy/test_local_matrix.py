@@ -16,6 +16,8 @@ the server app's own log of what reached it (a denied request must never appear 
               cunauth (cluster-unauthenticated), cauthn (cluster-authenticated), audit;
               open (no annotation: the cluster's all-unauthenticated) also has 8081 with a
               Server and no authorization (denies everyone)
+    pa/greeter 50051 Server greeter-grpc (gRPC): ServiceAccount good; a denied call is
+              grpc-status 7 (PERMISSION_DENIED), as grpcio reports it
 """
 
 from __future__ import annotations
@@ -74,6 +76,16 @@ def _workloads() -> dict[str, Any]:
             "env": env,
         },
     ]
+    workloads.append(
+        {
+            "name": "greeter",
+            "namespace": "pa",
+            "ports": [{"name": "grpc", "port": 50051}],
+            "command": [sys.executable, "-m", "tests.integration.local.grpc_app", "server",
+                        "50051"],
+            "env": env,
+        }
+    )  # fmt: skip
     for ns in DEFAULTS:
         ports = [{"name": "http", "port": 8080}]
         if ns == "open":
@@ -154,6 +166,17 @@ def _policy(plain_ip: str) -> list[dict[str, Any]]:
         _server("api-tcp", "tcp", "opaque"),
         _authz("api-tcp-good", "api-tcp", ("ServiceAccount", "good")),
         _server("open-locked", "locked", ns="open"),  # no authorization: denies
+        {
+            "apiVersion": P,
+            "kind": "Server",
+            "metadata": _meta("greeter-grpc"),
+            "spec": {
+                "podSelector": {"matchLabels": {"app": "greeter"}},
+                "port": "grpc",
+                "proxyProtocol": "gRPC",
+            },
+        },
+        _authz("greeter-grpc-good", "greeter-grpc", ("ServiceAccount", "good")),
     ]
     return docs
 
@@ -183,6 +206,9 @@ CASES: list[tuple[str, str, str, object]] = [
     ("open-unmeshed", "plain", "http://open.open:8080", 200),
     ("locked-meshed", "good", "http://open.open:8081", 403),
     ("locked-unmeshed", "plain", "http://open.open:8081", 403),
+    ("grpc-allowed", "good", "grpc://greeter.pa:50051", "OK"),
+    ("grpc-wrong", "bad", "grpc://greeter.pa:50051", "PERMISSION_DENIED"),
+    ("grpc-unmeshed", "plain", "grpc://greeter.pa:50051", "PERMISSION_DENIED"),
 ]
 
 
@@ -250,9 +276,9 @@ def test_case(
     assert got["status"] == expected, got
     log = results["_"]["logs"][_app_pod(target)]
     reached = f"/{case}" in log or f" {case}\n" in log
-    allowed = expected in (200, "echoed")
+    allowed = expected in (200, "echoed", "OK")
     assert reached == allowed, f"{case}: app log says reached={reached}"
-    if allowed and expected == 200:
+    if allowed and expected in (200, "OK"):
         assert got["body"].startswith(_app_pod(target)), got  # the app itself answered
 
 
