@@ -53,6 +53,7 @@ from lacewing.local.controlplane import (
     CONTROL_PLANE_NAMESPACE,
     with_control_plane,
     write_identity_material,
+    write_policy_file,
     write_token,
 )
 from lacewing.local.controlplane import (
@@ -456,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     supervisor: Supervisor | None = None
     code = 0
     try:
-        spec = with_control_plane(load_cluster_file(args.file), state.dir)
+        cluster = load_cluster_file(args.file)
+        write_policy_file(state.dir, cluster)  # read by the lacewing-policy pod
+        spec = with_control_plane(cluster, state.dir)
         plan = plan_cluster(args.name, spec)
         supervisor = Supervisor(plan, state)
         _stop_on_signal(supervisor)

@@ -64,7 +64,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     pids: list[int] = []
     try:
         assert up.returncode == 0, up.stderr + up.stdout
-        assert f"local cluster '{NAME}' is up: 6 pods ready" in up.stdout
+        assert f"local cluster '{NAME}' is up: 7 pods ready" in up.stdout
         yield pids
     finally:
         down = lacewing("local", "down", "--name", NAME)
@@ -79,6 +79,7 @@ def test_status_lists_ready_pods(cluster: list[int]) -> None:
     assert [r[:4] for r in rows[1:]] == [
         ["lacewing", "lacewing-identity-0", "1/1", "no"],
         ["lacewing", "lacewing-destination-0", "1/1", "no"],
+        ["lacewing", "lacewing-policy-0", "1/1", "no"],
         ["ttest", "srv-0", "1/1", "yes"],
         ["ttest", "srv-1", "1/1", "yes"],
         ["ttest", "cli-0", "1/1", "yes"],
@@ -167,14 +168,15 @@ def test_logs(cluster: list[int]) -> None:
 def test_registry_file(cluster: list[int]) -> None:
     registry = json.loads((STATE / "registry.json").read_text())
     assert registry["cluster"] == NAME
-    identity, destination, service = registry["services"]
+    identity, destination, policy, service = registry["services"]
     assert identity["name"] == "lacewing-identity"
     assert destination["name"] == "lacewing-destination"
+    assert policy["name"] == "lacewing-policy"
     assert service["name"] == "srv" and service["clusterIP"].startswith("10.43.0.")
     ready = {p["name"]: p["ready"] for p in registry["pods"]}
     assert ready == {
         "lacewing-identity-0": True, "lacewing-destination-0": True,
-        "srv-0": True, "srv-1": True, "cli-0": True, "plain-0": True,
+        "lacewing-policy-0": True, "srv-0": True, "srv-1": True, "cli-0": True, "plain-0": True,
     }  # fmt: skip
 
 
