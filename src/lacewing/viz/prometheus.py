@@ -44,11 +44,13 @@ TIMEOUT = 10.0
 class Prometheus(Protocol):
     where: str
 
-    def query(self, promql: str) -> list[Series]: ...
+    def query(self, promql: str, at: float | None = None) -> list[Series]: ...
 
 
-def query_path(promql: str) -> str:
-    return "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+def query_path(promql: str, at: float | None = None) -> str:
+    """The instant query's path; `at` (Unix seconds) pins the evaluation time, else now."""
+    params = {"query": promql} | ({} if at is None else {"time": f"{at:.3f}"})
+    return "/api/v1/query?" + urllib.parse.urlencode(params)
 
 
 def parse_answer(body: bytes | str) -> list[Series]:
@@ -79,9 +81,10 @@ class HttpPrometheus:
         self.where = self.url
         self.timeout = timeout
 
-    def query(self, promql: str) -> list[Series]:
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
         try:
-            with urllib.request.urlopen(self.url + query_path(promql), timeout=self.timeout) as r:
+            url = self.url + query_path(promql, at)
+            with urllib.request.urlopen(url, timeout=self.timeout) as r:
                 return parse_answer(r.read())
         except urllib.error.HTTPError as exc:
             return parse_answer(exc.read())  # Prometheus explains a bad query in the body
@@ -98,9 +101,9 @@ class NodePrometheus:
         self.where = f"127.0.0.1:{PORT} in {node_netns}"
         self.timeout = timeout
 
-    def query(self, promql: str) -> list[Series]:
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
         def get() -> tuple[int, bytes]:
-            return netns.http_get("127.0.0.1", PORT, query_path(promql), timeout=self.timeout)
+            return netns.http_get("127.0.0.1", PORT, query_path(promql, at), timeout=self.timeout)
 
         try:
             _, body = netns.in_netns(self.node_netns, get, timeout=self.timeout + 1)
@@ -114,5 +117,5 @@ class PodProxyPrometheus:
         self.get = get
         self.where = where
 
-    def query(self, promql: str) -> list[Series]:
-        return parse_answer(self.get(query_path(promql)))
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        return parse_answer(self.get(query_path(promql, at)))
