@@ -7,6 +7,10 @@ latency quantiles, and for inbound views TCP connections and bytes), all evaluat
 instant `at` when given, and makes `lacewing.viz.summary` rows of the answers. For an edge
 view (`--to` / `--from`) only the resources with traffic on that edge are kept, as Linkerd
 shows them. `row_dict` is a row as the JSON objects of `viz stat -o json` (Linkerd's keys).
+
+`stat_history(prom, request, window_seconds, start, end, step)` sends the same requests and
+latency queries as range queries and makes the rows of each instant of the range, as
+`stat_rows` would have made them then: the dashboard's charts.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from lacewing.viz.prometheus import Prometheus
 from lacewing.viz.promql import Query, StatRequest, build_queries
 from lacewing.viz.summary import InventoryItem, Series, StatRow, summarize
 
-__all__ = ["query_texts", "row_dict", "stat_rows"]
+__all__ = ["query_texts", "row_dict", "stat_history", "stat_rows"]
 
 
 def query_texts(query: Query) -> list[str]:
@@ -45,6 +49,29 @@ def stat_rows(
     return summarize(
         query, request.resource.kind, results, window, inventory, only=request.resource.name
     )
+
+
+def stat_history(
+    prom: Prometheus,
+    request: StatRequest,
+    window: float,
+    start: float,
+    end: float,
+    step: float,
+) -> list[tuple[float, list[StatRow]]]:
+    """(instant, rows with traffic then) for every instant of the range with an answer."""
+    query = build_queries(request)
+    texts = [query.requests, *query.latency.values()]
+    by_time: dict[float, dict[str, list[Series]]] = {}
+    for text in texts:
+        for labels, points in prom.query_range(text, start, end, step):
+            for at, value in points:
+                by_time.setdefault(at, {}).setdefault(text, []).append((labels, value))
+    kind = request.resource.kind
+    return [
+        (at, summarize(query, kind, results, window, None, only=request.resource.name))
+        for at, results in sorted(by_time.items())
+    ]
 
 
 def row_dict(r: StatRow) -> dict[str, Any]:

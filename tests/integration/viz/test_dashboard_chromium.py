@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html.parser
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -201,7 +202,9 @@ def test_workloads_page_shows_prometheus_figures(dashboard: str, tmp_path: Path)
     assert set(edges) == {"cli->srv"}, edges
     identity = f"srv.{NS}.serviceaccount.identity.lacewing.cluster.local"
     assert edges["cli->srv"]["secured"] == "√" and edges["cli->srv"]["server_id"] == identity
-    assert 'class="chart-group" data-name="srv"' in dom  # the charts are drawn
+    # the charts: Prometheus' recent history of srv, then one point per poll
+    chart = re.search(r'data-name="srv"><div class="chart" data-key="rps" data-points="(\d+)"', dom)
+    assert chart and int(chart.group(1)) >= 4, dom[dom.find('id="charts"') :][:600]
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = ARTIFACTS / "workloads.png"
     chromium(
@@ -234,6 +237,22 @@ def test_namespaces_page(dashboard: str, tmp_path: Path) -> None:
     chromium(dashboard, tmp_path / "profile", f"--screenshot={shot}", "--window-size=1280,700")
     assert shot.stat().st_size > 5_000
     print(f"screenshot: {shot}")
+
+
+def test_history_is_what_prometheus_said_then(dashboard: str) -> None:
+    import urllib.request
+
+    with urllib.request.urlopen(dashboard + f"api/history?ns={NS}&span=1m", timeout=10) as r:
+        data = json.loads(r.read())
+    points = data["series"]["srv"]
+    assert data["step"] == 1.0 and len(points) >= 5, data
+    prom = NodePrometheus(f"lwl-{NAME}-node")
+    request = StatRequest(Resource("deployment"), NS, "60000ms")
+    for point in (points[len(points) // 2], points[-1]):
+        (then,) = [r for r in stat_rows(prom, request, 60.0, None, point["at"]) if r.name == "srv"]
+        assert abs(point["rps"] - then.rps) <= 1e-6 * then.rps, (point, then)
+        assert point["success"] == pytest.approx(then.success_rate), (point, then)
+        assert point["latency_ms_p99"] == pytest.approx(then.p99), (point, then)
 
 
 def test_every_asset_is_served_locally(dashboard: str) -> None:

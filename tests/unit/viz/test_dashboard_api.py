@@ -106,3 +106,53 @@ def test_page_and_assets_are_ours() -> None:
         assert status == 200 and content_type.startswith(kind) and body
     page = api.handle("/")[2].decode()
     assert 'src="app.js"' in page and 'href="app.css"' in page and "https://" not in page
+
+
+class RangePrometheus(FakePrometheus):
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[tuple[dict[str, str], list[tuple[float, float]]]]:
+        self.asked.append((f"{promql} [{start}..{end} by {step}]", None))
+        base = {"namespace": "shop", "deployment": "web", "tls": "true"}
+        if promql.startswith("sum(increase(response_total"):
+            return [
+                ({**base, "classification": "success"}, [(940.0, 30.0), (1000.0, 60.0)]),
+                ({**base, "classification": "failure"}, [(1000.0, 60.0)]),
+            ]
+        return []
+
+
+def test_history_is_the_rows_of_each_instant() -> None:
+    prom = RangePrometheus()
+    api = Api(Source(prom, inventory), clock=lambda: 1000.0)
+    status, data = answer(api, "/api/history?ns=shop&window=1m&span=10m")
+    assert status == 200 and data["step"] == 10.0
+    assert data["series"] == {
+        "web": [
+            {"at": 940.0, "requests": 30.0, "rps": 0.5, "success": 1.0,
+             "latency_ms_p50": None, "latency_ms_p95": None, "latency_ms_p99": None},
+            {"at": 1000.0, "requests": 120.0, "rps": 2.0, "success": 0.5,
+             "latency_ms_p50": None, "latency_ms_p95": None, "latency_ms_p99": None},
+        ]
+    }  # fmt: skip
+    assert prom.asked[0][0].endswith("[400.0..1000.0 by 10.0]")
+    assert answer(api, "/api/history?ns=shop&span=2d")[0] == 400
+
+
+def test_parse_range() -> None:
+    from lacewing.viz.prometheus import parse_range, range_path
+
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "matrix",
+                "result": [{"metric": {"pod": "a"}, "values": [[1.5, "2"], [2.5, "NaN"]]}],
+            },
+        }
+    )
+    ((labels, points),) = parse_range(body)
+    assert labels == {"pod": "a"} and points[0] == (1.5, 2.0) and points[1][1] != points[1][1]
+    assert (
+        range_path("up", 1, 2.5, 1) == "/api/v1/query_range?query=up&start=1.000&end=2.500&step=1"
+    )

@@ -7,6 +7,8 @@
     /api/namespaces       `viz stat ns -A` rows                       ?window=1m
     /api/workloads        `viz stat deploy -n NS` rows                ?ns=NS&window=1m
     /api/edges            `viz edges deploy -n NS` edges              ?ns=NS
+    /api/history          the workloads' rows over the last `span`   ?ns=NS&window=1m&span=5m
+                          (range queries, one point every span/60, at least 1 s)
 
 The figures are `lacewing.viz.statquery.stat_rows` and `lacewing.viz.edges`, the code
 `viz stat` and `viz edges` run, so the page shows what the CLI prints. Each JSON answer
@@ -32,7 +34,7 @@ from lacewing.viz.edges import edges, edges_query
 from lacewing.viz.prometheus import Prometheus
 from lacewing.viz.promql import Resource, StatRequest, build_queries
 from lacewing.viz.scrape import parse_window
-from lacewing.viz.statquery import query_texts, row_dict, stat_rows
+from lacewing.viz.statquery import query_texts, row_dict, stat_history, stat_rows
 from lacewing.viz.summary import InventoryItem
 
 __all__ = ["Api", "Response", "Source"]
@@ -45,6 +47,14 @@ STATIC = {
     "/app.css": ("app.css", "text/css; charset=utf-8"),
 }
 JSON = "application/json"
+HISTORY_FIELDS = (
+    "requests",
+    "rps",
+    "success",
+    "latency_ms_p50",
+    "latency_ms_p95",
+    "latency_ms_p99",
+)
 
 
 @dataclass(frozen=True)
@@ -79,6 +89,7 @@ class Api:
             "/api/namespaces": self._namespaces,
             "/api/workloads": self._workloads,
             "/api/edges": self._edges,
+            "/api/history": self._history,
         }
         route = routes.get(parts.path)
         if route is None:
@@ -90,10 +101,10 @@ class Api:
         except LacewingError as exc:
             return _json(502, {"error": str(exc)})
 
-    def _window(self, params: dict[str, str]) -> tuple[float, str]:
-        text = params.get("window", "1m")
+    def _window(self, params: dict[str, str], name: str = "window") -> tuple[float, str]:
+        text = params.get(name, {"window": "1m", "span": "5m"}[name])
         try:
-            seconds = parse_window(text, "window")
+            seconds = parse_window(text, name)
         except LacewingError as exc:
             raise _BadRequest(str(exc)) from None
         return seconds, f"{round(seconds * 1000)}ms"
@@ -134,4 +145,29 @@ class Api:
             "prometheus": self.source.prometheus.where,
             "queries": [text],
             "edges": [asdict(e) for e in found],
+        }
+
+    def _history(self, params: dict[str, str]) -> dict[str, Any]:
+        namespace = self._namespace(params)
+        seconds, window = self._window(params)
+        span, _ = self._window(params, "span")
+        if span > 86400:
+            raise _BadRequest("span must be at most 24h")
+        step = float(max(1, round(span / 60)))
+        request = StatRequest(Resource("deployment"), namespace, window)
+        end = round(self.clock(), 3)
+        series: dict[str, list[dict[str, Any]]] = {}
+        for at, rows in stat_history(
+            self.source.prometheus, request, seconds, end - span, end, step
+        ):
+            for row in rows:
+                point = row_dict(row)
+                series.setdefault(row.name, []).append(
+                    {"at": at} | {k: point[k] for k in HISTORY_FIELDS}
+                )
+        return {
+            "at": end,
+            "step": step,
+            "prometheus": self.source.prometheus.where,
+            "series": series,
         }

@@ -1,8 +1,9 @@
 // lacewing dashboard: polls the dashboard server's JSON every 2 s and draws tables, SVG charts
-// (from the points seen since the page opened) and the edges. No library: plain DOM and SVG.
+// (the last 5 minutes from Prometheus' range queries, then one point per poll) and the edges.
+// No library: plain DOM and SVG.
 "use strict";
 const POLL_MS = 2000;
-const HISTORY = 150; // points kept per workload (5 minutes at one poll every 2 s)
+const HISTORY = 210; // points kept per workload (the 5-minute history and ~5 minutes of polls)
 const params = new URLSearchParams(location.search);
 const ns = params.get("ns");
 const windowSelect = document.getElementById("window");
@@ -66,7 +67,7 @@ function fillStats(tbody, rows, link, tcp) {
 }
 
 function chart(title, points, key, format, color) {
-  const W = 300, H = 90, box = el("div", { class: "chart" });
+  const W = 300, H = 90, box = el("div", { class: "chart", "data-key": key, "data-points": points.length });
   box.appendChild(el("h3", {}, title));
   const s = svg("svg", { width: W, height: H + 14, viewBox: `0 0 ${W} ${H + 14}` });
   s.appendChild(svg("rect", { x: 0, y: 0, width: W, height: H, fill: "#fafbfc", stroke: "#e2e5ea" }));
@@ -90,12 +91,28 @@ function chart(title, points, key, format, color) {
   return box;
 }
 
+let historyError = "";
+async function loadHistory() {
+  historyError = "";
+  history.clear();
+  try { await fetchHistory(); } catch (err) { historyError = "; no history: " + (err.message || err); }
+}
+
+async function fetchHistory() {
+  const q = `ns=${encodeURIComponent(ns)}&window=${encodeURIComponent(windowSelect.value)}&span=5m`;
+  const data = await getJSON(`api/history?${q}`);
+  for (const [name, points] of Object.entries(data.series)) {
+    history.set(name, points.map(p => ({ at: p.at, rps: p.rps, success: p.success, p99: p.latency_ms_p99 })));
+  }
+}
+
 function drawCharts(data) {
   const charts = document.getElementById("charts");
   charts.replaceChildren();
   for (const row of data.rows) {
     const points = history.get(row.name) || [];
-    points.push({ at: data.at, rps: row.rps, success: row.success, p99: row.latency_ms_p99 });
+    if (!points.length || points[points.length - 1].at < data.at)
+      points.push({ at: data.at, rps: row.rps, success: row.success, p99: row.latency_ms_p99 });
     while (points.length > HISTORY) points.shift();
     history.set(row.name, points);
     const group = el("div", { class: "chart-group", "data-name": row.name });
@@ -159,7 +176,7 @@ async function poll() {
       document.getElementById("where").textContent = "Prometheus: " + data.prometheus;
     }
     status.className = "";
-    status.textContent = "updated " + new Date(Number(document.body.dataset.updated) * 1000).toLocaleTimeString();
+    status.textContent = "updated " + new Date(Number(document.body.dataset.updated) * 1000).toLocaleTimeString() + historyError;
   } catch (err) {
     status.className = "error";
     status.textContent = String(err.message || err);
@@ -172,6 +189,16 @@ if (ns) {
   document.getElementById("ns-name").textContent = ns;
   document.title = `lacewing · ${ns}`;
 }
-windowSelect.addEventListener("change", () => { history.clear(); poll(); });
-poll();
-setInterval(poll, POLL_MS);
+async function start() {
+  if (ns) {
+    await loadHistory();
+  }
+  await poll();
+  setInterval(poll, POLL_MS);
+}
+windowSelect.addEventListener("change", async () => {
+  history.clear();
+  if (ns) await loadHistory();
+  poll();
+});
+start();
