@@ -87,7 +87,7 @@ def describe(state_dir: Path) -> str:
         return (
             f"prometheus: running (pid {running}) in the node namespace at "
             f"{NODE_ADDR}:{PORT}, scraping every proxy every {SCRAPE_INTERVAL}; "
-            "`lacewing viz stat` reads it"
+            "`lacewing viz stat` and `lacewing viz dashboard` read it"
         )
     if binary() is None:
         return f"prometheus: not installed, so `lacewing viz` has no data (`{INSTALL_HINT}`)"

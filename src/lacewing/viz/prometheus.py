@@ -1,6 +1,7 @@
 """Asking a Prometheus: its instant-query API, reached three ways.
 
-`parse_answer(body)` (pure) turns a `/api/v1/query` answer into `(labels, value)` pairs; a
+`parse_answer(body)` (pure) turns a `/api/v1/query` answer into `(labels, value)` pairs, and
+`parse_range(body)` a `/api/v1/query_range` answer into `(labels, [(time, value), ...])`; a
 Prometheus error (`"status": "error"`) or an answer that is not one becomes `ProtocolError`
 with Prometheus' own message. The transports only differ in how the GET travels:
 
@@ -12,7 +13,9 @@ with Prometheus' own message. The transports only differ in how the GET travels:
   server's `pods/proxy` (the caller passes `Cluster.pod_proxy_get` bound to the pod), so no
   port-forward is needed.
 
-A transport failure (refused, timeout) is `RuntimeEnvError` saying which Prometheus it was.
+Each transport has `query(promql, at=None)` (an instant query, at `at` or now) and
+`query_range(promql, start, end, step)`. A transport failure (refused, timeout) is
+`RuntimeEnvError` saying which Prometheus it was.
 """
 
 from __future__ import annotations
@@ -22,19 +25,24 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 from lacewing.errors import ProtocolError, RuntimeEnvError
 from lacewing.local import netns
 from lacewing.viz.summary import Series
+
+RangeSeries = tuple[dict[str, str], list[tuple[float, float]]]
 
 __all__ = [
     "HttpPrometheus",
     "NodePrometheus",
     "PodProxyPrometheus",
     "Prometheus",
+    "RangeSeries",
     "parse_answer",
+    "parse_range",
     "query_path",
+    "range_path",
 ]
 
 PORT = 9090
@@ -44,14 +52,25 @@ TIMEOUT = 10.0
 class Prometheus(Protocol):
     where: str
 
-    def query(self, promql: str) -> list[Series]: ...
+    def query(self, promql: str, at: float | None = None) -> list[Series]: ...
+
+    def query_range(
+        self, promql: str, start: float, end: float, step: float
+    ) -> list[RangeSeries]: ...
 
 
-def query_path(promql: str) -> str:
-    return "/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+def query_path(promql: str, at: float | None = None) -> str:
+    """The instant query's path; `at` (Unix seconds) pins the evaluation time, else now."""
+    params = {"query": promql} | ({} if at is None else {"time": f"{at:.3f}"})
+    return "/api/v1/query?" + urllib.parse.urlencode(params)
 
 
-def parse_answer(body: bytes | str) -> list[Series]:
+def range_path(promql: str, start: float, end: float, step: float) -> str:
+    params = {"query": promql, "start": f"{start:.3f}", "end": f"{end:.3f}", "step": f"{step:g}"}
+    return "/api/v1/query_range?" + urllib.parse.urlencode(params)
+
+
+def _result(body: bytes | str) -> list[Any]:
     try:
         data = json.loads(body)
     except ValueError:
@@ -65,11 +84,24 @@ def parse_answer(body: bytes | str) -> list[Series]:
     result = (data.get("data") or {}).get("result")
     if not isinstance(result, list):
         raise ProtocolError("Prometheus answered without a result vector")
+    return result
+
+
+def parse_answer(body: bytes | str) -> list[Series]:
     out: list[Series] = []
-    for item in result:
+    for item in _result(body):
         labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
         value = item.get("value") or [0, "NaN"]
         out.append((labels, float(value[1])))
+    return out
+
+
+def parse_range(body: bytes | str) -> list[RangeSeries]:
+    out: list[RangeSeries] = []
+    for item in _result(body):
+        labels = {str(k): str(v) for k, v in (item.get("metric") or {}).items()}
+        points = [(float(t), float(v)) for t, v in item.get("values") or []]
+        out.append((labels, points))
     return out
 
 
@@ -79,12 +111,19 @@ class HttpPrometheus:
         self.where = self.url
         self.timeout = timeout
 
-    def query(self, promql: str) -> list[Series]:
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        return parse_answer(self._get(query_path(promql, at)))
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
+        return parse_range(self._get(range_path(promql, start, end, step)))
+
+    def _get(self, path: str) -> bytes:
         try:
-            with urllib.request.urlopen(self.url + query_path(promql), timeout=self.timeout) as r:
-                return parse_answer(r.read())
+            with urllib.request.urlopen(self.url + path, timeout=self.timeout) as r:
+                body: bytes = r.read()
+                return body
         except urllib.error.HTTPError as exc:
-            return parse_answer(exc.read())  # Prometheus explains a bad query in the body
+            return exc.read()  # Prometheus explains a bad query in the body
         except (OSError, ValueError) as exc:
             raise RuntimeEnvError(
                 f"cannot reach Prometheus at {self.url}: {exc}",
@@ -98,15 +137,21 @@ class NodePrometheus:
         self.where = f"127.0.0.1:{PORT} in {node_netns}"
         self.timeout = timeout
 
-    def query(self, promql: str) -> list[Series]:
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        return parse_answer(self._get(query_path(promql, at)))
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
+        return parse_range(self._get(range_path(promql, start, end, step)))
+
+    def _get(self, path: str) -> bytes:
         def get() -> tuple[int, bytes]:
-            return netns.http_get("127.0.0.1", PORT, query_path(promql), timeout=self.timeout)
+            return netns.http_get("127.0.0.1", PORT, path, timeout=self.timeout)
 
         try:
             _, body = netns.in_netns(self.node_netns, get, timeout=self.timeout + 1)
         except OSError as exc:
             raise RuntimeEnvError(f"cannot reach the local cluster's Prometheus: {exc}") from None
-        return parse_answer(body)
+        return body
 
 
 class PodProxyPrometheus:
@@ -114,5 +159,8 @@ class PodProxyPrometheus:
         self.get = get
         self.where = where
 
-    def query(self, promql: str) -> list[Series]:
-        return parse_answer(self.get(query_path(promql)))
+    def query(self, promql: str, at: float | None = None) -> list[Series]:
+        return parse_answer(self.get(query_path(promql, at)))
+
+    def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
+        return parse_range(self.get(range_path(promql, start, end, step)))

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
+from lacewing.viz.statquery import row_dict
 from lacewing.viz.summary import StatRow
 
 __all__ = ["OUTPUTS", "render"]
@@ -75,26 +76,7 @@ def _table(rows: Sequence[StatRow], namespaces: bool, wide: bool) -> str:
 
 
 def _json(rows: Sequence[StatRow]) -> str:
-    items = [
-        {
-            "namespace": r.namespace,
-            "kind": r.kind,
-            "name": r.name,
-            "meshed": r.meshed,
-            "requests": r.requests,
-            "success": r.success_rate,
-            "rps": r.rps,
-            "latency_ms_p50": r.p50,
-            "latency_ms_p95": r.p95,
-            "latency_ms_p99": r.p99,
-            "tcp_open_connections": r.tcp_conn,
-            "tcp_read_bytes_rate": r.read_rate,
-            "tcp_write_bytes_rate": r.write_rate,
-            "tls": r.tls_share,
-        }
-        for r in rows
-    ]
-    return json.dumps(items, indent=2) + "\n"
+    return json.dumps([row_dict(r) for r in rows], indent=2) + "\n"
 
 
 def render(rows: Sequence[StatRow], output: str, *, namespaces: bool = False) -> str:

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from lacewing.cli.commands.viz import StatOptions, run_stat
+from lacewing.cli.commands.viz_dashboard import DashboardOptions, dashboard_source
 from lacewing.cli.commands.viz_install import (
     VizCheckOptions,
     VizInstallOptions,
@@ -36,6 +37,7 @@ from lacewing.cli.commands.viz_install import (
     run_uninstall,
 )
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.viz.dashboard.api import Api
 from lacewing.viz.scrapeconfig import ProxyTarget, file_sd_targets, local_config
 
 pytestmark = pytest.mark.skipif(
@@ -169,6 +171,13 @@ def test_install_check_stat_uninstall(kube_api: Any, prometheus: str, tmp_path: 
                          prometheus_url=prometheus)  # fmt: skip
     code, out, err = _run(run_stat, direct, g)
     assert code == 0 and json.loads(out)[0]["name"] == "web", err
+    # the dashboard's answers on Kubernetes: the same Prometheus through the pod proxy
+    api = Api(dashboard_source(DashboardOptions(), g))
+    status, _, body = api.handle("/api/workloads?ns=shop&window=5s")
+    assert status == 200, body
+    (dash,) = json.loads(body)["rows"]
+    assert (dash["name"], dash["meshed"]) == ("web", "1/1"), dash
+    assert abs(dash["rps"] - (OK_PER_S + FAIL_PER_S)) <= 0.05 * (OK_PER_S + FAIL_PER_S), dash
 
     code, skeletons, _ = _run(run_uninstall, VizInstallOptions(), g)
     assert code == 0

@@ -13,7 +13,8 @@
 
 `edges KIND` (deploy, sts, ds, pod) lists (source, destination, SECURED) from the same
 Prometheus (`lacewing.viz.edges`). `install`, `uninstall` and `check` live in
-`lacewing.cli.commands.viz_install` (added to this group here).
+`lacewing.cli.commands.viz_install`, `dashboard` in `lacewing.cli.commands.viz_dashboard`
+(added to this group here).
 """
 
 from __future__ import annotations
@@ -34,10 +35,11 @@ from lacewing.local.plan import netns_prefix
 from lacewing.local.state import ClusterState
 from lacewing.viz.edges import edges, edges_query, render_edges
 from lacewing.viz.prometheus import HttpPrometheus, NodePrometheus, Prometheus
-from lacewing.viz.promql import StatRequest, build_queries, parse_resource
+from lacewing.viz.promql import StatRequest, parse_resource
 from lacewing.viz.scrape import parse_window
+from lacewing.viz.statquery import stat_rows
 from lacewing.viz.statview import OUTPUTS, render
-from lacewing.viz.summary import InventoryItem, Series, summarize
+from lacewing.viz.summary import InventoryItem
 
 
 @dataclass(frozen=True)
@@ -159,20 +161,8 @@ def run_stat(options: StatOptions, ctx: GlobalOptions, out: Output) -> int:
         source=source,
         from_namespace=options.from_namespace,
     )
-    query = build_queries(request)
     prom, inventory = _sources(options, ctx, resource.kind, namespace)
-    texts = [query.requests, *query.latency.values()]
-    texts += [t for t in (query.tcp, query.read_bytes, query.write_bytes) if t]
-    results: dict[str, list[Series]] = {text: prom.query(text) for text in texts}
-    if to is not None or source is not None:
-        # only the resources with traffic on that edge, as Linkerd shows them
-        seen = {
-            (labels.get(query.group_by[0], ""), labels.get(query.group_by[-1], ""))
-            for labels, value in results[query.requests]
-            if value > 0
-        }
-        inventory = [i for i in inventory or () if (i.namespace, i.name) in seen]
-    rows = summarize(query, resource.kind, results, options.window, inventory, only=resource.name)
+    rows = stat_rows(prom, request, options.window, inventory)
     if not rows:
         if options.output == "json":
             out.out.write("[]\n")
@@ -303,9 +293,10 @@ def edges_command(
 
 
 def _add_install_commands() -> None:
+    from lacewing.cli.commands.viz_dashboard import dashboard_command
     from lacewing.cli.commands.viz_install import check_command, install_command, uninstall_command
 
-    for sub in (install_command, uninstall_command, check_command):
+    for sub in (install_command, uninstall_command, check_command, dashboard_command):
         command.add_command(sub)
 
 
