@@ -22,7 +22,7 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from lacewing.cli.context import Output
@@ -104,16 +104,26 @@ async def serve_until_signalled(
             raise failure
 
 
-def _admin_server(server: Serving) -> Any:
-    from lacewing.controller.admin import ADMIN_ADDR_ENV, AdminServer
-    from lacewing.controller.https import ControllerServer
+def admin_addr(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """`$LACEWING_CONTROLLER_ADMIN_ADDR` as (host, port); None when unset."""
+    from lacewing.controller.admin import ADMIN_ADDR_ENV
 
-    addr = os.environ.get(ADMIN_ADDR_ENV)
+    addr = env.get(ADMIN_ADDR_ENV)
     if not addr:
         return None
     host, sep, port = addr.rpartition(":")
     if not sep or not port.isdigit():
         raise UsageError(f"${ADMIN_ADDR_ENV}: {addr!r} is not HOST:PORT", hint="e.g. 0.0.0.0:9990")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _admin_server(server: Serving) -> Any:
+    from lacewing.controller.admin import AdminServer
+    from lacewing.controller.https import ControllerServer
+
+    addr = admin_addr(os.environ)
+    if addr is None:
+        return None
     found = [server, *vars(server).values()]
     servers = [s for s in found if isinstance(s, ControllerServer)]
-    return AdminServer(host.strip("[]") or "0.0.0.0", int(port), servers)
+    return AdminServer(addr[0], addr[1], servers)

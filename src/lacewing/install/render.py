@@ -244,6 +244,10 @@ def _controller_container(values: Values, c: Component) -> Doc:
     ports = [{"name": main_port, "containerPort": c.port, "protocol": "TCP"}]
     if c.webhook_port and c.webhook_port != c.port:
         ports.append({"name": "webhook", "containerPort": c.webhook_port, "protocol": "TCP"})
+    admin = sidecar.CONTROLLER_ADMIN_PORT
+    ports.append(
+        {"name": sidecar.CONTROLLER_ADMIN_PORT_NAME, "containerPort": admin, "protocol": "TCP"}
+    )
     mounts: list[Doc] = []
     if c.name == "identity":
         mounts.append({"name": "identity-issuer", "mountPath": ISSUER_DIR, "readOnly": True})
@@ -264,7 +268,10 @@ def _controller_container(values: Values, c: Component) -> Doc:
         "image": values.image.ref,
         "imagePullPolicy": values.image.pull_policy,
         "args": ["-L", values.namespace, "controller", c.name, *c.args(values)],
-        "env": [{"name": "LACEWING_LOG_LEVEL", "value": values.controller_log_level}],
+        "env": [
+            {"name": "LACEWING_LOG_LEVEL", "value": values.controller_log_level},
+            {"name": sidecar.CONTROLLER_ADMIN_ADDR_ENV, "value": f"0.0.0.0:{admin}"},
+        ],
         "ports": ports,
         "readinessProbe": {"tcpSocket": {"port": main_port}, "periodSeconds": 10},
         "livenessProbe": {

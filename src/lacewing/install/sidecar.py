@@ -36,6 +36,9 @@ from lacewing.install.values import ResourceValues, Values
 
 __all__ = [
     "ADMIN_PORT_NAME",
+    "CONTROLLER_ADMIN_ADDR_ENV",
+    "CONTROLLER_ADMIN_PORT",
+    "CONTROLLER_ADMIN_PORT_NAME",
     "CONTROL_PLANE_NS_LABEL",
     "CONTROL_PLANE_PORTS",
     "CONTROL_PLANE_SKIP_INBOUND",
@@ -79,11 +82,16 @@ SKIP_INBOUND_ANNOTATION = "config.lacewing.io/skip-inbound-ports"
 # Control plane components and the port their proxies' clients dial (Linkerd's numbers).
 CONTROL_PLANE_PORTS: dict[str, int] = {"identity": 8080, "destination": 8086, "policy": 8090}
 # Ports of a control-plane pod that its proxy must never intercept inbound (see above).
+# Every controller also serves plaintext /metrics, /ready and /live on its admin port
+# (`admin-http`, Linkerd's 9990), scraped by viz's Prometheus whatever the inbound policy says.
+CONTROLLER_ADMIN_PORT = 9990
+CONTROLLER_ADMIN_PORT_NAME = "admin-http"  # what viz's `lacewing-controller` scrape job keeps
+CONTROLLER_ADMIN_ADDR_ENV = "LACEWING_CONTROLLER_ADMIN_ADDR"  # read by lacewing.controller.admin
 CONTROL_PLANE_SKIP_INBOUND: dict[str, tuple[int, ...]] = {
-    "identity": (8080,),
-    "destination": (8086,),
-    "policy": (8090, 9443),
-    "proxy-injector": (8443,),
+    "identity": (8080, CONTROLLER_ADMIN_PORT),
+    "destination": (8086, CONTROLLER_ADMIN_PORT),
+    "policy": (8090, 9443, CONTROLLER_ADMIN_PORT),
+    "proxy-injector": (8443, CONTROLLER_ADMIN_PORT),
 }
 
 

@@ -227,7 +227,7 @@ def test_the_policy_controller_runs_as_install_configures_it() -> None:
             volumes = doc["spec"]["template"]["spec"]["volumes"]
             assert not [v for v in volumes if "secret" in v and "issuer" in str(v)], doc
     ports = {p["containerPort"] for p in main["ports"]}
-    assert ports == {8090, 9443}
+    assert ports == {8090, 9443, 9990}  # 9990: the admin port viz scrapes
     svc = _by(docs, "Service", "lacewing-policy")
     assert svc["spec"]["ports"][0]["port"] == 8090
     # its own proxy skips the ports it serves itself, and reaches it on localhost
