@@ -35,6 +35,7 @@ class Request(Exchange):
     error: tuple[int, str] | None = None
     replay: bytes | None = None  # the head of a body-less request, kept to retry it once
     reused = False  # sent on a pooled connection (which the app may have just closed)
+    repicked = False  # its connect failed and it went to the balancer's next pick
 
     def __init__(self, route: RouteStats, start: float) -> None:
         self.route, self.start = route, start
