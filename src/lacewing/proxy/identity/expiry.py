@@ -20,13 +20,31 @@ from __future__ import annotations
 
 import asyncio
 import math
-import ssl
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
-__all__ = ["ExpiryWatch", "peer_not_after"]
+__all__ = ["ExpiryWatch", "cert_time", "peer_not_after"]
 
 PRUNE_EVERY = 256
+
+
+_MONTHS = {
+    name: number
+    for number, name in enumerate(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug",
+                                   "Sep", "Oct", "Nov", "Dec"), start=1)
+}  # fmt: skip
+
+
+def cert_time(text: str) -> float:
+    """OpenSSL's `Jun  9 12:00:00 2027 GMT` -> unix seconds. (Not `ssl.cert_time_to_seconds`:
+    it imports `_strptime` lazily, which a proxy that dropped to uid 2102 may not be able to
+    read by then.)"""
+    month, day, clock, year = text.split()[:4]
+    hour, minute, second = (int(part) for part in clock.split(":"))
+    return datetime(
+        int(year), _MONTHS[month], int(day), hour, minute, second, tzinfo=UTC
+    ).timestamp()
 
 
 def peer_not_after(transport: asyncio.BaseTransport) -> float | None:
@@ -34,7 +52,7 @@ def peer_not_after(transport: asyncio.BaseTransport) -> float | None:
     ssl_object = transport.get_extra_info("ssl_object")
     cert = ssl_object.getpeercert() if ssl_object is not None else None
     not_after = cert.get("notAfter") if cert else None
-    return float(ssl.cert_time_to_seconds(not_after)) if not_after else None
+    return cert_time(not_after) if not_after else None
 
 
 class ExpiryWatch:

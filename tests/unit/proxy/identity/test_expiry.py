@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from lacewing.proxy.identity.expiry import PRUNE_EVERY, ExpiryWatch
+from lacewing.proxy.identity.expiry import PRUNE_EVERY, ExpiryWatch, cert_time
 
 
 class FakeTransport:
@@ -53,3 +53,14 @@ async def test_closed_connections_are_forgotten_so_memory_stays_bounded() -> Non
     assert len(watch) < PRUNE_EVERY
     watch.close()
     assert len(watch) == 0
+
+
+def test_certificate_times_read_as_openssl_writes_them() -> None:
+    import ssl
+
+    for text in (
+        "Jan  1 00:00:00 2100 GMT",
+        "Dec 31 23:59:59 2026 GMT",
+        "Jun  9 12:00:00 2027 GMT",
+    ):
+        assert cert_time(text) == ssl.cert_time_to_seconds(text)
