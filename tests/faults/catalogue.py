@@ -173,6 +173,52 @@ def packet_loss(percent: int, seconds: float) -> Callable[[FaultCluster], Inject
     return inject
 
 
+def _inbound_requests(cluster: FaultCluster, pod: str) -> float:
+    return sum(
+        value
+        for name, labels, value in cluster.metrics(pod)
+        if name == "request_total" and labels.get("direction") == "inbound"
+    )
+
+
+def packet_delay(ms: int, seconds: float) -> Callable[[FaultCluster], Injected]:
+    """Every packet arriving at srv-1 waits `ms` ms (an NFQUEUE delay line, tests.faults.delay,
+    since this kernel has no netem), `seconds` long: the balancer should move to srv-0."""
+
+    def inject(cluster: FaultCluster) -> Injected:
+        rule = ["INPUT", "-i", "lweth0", "-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass"]
+        served = {p: _inbound_requests(cluster, p) for p in ("srv-0", "srv-1")}
+        delayer = cluster.python_in("srv-1", "tests.faults.delay", "7", str(ms), str(seconds))
+        hit = time.time()
+        try:
+            time.sleep(0.3)  # bound before packets are queued (unbound: they bypass)
+            cluster.sh_in("srv-1", "iptables", "-w", "5", "-I", *rule)
+            try:
+                out, err = delayer.communicate(timeout=seconds + 30)
+            finally:
+                cluster.sh_in("srv-1", "iptables", "-w", "5", "-D", *rule)
+        finally:
+            if delayer.poll() is None:
+                os.killpg(delayer.pid, signal.SIGKILL)
+                delayer.wait()
+        if delayer.returncode != 0:
+            raise RuntimeError(f"delay line failed: {err[-400:]}")
+        share = {p: _inbound_requests(cluster, p) - served[p] for p in served}
+        total = sum(share.values()) or 1.0
+        notes = [
+            f"{ms} ms on every packet into srv-1 for {seconds:g} s "
+            f"(NFQUEUE delay line; no netem in this kernel): {json.loads(out)}",
+            f"share of requests while delayed: srv-0 {share['srv-0'] / total:.0%}, "
+            f"srv-1 {share['srv-1'] / total:.0%}",
+        ]
+        problems = []
+        if share["srv-1"] > 0.2 * total:
+            problems.append(f"the delayed endpoint kept {share['srv-1'] / total:.0%} of requests")
+        return Injected([hit], notes=notes, problems=problems)
+
+    return inject
+
+
 def proxy_restarted(pod: str, sig: signal.Signals) -> Callable[[FaultCluster], Injected]:
     def inject(cluster: FaultCluster) -> Injected:
         old = cluster.pid(pod, "proxy")
@@ -506,6 +552,7 @@ FAULTS: tuple[Fault, ...] = (
         packet_loss(10, 8),
         short=True,
     ),
+    Fault("200 ms delay", "every packet into srv-1 delayed 200 ms, 10 s", packet_delay(200, 10)),
     Fault(
         "server proxy SIGKILL",
         "srv-0's proxy SIGKILLed; restarted",

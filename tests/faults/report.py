@@ -79,23 +79,25 @@ def render(rows: Sequence[Row], about: list[tuple[str, str]], command: str) -> s
         "- *in flight*: failed requests that had started and not ended at the fault's instant "
         "(the kill, the stop, the start of loss). *expected*: failures the fault is meant "
         "to cause beyond those (the app's own proxy down; expired certificates). *lost*: "
-        "every other failure.",
+        "every other failure. *p99 ms*: the 99th percentile latency of the requests started "
+        "while the fault lasted.",
         f"- Pass: nothing lost; every request of the last {RECOVERED:g} s succeeded; no proxy "
         "restarted that the fault did not restart; every proxy's RSS peak within its bound "
         "above its RSS before the fault; the fault's own checks (listed below) held.",
         "",
         "## Results",
         "",
-        "| fault | s | sent | ok | failed | in flight | expected | lost | RSS of | before | "
-        "peak | after | bound (MiB) | result |",
-        "|---|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
+        "| fault | s | sent | ok | failed | in flight | expected | lost | p99 ms | RSS of | "
+        "before | peak | after | bound (MiB) | result |",
+        "|---|--:|--:|--:|--:|--:|--:|--:|--:|---|--:|--:|--:|--:|---|",
     ]
     for r in rows:
         c = r.counts
         before, peak, after = r.rss_kib
+        p99 = f"{r.p99_ms:.0f}" if r.p99_ms is not None else "-"
         lines.append(
             f"| {r.fault.name} | {r.seconds:.1f} | {c.sent} | {c.ok} | {c.failed} | "
-            f"{c.in_flight} | {c.expected} | {c.beyond} | {r.rss_pod} | {_mib(before)} | "
+            f"{c.in_flight} | {c.expected} | {c.beyond} | {p99} | {r.rss_pod} | {_mib(before)} | "
             f"{_mib(peak)} | {_mib(after)} | +{r.fault.rss_bound_kib / 1024:.0f} | "
             f"{'pass' if r.passed else 'FAIL'} |"
         )

@@ -68,6 +68,7 @@ class Row:
     rss_kib: tuple[int, int, int]  # before, peak, after (of the proxy that grew most)
     problems: list[str]
     notes: list[str]
+    p99_ms: float | None = None  # latency of the requests started during the fault
 
     @property
     def passed(self) -> bool:
@@ -124,7 +125,10 @@ def run_fault(cluster: FaultCluster, fault: Fault) -> Row:
                 f"{pod}'s proxy RSS grew {(rss.peak(pod) - rss.before(pod)) / 1024:.1f} MiB "
                 f"(bound {fault.rss_bound_kib / 1024:.0f} MiB)"
             )
+    during = sorted(r[1] - r[0] for r in records if started <= r[0] <= started + seconds)
+    p99 = during[min(len(during) - 1, int(len(during) * 0.99))] * 1000 if during else None
     return Row(
+        p99_ms=p99,
         fault=fault,
         seconds=seconds,
         counts=counts,
