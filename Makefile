@@ -42,12 +42,7 @@ image-test: venv
 	$(BIN)/pytest -q tests/image
 
 # The tarballs, and the cached Debian bases in buildah's storage.
-image-# Every fault of tests/faults/catalogue.py on a local cluster under counted load (root, a few
-# minutes); writes tests/results/faults-<date>.md. `make test` runs the short ones.
-faults: venv
-	LACEWING_FAULTS=full $(BIN)/pytest -q -s tests/integration/faults
-
-clean:
+image-clean:
 	rm -rf build/image
 	buildah rmi $$(buildah images -q --filter reference=localhost/lacewing-image-base) 2>/dev/null || true
 
