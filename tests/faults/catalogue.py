@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import select
 import signal
 import socket
 import ssl
@@ -187,23 +188,30 @@ def packet_delay(ms: int, seconds: float) -> Callable[[FaultCluster], Injected]:
 
     def inject(cluster: FaultCluster) -> Injected:
         rule = ["INPUT", "-i", "lweth0", "-j", "NFQUEUE", "--queue-num", "7", "--queue-bypass"]
-        served = {p: _inbound_requests(cluster, p) for p in ("srv-0", "srv-1")}
         delayer = cluster.python_in("srv-1", "tests.faults.delay", "7", str(ms), str(seconds))
         hit = time.time()
+        inserted = False
         try:
-            time.sleep(0.3)  # bound before packets are queued (unbound: they bypass)
+            assert delayer.stdout is not None
+            if not select.select([delayer.stdout], [], [], 30)[0]:
+                raise RuntimeError("the delay line did not bind within 30 s")
+            bound = delayer.stdout.readline()
+            if '"bound"' not in bound:
+                raise RuntimeError(f"the delay line did not bind: {bound!r}")
+            hit = time.time()  # (unbound, queued packets would bypass it undelayed)
             cluster.sh_in("srv-1", "iptables", "-w", "5", "-I", *rule)
-            try:
-                out, err = delayer.communicate(timeout=seconds + 30)
-            finally:
-                cluster.sh_in("srv-1", "iptables", "-w", "5", "-D", *rule)
+            inserted = True
+            served = {p: _inbound_requests(cluster, p) for p in ("srv-0", "srv-1")}
+            out, err = delayer.communicate(timeout=seconds + 30)
+            share = {p: _inbound_requests(cluster, p) - served[p] for p in served}
         finally:
+            if inserted:
+                cluster.sh_in("srv-1", "iptables", "-w", "5", "-D", *rule)
             if delayer.poll() is None:
                 os.killpg(delayer.pid, signal.SIGKILL)
                 delayer.wait()
         if delayer.returncode != 0:
             raise RuntimeError(f"delay line failed: {err[-400:]}")
-        share = {p: _inbound_requests(cluster, p) - served[p] for p in served}
         total = sum(share.values()) or 1.0
         notes = [
             f"{ms} ms on every packet into srv-1 for {seconds:g} s "

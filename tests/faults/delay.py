@@ -9,7 +9,8 @@ accepts whatever it still holds and unbinds. An iptables rule sends packets to i
 
     iptables -I INPUT -i lweth0 -j NFQUEUE --queue-num 7 --queue-bypass
 
-It prints one JSON line: how many packets it delayed.
+It prints a JSON line once bound (`{"bound": QUEUE}`), then one with how many packets it
+delayed.
 """
 
 from __future__ import annotations
@@ -86,6 +87,7 @@ def run(queue: int, delay: float, seconds: float) -> dict[str, object]:
     config(_attr(CFG_CMD, struct.pack("=BBH", CMD_BIND, 0, 0)))
     config(_attr(CFG_PARAMS, struct.pack(">IB", 0, COPY_META)))
     config(_attr(CFG_QUEUE_MAXLEN, struct.pack(">I", 8192)))
+    print(json.dumps({"bound": queue}), flush=True)  # from now on packets wait here
     held: collections.deque[tuple[float, int]] = collections.deque()
     delayed = 0
     until = time.monotonic() + seconds
