@@ -184,6 +184,11 @@ def write_identity_material(directory: Path) -> None:
     _write(directory / "issuer" / "tls.crt", issuer.cert_pem, 0o600)
     _write(directory / "issuer" / "tls.key", issuer.key_pem, 0o600)
     _write(directory / "ca-bundle.crt", anchor.cert_pem, 0o644)
+    # The anchor's key stays here (root only), as an operator keeps it off-cluster: with it a
+    # new issuer can be signed (rotation) without a new trust anchor.
+    (directory / "anchor").mkdir(exist_ok=True)
+    (directory / "anchor").chmod(0o700)
+    _write(directory / "anchor" / "tls.key", anchor.key_pem, 0o600)
     _write(directory / "token.key", secrets.token_hex(32), 0o600)
     (directory / "tokens").mkdir(exist_ok=True)
     (directory / "tokens").chmod(0o711)

@@ -62,6 +62,7 @@ from lacewing.proxy.h2.client import H2Upstream
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.server import H2Server
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
+from lacewing.proxy.identity.expiry import ExpiryWatch
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
 from lacewing.proxy.metrics import TcpStats
@@ -179,6 +180,7 @@ class MeshTlsConnector:
         self.timeout = timeout
         self.on_failure = on_failure
         self.handshakes = 0
+        self.expiry = ExpiryWatch()
 
     def labels_for(self, addr: Addr) -> TlsLabels | None:
         """The TLS labels a connection to `addr` will carry, or None if it stays plaintext."""
@@ -216,7 +218,25 @@ class MeshTlsConnector:
             raise ConnectRefused(f"connecting to {addr}: {exc.strerror or exc}") from None
         self.handshakes += 1
         _nodelay(transport)
+        self.expiry.watch(
+            transport, _own_not_after(self.holder), lambda: _expire(transport, protocol)
+        )
         return transport, protocol
+
+
+def _own_not_after(holder: TlsHolder) -> float | None:
+    creds = holder.credentials
+    return creds.leaf.not_valid_after_utc.timestamp() if creds is not None else None
+
+
+def _expire(transport: asyncio.Transport, protocol: asyncio.BaseProtocol) -> None:
+    """A certificate of this outbound connection expired: a pooled HTTP/1 connection is
+    closed when idle and not reused when busy; any other one closes now."""
+    expire = getattr(protocol, "certificate_expired", None)
+    if expire is not None:
+        expire()
+    else:
+        transport.close()
 
 
 class _TlsConn:
@@ -405,6 +425,7 @@ class MeshTlsTerminator:
         self.passthrough = 0
         self._sides: dict[tuple[int, Identity], Side] = {}
         self._sni_labels: dict[str, TlsLabels] = {}
+        self.expiry = ExpiryWatch()
 
     def local_name(self) -> str | None:
         """The name this proxy terminates TLS for: its certificate's, else the configured one."""
@@ -506,6 +527,9 @@ class MeshTlsTerminator:
             transport.abort()
             return asyncio.Protocol()
         derived = self.side_for(side, client)
+        self.expiry.watch(
+            transport, _own_not_after(self.holder), lambda: _drain(derived, transport)
+        )
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn == ALPN_OPAQUE:
@@ -527,3 +551,12 @@ class MeshTlsTerminator:
         transport.set_protocol(accepted)
         accepted.connection_made(transport)
         return accepted
+
+
+def _drain(side: Side, transport: asyncio.Transport) -> None:
+    """A certificate of this inbound connection expired: it closes after the request in flight."""
+    conn = side.conns.get(transport)
+    if conn is not None:
+        conn.drain()
+    else:
+        transport.close()

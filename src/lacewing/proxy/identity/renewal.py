@@ -5,7 +5,9 @@
     run()     loop: sleep until 70% of the current certificate's life has passed (measured
               from when it was received, so a CA clock ahead or behind does not matter),
               renew; on failure sleep the next backoff delay (1s, 2s, 4s ... 60s) and retry,
-              for as long as it takes; the old certificate keeps serving meanwhile.
+              for as long as it takes; the old certificate keeps serving meanwhile. The
+              delay never reaches past the certificate's expiry, and once it has expired
+              attempts come every 5 s at most (`EXPIRED_RETRY`).
 
 Every success swaps the holder's TLS contexts (open connections keep theirs), bumps
 `refresh_count` and sets `expiration_timestamp`: the values the proxy's metrics registry
@@ -44,6 +46,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RENEW_AT_FRACTION = 0.7
+EXPIRED_RETRY = 5.0  # seconds between attempts once the certificate has expired
 
 
 class Clock(Protocol):
@@ -139,9 +142,19 @@ class CertificateManager:
                 failures += 1
                 self.failure_count += 1
                 self.last_error = str(exc)
-                delay = self.backoff.delay(failures)
+                delay = self._retry_delay(failures)
                 log.warning("certificate refresh failed (%s); retrying in %.0fs", exc, delay)
                 await self.clock.sleep(delay)
+
+    def _retry_delay(self, failures: int) -> float:
+        """The backoff delay, but never past the current certificate's expiry, and at most
+        `EXPIRED_RETRY` once it has expired: without a valid certificate every new mTLS
+        connection fails, so identity coming back must be noticed within seconds."""
+        delay = self.backoff.delay(failures)
+        if self.expiration_timestamp:
+            left = self.expiration_timestamp - self.clock.time()
+            delay = min(delay, left if left > self.backoff.initial else EXPIRED_RETRY)
+        return delay
 
     async def start(self) -> None:
         """Get the first certificate (retrying) and start the renewal loop."""

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,10 @@ class Mesh:
 
 
 async def _pair(pki: Pki, backend: Backend, expected: Identity, opaque: bool = False,
-                backend_port: int | None = None) -> Mesh:  # fmt: skip
+                backend_port: int | None = None,
+                b_lifetime: timedelta = timedelta(hours=24)) -> Mesh:  # fmt: skip
     b_holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
-    b_holder.update(issue_credentials(pki, API))
+    b_holder.update(issue_credentials(pki, API, lifetime=b_lifetime))
     port = backend.port if backend_port is None else backend_port
     server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{port}"))  # type: ignore[arg-type]
     terminator = MeshTlsTerminator(b_holder)
@@ -137,6 +140,31 @@ async def test_requests_cross_mtls_with_identities_in_metrics_and_one_handshake(
         ), outbound
         tcp_dst = [m for m in client_metrics if m.startswith("tcp_open_total{") and "dst" in m]
         assert tcp_dst and all(f'server_id="{API.name}"' in m for m in tcp_dst), tcp_dst
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_a_connection_ends_with_its_certificate_and_traffic_stops_closed(
+    pki: Pki, backend: Backend
+) -> None:
+    # (found by the fault suite: with identity down past the certificates' lifetime, pooled
+    # mTLS connections went on carrying every request on the expired certificates)
+    mesh = await _pair(pki, backend, API, b_lifetime=timedelta(seconds=2))
+    try:
+        assert await _get(mesh.client.bound["outbound"], n=2) == [b"HTTP/1.1 200 OK hello"] * 2
+        assert mesh.connector.handshakes == 1
+        creds = mesh.terminator.holder.credentials
+        assert creds is not None
+        expired = creds.leaf.not_valid_after_utc.timestamp()
+        await asyncio.sleep(max(0.0, expired - time.time()) + 1.2)
+        # the pooled connection ended with B's certificate, on both sides; a new handshake
+        # fails on the expired certificate: 502, nothing reaches the app, no plaintext
+        assert (mesh.connector.expiry.expired, mesh.terminator.expiry.expired) == (1, 1)
+        answers = await _get(mesh.client.bound["outbound"])
+        assert answers[0].startswith(b"HTTP/1.1 502"), answers
+        assert mesh.connector.handshakes == 1
+        assert backend.requests == 2
+        assert 'error="tls_expired"' in "\n".join(mesh.client.metrics.render())
     finally:
         await _shutdown(mesh)
 

@@ -118,6 +118,36 @@ async def test_failures_back_off_exponentially_and_the_old_certificate_keeps_ser
         await manager.stop()
 
 
+async def test_retries_never_sleep_past_the_expiry_and_come_every_5s_once_expired(
+    identity_server: RunningIdentity,
+) -> None:
+    # (found by the fault suite: after identity had been unreachable past the certificates'
+    # life, proxies took up to 26 s to notice it was back, sleeping a 16-32 s backoff while
+    # every new mTLS connection failed)
+    clock = FakeClock(now=time.time())
+    flaky = Flaky(identity_server.client(), failures=0)
+    manager = _manager(identity_server, clock, flaky)
+    await manager.start()
+    try:
+        expiry = manager.expiration_timestamp
+        flaky.failures = flaky.calls + 12
+        await clock.advance(0)
+        await clock.advance(expiry - clock.time() - 20)  # renewal has failed until 20 s before
+        seen: list[tuple[float, float]] = []  # (when the delay was chosen, the delay)
+        for _ in range(10):
+            await _wait_for(lambda: len(clock.sleeps) > 1 + len(seen))
+            seen.append((clock.time(), clock.sleeps[-1]))
+            await clock.advance(clock.sleeps[-1])
+        for when, delay in seen:
+            if when < expiry - 1:
+                assert when + delay <= expiry + 1e-6, seen
+            else:
+                assert delay <= 5.0, seen
+        assert seen[-1][0] > expiry + 10  # it went on past the expiry, every <= 5 s
+    finally:
+        await manager.stop()
+
+
 async def _wait_for(condition: object) -> None:
     for _ in range(300):
         if condition():  # type: ignore[operator]
