@@ -481,9 +481,13 @@ class Http1Server(RouteSteps, asyncio.Protocol):
     def _repick(self, req: Request) -> bool:
         """A connect that failed sent nothing, so a request balanced per request may go to
         another endpoint, once: the balancer has counted the failure (and ejected the
-        endpoint), and the request is connected to its next pick if that is a different one."""
+        endpoint), and the request is connected to its next pick if that is a different one.
+        A routed request is left to its route (its backend's balancer and retry policy), so a
+        failed connect never moves it to another backend of a split."""
         old = req.pick
         if self._pick is not None or req.repicked or old is None or old.ticket is None:
+            return False
+        if req.routed is not None:
             return False
         req.repicked = True
         old.fail()
