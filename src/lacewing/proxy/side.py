@@ -133,6 +133,7 @@ class Side:
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
+    mux_parent: Side | None = None  # a side derived per TLS client shares this side's mux_pool
 
     def __post_init__(self) -> None:
         self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)
