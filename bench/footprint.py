@@ -196,6 +196,7 @@ def _section_soak(run: Run) -> list[str]:
                 f"{s.failed:,}",
                 f"{s.seconds:.0f}",
                 f"{s.handshakes / s.seconds:,.0f}" if s.seconds > 0 else "-",
+                f"{s.server_cpu_s * 1000 / s.handshakes:.2f}" if s.handshakes else "-",
                 f"{s.before.rss:.1f} -> {s.after.rss:.1f}",
                 f"{s.before.anon:.1f} -> {s.after.anon:.1f}",
             ]
@@ -208,6 +209,7 @@ def _section_soak(run: Run) -> list[str]:
         "failed",
         "seconds",
         "per second",
+        "server CPU ms per handshake",
         "RSS MiB before -> after",
         "private MiB before -> after",
     ]
@@ -218,7 +220,9 @@ def _section_soak(run: Run) -> list[str]:
         "",
         "Each handshake is a new TLS 1.3 connection with a client certificate from the run's "
         "identity controller, one request with `Connection: close`, read to EOF "
-        "(`bench/soak.py`, 4 client threads on the load core); bounded by count and time.",
+        "(`bench/soak.py`, 4 client threads on the load core); bounded by count and time. "
+        "Server CPU: the server-side proxy's utime+stime over the soak, per handshake (TLS "
+        "handshake, identity check, one proxied request, close).",
         "",
     ]
 

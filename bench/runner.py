@@ -151,6 +151,7 @@ class SoakResult:
     seconds: float
     before: MemSample
     after: MemSample
+    server_cpu_s: float = 0.0  # the server-side proxy's utime+stime over the soak
 
 
 @dataclass
@@ -378,6 +379,7 @@ def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: 
         return
     server = deployed.proxies[-1]
     before = mem_sample(server.pid)
+    cpu_before = sum(cpu_seconds(server.pid))
     out = run_tool(
         [
             sys.executable,
@@ -398,8 +400,9 @@ def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: 
         handshakes, failed, seconds = int(words[1]), int(words[3]), float(words[5])
     except (IndexError, ValueError):
         raise ParseError(f"soak client printed {out.strip()!r}") from None
+    cpu = sum(cpu_seconds(server.pid)) - cpu_before
     time.sleep(1.0)
-    result.soak = SoakResult(handshakes, failed, seconds, before, mem_sample(server.pid))
+    result.soak = SoakResult(handshakes, failed, seconds, before, mem_sample(server.pid), cpu)
 
 
 Step = Callable[[RowResult, Deployed, Plan, Env, Child], None]
