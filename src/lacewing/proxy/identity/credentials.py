@@ -169,6 +169,13 @@ def load_chain_in_memory(context: ssl.SSLContext, chain_pem: bytes, key_pem: byt
             os.close(fd)
 
 
+NO_TICKETS = 0
+"""Session tickets a server context sends after a TLS 1.3 handshake. OpenSSL sends two by
+default; no lacewing client resumes sessions (connections between proxies are pooled
+instead), so tickets would only cost each handshake two encrypted records on the server and
+a stored session per connection on the client."""
+
+
 def _base(
     purpose: int, creds: Credentials, trust_anchors_pem: str, alpn: Sequence[str]
 ) -> ssl.SSLContext:
@@ -189,7 +196,9 @@ def server_context(
     creds: Credentials, trust_anchors_pem: str, alpn: Sequence[str] = ()
 ) -> ssl.SSLContext:
     """Inbound: present `creds`, require a client certificate from the same trust anchors."""
-    return _base(ssl.PROTOCOL_TLS_SERVER, creds, trust_anchors_pem, alpn)
+    context = _base(ssl.PROTOCOL_TLS_SERVER, creds, trust_anchors_pem, alpn)
+    context.num_tickets = NO_TICKETS
+    return context
 
 
 def client_context(
