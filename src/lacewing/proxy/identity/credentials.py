@@ -75,7 +75,12 @@ def _time(der: bytes, at: int) -> tuple[datetime, int]:
         text = f"{1900 + year if year >= 50 else 2000 + year}{text[2:]}"
     elif tag != 0x18:  # GeneralizedTime YYYYMMDDHHMMSSZ
         raise ValueError("not a certificate time")
-    return datetime.strptime(text, "%Y%m%d%H%M%SZ").replace(tzinfo=UTC), end
+    # (by hand, not strptime: that imports _strptime on first use, and a proxy that dropped
+    # privileges may no longer be able to read the interpreter's files)
+    if len(text) != 15 or not text.endswith("Z") or not text[:14].isdigit():
+        raise ValueError("not a certificate time")
+    month, day, hour, minute, second = (int(text[i : i + 2]) for i in range(4, 14, 2))
+    return datetime(int(text[:4]), month, day, hour, minute, second, tzinfo=UTC), end
 
 
 def validity(der: bytes) -> tuple[datetime, datetime]:
