@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lacewing.core.policy import DEFAULT_POLICIES
+
 __all__ = [
     "CRD_LABEL",
     "KINDS",
@@ -96,12 +98,7 @@ _REF = _obj(
 )
 
 _PROTOCOLS = ["unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"]
-_DEFAULT_POLICIES = [
-    "all-unauthenticated",
-    "all-authenticated",
-    "cluster-unauthenticated",
-    "deny",
-]
+_DEFAULT_POLICIES = list(DEFAULT_POLICIES)  # the controller's own list: nothing to drift
 
 _SERVER = _obj(
     {
@@ -210,6 +207,10 @@ _HTTP_ROUTE = _obj(
             _obj(
                 {
                     "matches": _arr(_HTTP_MATCH),
+                    "filters": _arr(
+                        _open(_obj({"type": _str()}, required=("type",))),
+                        "Gateway API filters, and FaultInjection (see docs/traffic.md).",
+                    ),
                     "backendRefs": _arr(
                         _gateway_ref({"weight": _int(minimum=0, maximum=1000000, default=1)})
                     ),

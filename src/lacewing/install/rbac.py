@@ -32,6 +32,7 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
 SERVICE_ACCOUNTS: tuple[str, ...] = (
     "identity",
     "destination",
+    "policy",
     "proxy-injector",
 )
 
@@ -46,6 +47,13 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["apps"], ["replicasets"], _READ),
         _rule(["batch"], ["jobs"], _READ),
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
+        _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
+        _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # routes, when installed
+    ],
+    # Servers, AuthorizationPolicies, the authentications, and the Pods and Namespaces whose
+    # labels, ports, probes and default-policy annotations they apply to.
+    "policy": [
+        _rule([""], ["pods", "namespaces"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
     ],
     "proxy-injector": [

@@ -33,6 +33,7 @@ from lightkube.resources.discovery_v1 import EndpointSlice
 
 from lacewing.k8s.kubeconfig import resolve_config
 from lacewing.k8s.policy_kinds import POLICY_KINDS
+from lacewing.k8s.route_kinds import ROUTE_KINDS
 
 __all__ = ["KINDS", "Backoff", "KindWatch", "WatchEvent", "connect_async"]
 
@@ -44,6 +45,7 @@ KINDS: dict[str, Any] = {
     "EndpointSlice": EndpointSlice,
     "Namespace": Namespace,
     **POLICY_KINDS,
+    **ROUTE_KINDS,
 }
 
 Obj = dict[str, Any]

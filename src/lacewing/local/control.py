@@ -28,8 +28,8 @@ from lacewing.errors import RuntimeEnvError, UsageError
 from lacewing.local import netns
 from lacewing.local.controlplane import with_control_plane
 from lacewing.local.plan import check_cluster_name, plan_cluster
-from lacewing.local.spec import MAX_REPLICAS, load_cluster_file
-from lacewing.local.state import SUPERVISOR_MODULE, ClusterState, is_supervisor, sweep
+from lacewing.local.spec import MAX_REPLICAS, load_cluster_file, load_routes_file
+from lacewing.local.state import SUPERVISOR_MODULE, ClusterState, is_supervisor, sweep, write_json
 
 __all__ = [
     "DEFAULT_CLUSTER",
@@ -41,6 +41,7 @@ __all__ = [
     "read_pods",
     "scale",
     "selected_cluster",
+    "set_routes",
     "up",
 ]
 
@@ -122,6 +123,7 @@ def up(
         )
     sweep(name)
     state.dir.mkdir(parents=True, exist_ok=True)
+    write_json(state.routes_file, [dict(r) for r in spec.routes])
     with state.log_file.open("ab") as log:
         proc = subprocess.Popen(
             [
@@ -306,3 +308,14 @@ def scale(
                 hint=f"see `lacewing local status --name {name}` and the pods' logs",
             )
         sleep(0.1)
+
+
+def set_routes(name: str, file: str | Path) -> int:
+    """Replace the routes of running cluster `name` with the HTTPRoutes in `file` (the
+    destination controller picks them up within its poll interval); returns their number."""
+    routes = load_routes_file(file)
+    state = ClusterState(name)
+    if not state.alive():
+        raise UsageError(f"local cluster {name!r} is not running", hint="`lacewing local up` first")
+    write_json(state.routes_file, [dict(r) for r in routes])
+    return len(routes)

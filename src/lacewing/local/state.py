@@ -5,6 +5,7 @@
         supervisor.log     its log
         status.json        per pod: ready, restarts, pids (rewritten by the supervisor)
         registry.json      the registry (lacewing.core.registry), for the destination controller
+        routes.json        the cluster's HTTPRoutes (a list of objects), for the same reader
         requests/          the CLI's requests to the supervisor (`<workload>.scale`), see below
         logs/<pod>.log, logs/<pod>.proxy.log
         identity/          the cluster's trust anchor, issuer and token key
@@ -71,6 +72,10 @@ class ClusterState:
     @property
     def registry_file(self) -> Path:
         return self.dir / "registry.json"
+
+    @property
+    def routes_file(self) -> Path:
+        return self.dir / "routes.json"  # = controller.destination.local.routes_path
 
     @property
     def identity_dir(self) -> Path:

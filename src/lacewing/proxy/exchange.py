@@ -20,14 +20,21 @@ produce exactly once, the response metrics and the balancer's outcome:
                            shutdown)
 
 Only the first report counts (a response that already started and then breaks is still the
-status it started with); `ended` says whether one came. The request deadline, the retry
-budget and the replay buffer that routes add belong here too.
+status it started with); `ended` says whether one came. A request that took a route
+(`routed`, from `proxy.routes.Router`) is also counted on that route's metrics when it ends
+(answered or the proxy's own status), and `attempts` counts its retries; the codec owns its
+deadline timer and replay buffer, as only it knows how the bytes travel.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from lacewing.proxy.metrics import RouteStats
 from lacewing.proxy.targets import Pick
+
+if TYPE_CHECKING:
+    from lacewing.proxy.routes import Routed
 
 __all__ = ["Exchange"]
 
@@ -39,6 +46,8 @@ class Exchange:
     status = 0  # the response status once answered (or the proxy's own)
     pick: Pick | None = None
     ended = False
+    routed: Routed | None = None  # the route it took (None: the destination has no routes)
+    attempts = 0  # retries sent
 
     def __init__(self, route: RouteStats, start: float, pick: Pick | None = None) -> None:
         self.route, self.start = route, start
@@ -54,7 +63,22 @@ class Exchange:
         elapsed = now - self.start
         self.route.response(status, elapsed * 1000.0)
         pick = self.pick
-        if pick is not None and pick.ticket is not None:
+        if self.routed is not None:
+            self.end_pick(status, elapsed)
+            self._count_route(status, elapsed)
+        elif pick is not None and pick.ticket is not None:
+            pick.done(True, elapsed)
+
+    def end_pick(self, status: int, elapsed: float) -> None:
+        """End the pick for an answer: a success, or with the route's failure accrual on, a
+        5xx that counts towards ejecting the endpoint (circuit breaking)."""
+        pick = self.pick
+        if pick is None:
+            return
+        rule = self.routed.rule if self.routed is not None else None
+        if status >= 500 and rule is not None and rule.failure_accrual:
+            pick.fail_response(rule.failure_accrual)
+        else:
             pick.done(True, elapsed)
 
     def failed(self, status: int, now: float) -> None:
@@ -81,3 +105,14 @@ class Exchange:
         self.ended = True
         self.status = status
         self.route.response(status, (now - self.start) * 1000.0)
+        if self.routed is not None:
+            self._count_route(status, now - self.start)
+
+    def _count_route(self, status: int, seconds: float) -> None:
+        plan = self.routed.plan if self.routed is not None else None
+        if plan is None:
+            return
+        stats = plan.stats
+        stats.response(status, seconds)
+        if self.attempts and 0 < status < 500:
+            stats.retry_successes += 1

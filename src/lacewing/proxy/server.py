@@ -40,6 +40,7 @@ from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.metrics import ProxyMetrics
 from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.policy.gate import InboundGate
+from lacewing.proxy.routes import Router
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector, PlainConnector
@@ -54,10 +55,11 @@ log = logging.getLogger("lacewing.proxy")
 
 @dataclass(frozen=True)
 class DestinationTls:
-    """How a meshed proxy reaches destination: mutual TLS with its own certificate.
+    """How a meshed proxy reaches a control-plane stream (destination, policy): mutual TLS
+    with its own certificate.
 
     `context` returns the proxy's current client context (None until it has a certificate:
-    the stream then waits and retries); `server_name` is the identity destination's
+    the stream then waits and retries); `server_name` is the identity the controller's
     certificate must carry.
     """
 
@@ -71,6 +73,7 @@ def build_sides(
     connector: Connector | None = None,
     clock: Callable[[], float] = time.perf_counter,
     destination_tls: DestinationTls | None = None,
+    policy_tls: DestinationTls | None = None,
 ) -> tuple[Side, Side]:
     """The inbound and outbound stacks; `connector` is the seam for mutual TLS."""
     connector = connector or PlainConnector(config.connect_timeout)
@@ -81,16 +84,19 @@ def build_sides(
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
                     fixed_dst=config.outbound_fixed_dst, clock=clock,
                     discovery=_discovery(config, destination_tls))  # fmt: skip
-    policy = _policy(config)
+    if isinstance(outbound.discovery, OutboundDiscovery):
+        outbound.router = Router(outbound.discovery, metrics.http_routes)
+    policy = _policy(config, policy_tls)
     if policy is not None:
         inbound.gate = InboundGate(policy.policy)
         inbound.policy_client = policy
     return inbound, outbound
 
 
-def _policy(config: Config) -> PolicyClient | None:
-    """With LACEWING_PROXY_POLICY_ADDR: a stream per inbound port from the policy controller;
-    until it answers, the configured default policy (plaintext stream: see docs/policy.md)."""
+def _policy(config: Config, tls: DestinationTls | None) -> PolicyClient | None:
+    """With LACEWING_PROXY_POLICY_ADDR: a stream per inbound port from the policy controller
+    (over mutual TLS when the proxy is meshed, plaintext otherwise); until it answers, the
+    configured default policy."""
     addr = config.policy_addr
     if addr is None:
         return None
@@ -100,7 +106,13 @@ def _policy(config: Config) -> PolicyClient | None:
         return default_port_policy(port, name, networks)
 
     return PolicyClient(
-        addr.host, addr.port, namespace=config.pod_namespace, pod=config.pod_name, default=default
+        addr.host,
+        addr.port,
+        namespace=config.pod_namespace,
+        pod=config.pod_name,
+        default=default,
+        ssl_context=tls.context if tls is not None else None,
+        server_hostname=tls.server_name if tls is not None else None,
     )
 
 
@@ -144,13 +156,16 @@ def drop_privileges(uid: int | None, gid: int | None) -> bool:
 class ProxyServer:
     def __init__(self, config: Config, *, connector: Connector | None = None,
                  clock: Callable[[], float] = time.perf_counter,
-                 destination_tls: DestinationTls | None = None) -> None:  # fmt: skip
+                 destination_tls: DestinationTls | None = None,
+                 policy_tls: DestinationTls | None = None) -> None:  # fmt: skip
         self.config = config
         self.metrics = ProxyMetrics()
-        self.sides = build_sides(config, self.metrics, connector, clock, destination_tls)
+        self.sides = build_sides(config, self.metrics, connector, clock, destination_tls,
+                                 policy_tls)  # fmt: skip
         self.admin = AdminServer(
-            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown)
-        )
+            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown,
+                       policy=self.policy_snapshot())
+        )  # fmt: skip
         self.ready = False
         self.listeners: list[asyncio.Server] = []
         self.bound: dict[str, Addr] = {}
@@ -180,12 +195,20 @@ class ProxyServer:
             ) from None
         if drop_privileges(cfg.run_as_uid, cfg.run_as_gid):
             log.info("running as uid %d gid %d", os.getuid(), os.getgid())
+        feed = inbound.policy_client
+        if isinstance(feed, PolicyClient):  # the pod's ports: their policy before any client
+            feed.prefetch(sorted(cfg.inbound_ports))
         period = max(cfg.idle_timeout / 2, 0.05)
         self.tasks.spawn(self._sweep(period), name="lacewing-idle-sweeper")
         # Start-up objects live as long as the process: keep them out of every GC pass.
         gc.freeze()
         self.ready = True
         log.info("proxy listening: %s", ", ".join(f"{k} {v}" for k, v in self.bound.items()))
+
+    def policy_snapshot(self) -> Callable[[], object] | None:
+        """The admin server's `/policy` (None: no policy controller)."""
+        feed = self.sides[0].policy_client
+        return feed.snapshot if isinstance(feed, PolicyClient) else None
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

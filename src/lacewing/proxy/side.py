@@ -15,7 +15,9 @@ with the endpoint's `dst_*` labels on the request metrics. Without discovery the
 cached value per destination (no ticket, nothing to count). `connector` is where mutual TLS
 plugs in; `tls_terminator` is where inbound TLS termination plugs in; `pool` keeps idle
 upstream connections per endpoint address for every codec; `mux_pool` holds HTTP/2's
-multiplexed ones. `gate` is where inbound
+multiplexed ones. `router` is where routes plug in
+(`proxy.routes.Router`): asked per HTTP request before `pick`, for destinations that have
+routes, it chooses the backend (and the codec picks from it). `gate` is where inbound
 authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
 (after TLS, with `client_identity` known) and once per HTTP request.
 """
@@ -32,12 +34,13 @@ from lacewing.core.identity import Identity
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.metrics import ProxyMetrics, TcpStats
 from lacewing.proxy.metrics.proxy import TLS_DISABLED, TlsLabels
+from lacewing.proxy.routes import Routed, Router
 from lacewing.proxy.targets import Endpoint, Logical, Pick
 from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 from lacewing.proxy.transport.pool import Pool
 
-__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "PolicyFeed", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -97,6 +100,14 @@ class Closable(Protocol):
     async def close(self) -> None: ...
 
 
+class PolicyFeed(Closable, Protocol):
+    """What feeds `gate` (`proxy.policy.client.PolicyClient`): has a port's first answer come?"""
+
+    def answered(self, port: int) -> bool: ...
+
+    async def wait(self, port: int, timeout: float) -> bool: ...
+
+
 class Gate(Protocol):
     """Inbound authorization (`proxy.policy.gate.InboundGate`)."""
 
@@ -127,13 +138,14 @@ class Side:
     discovery: Discovery | None = None
     gate: Gate | None = None
     client_identity: Identity | None = None  # inbound, after mutual TLS: who the client is
-    policy_client: Closable | None = None  # what feeds `gate` (closed at shutdown)
+    policy_client: PolicyFeed | None = None  # what feeds `gate` (closed at shutdown)
     clock: Callable[[], float] = time.perf_counter
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
     mux_parent: Side | None = None  # a side derived per TLS client shares this side's mux_pool
+    router: Router | None = None  # outbound HTTPRoutes (`proxy.routes`), with discovery
 
     def __post_init__(self) -> None:
         self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)
@@ -152,6 +164,21 @@ class Side:
                 self._static.clear()
         return pick
 
+    def route_pick(
+        self, logical: Logical, method: str, target: str, header: Callable[[str], str | None]
+    ) -> tuple[Pick | None, Routed | None]:
+        """`pick` through the route layer, for one HTTP request (`target`: path and query,
+        `header(name)`: the first value of a lower-case header name). Without routes for the
+        destination: `(pick(logical), None)`; with them, the rule and backend the router chose
+        and a pick from that backend, or no pick when the proxy answers itself
+        (`routed.error`, a redirect). Every codec asks here."""
+        router = self.router
+        if router is not None:
+            routed = router.route(logical, method, target, header)
+            if routed is not None:
+                return routed.pick, routed
+        return self.pick(logical), None
+
     def discovering(self, dst: Addr) -> bool:
         """True while discovery has not yet answered about `dst`."""
         return (
@@ -159,6 +186,10 @@ class Side:
             and self.fixed_dst is None
             and not (self.discovery.answered(dst))
         )
+
+    def policy_pending(self, dst: Addr) -> bool:
+        """True while the policy controller has not yet answered about `dst`'s port."""
+        return self.policy_client is not None and not self.policy_client.answered(dst.port)
 
     def client_of(self, transport: asyncio.BaseTransport) -> tuple[str | None, str]:
         """(the client's mesh identity name or None, its IP), as inbound policy asks."""

@@ -96,6 +96,11 @@ class Pick:
         if self.ticket is not None:
             self.ticket.fail()
 
+    def fail_response(self, max_failures: int) -> None:
+        """The endpoint answered 5xx, and the route counts that towards ejection."""
+        if self.ticket is not None:
+            self.ticket.fail_response(max_failures)
+
     def cancel(self) -> None:
         """No outcome: the request ended for reasons that say nothing about the endpoint."""
         if self.ticket is not None:

@@ -12,6 +12,17 @@ import pytest
 REPO = Path(__file__).resolve().parents[3]
 
 
+def run_name(base: str) -> str:
+    """`base` plus three characters of this test run's PID: two test runs on one machine
+    (two checkouts, or helpers side by side) never bring down each other's clusters."""
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    n, tail = os.getpid(), ""
+    for _ in range(3):
+        n, d = divmod(n, 36)
+        tail += digits[d]
+    return base + tail
+
+
 def lacewing(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("LACEWING_LOCAL_CLUSTER", None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 
 import pytest
-from tests.integration.local.conftest import lacewing, leftovers
+from tests.integration.local.conftest import lacewing, leftovers, run_name
 
 pytestmark = pytest.mark.root
 
-NAME = "tdemo"
+NAME = run_name("tdemo")
 
 
 def test_demo_table_agrees_with_the_traffic_generator() -> None:

@@ -1,7 +1,7 @@
 """HTTP/2 and gRPC through meshed pods of a real local cluster (root): mutual TLS between the
 proxies (ALPN h2), streams balanced one by one, gRPC statuses in the metrics.
 
-One cluster (`tlgrpc`) for the module:
+One cluster (`tlgrpc` + a suffix of the run's PID) for the module:
 
     greeter  x3  meshed grpcio server (tests/integration/local/grpc_app.py)  Service greeter.tgrpc
     h2web    x1  meshed h2c server that only speaks HTTP/2                    Service h2web.tgrpc
@@ -17,11 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.integration.local.conftest import REPO, lacewing
+from tests.integration.local.conftest import REPO, lacewing, run_name
 
 pytestmark = pytest.mark.root
 
-NAME = "tlgrpc"
+NAME = run_name("tlgrpc")
 CLIENT_ID = "cli.tgrpc.serviceaccount.identity.lacewing.cluster.local"
 GREETER_ID = "greeter.tgrpc.serviceaccount.identity.lacewing.cluster.local"
 APP = ["python", "-m", "tests.integration.local.grpc_app"]

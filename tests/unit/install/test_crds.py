@@ -44,6 +44,14 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
         "parentRefs": [{"group": "policy.lacewing.io", "kind": "Server", "name": "web"}],
         "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/api"}, "method": "GET"}],
                    "timeouts": {"request": "10s"}}]}),
+    ("HTTPRoute", {  # attached to a Service: a split with filters (docs/traffic.md)
+        "parentRefs": [{"group": "", "kind": "Service", "name": "web", "port": 8080}],
+        "rules": [{"backendRefs": [{"name": "web", "port": 8080, "weight": 90},
+                                   {"name": "web-canary", "port": 8080, "weight": 10}],
+                   "filters": [{"type": "RequestHeaderModifier",
+                                "requestHeaderModifier": {"set": [{"name": "x", "value": "1"}]}},
+                               {"type": "FaultInjection", "faultInjection": {
+                                   "abort": {"percent": 10, "httpStatus": 503}}}]}]}),
     ("ServiceProfile", {
         "routes": [{"name": "GET /books", "condition": {"method": "GET", "pathRegex": "/books",
                                                         "all": [{"method": "GET"}]},

@@ -89,6 +89,7 @@ def _resolve(env: list[Obj], pod: Obj, config_maps: dict[str, Obj]) -> dict[str,
         if "fieldRef" in source:
             path = source["fieldRef"]["fieldPath"]
             field = {
+                "metadata.name": pod["metadata"].get("name", "web-0"),
                 "metadata.namespace": pod["metadata"].get("namespace", "shop"),
                 "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
             }
@@ -136,7 +137,7 @@ def _config_maps(docs: list[Obj]) -> dict[str, Obj]:
 def test_every_variable_install_renders_is_read() -> None:
     docs = _install_docs()
     pods = list(_pods_of(docs))
-    assert len(pods) == 3
+    assert len(pods) == 4  # identity, destination, policy, proxy-injector
     for pod in pods:
         assert _check(pod, _config_maps(docs)) == []
 

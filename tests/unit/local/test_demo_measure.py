@@ -35,4 +35,16 @@ def test_counts_differ() -> None:
     last = Snapshot(5.0, BotCounts(100, 90), [web(89, 10)])
     ok, line = Measure.between(first, last).agreement()
     assert not ok
-    assert line.endswith("web's proxy counted 99 responses, 89 successful: they DIFFER")
+    assert line.endswith(
+        "web's proxy counted 99 responses, 89 successful: they DIFFER (vote-bot's failures: none)"
+    )
+
+
+def test_a_difference_names_the_bots_failures() -> None:
+    first = Snapshot(0.0, BotCounts(10, 9, (("500", 1),)), [web(9, 1)])
+    last = Snapshot(5.0, BotCounts(110, 98, (("500", 11), ("504", 1))), [web(98, 11)])
+    measure = Measure.between(first, last)
+    assert measure.bot.failures == (("500", 10), ("504", 1))
+    ok, line = measure.agreement()
+    assert not ok
+    assert line.endswith("they DIFFER (vote-bot's failures: 500 x10, 504 x1)")

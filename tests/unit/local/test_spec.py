@@ -107,3 +107,31 @@ def test_bundled_demo_file_is_valid() -> None:
     assert [w.name for w in spec.workloads] == ["web", "emoji", "voting", "vote-bot"]
     assert spec.workload("emoji").replicas == 2
     assert all(w.meshed for w in spec.workloads)
+
+
+def test_a_cluster_file_carries_route_documents(tmp_path: Path) -> None:
+    from lacewing.local.spec import load_cluster_file, load_routes_file
+
+    doc = """
+workloads:
+  - {name: web, ports: [{name: http, port: 8080}], command: [sleep, "1"]}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: split}
+spec:
+  parentRefs: [{kind: Service, group: "", name: web, port: 8080}]
+  rules: [{backendRefs: [{name: web, port: 8080, weight: 9}]}]
+"""
+    (tmp_path / "c.yaml").write_text(doc)
+    spec = load_cluster_file(tmp_path / "c.yaml")
+    assert [r["metadata"]["name"] for r in spec.routes] == ["split"]
+    bad = doc.replace("weight: 9", "weight: 0")
+    (tmp_path / "bad.yaml").write_text(bad)
+    with pytest.raises(UsageError) as caught:
+        load_cluster_file(tmp_path / "bad.yaml")
+    assert str(caught.value.message).startswith(
+        "cluster file: document 2 (HTTPRoute split): spec.rules[0].backendRefs: the weights"
+    )
+    (tmp_path / "r.yaml").write_text(doc.split("---", 1)[1])
+    assert len(load_routes_file(tmp_path / "r.yaml")) == 1

@@ -69,8 +69,10 @@ def _kubernetes(options: DestinationOptions, ctx: GlobalOptions, publish: Publis
 
     # Resolve the kubeconfig now, so a missing one is one line before we listen.
     client = connect_async(options.kubeconfig or ctx.kubeconfig, ctx.context)
-    watches: dict[str, Any] = {k: KindWatch(client, k) for k in KubernetesSource.KINDS}
-    source = KubernetesSource(watches, publish, trust_domain=options.trust_domain)
+    kinds = (*KubernetesSource.KINDS, *KubernetesSource.ROUTE_KINDS)
+    watches: dict[str, Any] = {k: KindWatch(client, k) for k in kinds}
+    source = KubernetesSource(watches, publish, trust_domain=options.trust_domain,
+                              report=_rejection_logger())  # fmt: skip
 
     async def run() -> None:
         try:
@@ -81,6 +83,23 @@ def _kubernetes(options: DestinationOptions, ctx: GlobalOptions, publish: Publis
     return run
 
 
+def _rejection_logger() -> Callable[[Any], None]:
+    """Says once why each rejected route is left out (again only if its verdict changes)."""
+    import logging
+
+    log = logging.getLogger("lacewing.controller.destination")
+    reported: set[tuple[str, str, str, str]] = set()
+
+    def report(verdicts: Any) -> None:
+        for v in verdicts:
+            key = (v.namespace, v.name, v.reason, v.message)
+            if not v.accepted and key not in reported:
+                reported.add(key)
+                log.warning("HTTPRoute %s/%s not accepted (%s): %s", *key)
+
+    return report
+
+
 def _local(options: DestinationOptions, ctx: GlobalOptions, publish: Publish) -> Any:
     from lacewing.controller.destination.local import LocalSource, registry_path
 
@@ -89,7 +108,7 @@ def _local(options: DestinationOptions, ctx: GlobalOptions, publish: Publish) ->
 
 
 SOURCES: dict[str, SourceFactory] = {
-    "kubernetes": _kubernetes,  # Services, EndpointSlices, Pods (list + watch)
+    "kubernetes": _kubernetes,  # Services, EndpointSlices, Pods, HTTPRoutes (list + watch)
     "local": _local,  # the local runtime's registry.json, polled by mtime
 }
 

@@ -1,10 +1,11 @@
 """`lacewing demo`: the bundled demo mesh on this machine, with live golden metrics.
 
-`run` starts the demo's local cluster (`lacewing.local.demo.CLUSTER_FILE`), takes a first
-snapshot (vote-bot's counts and every proxy's metrics, see `lacewing.local.demo.run`), then
-either refreshes a table every `REFRESH` seconds over the last `LIVE_WINDOW` seconds until
-Ctrl-C, or with `--duration` waits that long. It then prints the final table over the whole
-run, the line comparing it with vote-bot's own counts, and always tears the cluster down.
+`run` starts the demo's local cluster (`lacewing.local.demo.CLUSTER_FILE`), waits until the
+mesh carries vote-bot's traffic, takes a first snapshot (vote-bot's counts and every proxy's
+metrics, see `lacewing.local.demo.run`), then either refreshes a table every `REFRESH` seconds
+over the last `LIVE_WINDOW` seconds until Ctrl-C, or with `--duration` waits that long. It
+then prints the final table over the whole run, the line comparing it with vote-bot's own
+counts, and always tears the cluster down.
 """
 
 from __future__ import annotations
@@ -17,9 +18,9 @@ import click
 
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
-from lacewing.local import control
+from lacewing.local import control, prometheus
 from lacewing.local.demo import CLUSTER_FILE
-from lacewing.local.demo.run import Measure, Snapshot, snapshot
+from lacewing.local.demo.run import Measure, Snapshot, snapshot, wait_for_traffic
 from lacewing.local.state import ClusterState
 from lacewing.viz.scrape import parse_window
 from lacewing.viz.table import render_plain, render_rich
@@ -68,6 +69,8 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
     out.warn("starting the demo mesh (web, emoji x2, voting, vote-bot) ...")
     try:
         control.up(CLUSTER_FILE, options.name, progress=out.warn)
+        out.warn(prometheus.describe(ClusterState(options.name).dir))
+        wait_for_traffic(options.name)
         first = snapshot(options.name)
         try:
             if options.duration is not None:

@@ -1,4 +1,4 @@
-"""`lacewing local up|status|exec|logs|scale|down`: a cluster of network namespaces on this machine.
+"""`lacewing local up|status|exec|logs|scale|routes|down`: a cluster of network namespaces.
 
 Each subcommand parses its flags into a frozen options dataclass and calls a `run_*` function
 with `(options, ctx, out)`; the work is in `lacewing.local.control`. The cluster is chosen by
@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
-from lacewing.local import control
+from lacewing.local import control, prometheus
+from lacewing.local.state import ClusterState
 
 NAME_HELP = "Cluster name [default: $LACEWING_LOCAL_CLUSTER or 'local']."
 
@@ -74,6 +75,7 @@ def run_up(options: UpOptions, ctx: GlobalOptions, out: Output) -> int:
     out.line(f"local cluster {name!r} is up: {len(pods)} pods ready")
     for line in format_pods(pods):
         out.line(line)
+    out.warn(prometheus.describe(ClusterState(name).dir))
     return 0
 
 
@@ -95,6 +97,19 @@ def run_scale(options: ScaleOptions, ctx: GlobalOptions, out: Output) -> int:
     out.line(f"{options.workload} scaled to {options.replicas} in local cluster {name!r}")
     for line in format_pods(pods) if pods else []:
         out.line(line)
+    return 0
+
+
+@dataclass(frozen=True)
+class RoutesOptions:
+    file: str
+    name: str | None = None
+
+
+def run_routes(options: RoutesOptions, ctx: GlobalOptions, out: Output) -> int:
+    name = control.selected_cluster(options.name)
+    count = control.set_routes(name, options.file)
+    out.line(f"local cluster {name!r} now has {count} route(s) from {options.file}")
     return 0
 
 
@@ -125,6 +140,15 @@ def command() -> None:
 def up_command(g: GlobalOptions, file: str, name: str | None, timeout: float) -> int:
     """Start a local cluster and wait until every pod is ready."""
     return run_up(UpOptions(file=file, name=name, timeout=timeout), g, Output())
+
+
+@command.command("routes")
+@click.option("-f", "--file", "file", required=True, help="HTTPRoute documents (YAML).")
+@name_option
+@click.pass_obj
+def routes_command(g: GlobalOptions, file: str, name: str | None) -> int:
+    """Replace a running cluster's HTTPRoutes with those in FILE (applied within a second)."""
+    return run_routes(RoutesOptions(file=file, name=name), g, Output())
 
 
 @command.command("status")

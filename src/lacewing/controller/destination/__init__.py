@@ -3,13 +3,15 @@
 Sources reduce what they watch to a `directory.Directory`: `kubernetes.KubernetesSource`
 (Services, EndpointSlices, Pods through `lacewing.k8s.watch`) or `local.LocalSource` (the local
 runtime's registry file). `server.DestinationServer` streams each asked-for authority's
-endpoints as JSON lines and pushes every change (see docs/destination.md).
+endpoints (and the HTTPRoutes `routes.accept` let through) as JSON lines and pushes every
+change (see docs/destination.md and docs/traffic.md).
 """
 
 from lacewing.controller.destination.directory import (
     Backend,
     Directory,
     PodInfo,
+    RouteDoc,
     Service,
     ServicePort,
 )
@@ -29,6 +31,7 @@ __all__ = [
     "KubernetesSource",
     "LocalSource",
     "PodInfo",
+    "RouteDoc",
     "Service",
     "ServicePort",
     "directory_from_objects",

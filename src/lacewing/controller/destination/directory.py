@@ -16,6 +16,10 @@ Resolution rules (`resolve` returns `(exists, EndpointSet)`):
 - `ip:port` of a known pod: that pod alone (so traffic to a pod IP still gets its identity).
 - anything else -> `exists=False`: the proxy passes it through unbalanced.
 
+Routes (`routes_for`): the accepted HTTPRoutes (`controller.destination.routes.accept`) whose
+parentRef names the Service, by name or cluster IP, and its port (a parentRef without a port
+attaches to every port), as the JSON objects the proxy parses again.
+
 An endpoint carries its pod's identity (so clients use mTLS) unless its port is one the pod's
 proxy skips inbound (`skip-inbound-ports`): there the app answers directly, and a client's
 mesh TLS would reach it instead of a proxy (the control plane's identity, destination and
@@ -35,7 +39,7 @@ from lacewing.core.discovery import (
     ServiceAuthority,
 )
 
-__all__ = ["Backend", "Directory", "PodInfo", "Service", "ServicePort"]
+__all__ = ["Backend", "Directory", "PodInfo", "RouteDoc", "Service", "ServicePort"]
 
 
 @dataclass(frozen=True)
@@ -82,9 +86,20 @@ class Service:
 
 
 @dataclass(frozen=True)
+class RouteDoc:
+    """An accepted route: whom it attaches to, and the object as sent to proxies (JSON)."""
+
+    namespace: str
+    name: str
+    parents: tuple[tuple[str, str, int | None], ...]  # (namespace, service, port or None)
+    text: str
+
+
+@dataclass(frozen=True)
 class Directory:
     services: tuple[Service, ...] = ()
     pods: tuple[PodInfo, ...] = ()
+    routes: tuple[RouteDoc, ...] = ()
     _by_name: dict[tuple[str, str], Service] = field(init=False, repr=False, compare=False)
     _by_ip: dict[str, Service] = field(init=False, repr=False, compare=False)
     _pods: dict[str, PodInfo] = field(init=False, repr=False, compare=False)
@@ -112,6 +127,23 @@ class Directory:
             for p in s.ports
         )
         return True, EndpointSet([self._endpoint(pod.ip, authority.port, opaque, None)])
+
+    def routes_for(self, authority: Authority) -> tuple[str, ...]:
+        """The accepted routes (JSON objects) attached to the Service `authority` names,
+        by name or cluster IP, and its port; () for a pod address or an unknown Service."""
+        if isinstance(authority, ServiceAuthority):
+            key: tuple[str, str] | None = (authority.namespace, authority.name)
+        else:
+            found = self._by_ip.get(authority.ip)
+            key = (found.namespace, found.name) if found is not None else None
+        if key is None or not self.routes:
+            return ()
+        port = authority.port
+        return tuple(
+            doc.text
+            for doc in sorted(self.routes, key=lambda d: (d.namespace, d.name))
+            if any((ns, name) == key and p in (None, port) for ns, name, p in doc.parents)
+        )
 
     def _service(self, service: Service | None, port: int) -> tuple[bool, EndpointSet]:
         if service is None:

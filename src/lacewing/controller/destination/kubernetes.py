@@ -21,6 +21,11 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 - the ports in a Pod's `config.lacewing.io/skip-inbound-ports` annotation (what its
   proxy-init leaves alone), and its proxy's own admin and tap ports (always skipped; the
   proxy serves them in plaintext, e.g. to Prometheus) are announced without identity.
+
+HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) go through `routes.accept`
+against the Services; they do not hold back the first publication (a cluster without the
+Gateway API CRDs has no such kind to list), and every publication also hands the verdicts
+to `report` (the status writer: `Accepted` / `ResolvedRefs` conditions per route).
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from lacewing.controller.destination.directory import (
     Service,
     ServicePort,
 )
+from lacewing.controller.destination.routes import Verdict, accept
 from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
 
 __all__ = ["KubernetesSource", "directory_from_objects", "parse_port_ranges"]
@@ -164,7 +170,18 @@ def directory_from_objects(
     slices: Iterable[Obj],
     pods: Iterable[Obj],
     trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    routes: Iterable[Obj] = (),
 ) -> Directory:
+    return directory_and_verdicts(services, slices, pods, trust_domain, routes)[0]
+
+
+def directory_and_verdicts(
+    services: Iterable[Obj],
+    slices: Iterable[Obj],
+    pods: Iterable[Obj],
+    trust_domain: str = DEFAULT_TRUST_DOMAIN,
+    routes: Iterable[Obj] = (),
+) -> tuple[Directory, tuple[Verdict, ...]]:
     by_service: dict[tuple[str, str], list[Obj]] = {}
     for s in slices:
         meta = _meta(s)
@@ -175,7 +192,8 @@ def directory_from_objects(
     known = {_name(pod) for pod in pod_list}
     built = tuple(_service(svc, by_service.get(_name(svc), []), known) for svc in services)
     infos = tuple(info for pod in pod_list if (info := _pod_info(pod, trust_domain)) is not None)
-    return Directory(built, infos)
+    docs, verdicts = accept(list(routes), built)
+    return Directory(built, infos, docs), verdicts
 
 
 class _Event(Protocol):
@@ -195,6 +213,7 @@ class KubernetesSource:
     """Folds three kinds' watch events into Directories (see the module docstring)."""
 
     KINDS = ("Service", "EndpointSlice", "Pod")
+    ROUTE_KINDS = ("HTTPRoute.gateway.networking.k8s.io", "HTTPRoute.policy.lacewing.io")
 
     def __init__(
         self,
@@ -202,9 +221,13 @@ class KubernetesSource:
         publish: Callable[[Directory], None],
         *,
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
+        report: Callable[[tuple[Verdict, ...]], None] | None = None,
     ) -> None:
         self.watches, self.publish, self.trust_domain = watches, publish, trust_domain
-        self.objects: dict[str, dict[tuple[str, str], Obj]] = {k: {} for k in self.KINDS}
+        self.report = report
+        self.objects: dict[str, dict[tuple[str, str], Obj]] = {
+            k: {} for k in (*self.KINDS, *self.ROUTE_KINDS)
+        }
         self._synced: set[str] = set()
 
     def apply(self, event: _Event) -> bool:
@@ -215,15 +238,20 @@ class KubernetesSource:
             self.objects[event.kind].pop(event.key, None)
         else:
             self.objects[event.kind][event.key] = event.object
-        return len(self._synced) == len(self.KINDS)
+        return self._synced.issuperset(self.KINDS)
 
     def directory(self) -> Directory:
-        return directory_from_objects(
+        routes = [obj for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        directory, verdicts = directory_and_verdicts(
             self.objects["Service"].values(),
             self.objects["EndpointSlice"].values(),
             self.objects["Pod"].values(),
             self.trust_domain,
+            routes,
         )
+        if self.report is not None and routes:
+            self.report(verdicts)
+        return directory
 
     async def run(self) -> None:
         queue: asyncio.Queue[_Event] = asyncio.Queue()

@@ -7,6 +7,12 @@ budget) and, when its (mtime, size, inode) changed, reads and parses it and publ
 `Directory` it describes. A missing file (the cluster is still coming up) publishes an empty
 Directory and keeps polling; a malformed one is logged once per change and the last good
 Directory stays published, so a bad write never empties every proxy's endpoints.
+
+Next to it, `routes.json` (written by `lacewing local up` from the cluster file's HTTPRoute
+documents, and replaced by `lacewing local routes`) holds the cluster's routes: a list of
+HTTPRoute objects, polled the same way. They go through `routes.accept` against the
+registry's Services; a rejected route is logged with its one-line reason and left out. A
+missing routes file means no routes; a malformed one keeps the last good routes.
 """
 
 from __future__ import annotations
@@ -25,10 +31,11 @@ from lacewing.controller.destination.directory import (
     Service,
     ServicePort,
 )
+from lacewing.controller.destination.routes import accept
 from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
 from lacewing.core.registry import Registry, RegistryError
 
-__all__ = ["LocalSource", "directory_from_registry", "registry_path"]
+__all__ = ["LocalSource", "directory_from_registry", "registry_path", "routes_path"]
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +44,10 @@ REGISTRY_ROOT = Path("/run/lacewing/local")
 
 def registry_path(cluster: str, root: Path = REGISTRY_ROOT) -> Path:
     return root / cluster / "registry.json"
+
+
+def routes_path(registry: Path) -> Path:
+    return registry.with_name("routes.json")
 
 
 def _identity(namespace: str, service_account: str, trust_domain: str) -> str | None:
@@ -91,27 +102,69 @@ class LocalSource:
         self.trust_domain, self.interval = trust_domain, interval
         self._seen: tuple[int, int, int] | None = None
         self._first = True
+        self.routes_file = routes_path(path)
+        self._routes_seen: tuple[int, int, int] | None = None
+        self._registry: Directory | None = None
+        self._routes: list[dict[str, object]] = []
+
+    def _routes_changed(self) -> bool:
+        try:
+            st = os.stat(self.routes_file)
+        except FileNotFoundError:
+            changed = self._routes_seen is not None
+            self._routes_seen, self._routes = None, []
+            return changed
+        stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        if stamp == self._routes_seen:
+            return False
+        self._routes_seen = stamp
+        try:
+            routes = json.loads(self.routes_file.read_text())
+            if not isinstance(routes, list) or not all(isinstance(r, dict) for r in routes):
+                raise ValueError("expected a list of HTTPRoute objects")
+        except (OSError, ValueError) as exc:
+            log.warning("ignoring routes %s: %s", self.routes_file, exc)
+            return False
+        self._routes = routes
+        return True
+
+    def _publish(self) -> None:
+        directory = self._registry or Directory()
+        if self._routes:
+            docs, verdicts = accept(self._routes, directory.services)
+            for v in verdicts:
+                if not v.accepted:
+                    log.warning("route %s/%s not accepted (%s): %s", v.namespace, v.name,
+                                v.reason, v.message)  # fmt: skip
+            directory = Directory(directory.services, directory.pods, docs)
+        self.publish(directory)
 
     def poll(self) -> bool:
-        """Check the file once; True when a new Directory was published."""
+        """Check the files once; True when a new Directory was published."""
+        routes_changed = self._routes_changed()
         try:
             st = os.stat(self.path)
         except FileNotFoundError:
-            if self._seen is not None or self._first:
-                self._seen, self._first = None, False
-                self.publish(Directory())
+            if self._seen is not None or self._first or routes_changed:
+                self._seen, self._first, self._registry = None, False, None
+                self._publish()
                 return True
             return False
         stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         if stamp == self._seen:
-            return False
+            if routes_changed:
+                self._publish()
+            return routes_changed
         self._seen, self._first = stamp, False
         try:
             registry = Registry.from_dict(json.loads(self.path.read_text()))
         except (OSError, ValueError, RegistryError) as exc:
             log.warning("ignoring registry %s: %s", self.path, exc)
-            return False
-        self.publish(directory_from_registry(registry, self.trust_domain))
+            if routes_changed:
+                self._publish()
+            return routes_changed
+        self._registry = directory_from_registry(registry, self.trust_domain)
+        self._publish()
         return True
 
     async def run(self) -> None:

@@ -7,6 +7,8 @@
          "opaque":false,"labels":{"deployment":"web","namespace":"shop",...}}]}
        {"type":"REMOVED","endpoints":[{"address":"10.42.0.7","port":8080}]}
        {"type":"NO_ENDPOINTS","exists":true}
+       {"type":"ROUTES","routes":[{"apiVersion":"gateway.networking.k8s.io/v1",
+         "kind":"HTTPRoute",...}]}            the Service's accepted HTTPRoutes, whole
        {"type":"HEARTBEAT"}                      (every `heartbeat` seconds of silence)
     GET /ready -> 200 once a source has published, else 503.
     Bad requests -> 400 with {"error": "...", "hint": "..."}.
@@ -17,6 +19,10 @@ set it last sent, re-resolves its authority against the new Directory and writes
 difference (`core.discovery.diff`), so a change reaches every client within one event-loop
 turn of the source noticing it. The body is delimited by the connection's end (HTTP/1.1
 `Connection: close`), which curl, the proxy's client and any line reader handle.
+A ROUTES event comes before the endpoint events of the same publication, and only when the
+Service's routes differ from what the stream last sent; a stream's first publication sends it
+only when there are routes, so a client takes "no ROUTES before the first endpoint event" as
+"no routes" (and streams of Services without routes look as they always did).
 A plain asyncio stream server with a hand-written request-line reader: the API is one GET.
 The listener and the tracked stream tasks are `lacewing.controller.https.ControllerServer`'s;
 `stop()` closes the listener and cancels the streams at once (no grace: they never end).
@@ -135,17 +141,22 @@ class DestinationServer(ControllerServer):
         await writer.drain()
         sent: EndpointSet | None = None
         sent_exists: bool | None = None
+        sent_routes: tuple[str, ...] = ()
         seen = 0  # publications handled; 0 = nothing published yet
         while True:
             directory = self.hub.directory
             if directory is not None and seen != self.hub.publications:
                 seen = self.hub.publications
                 exists, current = directory.resolve(authority)
+                routes = directory.routes_for(authority)
                 events = diff(sent, current, exists=exists)
                 if not current and not events and exists != sent_exists:
                     events = [NoEndpoints(exists)]
-                if events:
-                    lines = "".join(json.dumps(event_to_dict(e)) + "\n" for e in events)
+                lines = "".join(json.dumps(event_to_dict(e)) + "\n" for e in events)
+                if routes != sent_routes:
+                    lines = '{"type":"ROUTES","routes":[' + ",".join(routes) + "]}\n" + lines
+                    sent_routes = routes
+                if lines:
                     writer.write(lines.encode())
                     await writer.drain()
                 sent, sent_exists = current, exists

@@ -2,10 +2,13 @@
 
 The loop alternates `GET /api/list` and `GET /api/vote?choice=X` on `--target` at `--rate`
 requests per second. It counts every request it finished: `requests`, `success` (a response
-below 500) and `failure` (5xx or no response), the same classification the proxy uses. Its
-control server (on `--port`, reached from inside the pod) answers:
+below 500) and `failure` (5xx or no response), the same classification the proxy uses, with
+each failure's reason in `failures` (`"503"`, or `"no response: TimeoutError"`) and the last
+request's outcome in `last_ok`. Its control server (on `--port`, reached from inside the pod)
+answers:
 
-    GET  /stats    {"requests": n, "success": n, "failure": n, "paused": bool}
+    GET  /stats    {"requests": n, "success": n, "failure": n, "failures": {reason: n},
+                    "last_ok": bool | null, "paused": bool}
     POST /pause    stop after the request in flight; answers once the loop is idle
     POST /resume   start again
 
@@ -18,10 +21,19 @@ import argparse
 import itertools
 import threading
 import time
+from collections import Counter
 from typing import Any
 
 from lacewing.local.demo.emoji import EMOJI
 from lacewing.local.demo.http import get_json, serve
+
+
+def failure_reason(status: int, body: Any) -> str:
+    """`"503"` for an error response, `"no response: <exception>"` when none came."""
+    if status:
+        return str(status)
+    kind = body.get("kind", "error") if isinstance(body, dict) else "error"
+    return f"no response: {kind}"
 
 
 class Bot:
@@ -30,6 +42,8 @@ class Bot:
         self.interval = 1.0 / rate
         self.lock = threading.Lock()
         self.counts = {"requests": 0, "success": 0, "failure": 0}
+        self.failures: Counter[str] = Counter()
+        self.last_ok: bool | None = None
         self.run = threading.Event()
         self.run.set()
         self.idle = threading.Event()
@@ -47,17 +61,26 @@ class Bot:
             path = next(paths)
             if path.endswith("="):
                 path += next(choices)
-            status, _ = get_json(self.target + path)
+            status, body = get_json(self.target + path)
+            ok = 0 < status < 500
             with self.lock:
                 self.counts["requests"] += 1
-                self.counts["success" if 0 < status < 500 else "failure"] += 1
+                self.counts["success" if ok else "failure"] += 1
+                self.last_ok = ok
+                if not ok:
+                    self.failures[failure_reason(status, body)] += 1
             next_at += self.interval
             time.sleep(max(0.0, next_at - time.monotonic()))
 
     def route(self, method: str, path: str, query: dict[str, str]) -> tuple[int, Any]:
         if path == "/stats":
             with self.lock:
-                return 200, {**self.counts, "paused": not self.run.is_set()}
+                return 200, {
+                    **self.counts,
+                    "failures": dict(self.failures),
+                    "last_ok": self.last_ok,
+                    "paused": not self.run.is_set(),
+                }
         if path == "/pause" and method == "POST":
             self.run.clear()
             self.idle.wait(timeout=10)

@@ -3,7 +3,7 @@
 `serve(port, route)` answers every request with `route(method, path, query)`, which returns
 `(status, json-able body)`; keep-alive works, so a proxy in front can pool connections.
 `get_json(url)` makes one request on a fresh connection and returns `(status, body)`; a
-connection failure is status 0.
+connection failure is status 0 with `{"error": message, "kind": exception class name}`.
 """
 
 from __future__ import annotations
@@ -64,6 +64,6 @@ def get_json(url: str, method: str = "GET", timeout: float = 5.0) -> tuple[int, 
             body = raw.decode(errors="replace")
         return response.status, body
     except OSError as exc:
-        return 0, {"error": str(exc)}
+        return 0, {"error": str(exc), "kind": type(exc).__name__}
     finally:
         conn.close()

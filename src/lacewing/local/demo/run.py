@@ -1,5 +1,10 @@
 """Driving the demo: start it, measure it against vote-bot's own counts, tear it down.
 
+Measuring starts once the mesh carries the bot's traffic (`wait_for_traffic`: the bot's latest
+request succeeded): pods are ready a moment before every proxy has heard from destination, and
+a request the bot makes in that moment can fail in its own proxy (no endpoints yet, the
+Service's address not yet routed), which web's proxy never sees.
+
 The bot is paused (it finishes the request in flight, then idles) whenever its counts and the
 proxies' metrics are read, so both are taken at the same instant with nothing in flight: the
 web workload's inbound response count over a window then equals the number of requests the
@@ -19,7 +24,7 @@ from lacewing.local import control, netns
 from lacewing.viz.scrape import scrape_local
 from lacewing.viz.stat import PodScrape, WorkloadStat, compute
 
-__all__ = ["BOT_POD", "BotCounts", "Measure", "Snapshot", "snapshot"]
+__all__ = ["BOT_POD", "BotCounts", "Measure", "Snapshot", "snapshot", "wait_for_traffic"]
 
 BOT_POD = "vote-bot-0"
 BOT_PORT = 8081
@@ -31,9 +36,19 @@ DEMO_NAMESPACE = "emojivoto"
 class BotCounts:
     requests: int
     success: int
+    failures: tuple[tuple[str, int], ...] = ()  # (reason, count), sorted by reason
+    last_ok: bool | None = None
 
     def __sub__(self, other: BotCounts) -> BotCounts:
-        return BotCounts(self.requests - other.requests, self.success - other.success)
+        before = dict(other.failures)
+        failures = tuple(
+            (reason, n - before.get(reason, 0))
+            for reason, n in self.failures
+            if n - before.get(reason, 0) > 0
+        )
+        return BotCounts(
+            self.requests - other.requests, self.success - other.success, failures, self.last_ok
+        )
 
 
 def bot_call(space: str, method: str, path: str) -> BotCounts:
@@ -44,7 +59,36 @@ def bot_call(space: str, method: str, path: str) -> BotCounts:
     if status != 200:
         raise RuntimeEnvError(f"vote-bot answered {status} to {method} {path}")
     data = json.loads(body)
-    return BotCounts(int(data.get("requests", 0)), int(data.get("success", 0)))
+    failures = data.get("failures") or {}
+    return BotCounts(
+        int(data.get("requests", 0)),
+        int(data.get("success", 0)),
+        tuple(sorted((str(k), int(v)) for k, v in failures.items())),
+        data.get("last_ok"),
+    )
+
+
+def wait_for_traffic(
+    cluster: str,
+    timeout: float = 30.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    """Return once the bot's latest request through the mesh succeeded (bounded)."""
+    space = control.find_pod(cluster, BOT_POD).netns
+    deadline = clock() + timeout
+    while True:
+        counts = bot_call(space, "GET", "/stats")
+        if counts.last_ok:
+            return
+        if clock() >= deadline:
+            seen = ", ".join(f"{reason} x{n}" for reason, n in counts.failures) or "none yet"
+            raise RuntimeEnvError(
+                f"no request of vote-bot reached web through the mesh in {timeout:g}s "
+                f"(its failures: {seen})",
+                hint=f"see `lacewing local logs vote-bot-0 --proxy --name {cluster}`",
+            )
+        sleep(0.2)
 
 
 @dataclass(frozen=True)
@@ -90,4 +134,7 @@ class Measure:
             f"succeeded ({share}); web's proxy counted {seen[0]} responses, {seen[1]} "
             f"successful: {'they agree' if ok else 'they DIFFER'}"
         )
+        if not ok:
+            why = ", ".join(f"{reason} x{n}" for reason, n in self.bot.failures) or "none"
+            line += f" (vote-bot's failures: {why})"
         return ok, line

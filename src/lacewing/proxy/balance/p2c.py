@@ -10,7 +10,9 @@ shutdown): it only releases the in-flight count and, if the ticket was a probe, 
 endpoint back to due-for-probe, so a probe that ends without an answer is simply sent again.
 Later calls on an ended ticket do nothing. `begin(key)` is `take()` for a key chosen elsewhere.
 The caller decides what "failed" means: the proxy reports connection failures, not HTTP 5xx,
-so an application that fails some requests is not ejected.
+so an application that fails some requests is not ejected, unless a route turns on failure
+accrual for responses: then `fail_response(max_failures)` counts a 5xx as a failure with its
+own threshold (`max_failures` consecutive failures eject, a success resets the count).
 
 Failure accrual (a small state machine per endpoint):
 
@@ -86,6 +88,19 @@ class Ticket(Generic[K]):
 
     def fail(self) -> None:
         self.done(False, 0.0)
+
+    def fail_response(self, max_failures: int) -> None:
+        """The endpoint answered with a failure (5xx) that counts towards ejection after
+        `max_failures` consecutive ones (a route's failure accrual)."""
+        if self._done:
+            return
+        self._done = True
+        state = self._state
+        if state is None:
+            return
+        balancer = self._balancer
+        state.ewma.pending = max(0, state.ewma.pending - 1)
+        balancer._outcome(state, False, 0.0, balancer.clock(), max_failures)
 
     def cancel(self) -> None:
         if self._done:
@@ -180,14 +195,15 @@ class Balancer(Generic[K]):
         if state is not None:
             self._outcome(state, ok, seconds, self.clock())
 
-    def _outcome(self, state: _State, ok: bool, seconds: float, now: float) -> None:
+    def _outcome(self, state: _State, ok: bool, seconds: float, now: float,
+                 threshold: int | None = None) -> None:  # fmt: skip
         if ok:
             state.ewma.observe(seconds, now)
             state.failures, state.probing = 0, False
             state.ejected_until, state.backoff = None, 0.0
             return
         state.failures += 1
-        if state.probing or state.failures >= self.threshold:
+        if state.probing or state.failures >= (threshold or self.threshold):
             state.backoff = min(
                 self.backoff_cap, state.backoff * 2 if state.backoff else self.backoff_first
             )

@@ -14,6 +14,16 @@
    (0.1 s doubling to 5 s, injectable `sleep`) and reconnects: a control plane that is down
    leaves traffic flowing, and a restarted one is picked up without restarting the proxy.
    A 400 (the server cannot parse the authority) is final: the authority is unknown.
+4. a ROUTES event carries the Service's HTTPRoutes whole: each is parsed again
+   (`core.routes.parse_route`) and the lot becomes `routes`, a `RouteTable` (None: no
+   routes). If any of them does not parse, the event is ignored and the last valid table
+   stays: what the control plane sends never breaks traffic. Before a new table applies,
+   the streams of the Services it sends to are opened and their first answers awaited (at
+   most `warm_timeout`, 1 s), so a split to a new backend starts with its endpoints known.
+   Only streams asked by address warm: those are what applications dial and routes apply
+   to; a backend's own stream (by name) may carry routes too, but waiting there could wait
+   on itself (a split between `web` and `web-canary` sends to `web`).
+   A connection whose first endpoint event comes with no ROUTES before it has no routes.
 
 Each `resolve` marks the resolution used; `evict_idle()` (run every `idle_timeout / 2` by the
 client's sweeper task, clock injectable) cancels and forgets resolutions unused for
@@ -25,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ipaddress
 import json
 import logging
 import ssl
@@ -33,12 +44,15 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from lacewing.core.discovery import (
+    DEFAULT_CLUSTER_DOMAIN,
     Endpoint,
     EndpointSet,
     NoEndpoints,
     apply,
     event_from_dict,
 )
+from lacewing.core.route_table import RouteTable
+from lacewing.core.routes import Route, RouteError, parse_route
 from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["DestinationClient", "Resolution"]
@@ -55,6 +69,8 @@ class Resolution:
         self.exists: bool | None = None  # None until the first answer
         self.connected = False
         self.updates = 0
+        self.routes: RouteTable | None = None
+        self.route_updates = 0  # bumped whenever `routes` is replaced
         self.last_used = now
         self._answered = asyncio.Event()
         self._changed = asyncio.Event()
@@ -74,6 +90,39 @@ class Resolution:
 
     def endpoint_list(self) -> list[Endpoint]:
         return self.endpoints.sorted()
+
+    def _parse_routes(self, objects: object) -> list[Route] | None:
+        """The routes of a ROUTES event, or None (logged) if any of them is not valid."""
+        if not isinstance(objects, list):
+            log.warning("destination sent routes for %s that are not a list", self.authority)
+            return None
+        try:
+            return [parse_route(obj) for obj in objects]
+        except RouteError as exc:
+            log.warning("keeping the last valid routes of %s: %s", self.authority, exc)
+            return None
+
+    def _set_routes(self, routes: list[Route]) -> None:
+        self.routes = RouteTable(routes) if routes else None
+        self.route_updates += 1
+
+    @property
+    def by_address(self) -> bool:
+        """Asked about an IP address (what an app dials), not a Service name (a backend)."""
+        host = self.authority.rpartition(":")[0].strip("[]")
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return True
+
+    def backends(self, routes: list[Route], cluster_domain: str) -> set[str]:
+        """The authorities of the Services `routes` send to (a rule without backendRefs
+        sends to its parent, which is this resolution's Service)."""
+        port = self.authority.rpartition(":")[2]
+        default = int(port) if port.isdigit() else None
+        return {ref.authority(cluster_domain, default) for route in routes
+                for rule in route.rules for ref in rule.backends}  # fmt: skip
 
     def _set(self, endpoints: EndpointSet, exists: bool) -> None:
         self.endpoints, self.exists = endpoints, exists
@@ -98,6 +147,8 @@ class DestinationClient:
         read_timeout: float = 30.0,
         backoff_first: float = 0.1,
         backoff_cap: float = 5.0,
+        cluster_domain: str = DEFAULT_CLUSTER_DOMAIN,
+        warm_timeout: float = 1.0,
     ) -> None:
         self.host, self.port = host, port
         self.ssl_context, self.server_hostname = ssl_context, server_hostname
@@ -105,6 +156,7 @@ class DestinationClient:
         self.clock, self._sleep = clock, sleep
         self.idle_timeout, self.read_timeout = idle_timeout, read_timeout
         self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
+        self.cluster_domain, self.warm_timeout = cluster_domain, warm_timeout
         self._cache: dict[str, tuple[Resolution, asyncio.Task[None]]] = {}
         self._sweeper: asyncio.Task[None] | None = None
         self.connects = 0
@@ -142,6 +194,12 @@ class DestinationClient:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _warm(self, authorities: set[str]) -> None:
+        """Open the streams of a new route table's backends and wait (at most `warm_timeout`)
+        for their first answers, so the table applies with its backends' endpoints known."""
+        waits = [self.resolve(a).first_answer(self.warm_timeout) for a in sorted(authorities)]
+        await asyncio.gather(*waits)
 
     async def _sweep(self) -> None:
         while True:
@@ -184,7 +242,7 @@ class DestinationClient:
                 raise ValueError(f"destination answered {status.decode(errors='replace')}")
             self.connects += 1
             resolution.connected = True
-            first = True
+            first, routed = True, False
             while True:
                 line = await within(reader.readline(), self.read_timeout)
                 if not line:
@@ -192,8 +250,18 @@ class DestinationClient:
                 data = json.loads(line)
                 if isinstance(data, dict) and data.get("type") == "HEARTBEAT":
                     continue
+                if isinstance(data, dict) and data.get("type") == "ROUTES":
+                    routed = True
+                    routes = resolution._parse_routes(data.get("routes"))
+                    if routes is not None:
+                        if resolution.by_address:  # (routes apply to what apps dial)
+                            await self._warm(resolution.backends(routes, self.cluster_domain))
+                        resolution._set_routes(routes)
+                    continue
                 event = event_from_dict(data)
                 base = EndpointSet() if first else resolution.endpoints
+                if first and not routed and resolution.routes is not None:
+                    resolution._set_routes([])  # this connection says: no routes
                 first = False
                 exists = event.exists if isinstance(event, NoEndpoints) else True
                 resolution._set(apply(base, event), exists)

@@ -20,6 +20,13 @@ path reports back goes to the ticket inside the `Pick` (see `targets`), never to
 by address. The one thing kept per address is `identity(addr)`, the TLS identity to expect from
 a pod (for the mTLS connector): it belongs to the pod whichever Service led to it.
 
+Routes add backends by name: `routes(dst)` is the route table destination streamed with
+`dst`'s endpoints (and a counter that moves when it is replaced), and
+`pick_backend(authority)` picks from a backend Service named in a route, a `_Destination`
+of its own keyed by authority (`name.ns.svc.cluster.local:port`), built, balanced and
+evicted like the others; None while its stream has not answered, `NO_ENDPOINTS` when it has
+none.
+
 `answered(dst)` / `wait(dst, timeout)` let a new connection wait (bounded) for discovery's
 first answer, so its first request already carries the `dst_*` labels.
 """
@@ -29,17 +36,21 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 from lacewing.core.discovery import Endpoint as DiscoveredEndpoint
 from lacewing.core.identity import Identity, IdentityParseError, parse_identity
+from lacewing.core.route_table import RouteTable
 from lacewing.proxy.balance import Balancer, Unavailable
 from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.client import DestinationClient, Resolution
 from lacewing.proxy.targets import OPAQUE, Concrete, Endpoint, Logical, Pick
 
-__all__ = ["OutboundDiscovery", "dst_labels"]
+__all__ = ["NO_ENDPOINTS", "OutboundDiscovery", "dst_labels"]
 
 Labels = tuple[tuple[str, str], ...]
+NO_ENDPOINTS = Pick(Endpoint(Addr("0.0.0.0", 0)))  # a backend that exists but has no endpoints
+_NOWHERE = Addr("0.0.0.0", 0)
 _LABEL_ORDER = ("namespace", "service", "deployment", "statefulset", "daemonset", "pod")
 
 
@@ -58,6 +69,9 @@ def _identity(text: str | None) -> Identity | None:
         return parse_identity(text)
     except IdentityParseError:
         return None
+
+
+_K = TypeVar("_K", Addr, str)
 
 
 class _Destination:
@@ -88,15 +102,20 @@ class OutboundDiscovery:
         self.client, self.clock = client, clock
         self.rng = rng or random.Random()
         self._dests: dict[Addr, _Destination] = {}
+        self._backends: dict[str, _Destination] = {}  # route backends, by authority
         self._identities: dict[Addr, Identity | None] = {}  # pod address -> its identity
 
     def _destination(self, dst: Addr) -> _Destination:
-        dest = self._dests.get(dst)
+        return self._follow(self._dests, dst, str(dst), dst)
+
+    def _follow(self, cache: dict[_K, _Destination], key: _K, authority: str, dst: Addr
+                ) -> _Destination:  # fmt: skip
+        dest = cache.get(key)
         now = self.clock()
         if dest is None:
             balancer: Balancer[tuple[str, int]] = Balancer(clock=self.clock, rng=self.rng)
-            resolution = self.client.resolve(str(dst))
-            dest = self._dests[dst] = _Destination(resolution, balancer, dst, now)
+            resolution = self.client.resolve(authority)
+            dest = cache[key] = _Destination(resolution, balancer, dst, now)
         elif dest.last_used + 1.0 < now:
             # Mark it used (at most once a second), so its stream is not evicted as idle;
             # if it was evicted while unused, follow the new stream, keeping the endpoints
@@ -117,6 +136,36 @@ class OutboundDiscovery:
             ticket = dest.balancer.take()
         except Unavailable:
             return dest.passthrough
+        return Pick(dest.by_key[ticket.key], ticket)
+
+    def routes(self, dst: Addr) -> tuple[RouteTable | None, int]:
+        """The routes streamed for `dst` and how many times they were replaced."""
+        resolution = self._destination(dst).resolution
+        return resolution.routes, resolution.route_updates
+
+    def follow_backend(self, authority: str) -> None:
+        """Start following the backend Service `authority` (no request is counted)."""
+        self._follow(self._backends, authority, authority, _NOWHERE)
+
+    def ejected_backends(self, authority: str) -> list[Addr]:
+        """The endpoints of backend `authority` its balancer has ejected now."""
+        dest = self._backends.get(authority)
+        if dest is None:
+            return []
+        return [dest.by_key[k].addr for k in sorted(dest.balancer.ejected()) if k in dest.by_key]
+
+    def pick_backend(self, authority: str) -> Pick | None:
+        """An endpoint of the backend Service `authority`; None: not known yet;
+        `NO_ENDPOINTS`: it has none (or all are ejected)."""
+        dest = self._follow(self._backends, authority, authority, _NOWHERE)
+        if dest.resolution.exists is None:
+            return None
+        if not dest.by_key:
+            return NO_ENDPOINTS
+        try:
+            ticket = dest.balancer.take()
+        except Unavailable:
+            return NO_ENDPOINTS
         return Pick(dest.by_key[ticket.key], ticket)
 
     def endpoint(self, dst: Addr) -> Addr:
@@ -170,11 +219,15 @@ class OutboundDiscovery:
         gone = [dst for dst, dest in self._dests.items() if dest.last_used < cutoff]
         for dst in gone:
             del self._dests[dst]
-        if gone:
-            known = {ep.addr for dest in self._dests.values() for ep in dest.by_key.values()}
+        unused = [a for a, dest in self._backends.items() if dest.last_used < cutoff]
+        for authority in unused:
+            del self._backends[authority]
+        if gone or unused:
+            dests = [*self._dests.values(), *self._backends.values()]
+            known = {ep.addr for dest in dests for ep in dest.by_key.values()}
             for addr in [a for a in self._identities if a not in known]:
                 del self._identities[addr]
-        return len(gone)
+        return len(gone) + len(unused)
 
     def identity(self, endpoint: Addr) -> Identity | None:
         """The TLS identity discovery announced for the pod at `endpoint` (None: plaintext

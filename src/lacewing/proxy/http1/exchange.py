@@ -8,6 +8,7 @@ metrics end exactly once, however the request ends.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
 from lacewing.proxy.exchange import Exchange
@@ -35,6 +36,13 @@ class Request(Exchange):
     error: tuple[int, str] | None = None
     replay: bytes | None = None  # the head of a body-less request, kept to retry it once
     reused = False  # sent on a pooled connection (which the app may have just closed)
+    timer: asyncio.TimerHandle | None = None  # the route's request timeout
+    try_timer: asyncio.TimerHandle | None = None  # its backend request (per attempt) timeout
+    try_timeout = 0.0
+    sent: list[bytes] | None = None  # what went upstream, kept to retry (None: not retryable)
+    sent_size = 0
+    canned: bytes | None = None  # the proxy's own complete response (a redirect) for `error`
+    delay = 0.0  # an injected delay still to wait before the request is sent
 
     def __init__(self, route: RouteStats, start: float) -> None:
         self.route, self.start = route, start

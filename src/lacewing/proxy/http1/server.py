@@ -23,6 +23,10 @@ head, `failed` when the endpoint cannot be reached or dies before answering, `re
 the proxy answers for other reasons, `abandoned` when the client goes away first or the
 connection is aborted at shutdown; the exchange ends the pick and counts the response.
 
+With routes for the destination (`side.router`), the route layer's steps (`http1.routing`)
+choose the backend, arm the request timeout, keep a retryable request's bytes, rewrite heads
+and retry a response the route retries.
+
 Errors answer with the proxy's own response and close: malformed -> 400, a head that trickles
 in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
 502, connect timeout -> 504, endpoint vanished before answering -> 502 (except that a body-less
@@ -51,8 +55,10 @@ from lacewing.proxy.http1.head import (
     header_kind,
     rebuild,
 )
+from lacewing.proxy.http1.routing import RouteSteps
 from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.routes import Routed
 from lacewing.proxy.side import Side
 from lacewing.proxy.targets import HTTP1, Endpoint, Logical, Pick
 from lacewing.proxy.tcp import TunnelConn, TunnelEnd, join
@@ -71,7 +77,7 @@ _DETACHED = HttpRequestParser(object())
 _kind_get = KIND_CACHE.get  # one lookup per header (see head.py)
 
 
-class Http1Server(asyncio.Protocol):
+class Http1Server(RouteSteps, asyncio.Protocol):
     CONNECTING, PIPELINE, UPSTREAM_FULL, UPGRADE = 1, 2, 4, 8
 
     def __init__(self, side: Side, dst: Addr, stats: TcpStats) -> None:
@@ -187,6 +193,8 @@ class Http1Server(asyncio.Protocol):
             return
         data = b"".join(req.buf) if len(req.buf) > 1 else req.buf[0]
         req.buf.clear()
+        if req.sent is not None:  # kept for a retry
+            self._keep_sent(req, data)
         up.stats.write_bytes += len(data)
         up.transport.write(data)
 
@@ -212,6 +220,8 @@ class Http1Server(asyncio.Protocol):
             up.abort()
         for req in (active, *self.queue):
             if req is not None:
+                if req.timer is not None:
+                    req.timer.cancel()
                 req.abandoned()  # no-op for the pick if it already ended
         self.active = None
         self.queue.clear()
@@ -305,14 +315,9 @@ class Http1Server(asyncio.Protocol):
         parser = self.parser
         host = self._host
         pick = self._pick
-        if pick is None:  # re-picked per request
-            pick = self.side.pick(self.logical)
-            target = pick.endpoint
-            if target is not self.target:
-                self.target = target
-                if target.addr != self.endpoint:
-                    self.endpoint, self._idle = target.addr, self.side.pool.bucket(target.addr)
-                self._last_route = None  # its dst_* labels may differ
+        routed: Routed | None = None
+        if pick is None:  # re-picked per request (through the route layer when it has routes)
+            pick, routed = self._route(parser.get_method(), self._url)
         route = self._last_route
         if host != self._last_host or route is None:
             side = self.side
@@ -335,6 +340,8 @@ class Http1Server(asyncio.Protocol):
             req.chunked = True
         if self._expect:
             req.expect_continue = True
+        if routed is not None:
+            self._arm(req, routed, host, self._url)
         head: bytes | None = None
         if not self._hop:
             chunk = self._begin_chunk
@@ -369,12 +376,14 @@ class Http1Server(asyncio.Protocol):
             if len(head) > self.max_head + 2:
                 self._too_large = True
                 raise _HeadTooLarge
+        if routed is not None:
+            head = self._rewrite_head(req, head)
         req.buf.append(head)
         if not (self._chunked or self._has_body or req.upgrade):
             req.replay = head
         if self.active is None:
             idle = self._idle
-            if idle and not (self._paused or self._down_paused or req.error):
+            if idle and not (self._paused or self._down_paused or req.error or req.delay):
                 # the common case, inline: a warm pooled connection; data_received flushes
                 conn = idle.pop()
                 if not conn.closed and not conn.paused_writing:
@@ -420,7 +429,11 @@ class Http1Server(asyncio.Protocol):
     def _start(self, req: Request) -> None:
         self.active = req
         if req.error is not None:
-            self._answer_error(req, *req.error)
+            if req.routed is None or not self._answer_own(req, *req.error):
+                self._answer_error(req, *req.error)
+            return
+        if req.delay:
+            self._delay(req)
             return
         if not req.complete and self._paused:
             self.resume(self.PIPELINE)
@@ -487,6 +500,11 @@ class Http1Server(asyncio.Protocol):
 
     def response_head(self, status: int, head: bytes, close_down: bool) -> None:
         req: Request = self.active  # type: ignore[assignment]  # only called while active
+        if req.routed is not None:
+            routed_head = self._response_head(req, status, head)
+            if routed_head is None:  # retried
+                return
+            head = routed_head
         req.close_down = close_down
         req.answered(status, self._clock())
         self._dout.append(head)
@@ -637,11 +655,13 @@ class Http1Server(asyncio.Protocol):
             req.abandoned()
             self.abort()
             return
+        if req.timer is not None:
+            req.timer.cancel()
         if endpoint_failed:
             req.failed(status, self._clock())
         else:
             req.refused(status, self._clock())
-        self._dout.append(error_response(status, reason))
+        self._dout.append(req.canned or error_response(status, reason))
         self.flush_down()
         self.active = None
         self.queue.clear()

@@ -48,6 +48,7 @@ from pathlib import Path
 from lacewing.core.identity import (
     DEFAULT_TRUST_DOMAIN,
     DESTINATION_SERVICE_ACCOUNT,
+    POLICY_SERVICE_ACCOUNT,
     Identity,
     IdentityParseError,
     identity_service_name,
@@ -205,7 +206,13 @@ class MeshedProxyServer(ProxyServer):
             identity.identity.trust_domain,
         )  # fmt: skip
         destination_tls = DestinationTls(self._destination_context, destination.name)
-        super().__init__(config, connector=self.connector, destination_tls=destination_tls)
+        policy = Identity(
+            identity.service_identity.namespace, POLICY_SERVICE_ACCOUNT,
+            identity.identity.trust_domain,
+        )  # fmt: skip
+        policy_tls = DestinationTls(self._destination_context, policy.name)
+        super().__init__(config, connector=self.connector, destination_tls=destination_tls,
+                         policy_tls=policy_tls)  # fmt: skip
         discovery = self.sides[1].discovery
         if isinstance(discovery, OutboundDiscovery):
             # mTLS follows discovery: an endpoint announced with an identity gets mutual TLS
@@ -225,7 +232,12 @@ class MeshedProxyServer(ProxyServer):
             identity.identity, client, self._read_token, self.holder, clock=clock, key=key
         )
         self.admin = AdminServer(
-            AdminState(self.render_metrics, self.is_ready, self.request_shutdown)
+            AdminState(
+                self.render_metrics,
+                self.is_ready,
+                self.request_shutdown,
+                policy=self.policy_snapshot(),
+            )
         )
 
     def is_ready(self) -> bool:

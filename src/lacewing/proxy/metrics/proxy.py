@@ -124,6 +124,9 @@ class ProxyMetrics:
         self.errors: dict[tuple[str, str], int] = {}
         # (family, target_addr, labels) -> count; families in AUTHZ_FAMILIES
         self.authz: dict[tuple[str, str, TlsLabels], int] = {}
+        from lacewing.proxy.metrics.routes import RouteMetrics  # (it imports this module)
+
+        self.http_routes = RouteMetrics()  # per-route families (proxy.routes)
 
     def tcp_stats(self, direction: str, peer: str, target_addr: str, tls: TlsLabels) -> TcpStats:
         key = (direction, peer, target_addr, tls)
@@ -203,6 +206,7 @@ class ProxyMetrics:
             for (d, error), count in sorted(self.errors.items()):
                 if d == direction:
                     out.append(sample(name, labels(("error",), (error,)), count))
+        out += self.http_routes.render()
         return out
 
 

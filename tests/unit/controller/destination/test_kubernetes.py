@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from lacewing.controller.destination import directory_from_objects
@@ -114,3 +115,28 @@ def test_ports_the_pod_skips_inbound_are_announced_without_identity() -> None:
     assert admin[0].identity is None  # Prometheus scraping a meshed pod's admin port
     app = directory.resolve(parse_authority("10.42.0.1:8080"))[1].sorted()
     assert app[0].identity is not None
+
+
+def test_httproutes_of_both_groups_attach_to_services_and_bad_ones_get_a_reason() -> None:
+    svc = {
+        "metadata": {"name": "web", "namespace": "shop"},
+        "spec": {"clusterIP": "10.43.0.10", "ports": [{"name": "http", "port": 80}]},
+    }
+
+    def http_route(name: str, group: str, backend: str) -> dict[str, Any]:
+        return {"apiVersion": f"{group}/v1", "kind": "HTTPRoute",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"parentRefs": [{"kind": "Service", "name": "web"}],
+                         "rules": [{"backendRefs": [{"name": backend, "port": 80}]}]}}  # fmt: skip
+
+    from lacewing.controller.destination.kubernetes import directory_and_verdicts
+
+    gateway, ours = "gateway.networking.k8s.io", "policy.lacewing.io"
+    routes = [http_route("a", gateway, "web"), http_route("b", ours, "web"),
+              http_route("c", gateway, "missing")]  # fmt: skip
+    directory, verdicts = directory_and_verdicts([svc], [], [], routes=routes)
+    served = directory.routes_for(parse_authority("10.43.0.10:80"))
+    assert [json.loads(t)["metadata"]["name"] for t in served] == ["a", "b"]
+    rejected = [(v.name, v.reason, v.message) for v in verdicts if not v.accepted]
+    missing = "spec.rules[0].backendRefs[0]: Service shop/missing port 80 does not exist"
+    assert rejected == [("c", "BackendNotFound", missing)]

@@ -112,3 +112,29 @@ def test_the_source_publishes_each_change_of_the_file_and_keeps_the_last_good(
     write({"cluster": "t"}, 3_000_000_000)  # malformed: ignored, last good stays published
     assert not source.poll()
     assert len(published) == count
+
+
+def http_route(name: str, backend: str, port: int = 80) -> dict[str, object]:
+    return {"apiVersion": "gateway.networking.k8s.io/v1", "kind": "HTTPRoute",
+            "metadata": {"name": name, "namespace": "demo"},
+            "spec": {"parentRefs": [{"kind": "Service", "group": "", "name": "web", "port": 80}],
+                     "rules": [{"backendRefs": [{"name": backend, "port": port}]}]}}  # fmt: skip
+
+
+def test_routes_next_to_the_registry_are_served_and_bad_ones_left_out(tmp_path: Path) -> None:
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(registry(pod("web-0", "10.42.0.10")).to_dict()))
+    published: list[Directory] = []
+    source = LocalSource(path, published.append)
+    assert source.poll() and published[-1].routes == ()
+    routes_file = tmp_path / "routes.json"
+    routes_file.write_text(json.dumps([http_route("ok", "web"), http_route("gone", "nope"),
+                                       http_route("badport", "web", 81)]))  # fmt: skip
+    assert source.poll()
+    served = published[-1].routes_for(parse_authority("10.43.0.10:80"))
+    assert [json.loads(text)["metadata"]["name"] for text in served] == ["ok"]
+    assert published[-1].routes_for(parse_authority("web.demo:80")) == served
+    assert published[-1].routes_for(parse_authority("db.demo:5432")) == ()
+    assert not source.poll()
+    routes_file.unlink()  # no file: no routes
+    assert source.poll() and published[-1].routes == ()

@@ -12,6 +12,9 @@ MODULES = {
     "lacewing.proxy.discovery": {"DestinationClient", "Resolution"},
     "lacewing.proxy.balance": {"Balancer", "PeakEwma", "Unavailable"},
     "lacewing.k8s.watch": {"KindWatch", "WatchEvent", "connect_async"},
+    "lacewing.core.routes": {"parse_route", "Route", "RouteError", "route_conditions"},
+    "lacewing.core.route_table": {"RouteTable", "Request"},
+    "lacewing.proxy.routes": {"Router", "RetryBudget", "MAX_REPLAY"},
 }
 
 

@@ -1,0 +1,132 @@
+"""Which rule of which route a request takes: Gateway API precedence over one flat list.
+
+`RouteTable(routes)` takes the routes attached to one Service and flattens them into one
+entry per (route, rule, match), sorted once by precedence; `find(request)` walks that list
+and returns the first entry whose match the request satisfies, so the best match wins
+without comparing candidates per request. The order, as the Gateway API specifies it for
+HTTPRoute matches (ties go to the next line):
+
+    1. path Exact before RegularExpression before PathPrefix, and within a kind the longest
+       value first (the spec leaves regexes to implementations; like Linkerd we rank them
+       above prefixes, so a catch-all "/" never hides a regex rule)
+    2. a match with a method before one without
+    3. more header matches first
+    4. more query parameter matches first
+    5. the oldest route (creationTimestamp), then `namespace/name` alphabetically
+    6. the rule's, then the match's, place in its route
+
+A linear walk would cost a hundred comparisons on a Service with a hundred routes, so the
+list is also split by a path's first segment: an `Exact` or `PathPrefix` match can only
+match paths whose first segment is its own (prefixes match whole segments), so the entries
+for `/api/...` are the `api` entries plus the ones any path may match (`PathPrefix /`,
+regular expressions), still in precedence order; a request walks only its segment's list.
+
+A request is `Request(method, path, header, query)`: `path` without the query string,
+`header(name)` the first value of a lower-cased header name or None, `query` the raw query
+string (parsed only when some match looks at query parameters). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from lacewing.core.routes import Match, Route, Rule
+
+__all__ = ["Request", "RouteMatch", "RouteTable"]
+
+_PATH_RANK = {"Exact": 0, "RegularExpression": 1, "PathPrefix": 2}
+
+
+@dataclass(frozen=True)
+class Request:
+    method: str
+    path: str
+    header: Callable[[str], str | None]
+    query: str = ""
+
+
+@dataclass(frozen=True)
+class RouteMatch:
+    route: Route
+    rule_index: int
+    rule: Rule
+    match: Match  # the match of the rule the request satisfied
+
+
+def _key(route: Route, rule_index: int, match_index: int, match: Match) -> tuple[object, ...]:
+    return (_PATH_RANK[match.path.kind], -len(match.path.value),
+            0 if match.method else 1, -len(match.headers), -len(match.query),
+            route.created or "~", f"{route.namespace}/{route.name}",
+            rule_index, match_index)  # fmt: skip
+
+
+def _segment(match: Match) -> str | None:
+    """The first path segment every path this match accepts starts with (None: any)."""
+    path = match.path
+    if path.kind == "RegularExpression":
+        return None
+    value = path.value.rstrip("/") if path.kind == "PathPrefix" else path.value
+    if path.kind == "PathPrefix" and not value:
+        return None  # PathPrefix "/": every path
+    return value[1:].partition("/")[0]
+
+
+def _first_values(query: str) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for name, value in parse_qsl(query, keep_blank_values=True):
+        values.setdefault(name, value)
+    return values
+
+
+class RouteTable:
+    """The routes of one Service, ready to match requests against."""
+
+    __slots__ = ("_by_segment", "_entries", "_uses_query", "_wild", "routes")
+
+    def __init__(self, routes: Iterable[Route]) -> None:
+        self.routes = tuple(routes)
+        ranked = sorted(
+            (_key(route, r, m, match), RouteMatch(route, r, rule, match), match)
+            for route in self.routes
+            for r, rule in enumerate(route.rules)
+            for m, match in enumerate(rule.matches)
+        )  # the keys are unique (they end with the places), so values are never compared
+        self._entries = tuple((found, match) for _key_, found, match in ranked)
+        self._uses_query = any(match.query for _found, match in self._entries)
+        segments = [_segment(m) for _f, m in self._entries]
+        self._wild = tuple(e for e, seg in zip(self._entries, segments, strict=True)
+                           if seg is None)  # fmt: skip
+        self._by_segment = {
+            key: tuple(e for e, seg in zip(self._entries, segments, strict=True)
+                       if seg in (None, key))
+            for key in {seg for seg in segments if seg is not None}
+        }  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.routes)
+
+    def entries(self) -> list[RouteMatch]:
+        """Every (route, rule, match), best first."""
+        return [found for found, _match in self._entries]
+
+    def find(self, request: Request) -> RouteMatch | None:
+        return self.match(request.method, request.path, request.header, request.query)
+
+    def match(self, method: str, path: str, header: Callable[[str], str | None],
+              query_text: str = "") -> RouteMatch | None:  # fmt: skip
+        """`find` without building a `Request` (the proxy's per-request call)."""
+        query = _first_values(query_text) if self._uses_query and query_text else {}
+        first = path[1:].partition("/")[0]
+        for found, match in self._by_segment.get(first, self._wild):
+            if match.method is not None and match.method != method:
+                continue
+            if not match.path.matches(path):
+                continue
+            if match.headers and not all(h.matches(header(h.name)) for h in match.headers):
+                continue
+            if match.query and not all(q.matches(query.get(q.name)) for q in match.query):
+                continue
+            return found
+        return None

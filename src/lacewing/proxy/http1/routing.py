@@ -1,0 +1,286 @@
+"""The route layer's steps inside an HTTP/1 connection (mixed into `Http1Server`).
+
+Only requests to a destination that has routes come here; the others never see this code.
+
+    head complete   `_route`: the router picks rule, backend and endpoint (`proxy.routes`);
+                    `_arm`: a 404 / 503 / redirect / injected fault becomes the request's
+                    own answer (an injected delay holds the request first), the
+                    request timeout is armed, a request with a retry policy starts keeping
+                    what goes upstream (`sent`, up to `MAX_REPLAY` bytes: a bigger request
+                    is never retried) and the request header modifier rewrites the head
+    timeout fires   `_timed_out`: the upstream connection is aborted (the endpoint sees the
+                    request cancelled) or the connect abandoned, and the client gets 504;
+                    a request still queued behind others is answered 504 in its turn
+    response head   `_retry`: a status the policy retries, with attempts and budget left and
+                    the whole request kept: the connection carrying that response is
+                    aborted (its body is not wanted), the same backend gives a new endpoint
+                    and the kept bytes are sent again; otherwise the response header
+                    modifier applies and the response goes to the client
+
+The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
+keep the client's connection open when the request had no body (`_answer_own`), as an
+application's answer would; otherwise the connection closes after them, as after every
+other error the proxy answers.
+
+The timeout covers the request until its response head (a body that then streams is not
+cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
+annotation) covers each attempt: an attempt that expires is cut and retried like a 504, if
+the route retries 504 and budget and attempts allow, else answered 504. A retry is never
+sent for a request whose body is still arriving, an upgrade, HEAD
+or `Expect: 100-continue`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from lacewing.proxy.http1.exchange import Request
+from lacewing.proxy.routes import MAX_REPLAY, Routed
+from lacewing.proxy.routes.headers import location, modify_head, own_response, redirect_response
+from lacewing.proxy.targets import Endpoint, Logical, Pick
+
+if TYPE_CHECKING:
+    from lacewing.proxy.config import Addr
+    from lacewing.proxy.metrics import RouteStats
+    from lacewing.proxy.side import Side
+
+__all__ = ["RouteSteps"]
+
+
+class RouteSteps:
+    side: Side
+    logical: Logical
+    active: Request | None
+    closed: bool
+    target: Endpoint
+    endpoint: Addr
+    _idle: Any  # the pool's bucket of the current endpoint
+    _last_route: RouteStats | None
+    _headers: list[tuple[bytes, bytes]]
+    _clock: Callable[[], float]
+    _connect_task: asyncio.Task[None] | None
+
+    def _answer_error(
+        self, req: Request, status: int, reason: str, *, endpoint_failed: bool = False
+    ) -> None:
+        raise NotImplementedError
+
+    def _start(self, req: Request) -> None:
+        raise NotImplementedError
+
+    CONNECTING: int
+
+    def pause(self, reason: int) -> None:
+        raise NotImplementedError
+
+    def resume(self, reason: int) -> None:
+        raise NotImplementedError
+
+    queue: deque[Request]
+    closing: bool
+    _client_eof: bool
+    _paused: int
+    _dout: list[bytes]
+    PIPELINE: int
+
+    def flush_down(self) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def _answer_own(self, req: Request, status: int, reason: str) -> bool:
+        """Answer a routed request with the proxy's own response on a connection that stays
+        open (a body-less request whose bytes are all read or never sent): 404, 503, 504,
+        redirects, injected aborts. False when it cannot (the caller closes instead)."""
+        if req.replay is None or req.http10 or not req.keep_alive or req.status:
+            return False
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
+        req.refused(status, self._clock())
+        self._dout.append(req.canned or own_response(status, reason))
+        self.flush_down()
+        self.active = None
+        if self._client_eof or self.closing:
+            self.close()
+        elif self.queue:
+            self._start(self.queue.popleft())
+        elif self._paused:
+            self.resume(self.PIPELINE)
+        return True
+
+    def _header(self, name: str) -> str | None:
+        """The first value of header `name` (lower case) of the request being parsed."""
+        wanted = name.encode("latin-1")
+        for key, value in self._headers:
+            if key.lower() == wanted:
+                return value.decode("latin-1")
+        return None
+
+    def _retarget(self, target: Endpoint) -> None:
+        if target is not self.target:
+            self.target = target
+            if target.addr != self.endpoint:
+                self.endpoint, self._idle = target.addr, self.side.pool.bucket(target.addr)
+            self._last_route = None  # its dst_* labels may differ
+
+    def _route(self, method: bytes, url: bytes) -> tuple[Pick | None, Routed | None]:
+        side = self.side
+        if side.router is None:
+            pick: Pick | None = side.pick(self.logical)
+            routed = None
+        else:
+            pick, routed = side.route_pick(self.logical, method.decode("latin-1"),
+                                           url.decode("latin-1"), self._header)  # fmt: skip
+        if pick is not None:
+            self._retarget(pick.endpoint)
+        return pick, routed
+
+    def _arm(self, req: Request, routed: Routed, host: bytes, url: bytes) -> None:
+        req.routed = routed
+        if routed.error is not None:
+            req.error = routed.error
+            return
+        plan = routed.plan
+        assert plan is not None
+        rule = plan.rule
+        fault = rule.fault
+        if fault is not None:
+            roll = self.side.router.rng.random if self.side.router is not None else None
+            if roll is not None and fault.abort_percent and roll() * 100 < fault.abort_percent:
+                req.error = (fault.abort_status, "fault injected")
+                return
+            if roll is not None and fault.delay_percent and roll() * 100 < fault.delay_percent:
+                req.delay = fault.delay
+        if rule.redirect is not None:
+            where = location(rule.redirect, host.decode("latin-1"), url.decode("latin-1"),
+                             plan.found.match.path)  # fmt: skip
+            req.error = (rule.redirect.status, "redirect")
+            req.canned = redirect_response(rule.redirect.status, where)
+            return
+        loop = asyncio.get_running_loop()
+        if rule.timeout is not None:
+            req.timer = loop.call_later(rule.timeout, self._timed_out, req)
+        per_try = rule.backend_timeout or (rule.retry.timeout if rule.retry else None)
+        if per_try is not None:
+            req.try_timeout = per_try
+            req.try_timer = loop.call_later(per_try, self._try_timed_out, req, 0)
+        if rule.retry is not None and not req.upgrade:
+            req.sent = []
+
+    def _delay(self, req: Request) -> None:
+        """Hold `req` for its injected delay (reading paused), then start it."""
+        delay, req.delay = req.delay, 0.0
+        self.pause(self.CONNECTING)
+        asyncio.get_running_loop().call_later(delay, self._delayed, req)
+
+    def _delayed(self, req: Request) -> None:
+        if self.closed or req is not self.active or req.ended:
+            return  # the client left, or the request timed out meanwhile
+        self.resume(self.CONNECTING)
+        self._start(req)
+
+    def _rewrite_head(self, req: Request, head: bytes) -> bytes:
+        rule = req.routed.rule if req.routed is not None else None
+        if rule is None or rule.request_headers is None:
+            return head
+        return modify_head(head, rule.request_headers)
+
+    def _timed_out(self, req: Request) -> None:
+        req.timer = None
+        if req.ended or self.closed:
+            return
+        if req is not self.active:  # queued behind others: answered in its turn
+            req.error = (504, "request timed out")
+            return
+        self._cut_attempt(req)
+        if not self._answer_own(req, 504, "request timed out"):
+            self._answer_error(req, 504, "request timed out")
+
+    def _try_timed_out(self, req: Request, attempt: int) -> None:
+        """One attempt took longer than the backend request timeout: retry it if the route
+        retries 504 and may, else answer 504."""
+        req.try_timer = None
+        if req.ended or self.closed or req is not self.active or req.attempts != attempt:
+            return
+        routed = req.routed
+        if routed is not None and self._retry(req, routed, 504):
+            return
+        self._cut_attempt(req)
+        if not self._answer_own(req, 504, "backend request timed out"):
+            self._answer_error(req, 504, "backend request timed out")
+
+    def _cut_attempt(self, req: Request) -> None:
+        """Abandon the attempt in flight: the endpoint sees its connection closed."""
+        up = req.upstream
+        if up is not None:
+            req.upstream, up.server = None, None
+            up.abort()
+        elif self._connect_task is not None:
+            self._connect_task.cancel()
+            self._connect_task = None
+
+    def _response_head(self, req: Request, status: int, head: bytes) -> bytes | None:
+        """The head to send down, None when the request is being retried instead."""
+        routed = req.routed
+        assert routed is not None
+        if self._retry(req, routed, status):
+            return None
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
+        rule = routed.rule
+        if rule is not None and rule.response_headers is not None and status >= 200:
+            return modify_head(head, rule.response_headers)
+        return head
+
+    def _retry(self, req: Request, routed: Routed, status: int) -> bool:
+        plan = routed.plan
+        policy = plan.rule.retry if plan is not None else None
+        if plan is None or policy is None or status not in policy.statuses:
+            return False
+        if req.sent is None or not req.complete or req.is_head or req.expect_continue:
+            return False
+        if req.attempts >= policy.limit:
+            plan.stats.limit_exceeded += 1
+            return False
+        if plan.budget is None or not plan.budget.try_retry():
+            plan.stats.overflow += 1
+            return False
+        router = self.side.router
+        assert router is not None
+        again = router.retry(routed, self.logical)
+        if again.pick is None:
+            return False
+        self._cut_attempt(req)  # the rest of this response is not wanted
+        req.end_pick(status, self._clock() - req.start)
+        req.pick, req.routed = again.pick, again
+        req.attempts += 1
+        plan.stats.retries += 1
+        if req.try_timeout:
+            if req.try_timer is not None:
+                req.try_timer.cancel()
+            req.try_timer = asyncio.get_running_loop().call_later(
+                req.try_timeout, self._try_timed_out, req, req.attempts
+            )
+        self._retarget(again.pick.endpoint)
+        req.buf, req.sent, req.sent_size = req.sent, [], 0
+        req.reused = False
+        self._start(req)
+        return True
+
+    @staticmethod
+    def _keep_sent(req: Request, data: bytes) -> None:
+        sent = req.sent
+        if sent is not None:
+            req.sent_size += len(data)
+            if req.sent_size > MAX_REPLAY:
+                req.sent = None  # too big to replay: this request will not be retried
+            else:
+                sent.append(data)
