@@ -237,7 +237,7 @@ class MeshTlsConnector:
 
 def _own_not_after(holder: TlsHolder) -> float | None:
     creds = holder.credentials
-    return creds.leaf.not_valid_after_utc.timestamp() if creds is not None else None
+    return creds.not_after.timestamp() if creds is not None else None
 
 
 def _expire(transport: asyncio.Transport, protocol: asyncio.BaseProtocol) -> None:
