@@ -10,7 +10,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 
-.PHONY: demo test lint unit bench fuzz clean venv image image-test image-clean
+.PHONY: demo test lint unit bench fuzz faults clean venv image image-test image-clean
 
 $(BIN)/lacewing: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,11 @@ bench: venv
 # The fuzzers of tests/unit/fuzz with many more examples than `make test` runs (minutes).
 fuzz: venv
 	LACEWING_FUZZ=long $(BIN)/pytest -q tests/unit/fuzz tests/unit/proxy/identity/test_clienthello.py
+
+# Every fault of tests/faults/catalogue.py on a local cluster under counted load (root, a few
+# minutes); writes tests/results/faults-<date>.md. `make test` runs the short ones.
+faults: venv
+	LACEWING_FAULTS=full $(BIN)/pytest -q -s tests/integration/faults
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -29,6 +29,7 @@ COMMANDS: dict[str, str] = {
     "inject": "lacewing.cli.commands.inject:inject_command",
     "uninject": "lacewing.cli.commands.inject:uninject_command",
     "identity": "lacewing.cli.commands.identity:command",
+    "authz": "lacewing.cli.commands.authz:command",
     "diagnostics": "lacewing.cli.commands.diagnostics:command",
     "proxy": "lacewing.cli.commands.proxy:command",
     "proxy-init": "lacewing.cli.commands.proxy_init:command",

@@ -9,14 +9,20 @@ endpoint source) to end. On the way out it removes the handlers, cancels and awa
 companion and the waiter, drains the server (its own staged stop), and re-raises the
 companion's failure if it had one, so that a dead source is a non-zero exit, not a server
 that silently serves stale endpoints.
+
+With `$LACEWING_CONTROLLER_ADMIN_ADDR` set, an admin server (`lacewing.controller.admin`:
+plaintext /metrics, /ready, /live) starts after the component's server and stops before it;
+it reports the `ControllerServer`s found in `server` (itself, or its attributes, as for the
+policy controller's API + webhook pair).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Mapping
 from typing import Any, Protocol
 
 from lacewing.cli.context import Output
@@ -71,8 +77,11 @@ async def serve_until_signalled(
     for sig in STOP_SIGNALS:
         loop.add_signal_handler(sig, stopping.set)
     tasks: list[asyncio.Task[Any]] = []
+    admin = _admin_server(server)
     try:
         await server.start()
+        if admin is not None:
+            await admin.start()
         if companion is not None:
             tasks.append(asyncio.create_task(companion(), name=companion_name or name))
         out.line(banner(server.bound_port))
@@ -85,9 +94,36 @@ async def serve_until_signalled(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if admin is not None:
+            await admin.stop()
         await server.stop()
     if companion is not None:
         side = tasks[0]
         failure = None if side.cancelled() else side.exception()
         if failure is not None:
             raise failure
+
+
+def admin_addr(env: Mapping[str, str]) -> tuple[str, int] | None:
+    """`$LACEWING_CONTROLLER_ADMIN_ADDR` as (host, port); None when unset."""
+    from lacewing.controller.admin import ADMIN_ADDR_ENV
+
+    addr = env.get(ADMIN_ADDR_ENV)
+    if not addr:
+        return None
+    host, sep, port = addr.rpartition(":")
+    if not sep or not port.isdigit():
+        raise UsageError(f"${ADMIN_ADDR_ENV}: {addr!r} is not HOST:PORT", hint="e.g. 0.0.0.0:9990")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def _admin_server(server: Serving) -> Any:
+    from lacewing.controller.admin import AdminServer
+    from lacewing.controller.https import ControllerServer
+
+    addr = admin_addr(os.environ)
+    if addr is None:
+        return None
+    found = [server, *vars(server).values()]
+    servers = [s for s in found if isinstance(s, ControllerServer)]
+    return AdminServer(addr[0], addr[1], servers)

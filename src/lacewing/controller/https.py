@@ -6,7 +6,8 @@ subclass's `_connection(reader, writer)`. The task swallows what a client can ca
 a failed handshake, a timeout, a short read), logs anything else as a bug in that one request,
 and always closes the writer. `stop(grace)` drains in stages: close the listener, let
 in-flight connections finish within `grace` seconds (0 for endless streams), cancel the rest
-and wait for them, then wait for the listener to close.
+and wait for them, then wait for the listener to close. Each server counts its connections
+in `stats` (`lacewing.controller.metrics`), which the admin port serves.
 
 TLS is chosen by what the constructor gets as `tls`:
 - `None`: plaintext (only for loopback use);
@@ -32,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 
+from lacewing.controller.metrics import ConnectionStats
 from lacewing.errors import CertificateError, UsageError
 
 __all__ = ["MAX_HEAD", "ControllerServer", "RequestHead", "json_response", "read_head"]
@@ -105,6 +107,7 @@ class ControllerServer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._accepted = 0
         self._bound_port = 0
+        self.stats = ConnectionStats()  # served on the admin port (lacewing.controller.admin)
         self._current: Callable[[], ssl.SSLContext] | None = None
         if isinstance(tls, ssl.SSLContext) or tls is None:
             self._listener = tls
@@ -168,19 +171,25 @@ class ControllerServer:
     def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._accepted += 1
         task = asyncio.get_running_loop().create_task(
-            self._guarded(reader, writer), name=f"{self.task_prefix}-{self._accepted}"
+            self._guarded(reader, writer, self.stats.opened()),
+            name=f"{self.task_prefix}-{self._accepted}",
         )
         self._handlers.add(task)
         task.add_done_callback(self._handlers.discard)
 
-    async def _guarded(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _guarded(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, started: float
+    ) -> None:
+        error: str | None = None
         try:
             await self._connection(reader, writer)
         except CLIENT_ERRORS:
-            pass
+            error = "client"
         except Exception:  # a bug answering one request must not take the server down
+            error = "internal"
             log.exception("%s failed to answer a request", self.label)
         finally:
+            self.stats.closed(started, error)
             writer.close()
             with contextlib.suppress(OSError, ssl.SSLError, TimeoutError):
                 async with asyncio.timeout(1):

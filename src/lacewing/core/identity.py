@@ -39,6 +39,7 @@ __all__ = [
     "DESTINATION_SERVICE_ACCOUNT",
     "IDENTITY_AUDIENCE",
     "IDENTITY_SERVICE_ACCOUNT",
+    "POLICY_SERVICE_ACCOUNT",
     "Identity",
     "IdentityParseError",
     "LocalTokenValidator",
@@ -58,6 +59,7 @@ IDENTITY_AUDIENCE = "identity.lacewing.io"
 # certificate (and what destination announces for its pods) is `lacewing-<name>.<ns>...`.
 IDENTITY_SERVICE_ACCOUNT = "lacewing-identity"
 DESTINATION_SERVICE_ACCOUNT = "lacewing-destination"
+POLICY_SERVICE_ACCOUNT = "lacewing-policy"
 _INFIX = ".serviceaccount.identity.lacewing."
 _LABEL = r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?"
 _LABEL_RE = re.compile(rf"^{_LABEL}$")

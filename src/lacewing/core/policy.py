@@ -387,7 +387,10 @@ def _authorization_from_dict(data: object, where: str) -> Authorization:
         w = f"{where}.networks[{i}]"
         if not isinstance(n, dict):
             raise PolicyError(f"{w}: expected an object")
-        networks.append(Network.parse(n.get("cidr"), n.get("except") or [], w))
+        excepted = n.get("except") or []
+        if not isinstance(excepted, list):
+            raise PolicyError(f"{w}.except: expected a list")
+        networks.append(Network.parse(n.get("cidr"), excepted, w))
     identities = tuple(
         _identity_from_dict(m, f"{where}.identities[{i}]")
         for i, m in enumerate(_field(data, "identities", list, where))

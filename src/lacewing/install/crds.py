@@ -17,6 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from lacewing.core.policy import DEFAULT_POLICIES
+
 __all__ = [
     "CRD_LABEL",
     "KINDS",
@@ -96,12 +98,7 @@ _REF = _obj(
 )
 
 _PROTOCOLS = ["unknown", "HTTP/1", "HTTP/2", "gRPC", "opaque", "TLS"]
-_DEFAULT_POLICIES = [
-    "all-unauthenticated",
-    "all-authenticated",
-    "cluster-unauthenticated",
-    "deny",
-]
+_DEFAULT_POLICIES = list(DEFAULT_POLICIES)  # the controller's own list: nothing to drift
 
 _SERVER = _obj(
     {

@@ -43,6 +43,7 @@ __all__ = [
 # Webhook Service name -> the Deployment component that serves it.
 WEBHOOK_SERVICES: dict[str, str] = {
     "lacewing-proxy-injector": "proxy-injector",
+    "lacewing-policy-validator": "policy",
 }
 
 

@@ -32,6 +32,7 @@ def _rule(groups: list[str], resources: list[str], verbs: list[str]) -> dict[str
 SERVICE_ACCOUNTS: tuple[str, ...] = (
     "identity",
     "destination",
+    "policy",
     "proxy-injector",
 )
 
@@ -54,6 +55,12 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
             ["httproutes/status"],
             ["get", "patch", "update"],
         ),
+    ],
+    # Servers, AuthorizationPolicies, the authentications, and the Pods and Namespaces whose
+    # labels, ports, probes and default-policy annotations they apply to.
+    "policy": [
+        _rule([""], ["pods", "namespaces"], _READ),
+        _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
     ],
     "proxy-injector": [
         _rule([""], ["namespaces", "replicationcontrollers"], _READ),

@@ -9,9 +9,12 @@ webhook serving certificates), Services, Deployments (each pod carries the ONE s
 volumes), PodDisruptionBudgets with `ha`, and last the webhook configuration (its Service
 exists by then). `render_crds` is the `install --crds` half.
 
-Only what runs is rendered: there is no policy controller yet (proxies apply no inbound
-policy), so no `lacewing-policy` Deployment or policy-validator webhook; and no heartbeat
-CronJob (it would have run `lacewing version` and done nothing).
+Destination and policy serve proxies over mTLS with a certificate they ask identity for
+(a CSR and their projected service-account token, as a proxy does); neither ever sees the
+issuer's key, which is mounted in the identity pod only. The policy pod also serves the
+policy-validator webhook (`lacewing-policy-validator` Service, port 443 -> 9443), which the
+ValidatingWebhookConfiguration sends every policy.lacewing.io CREATE and UPDATE to. No
+heartbeat CronJob is rendered (it would have run `lacewing version` and done nothing).
 
 Nothing here talks to a cluster or reads a clock: certificates come in through `Credentials`.
 """
@@ -94,13 +97,33 @@ def _destination_args(v: Values) -> list[str]:
     ]  # fmt: skip
 
 
+def _policy_args(v: Values) -> list[str]:
+    # The policy API over mTLS (its certificate from identity, as destination's) and the
+    # policy-validator webhook with the install-generated serving certificate.
+    return [
+        "--listen-addr", "0.0.0.0:8090",
+        "--admission-addr", "0.0.0.0:9443",
+        "--tls-dir", WEBHOOK_TLS_DIR,
+        "--default-policy", v.default_inbound_policy,
+        "--cluster-networks", v.cluster_networks,
+        "--trust-domain", v.identity.trust_domain,
+        "--identity-addr", sidecar.control_plane_address(v, "identity"),
+        "--identity-token-file", sidecar.IDENTITY_TOKEN_PATH,
+        "--trust-anchors-file", f"{TRUST_ANCHORS_DIR}/{sidecar.TRUST_ROOTS_KEY}",
+    ]  # fmt: skip
+
+
 def _injector_args(v: Values) -> list[str]:
     return ["--listen-addr", "0.0.0.0:8443", "--tls-dir", WEBHOOK_TLS_DIR]
 
 
+# Controllers that serve proxies over mTLS with a certificate they ask identity for.
+_IDENTITY_CLIENTS = ("destination", "policy")
+
 COMPONENTS: tuple[Component, ...] = (
     Component("identity", 8080, _identity_args),
     Component("destination", 8086, _destination_args),
+    Component("policy", 8090, _policy_args, "lacewing-policy-validator", 9443),
     Component("proxy-injector", 8443, _injector_args, "lacewing-proxy-injector", 8443, grpc=False),
 )
 assert {c.webhook_service for c in COMPONENTS if c.webhook_service} == set(WEBHOOK_SERVICES)
@@ -221,12 +244,16 @@ def _controller_container(values: Values, c: Component) -> Doc:
     ports = [{"name": main_port, "containerPort": c.port, "protocol": "TCP"}]
     if c.webhook_port and c.webhook_port != c.port:
         ports.append({"name": "webhook", "containerPort": c.webhook_port, "protocol": "TCP"})
+    admin = sidecar.CONTROLLER_ADMIN_PORT
+    ports.append(
+        {"name": sidecar.CONTROLLER_ADMIN_PORT_NAME, "containerPort": admin, "protocol": "TCP"}
+    )
     mounts: list[Doc] = []
     if c.name == "identity":
         mounts.append({"name": "identity-issuer", "mountPath": ISSUER_DIR, "readOnly": True})
-    if c.name in ("identity", "destination"):
+    if c.name in _IDENTITY_CLIENTS or c.name == "identity":
         mounts.append({"name": "trust-roots", "mountPath": TRUST_ANCHORS_DIR, "readOnly": True})
-    if c.name == "destination":  # its token for identity, as the proxy's
+    if c.name in _IDENTITY_CLIENTS:  # its token for identity, as the proxy's
         mounts.append(
             {
                 "name": sidecar.IDENTITY_TOKEN_VOLUME,
@@ -241,7 +268,10 @@ def _controller_container(values: Values, c: Component) -> Doc:
         "image": values.image.ref,
         "imagePullPolicy": values.image.pull_policy,
         "args": ["-L", values.namespace, "controller", c.name, *c.args(values)],
-        "env": [{"name": "LACEWING_LOG_LEVEL", "value": values.controller_log_level}],
+        "env": [
+            {"name": "LACEWING_LOG_LEVEL", "value": values.controller_log_level},
+            {"name": sidecar.CONTROLLER_ADMIN_ADDR_ENV, "value": f"0.0.0.0:{admin}"},
+        ],
         "ports": ports,
         "readinessProbe": {"tcpSocket": {"port": main_port}, "periodSeconds": 10},
         "livenessProbe": {
@@ -264,7 +294,7 @@ def _volumes(values: Values, c: Component) -> list[Doc]:
     volumes: list[Doc] = []
     if c.name == "identity":
         volumes.append({"name": "identity-issuer", "secret": {"secretName": ISSUER_SECRET}})
-    if c.name in ("identity", "destination"):
+    if c.name in _IDENTITY_CLIENTS or c.name == "identity":
         volumes.append(
             {"name": "trust-roots", "configMap": {"name": sidecar.TRUST_ROOTS_CONFIG_MAP}}
         )
@@ -399,7 +429,34 @@ def _webhooks(values: Values, creds: Credentials) -> list[Doc]:
             }
         ],
     }
-    return [mutating]
+    validator = f"lacewing-{values.namespace}-policy-validator-webhook-config"
+    validating = {
+        "apiVersion": "admissionregistration.k8s.io/v1",
+        "kind": "ValidatingWebhookConfiguration",
+        "metadata": _meta(values, validator, "policy", ns=False),
+        "webhooks": [
+            {
+                "name": "lacewing-policy-validator.lacewing.io",
+                "clientConfig": _webhook_client(values, "lacewing-policy-validator", creds),
+                "rules": [
+                    {
+                        "operations": ["CREATE", "UPDATE"],
+                        "apiGroups": [crds.POLICY_GROUP],
+                        "apiVersions": ["*"],
+                        "resources": [
+                            "servers",
+                            "authorizationpolicies",
+                            "meshtlsauthentications",
+                            "networkauthentications",
+                        ],
+                        "scope": "Namespaced",
+                    }
+                ],
+                **common,
+            }
+        ],
+    }
+    return [mutating, validating]
 
 
 def render_crds(values: Values) -> list[Doc]:

@@ -16,10 +16,12 @@ things, as Linkerd does for its control plane:
 - the identity pod's proxy asks its own controller for a certificate on localhost
   (`LACEWING_IDENTITY_ADDR=localhost:8080`): through the Service it would wait for an endpoint
   that cannot become ready before the proxy holds a certificate;
-- the destination pod's proxy reaches its own controller on localhost:8086;
+- the destination and policy pods' proxies reach their own controller on localhost
+  (8086, 8090);
 - proxy-init skips the component's serving ports inbound (`CONTROL_PLANE_SKIP_INBOUND`: the
-  identity and destination controllers terminate their own TLS; the API server calls the
-  injector's webhook with its caBundle), and the pod template says so in the
+  identity, destination and policy controllers terminate their own TLS; the API server calls
+  the injector's and the policy validator's webhooks with their caBundle), and the pod
+  template says so in the
   `config.lacewing.io/skip-inbound-ports` annotation, which destination reads so that it
   announces no identity for those ports (clients must not wrap them in mesh mTLS).
 The proxy runs as uid 2102, which proxy-init exempts from redirection.
@@ -34,6 +36,9 @@ from lacewing.install.values import ResourceValues, Values
 
 __all__ = [
     "ADMIN_PORT_NAME",
+    "CONTROLLER_ADMIN_ADDR_ENV",
+    "CONTROLLER_ADMIN_PORT",
+    "CONTROLLER_ADMIN_PORT_NAME",
     "CONTROL_PLANE_NS_LABEL",
     "CONTROL_PLANE_PORTS",
     "CONTROL_PLANE_SKIP_INBOUND",
@@ -75,12 +80,18 @@ IDENTITY_TOKEN_AUDIENCE = "identity.lacewing.io"
 SKIP_INBOUND_ANNOTATION = "config.lacewing.io/skip-inbound-ports"
 
 # Control plane components and the port their proxies' clients dial (Linkerd's numbers).
-CONTROL_PLANE_PORTS: dict[str, int] = {"identity": 8080, "destination": 8086}
+CONTROL_PLANE_PORTS: dict[str, int] = {"identity": 8080, "destination": 8086, "policy": 8090}
 # Ports of a control-plane pod that its proxy must never intercept inbound (see above).
+# Every controller also serves plaintext /metrics, /ready and /live on its admin port
+# (`admin-http`, Linkerd's 9990), scraped by viz's Prometheus whatever the inbound policy says.
+CONTROLLER_ADMIN_PORT = 9990
+CONTROLLER_ADMIN_PORT_NAME = "admin-http"  # what viz's `lacewing-controller` scrape job keeps
+CONTROLLER_ADMIN_ADDR_ENV = "LACEWING_CONTROLLER_ADMIN_ADDR"  # read by lacewing.controller.admin
 CONTROL_PLANE_SKIP_INBOUND: dict[str, tuple[int, ...]] = {
-    "identity": (8080,),
-    "destination": (8086,),
-    "proxy-injector": (8443,),
+    "identity": (8080, CONTROLLER_ADMIN_PORT),
+    "destination": (8086, CONTROLLER_ADMIN_PORT),
+    "policy": (8090, 9443, CONTROLLER_ADMIN_PORT),
+    "proxy-injector": (8443, CONTROLLER_ADMIN_PORT),
 }
 
 
@@ -136,6 +147,10 @@ def _proxy_env(values: Values, component: str | None) -> list[dict[str, Any]]:
         "INBOUND_FORWARD_HOST": "127.0.0.1",
         "SHUTDOWN_GRACE_PERIOD": p.shutdown_grace_period,
         "DESTINATION_ADDR": _own_or_service(values, "destination", component),
+        # inbound authorization: the policy controller, and what applies before it answers
+        "POLICY_ADDR": _own_or_service(values, "policy", component),
+        "DEFAULT_INBOUND_POLICY": values.default_inbound_policy,
+        "CLUSTER_NETWORKS": values.cluster_networks,
     }
     env: list[dict[str, Any]] = [
         {"name": f"LACEWING_PROXY_{key}", "value": value} for key, value in settings.items()
@@ -147,6 +162,8 @@ def _proxy_env(values: Values, component: str | None) -> list[dict[str, Any]]:
     trust_roots = {"configMapKeyRef": {"name": TRUST_ROOTS_CONFIG_MAP, "key": TRUST_ROOTS_KEY}}
     identity_svc = identity_service_name(values.namespace, values.identity.trust_domain)
     env += [
+        {"name": "LACEWING_PROXY_POD_NAME", "valueFrom": field_ref("metadata.name")},
+        {"name": "LACEWING_PROXY_POD_NAMESPACE", "valueFrom": field_ref("metadata.namespace")},
         {"name": "LACEWING_POD_NAMESPACE", "valueFrom": field_ref("metadata.namespace")},
         {"name": "LACEWING_POD_SERVICE_ACCOUNT", "valueFrom": field_ref("spec.serviceAccountName")},
         {"name": "LACEWING_IDENTITY_ADDR", "value": _own_or_service(values, "identity", component)},
@@ -168,17 +185,24 @@ def _probe(path: str, delay: int) -> dict[str, Any]:
     }
 
 
-def proxy_container(values: Values, component: str | None = None) -> dict[str, Any]:
+def proxy_container(
+    values: Values, component: str | None = None, inbound_ports: str = ""
+) -> dict[str, Any]:
     """The `lacewing-proxy` container: `lacewing proxy` as uid 2102, probes on the admin port.
 
-    `component` is set for the control plane's own pods (see the module docstring)."""
+    `component` is set for the control plane's own pods (see the module docstring);
+    `inbound_ports` (`8080,9090`, what the injector finds in the pod's containers) lets the
+    proxy fetch those ports' policy as it starts (`LACEWING_PROXY_INBOUND_PORTS`)."""
     p = values.proxy
+    env = _proxy_env(values, component)
+    if inbound_ports:
+        env.append({"name": "LACEWING_PROXY_INBOUND_PORTS", "value": inbound_ports})
     container: dict[str, Any] = {
         "name": PROXY_CONTAINER_NAME,
         "image": values.image.ref,
         "imagePullPolicy": values.image.pull_policy,
         "args": ["proxy"],
-        "env": _proxy_env(values, component),
+        "env": env,
         "ports": [
             {"name": PROXY_PORT_NAME, "containerPort": p.ports.inbound, "protocol": "TCP"},
             {"name": ADMIN_PORT_NAME, "containerPort": p.ports.admin, "protocol": "TCP"},

@@ -30,6 +30,7 @@ import yaml
 
 from lacewing import __version__
 from lacewing.core import durations
+from lacewing.core.policy import DEFAULT_POLICIES
 from lacewing.errors import ConfigError
 
 __all__ = [
@@ -282,10 +283,8 @@ _CHECKS: list[tuple[str, typing.Callable[[str], bool], str]] = [
     ("image.tag", lambda v: bool(re.match(r"^[\w][\w.-]{0,127}$", v)), "an image tag"),
     (
         "defaultInboundPolicy",
-        lambda v: (
-            v in ("all-unauthenticated", "all-authenticated", "cluster-unauthenticated", "deny")
-        ),
-        "all-unauthenticated, all-authenticated, cluster-unauthenticated or deny",
+        lambda v: v in DEFAULT_POLICIES,
+        f"{', '.join(DEFAULT_POLICIES[:-1])} or {DEFAULT_POLICIES[-1]}",
     ),
 ]
 

@@ -6,6 +6,10 @@ material in `<dir>/identity/`, the registry in `<dir>/registry.json`).
 `with_control_plane(spec, dir)` puts them first in the cluster spec, so they get the first
 addresses and start (and become ready) before any meshed pod asks for a certificate.
 
+Policy: the cluster file's policy documents (`ClusterSpec.policy`) are written to
+`<dir>/policy.yaml` by `write_policy_file`, which the `lacewing-policy` pod (`controller policy
+--source local`) reads with the registry; every proxy gets its address and its pod's name.
+
 Identity: at build time `write_identity_material(dir)` creates a trust anchor, an issuer
 signed by it (as `lacewing install` does) and a random token key, all inside the cluster's
 state directory; `write_token(dir, pod)` mints a pod's service-account token with
@@ -43,6 +47,7 @@ __all__ = [
     "proxy_identity_env",
     "with_control_plane",
     "write_identity_material",
+    "write_policy_file",
     "write_token",
 ]
 
@@ -50,6 +55,8 @@ CONTROL_PLANE_NAMESPACE = "lacewing"
 TRUST_DOMAIN = "cluster.local"
 IDENTITY_PORT = 8080
 DESTINATION_PORT = 8086
+POLICY_PORT = 8090
+POLICY_FILE = "policy.yaml"  # inside the cluster's state directory
 PROXY_UID = 2102
 IDENTITY_DIR = "identity"  # inside the cluster's state directory
 MAX_IDENTITY_LENGTH = 64  # X.509 upper bound of a CN, which holds the identity
@@ -104,11 +111,41 @@ def _destination_workload(cluster_dir: Path) -> WorkloadSpec:
     )  # fmt: skip
 
 
-# Later components (policy) go here.
+def _policy_workload(cluster_dir: Path) -> WorkloadSpec:
+    return WorkloadSpec(
+        name="lacewing-policy",
+        namespace=CONTROL_PLANE_NAMESPACE,
+        service_account="policy",
+        meshed=False,
+        ports=(PortSpec("grpc", POLICY_PORT),),
+        command=(
+            "python", "-m", "lacewing.cli.main", "controller", "policy",
+            "--source", "local",
+            "--registry-file", str(cluster_dir / "registry.json"),
+            "--policy-file", str(cluster_dir / POLICY_FILE),
+            "--trust-domain", TRUST_DOMAIN,
+            # mTLS as destination's: lacewing-policy.lacewing.serviceaccount... from the issuer
+            "--issuer-dir", str(cluster_dir / IDENTITY_DIR / "issuer"),
+            "--trust-anchors-file", str(cluster_dir / IDENTITY_DIR / "ca-bundle.crt"),
+            "--listen-addr", f"0.0.0.0:{POLICY_PORT}",
+        ),
+    )  # fmt: skip
+
+
 COMPONENTS: tuple[Component, ...] = (
     Component("identity", _identity_workload),
     Component("destination", _destination_workload),
+    Component("policy", _policy_workload),
 )
+
+
+def write_policy_file(cluster_dir: Path, spec: ClusterSpec) -> Path:
+    """The cluster file's policy documents, where the local policy controller reads them."""
+    import yaml
+
+    path = cluster_dir / POLICY_FILE
+    _write(path, yaml.safe_dump_all([dict(d) for d in spec.policy], sort_keys=False), 0o644)
+    return path
 
 
 def with_control_plane(spec: ClusterSpec, cluster_dir: Path) -> ClusterSpec:
@@ -127,7 +164,7 @@ def with_control_plane(spec: ClusterSpec, cluster_dir: Path) -> ClusterSpec:
                 f"{MAX_IDENTITY_LENGTH} characters (a certificate's CN cannot hold it)",
                 hint="give the workload a shorter serviceAccount or namespace",
             )
-    return ClusterSpec(workloads=workloads + spec.workloads, routes=spec.routes)
+    return ClusterSpec(workloads=workloads + spec.workloads, routes=spec.routes, policy=spec.policy)
 
 
 def identity_pod(plan: ClusterPlan) -> PodPlan:
@@ -147,6 +184,11 @@ def write_identity_material(directory: Path) -> None:
     _write(directory / "issuer" / "tls.crt", issuer.cert_pem, 0o600)
     _write(directory / "issuer" / "tls.key", issuer.key_pem, 0o600)
     _write(directory / "ca-bundle.crt", anchor.cert_pem, 0o644)
+    # The anchor's key stays here (root only), as an operator keeps it off-cluster: with it a
+    # new issuer can be signed (rotation) without a new trust anchor.
+    (directory / "anchor").mkdir(exist_ok=True)
+    (directory / "anchor").chmod(0o700)
+    _write(directory / "anchor" / "tls.key", anchor.key_pem, 0o600)
     _write(directory / "token.key", secrets.token_hex(32), 0o600)
     (directory / "tokens").mkdir(exist_ok=True)
     (directory / "tokens").chmod(0o711)
@@ -211,6 +253,12 @@ PROXY_ENV: tuple[ProxyEnv, ...] = (
     lambda plan, pod, cluster_dir: {
         "LACEWING_PROXY_DESTINATION_ADDR": f"{plan.pod('lacewing-destination-0').ip}:"
         f"{DESTINATION_PORT}"
+    },
+    lambda plan, pod, cluster_dir: {
+        "LACEWING_PROXY_POLICY_ADDR": f"{plan.pod('lacewing-policy-0').ip}:{POLICY_PORT}",
+        "LACEWING_PROXY_POD_NAME": pod.name,
+        "LACEWING_PROXY_POD_NAMESPACE": pod.namespace,
+        "LACEWING_PROXY_INBOUND_PORTS": ",".join(str(p.port) for p in pod.workload.ports),
     },
 )
 

@@ -19,12 +19,23 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
           - {name: db, port: 5432, opaque: true}   # or protocol: opaque
         command: [python, -m, lacewing.local.demo.web, --port, "8080"]
         env: {GREETING: hello}
+    ---
+    # more YAML documents: authorization policy, as on Kubernetes (docs/policy.md)
+    apiVersion: policy.lacewing.io/v1beta1
+    kind: Server
+    metadata: {name: web-http, namespace: demo}
+    spec: {podSelector: {matchLabels: {app: web}}, port: http}
 
-The file may go on with more YAML documents (`---`): HTTPRoutes (`gateway.networking.k8s.io/v1`
-or `policy.lacewing.io`) attached to its Services, as on Kubernetes. Each is checked with
-`core.routes.parse_route` (a bad one is one line naming the document and the field) and
-kept as its dict in `ClusterSpec.routes`; `load_routes_file` reads a file of routes only
-(what `lacewing local routes` sets while the cluster runs).
+The first document is the LocalCluster. Every further one is, as on Kubernetes:
+- an HTTPRoute (`gateway.networking.k8s.io/v1` or `policy.lacewing.io`) attached to one of its
+  Services, checked with `core.routes.parse_route` and kept in `ClusterSpec.routes`
+  (`load_routes_file` reads a file of routes only: what `lacewing local routes` sets while the
+  cluster runs);
+- a Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication (checked by the
+  policy controller's own parser, `core.policy_resources.parse_resource`) or a Namespace, whose
+  `config.lacewing.io/default-inbound-policy` annotation applies; kept in `ClusterSpec.policy`
+  for the local policy controller.
+A mistake in any of them is one line naming the document and the field.
 """
 
 from __future__ import annotations
@@ -97,6 +108,7 @@ class WorkloadSpec:
 class ClusterSpec:
     workloads: tuple[WorkloadSpec, ...]
     routes: tuple[Mapping[str, Any], ...] = ()
+    policy: tuple[Mapping[str, Any], ...] = ()  # the policy documents, as written
 
     def workload(self, name: str) -> WorkloadSpec:
         for workload in self.workloads:
@@ -272,11 +284,55 @@ def _documents(path: str | Path) -> list[object]:
 def load_cluster_file(path: str | Path) -> ClusterSpec:
     """Read a YAML cluster file; an unreadable or invalid file is one `UsageError` line."""
     documents = _documents(path)
-    spec = parse_cluster(documents[0] if documents else None)
-    routes = parse_routes(documents[1:], first=2)
-    return ClusterSpec(spec.workloads, routes) if routes else spec
+    if not documents:
+        raise _fail("(top)", "must be a map with a 'workloads' list")
+    spec = parse_cluster(documents[0])
+    routes: list[dict[str, Any]] = []
+    policy: list[Mapping[str, Any]] = []
+    for number, doc in enumerate(documents[1:], start=2):
+        if isinstance(doc, dict) and doc.get("kind") == "HTTPRoute":
+            routes.extend(parse_routes([doc], first=number))
+        else:
+            policy.append(_policy_document(doc, number))
+    return ClusterSpec(workloads=spec.workloads, routes=tuple(routes), policy=tuple(policy))
 
 
 def load_routes_file(path: str | Path) -> tuple[dict[str, Any], ...]:
     """Read a YAML file of HTTPRoute documents (or none: no routes)."""
     return parse_routes(_documents(path))
+
+
+POLICY_KINDS = ("Server", "AuthorizationPolicy", "MeshTLSAuthentication", "NetworkAuthentication")
+
+
+def _policy_document(doc: object, number: int) -> Mapping[str, Any]:
+    """A document after the first: a policy resource or a Namespace, checked."""
+    from lacewing.core.policy import PolicyError
+    from lacewing.core.policy_resources import parse_resource
+
+    where = f"document {number}"
+    if not isinstance(doc, dict):
+        raise _fail(where, "must be a Kubernetes object (apiVersion, kind, metadata)")
+    kind = doc.get("kind")
+    if kind == "Namespace":
+        meta = doc.get("metadata")
+        if doc.get("apiVersion") != "v1" or not isinstance(meta, dict):
+            raise _fail(where, "a Namespace needs apiVersion: v1 and metadata")
+        _label(meta.get("name"), f"{where} (Namespace).metadata.name")
+        annotations = meta.get("annotations") or {}
+        if not isinstance(annotations, dict) or not all(
+            isinstance(v, str) for v in annotations.values()
+        ):
+            raise _fail(f"{where} (Namespace).metadata.annotations", "must map names to strings")
+        return doc
+    if kind not in POLICY_KINDS:
+        kinds = ", ".join(("HTTPRoute", *POLICY_KINDS))
+        raise _fail(f"{where}.kind", f"{kind!r}: only {kinds} and Namespace may follow")
+    meta = doc.get("metadata")
+    if isinstance(meta, dict) and not meta.get("namespace"):
+        doc = {**doc, "metadata": {**meta, "namespace": "default"}}  # as kubectl apply does
+    try:
+        parse_resource(doc)
+    except PolicyError as exc:
+        raise UsageError(f"cluster file: {where}: {exc}", hint="see docs/policy.md") from None
+    return doc

@@ -7,6 +7,8 @@ session and waits for `status.json` to say every pod is ready. The supervisor:
    rules (meshed pods) and the jump to the Service chain (see `lacewing.local.plan`); writes
    the cluster's trust anchor, issuer, token key and each meshed pod's token
    (`lacewing.local.controlplane`);
+   starts Prometheus in the node namespace when it is installed (`lacewing.local.prometheus`;
+   its targets are rewritten with every publish, it is stopped first on teardown);
 2. starts the control-plane pods (identity) and waits until they accept connections, then
    every other pod's processes, each with `ip netns exec` in its own session: for a meshed pod
    the proxy with identity (as root with LACEWING_PROXY_RUN_AS_UID=2102; it drops to 2102
@@ -44,12 +46,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from lacewing.controller.admin import ADMIN_ADDR_ENV
 from lacewing.errors import LacewingError, RuntimeEnvError
 from lacewing.local import netns
 from lacewing.local.controlplane import (
     CONTROL_PLANE_NAMESPACE,
     with_control_plane,
     write_identity_material,
+    write_policy_file,
     write_token,
 )
 from lacewing.local.controlplane import (
@@ -63,6 +67,7 @@ from lacewing.local.plan import (
     resolv_conf,
     services_restore,
 )
+from lacewing.local.prometheus import CONTROLLER_ADMIN_PORT, LocalPrometheus
 from lacewing.local.scaling import scale_plan
 from lacewing.local.spec import load_cluster_file
 from lacewing.local.state import ClusterState, write_json
@@ -163,6 +168,7 @@ class Supervisor:
         self.built: list[str] = []
         # pods scaled away: (when to stop them, the pod, its processes)
         self.terminating: list[tuple[float, PodPlan, list[Container]]] = []
+        self.prometheus = LocalPrometheus(plan.node_netns, state.dir, self.say)
 
     # ---- building -------------------------------------------------------------------------
 
@@ -183,6 +189,7 @@ class Supervisor:
             if pod.meshed:
                 write_token(self.state.identity_dir, pod)
         self.publish()
+        self.prometheus.start(plan.pods)  # when installed; see lacewing.local.prometheus
         for pod in plan.pods:
             self.containers.extend(self._containers(pod))
         # The control plane first: meshed proxies ask it for a certificate as they start.
@@ -240,13 +247,12 @@ class Supervisor:
                     self.state.pod_log(pod.name, proxy=True),
                 )
             )
+        app_env = {**base, **pod.env(self.plan.name)}
+        if _is_control_plane(pod):  # its /metrics, which the cluster's Prometheus scrapes
+            app_env[ADMIN_ADDR_ENV] = f"0.0.0.0:{CONTROLLER_ADMIN_PORT}"
         containers.append(
             Container(
-                pod,
-                "app",
-                python_argv(pod.workload.command),
-                {**base, **pod.env(self.plan.name)},
-                self.state.pod_log(pod.name),
+                pod, "app", python_argv(pod.workload.command), app_env, self.state.pod_log(pod.name)
             )
         )
         return containers
@@ -256,6 +262,7 @@ class Supervisor:
     def tick(self) -> None:
         self.apply_requests()
         self._remove_terminated()
+        self.prometheus.check()
         now = self.clock()
         for c in self.containers:
             code = c.reap()
@@ -350,6 +357,7 @@ class Supervisor:
         restore = services_restore(self.plan.name, registry)
         for pod in self.plan.pods:
             netns.apply_services(pod.netns, restore)
+        self.prometheus.write_targets(self.plan.pods)
         self.write_status("running" if self.containers else "starting")
 
     def write_status(self, phase: str, error: str | None = None) -> None:
@@ -407,6 +415,7 @@ class Supervisor:
     # ---- stopping -------------------------------------------------------------------------
 
     def teardown(self) -> None:
+        self.prometheus.stop()
         _stop([*self.containers, *(c for _, _, mine in self.terminating for c in mine)])
         for space in [*self.built[1:], *self.built[:1]]:
             netns.delete_netns(space)
@@ -448,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     supervisor: Supervisor | None = None
     code = 0
     try:
-        spec = with_control_plane(load_cluster_file(args.file), state.dir)
+        cluster = load_cluster_file(args.file)
+        write_policy_file(state.dir, cluster)  # read by the lacewing-policy pod
+        spec = with_control_plane(cluster, state.dir)
         plan = plan_cluster(args.name, spec)
         supervisor = Supervisor(plan, state)
         _stop_on_signal(supervisor)

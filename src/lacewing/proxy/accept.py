@@ -3,7 +3,11 @@
 `Accepted.connection_made` enforces the connection limit, finds the original destination
 (`side.fixed_dst`, else SO_ORIGINAL_DST; neither -> the connection is closed and counted as
 `error="no_original_dst"`, never forwarded somewhere by guess) and, for opaque ports, starts
-relaying at once, so server-speaks-first protocols work. Otherwise it collects the first bytes
+relaying at once, so server-speaks-first protocols work. Inbound with mesh TLS (a
+`tls_terminator`) an opaque port still has to terminate a meshed client's mTLS: the first
+bytes are awaited for at most `OPAQUE_TLS_SNIFF` seconds (a meshed client's proxy writes its
+ClientHello as it connects); a TLS record goes to the terminator, anything else, or silence
+(a server-speaks-first protocol), is relayed as opaque. Otherwise it collects the first bytes
 until `detect` decides or the detect timeout fires (-> opaque), then hands the socket and the
 bytes it read to the protocol's handler with `transport.set_protocol`:
 
@@ -16,7 +20,14 @@ bytes it read to the protocol's handler with `transport.set_protocol`:
 With discovery, a connection to a destination discovery has not answered about yet waits for
 that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
 on, so its first request is balanced and labelled like the rest; after the wait it goes to the
-original destination as it would without discovery.
+original destination as it would without discovery. Inbound, with a policy controller, the
+first connections to a port wait the same way (at most `policy_wait`) for its first policy,
+so they are not decided by the default policy only because they came first.
+
+The HTTP/2 codec and the `h2` library are imported when the first HTTP/2 connection arrives
+(`h2_server`), not at start-up: a proxy that never sees HTTP/2 does not carry them (about
+1.8 MB of private memory). A side derived per TLS client (`mux_parent` set) shares its
+parent's HTTP/2 pool, as it shares its HTTP/1 pool.
 """
 
 from __future__ import annotations
@@ -24,11 +35,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from lacewing.proxy.config import Addr
-from lacewing.proxy.detect import MAX_PREFIX, Protocol, detect
-from lacewing.proxy.h2.server import H2Server
+from lacewing.proxy.detect import MAX_PREFIX, Protocol, detect, detect_opaque
 from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
@@ -37,9 +47,13 @@ from lacewing.proxy.targets import OPAQUE, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
-__all__ = ["Accepted", "admit", "relay"]
+if TYPE_CHECKING:
+    from lacewing.proxy.h2.server import H2Server
+
+__all__ = ["Accepted", "admit", "h2_server", "relay"]
 
 log = logging.getLogger("lacewing.proxy")
+OPAQUE_TLS_SNIFF = 0.3  # seconds an opaque inbound port waits for a meshed client's TLS
 
 
 class Accepted(asyncio.Protocol):
@@ -53,6 +67,7 @@ class Accepted(asyncio.Protocol):
         self._done = False
         self._waiting: asyncio.Task[None] | None = None  # for discovery's first answer
         self._eof = False  # the client half-closed while we waited
+        self._opaque = False  # an opaque port where only mesh TLS is told apart
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         side = self.side
@@ -75,10 +90,14 @@ class Accepted(asyncio.Protocol):
         self.stats = side.metrics.tcp_stats(side.direction, "src", str(dst), side.tls)
         self.stats.opened += 1
         side.conns[transport] = self
-        if dst.port in side.config.opaque_ports:
-            self._dispatch(Protocol.OPAQUE)
-            return
         loop = asyncio.get_running_loop()
+        if dst.port in side.config.opaque_ports:
+            if side.tls_terminator is None or side.client_identity is not None:  # (decrypted)
+                self._dispatch(Protocol.OPAQUE)
+                return
+            self._opaque = True
+            self._timer = loop.call_later(OPAQUE_TLS_SNIFF, self._detect_timeout)
+            return
         self._timer = loop.call_later(side.config.detect_timeout, self._detect_timeout)
 
     def data_received(self, data: bytes) -> None:
@@ -88,7 +107,7 @@ class Accepted(asyncio.Protocol):
         if self._done:
             return
         self._buf += data
-        proto = detect(self._buf, final=len(self._buf) >= MAX_PREFIX)
+        proto = self._detect(final=len(self._buf) >= MAX_PREFIX)
         if proto is not None:
             self._dispatch(proto)
 
@@ -99,16 +118,21 @@ class Accepted(asyncio.Protocol):
             return True
         if self._done or self.transport is None:
             return False
-        self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
+        self._dispatch(self._detect(final=True) or Protocol.OPAQUE)
         handler = self.transport.get_protocol()
         if handler is not self and not handler.eof_received():  # type: ignore[attr-defined]
             self.transport.close()
         return True
 
+    def _detect(self, *, final: bool) -> Protocol | None:
+        if self._opaque:
+            return detect_opaque(self._buf, final=final)
+        return detect(self._buf, final=final)
+
     def _detect_timeout(self) -> None:
         self._timer = None
         if not self._done:
-            self._dispatch(detect(self._buf, final=True) or Protocol.OPAQUE)
+            self._dispatch(self._detect(final=True) or Protocol.OPAQUE)
 
     def _dispatch(self, proto: Protocol) -> None:
         self._done = True
@@ -117,19 +141,21 @@ class Accepted(asyncio.Protocol):
             self._timer = None
         side, transport, dst = self.side, self.transport, self.dst
         assert transport is not None and dst is not None
-        if side.discovering(dst):
+        if side.discovering(dst) or side.policy_pending(dst):
             transport.pause_reading()
             self._waiting = side.tasks.spawn(
-                self._wait_for_discovery(proto, dst), name=f"lacewing-discover-{dst}"
+                self._wait_for_first_answer(proto, dst), name=f"lacewing-discover-{dst}"
             )
             return
         self._hand_on(proto)
 
-    async def _wait_for_discovery(self, proto: Protocol, dst: Addr) -> None:
-        discovery = self.side.discovery
-        assert discovery is not None
+    async def _wait_for_first_answer(self, proto: Protocol, dst: Addr) -> None:
+        side = self.side
         try:
-            await discovery.wait(dst, self.side.config.discovery_wait)
+            if side.discovery is not None and side.discovering(dst):
+                await side.discovery.wait(dst, side.config.discovery_wait)
+            if side.policy_client is not None and side.policy_pending(dst):
+                await side.policy_client.wait(dst.port, side.config.policy_wait)
         finally:
             self._waiting = None
         transport = self.transport
@@ -155,7 +181,7 @@ class Accepted(asyncio.Protocol):
             server.adopt(transport, early)
             return
         if proto is Protocol.HTTP2:
-            H2Server(side, dst, stats).adopt(transport, early)
+            h2_server(side, dst, stats).adopt(transport, early)
             return
         if proto is Protocol.TLS:
             if side.tls_terminator is not None:
@@ -193,6 +219,16 @@ class Accepted(asyncio.Protocol):
 
 
 _PER_REQUEST = (Protocol.TLS, Protocol.HTTP1, Protocol.HTTP2)  # TLS: after the handshake
+
+
+def h2_server(side: Side, dst: Addr, stats: TcpStats) -> H2Server:
+    """The HTTP/2 server for one connection; its codec is imported on first use."""
+    from lacewing.proxy.h2.pool import pool_of
+    from lacewing.proxy.h2.server import H2Server
+
+    if side.mux_parent is not None and side.mux_pool is None:
+        side.mux_pool = pool_of(side.mux_parent)  # one HTTP/2 pool to the app, whoever the client
+    return H2Server(side, dst, stats)
 
 
 def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) -> bool:

@@ -1,16 +1,19 @@
-"""The admin server (4191): /metrics, /ready, /live, POST /shutdown.
+"""The admin server (4191): /metrics, /ready, /live, /policy, POST /shutdown.
 
 A deliberately small HTTP/1.1 server on asyncio streams (scrapes are rare, so this is not the
 data path): it reads one request head (at most 8 KiB), routes on (method, path) through
 `ROUTES`, answers with Content-Length and closes. `/shutdown` is accepted only with POST and
 only from a loopback peer (403 otherwise), as Linkerd's admin server does; it answers 200 and
-then asks the proxy to drain and exit.
+then asks the proxy to drain and exit. `/policy` is the JSON of the inbound policy the proxy
+enforces on each port it has asked the policy controller about (`lacewing diagnostics
+policy`); 404 when the proxy has no policy controller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ class AdminState:
     render_metrics: Callable[[], list[str]]
     is_ready: Callable[[], bool]
     request_shutdown: Callable[[], None]
+    policy: Callable[[], object] | None = None  # what `/policy` shows (JSON-able)
 
 
 Response = tuple[int, str, bytes]
@@ -39,6 +43,7 @@ class AdminServer:
             "/metrics": self._metrics,
             "/ready": self._ready,
             "/live": self._live,
+            "/policy": self._policy,
             "/shutdown": self._shutdown,
         }
         self._server: asyncio.Server | None = None
@@ -66,6 +71,13 @@ class AdminServer:
 
     def _live(self, method: str, local: bool) -> Response:
         return 200, "text/plain", b"live\n"
+
+    def _policy(self, method: str, local: bool) -> Response:
+        if self.state.policy is None:
+            return 404, "text/plain", b"this proxy has no policy controller\n"
+        if method not in ("GET", "HEAD"):
+            return 405, "text/plain", b"use GET\n"
+        return 200, "application/json", json.dumps(self.state.policy()).encode() + b"\n"
 
     def _shutdown(self, method: str, local: bool) -> Response:
         if method != "POST":

@@ -286,6 +286,20 @@ SETTINGS: tuple[Setting, ...] = (
         "inbound admits every client.",
     ),
     Setting(
+        "inbound_ports",
+        "",
+        _ports,
+        "The pod's container ports (the injector lists them): their policy streams start with "
+        "the proxy, so the first connections find their policy already there.",
+    ),
+    Setting(
+        "policy_wait",
+        "1s",
+        _duration,
+        "The first inbound connection to a port waits this long at most for the policy "
+        "controller's first answer about that port (then the default policy applies).",
+    ),
+    Setting(
         "default_inbound_policy",
         "all-unauthenticated",
         _default_policy,
@@ -325,6 +339,8 @@ class Config:
     run_as_gid: int | None
     destination_addr: Addr | None = None
     policy_addr: Addr | None = None
+    inbound_ports: frozenset[int] = frozenset()
+    policy_wait: float = 1.0
     default_inbound_policy: str = "all-unauthenticated"
     cluster_networks: tuple[Network, ...] = ()
     pod_name: str = ""

@@ -9,13 +9,16 @@ Rules, first match wins:
 - a TLS handshake record: 0x16 0x03 (0x00-0x04) -> TLS
 - a known HTTP method followed by a space -> HTTP1 (a malformed rest is the HTTP layer's 400)
 - anything else -> OPAQUE; a prefix of any of the above that is still too short -> None
+
+`detect_opaque(prefix)` is the same for a port configured opaque: only a TLS record (a meshed
+client's mTLS, which the inbound side must still terminate) or OPAQUE.
 """
 
 from __future__ import annotations
 
 import enum
 
-__all__ = ["MAX_PREFIX", "Protocol", "detect"]
+__all__ = ["MAX_PREFIX", "Protocol", "detect", "detect_opaque"]
 
 
 class Protocol(enum.Enum):
@@ -45,6 +48,14 @@ def detect(prefix: bytes, *, final: bool = False) -> Protocol | None:
     if final:
         return Protocol.OPAQUE
     if _could_still_be(prefix):
+        return None
+    return Protocol.OPAQUE
+
+
+def detect_opaque(prefix: bytes, *, final: bool = False) -> Protocol | None:
+    if len(prefix) >= 3 and prefix[0] == 0x16 and prefix[1] == 0x03 and prefix[2] <= 0x04:
+        return Protocol.TLS
+    if not final and len(prefix) < 3 and prefix[:1] == b"\x16" and prefix[1:2] in (b"", b"\x03"):
         return None
     return Protocol.OPAQUE
 

@@ -3,7 +3,8 @@
 `ProxyServer.start()` builds the two `Side` stacks once, binds the inbound, outbound and admin
 listeners, then (when started as root with RUN_AS_UID set) drops privileges: setgroups([]),
 setgid, setuid, in that order, after every module the data path needs is imported (they are
-imported at the top of this module). `/ready` answers 200 from then on.
+imported at the top of this module, and `LAZY_MODULES` just before the drop). `/ready`
+answers 200 from then on.
 
 Shutdown (SIGTERM, SIGINT or POST /shutdown) goes in stages, as uvicorn's does:
 1. stop accepting (close the listeners) and ask every connection to drain: idle keep-alive
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -53,10 +55,11 @@ log = logging.getLogger("lacewing.proxy")
 
 @dataclass(frozen=True)
 class DestinationTls:
-    """How a meshed proxy reaches destination: mutual TLS with its own certificate.
+    """How a meshed proxy reaches a control-plane stream (destination, policy): mutual TLS
+    with its own certificate.
 
     `context` returns the proxy's current client context (None until it has a certificate:
-    the stream then waits and retries); `server_name` is the identity destination's
+    the stream then waits and retries); `server_name` is the identity the controller's
     certificate must carry.
     """
 
@@ -70,6 +73,7 @@ def build_sides(
     connector: Connector | None = None,
     clock: Callable[[], float] = time.perf_counter,
     destination_tls: DestinationTls | None = None,
+    policy_tls: DestinationTls | None = None,
 ) -> tuple[Side, Side]:
     """The inbound and outbound stacks; `connector` is the seam for mutual TLS."""
     connector = connector or PlainConnector(config.connect_timeout)
@@ -82,16 +86,17 @@ def build_sides(
                     discovery=_discovery(config, destination_tls))  # fmt: skip
     if isinstance(outbound.discovery, OutboundDiscovery):
         outbound.router = Router(outbound.discovery, metrics.http_routes)
-    policy = _policy(config)
+    policy = _policy(config, policy_tls)
     if policy is not None:
         inbound.gate = InboundGate(policy.policy)
         inbound.policy_client = policy
     return inbound, outbound
 
 
-def _policy(config: Config) -> PolicyClient | None:
-    """With LACEWING_PROXY_POLICY_ADDR: a stream per inbound port from the policy controller;
-    until it answers, the configured default policy (plaintext stream: see docs/policy.md)."""
+def _policy(config: Config, tls: DestinationTls | None) -> PolicyClient | None:
+    """With LACEWING_PROXY_POLICY_ADDR: a stream per inbound port from the policy controller
+    (over mutual TLS when the proxy is meshed, plaintext otherwise); until it answers, the
+    configured default policy."""
     addr = config.policy_addr
     if addr is None:
         return None
@@ -101,7 +106,13 @@ def _policy(config: Config) -> PolicyClient | None:
         return default_port_policy(port, name, networks)
 
     return PolicyClient(
-        addr.host, addr.port, namespace=config.pod_namespace, pod=config.pod_name, default=default
+        addr.host,
+        addr.port,
+        namespace=config.pod_namespace,
+        pod=config.pod_name,
+        default=default,
+        ssl_context=tls.context if tls is not None else None,
+        server_hostname=tls.server_name if tls is not None else None,
     )
 
 
@@ -119,11 +130,20 @@ def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery 
     return OutboundDiscovery(client)
 
 
+# Imported lazily (on the first connection that needs them) by a proxy that starts as the
+# user it runs as, as a sidecar does; imported before the drop by one that starts as root and
+# drops privileges (the local runtime), since the unprivileged user may not be able to read
+# the interpreter's files (a Python under /root, say).
+LAZY_MODULES = ("lacewing.proxy.h2.server", "lacewing.proxy.h2.client", "lacewing.proxy.h2.pool")
+
+
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
     """Become `uid`/`gid` if we are root and asked to; True if we dropped."""
     if uid is None or os.geteuid() != 0:
         return False
     gid = uid if gid is None else gid
+    for module in LAZY_MODULES:
+        importlib.import_module(module)
     try:
         os.setgroups([])
         os.setgid(gid)
@@ -136,13 +156,16 @@ def drop_privileges(uid: int | None, gid: int | None) -> bool:
 class ProxyServer:
     def __init__(self, config: Config, *, connector: Connector | None = None,
                  clock: Callable[[], float] = time.perf_counter,
-                 destination_tls: DestinationTls | None = None) -> None:  # fmt: skip
+                 destination_tls: DestinationTls | None = None,
+                 policy_tls: DestinationTls | None = None) -> None:  # fmt: skip
         self.config = config
         self.metrics = ProxyMetrics()
-        self.sides = build_sides(config, self.metrics, connector, clock, destination_tls)
+        self.sides = build_sides(config, self.metrics, connector, clock, destination_tls,
+                                 policy_tls)  # fmt: skip
         self.admin = AdminServer(
-            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown)
-        )
+            AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown,
+                       policy=self.policy_snapshot())
+        )  # fmt: skip
         self.ready = False
         self.listeners: list[asyncio.Server] = []
         self.bound: dict[str, Addr] = {}
@@ -172,12 +195,20 @@ class ProxyServer:
             ) from None
         if drop_privileges(cfg.run_as_uid, cfg.run_as_gid):
             log.info("running as uid %d gid %d", os.getuid(), os.getgid())
+        feed = inbound.policy_client
+        if isinstance(feed, PolicyClient):  # the pod's ports: their policy before any client
+            feed.prefetch(sorted(cfg.inbound_ports))
         period = max(cfg.idle_timeout / 2, 0.05)
         self.tasks.spawn(self._sweep(period), name="lacewing-idle-sweeper")
         # Start-up objects live as long as the process: keep them out of every GC pass.
         gc.freeze()
         self.ready = True
         log.info("proxy listening: %s", ", ".join(f"{k} {v}" for k, v in self.bound.items()))
+
+    def policy_snapshot(self) -> Callable[[], object] | None:
+        """The admin server's `/policy` (None: no policy controller)."""
+        feed = self.sides[0].policy_client
+        return feed.snapshot if isinstance(feed, PolicyClient) else None
 
     def install_signal_handlers(self) -> None:
         loop = asyncio.get_running_loop()

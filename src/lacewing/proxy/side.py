@@ -40,7 +40,7 @@ from lacewing.proxy.tasks import TaskSet
 from lacewing.proxy.transport import Connector
 from lacewing.proxy.transport.pool import Pool
 
-__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "Side", "TlsTerminator"]
+__all__ = ["Conn", "Discovery", "Gate", "MuxPool", "PolicyFeed", "Side", "TlsTerminator"]
 
 
 class Conn(Protocol):
@@ -100,6 +100,14 @@ class Closable(Protocol):
     async def close(self) -> None: ...
 
 
+class PolicyFeed(Closable, Protocol):
+    """What feeds `gate` (`proxy.policy.client.PolicyClient`): has a port's first answer come?"""
+
+    def answered(self, port: int) -> bool: ...
+
+    async def wait(self, port: int, timeout: float) -> bool: ...
+
+
 class Gate(Protocol):
     """Inbound authorization (`proxy.policy.gate.InboundGate`)."""
 
@@ -130,12 +138,13 @@ class Side:
     discovery: Discovery | None = None
     gate: Gate | None = None
     client_identity: Identity | None = None  # inbound, after mutual TLS: who the client is
-    policy_client: Closable | None = None  # what feeds `gate` (closed at shutdown)
+    policy_client: PolicyFeed | None = None  # what feeds `gate` (closed at shutdown)
     clock: Callable[[], float] = time.perf_counter
     tasks: TaskSet = field(default_factory=TaskSet)
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
+    mux_parent: Side | None = None  # a side derived per TLS client shares this side's mux_pool
     router: Router | None = None  # outbound HTTPRoutes (`proxy.routes`), with discovery
 
     def __post_init__(self) -> None:
@@ -177,6 +186,10 @@ class Side:
             and self.fixed_dst is None
             and not (self.discovery.answered(dst))
         )
+
+    def policy_pending(self, dst: Addr) -> bool:
+        """True while the policy controller has not yet answered about `dst`'s port."""
+        return self.policy_client is not None and not self.policy_client.answered(dst.port)
 
     def client_of(self, transport: asyncio.BaseTransport) -> tuple[str | None, str]:
         """(the client's mesh identity name or None, its IP), as inbound policy asks."""

@@ -174,6 +174,7 @@ def test_install_crds_and_control_plane(bed: Bed) -> None:
     assert {d["metadata"]["name"] for d in deployments} >= {
         "lacewing-identity",
         "lacewing-destination",
+        "lacewing-policy",
         "lacewing-proxy-injector",
     }
     bed.passed.add("install")
@@ -329,6 +330,139 @@ def test_check_proxy(bed: Bed) -> None:
     step(bed, "check --proxy", body)
 
 
+# docs/policy.md's walkthrough: only the client's service account may call echo.
+INTRUDER = f"""
+apiVersion: v1
+kind: ServiceAccount
+metadata: {{name: intruder, namespace: {APP_NS}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: intruder, namespace: {APP_NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: intruder}}}}
+  template:
+    metadata: {{labels: {{app: intruder}}}}
+    spec:
+      serviceAccountName: intruder
+      containers:
+      - name: client
+        image: testbed.local/client:1
+        ports: [{{name: http, containerPort: 8081}}]
+        readinessProbe: {{httpGet: {{path: /, port: http}}, periodSeconds: 2}}
+"""
+ONLY_CLIENT = f"""
+apiVersion: policy.lacewing.io/v1beta1
+kind: Server
+metadata: {{name: echo-http, namespace: {APP_NS}}}
+spec:
+  podSelector: {{matchLabels: {{app: echo}}}}
+  port: http
+  proxyProtocol: HTTP/1
+---
+apiVersion: policy.lacewing.io/v1beta1
+kind: MeshTLSAuthentication
+metadata: {{name: shop-client, namespace: {APP_NS}}}
+spec:
+  identityRefs: [{{kind: ServiceAccount, name: default}}]
+---
+apiVersion: policy.lacewing.io/v1beta1
+kind: AuthorizationPolicy
+metadata: {{name: echo-from-client, namespace: {APP_NS}}}
+spec:
+  targetRef: {{group: policy.lacewing.io, kind: Server, name: echo-http}}
+  requiredAuthenticationRefs:
+  - {{group: policy.lacewing.io, kind: MeshTLSAuthentication, name: shop-client}}
+"""
+
+
+def _counter(samples: list[Sample], name: str, **labels: str) -> float:
+    return sum(
+        s.value
+        for s in samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_a_server_and_authorization_policy_admit_only_one_service_account(bed: Bed) -> None:
+    """With real pods: the allowed client gets 200, another meshed client gets 403, and the
+    echo app never sees the denied requests (its own log of what it received)."""
+    bed.needs("mtls")
+
+    def body() -> None:
+        applied = bed.kubectl("apply", "-f", "-", input=INTRUDER)
+        assert applied.returncode == 0, applied.stderr
+
+        def intruder_meshed() -> list[dict[str, Any]]:
+            pods = bed.pods(APP_NS, "intruder")
+            return [
+                p
+                for p in pods
+                if ready(p) and "lacewing-proxy" in {c["name"] for c in p["spec"]["containers"]}
+            ]
+
+        (intruder,) = wait_for("the intruder pod, injected and ready", intruder_meshed, 60)
+        (client,) = bed.pods(APP_NS, "client")
+        # before any Server: the default policy (all-unauthenticated) lets both in
+        assert {c for c, _ in bed.fetch(intruder, "http://echo/before", 2)} == {200}
+        applied = bed.kubectl("apply", "-f", "-", input=ONLY_CLIENT)
+        assert applied.returncode == 0, applied.stderr
+
+        def denied() -> bool:
+            return {c for c, _ in bed.fetch(intruder, "http://echo/probe-denied", 2)} == {403}
+
+        wait_for("the intruder to be refused", denied, 20)
+        allowed = bed.fetch(client, "http://echo/allowed-marker", 10)
+        refused = bed.fetch(intruder, "http://echo/denied-marker", 10)
+        assert [c for c, _ in allowed] == [200] * 10, allowed[:2]
+        assert [c for c, _ in refused] == [403] * 10, refused[:2]
+        echoes = bed.pods(APP_NS, "echo")
+        assert all(ready(e) for e in echoes), "kubelet probes must stay allowed"
+        seen = "".join(bed.log(APP_NS, e["metadata"]["name"], "echo") for e in echoes)
+        assert seen.count("seen GET /allowed-marker") == 10, seen[-500:]
+        assert "denied-marker" not in seen and "probe-denied" not in seen
+        assert "seen GET /before" in seen  # the log does record what gets through
+        samples = [s for e in echoes for s in bed.metrics(e)]
+        intruder_id = f"intruder.{APP_NS}.serviceaccount.identity.lacewing.cluster.local"
+        assert _counter(samples, "inbound_http_authz_deny_total", srv_name="echo-http") >= 10
+        assert (
+            _counter(
+                samples,
+                "inbound_http_authz_allow_total",
+                srv_name="echo-http",
+                authz_name="echo-from-client",
+            )
+            >= 10
+        )
+        allowed_by_server = [
+            s.labels
+            for s in samples
+            if s.name == "inbound_http_authz_allow_total"
+            and s.labels.get("srv_name") == "echo-http"
+        ]
+        assert allowed_by_server and intruder_id not in str(allowed_by_server)
+        # what the CLI says: the compiled policy of the workload, and one proxy's own
+        authz = bed.lacewing("authz", "-n", APP_NS, "deploy/echo")
+        assert authz.returncode == 0, authz.stderr
+        assert any(
+            line.split()[:3] == ["8080", "server/echo-http", "authorizationpolicy/echo-from-client"]
+            for line in authz.stdout.splitlines()
+        ), authz.stdout
+        echo = echoes[0]["metadata"]["name"]
+        shown = bed.lacewing("diagnostics", "policy", "-n", APP_NS, echo, "8080")
+        assert shown.returncode == 0, shown.stderr
+        first, *table = shown.stdout.splitlines()
+        assert first == (
+            f"pod {APP_NS}/{echo} port 8080: from the policy controller (stream connected)"
+        )
+        assert ["8080", "server/echo-http", "authorizationpolicy/echo-from-client", CLIENT_ID] in [
+            line.split() for line in table
+        ], shown.stdout
+
+    step(bed, "policy", body)
+
+
 def test_uninstall_leaves_nothing_running(bed: Bed) -> None:
     bed.needs("install")
 
@@ -341,7 +475,8 @@ def test_uninstall_leaves_nothing_running(bed: Bed) -> None:
 
         wait_for("the control plane's pods and processes to be gone", gone, 90)
         assert bed.api.get("v1", "Namespace", CP) is None
-        assert not bed.api.list("admissionregistration.k8s.io/v1", "MutatingWebhookConfiguration")
+        for kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+            assert not bed.api.list("admissionregistration.k8s.io/v1", kind), kind
         crds = bed.api.list("apiextensions.k8s.io/v1", "CustomResourceDefinition")
         assert not [c for c in crds if "lacewing" in c["metadata"]["name"]]
 

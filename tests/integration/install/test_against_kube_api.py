@@ -139,6 +139,7 @@ def test_install_flow(kube_api: Any, cluster: Cluster) -> None:
     assert sorted(d["metadata"]["name"] for d in deployments) == [
         "lacewing-destination",
         "lacewing-identity",
+        "lacewing-policy",
         "lacewing-proxy-injector",
     ]
     # a custom resource of a freshly installed CRD is served (discovery after the CRD exists)

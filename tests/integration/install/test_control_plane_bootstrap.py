@@ -127,6 +127,7 @@ class ControlPlanePod:
             if "fieldRef" in source:
                 field = source["fieldRef"]["fieldPath"]
                 out[item["name"]] = {
+                    "metadata.name": f"lacewing-{self.pod.name}",
                     "metadata.namespace": "lacewing",
                     "spec.serviceAccountName": self.spec["serviceAccountName"],
                 }[field]

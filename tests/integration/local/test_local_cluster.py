@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -63,7 +64,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[int]]:
     pids: list[int] = []
     try:
         assert up.returncode == 0, up.stderr + up.stdout
-        assert f"local cluster '{NAME}' is up: 6 pods ready" in up.stdout
+        assert f"local cluster '{NAME}' is up: 7 pods ready" in up.stdout
         yield pids
     finally:
         down = lacewing("local", "down", "--name", NAME)
@@ -78,6 +79,7 @@ def test_status_lists_ready_pods(cluster: list[int]) -> None:
     assert [r[:4] for r in rows[1:]] == [
         ["lacewing", "lacewing-identity-0", "1/1", "no"],
         ["lacewing", "lacewing-destination-0", "1/1", "no"],
+        ["lacewing", "lacewing-policy-0", "1/1", "no"],
         ["ttest", "srv-0", "1/1", "yes"],
         ["ttest", "srv-1", "1/1", "yes"],
         ["ttest", "cli-0", "1/1", "yes"],
@@ -123,7 +125,9 @@ def test_traffic_went_through_the_proxies(cluster: list[int]) -> None:
     assert mtls >= 3, "\n".join(seen)
 
 
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="install Debian package prometheus")
 def test_viz_stat_deploy(cluster: list[int]) -> None:
+    """From the cluster's Prometheus (numbers checked in tests/integration/viz)."""
     loop = "for i in $(seq 60); do curl -s -m 2 -o /dev/null http://srv:8080/; sleep 0.05; done"
     traffic = subprocess.Popen(
         [sys.executable, "-m", "lacewing.cli.main", "local", "exec", "--name", NAME, "cli-0",
@@ -132,9 +136,8 @@ def test_viz_stat_deploy(cluster: list[int]) -> None:
         stderr=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        time.sleep(0.5)
-        result = lacewing("viz", "stat", "deploy", "-n", "ttest", "--local", NAME,
-                          "--window", "2s")  # fmt: skip
+        time.sleep(4)  # the series exist and were scraped a few times (every 1s)
+        result = lacewing("viz", "stat", "deploy", "-n", "ttest", "--local", NAME, "-t", "3s")
     finally:
         traffic.wait(timeout=60)
     assert result.returncode == 0, result.stderr
@@ -165,14 +168,15 @@ def test_logs(cluster: list[int]) -> None:
 def test_registry_file(cluster: list[int]) -> None:
     registry = json.loads((STATE / "registry.json").read_text())
     assert registry["cluster"] == NAME
-    identity, destination, service = registry["services"]
+    identity, destination, policy, service = registry["services"]
     assert identity["name"] == "lacewing-identity"
     assert destination["name"] == "lacewing-destination"
+    assert policy["name"] == "lacewing-policy"
     assert service["name"] == "srv" and service["clusterIP"].startswith("10.43.0.")
     ready = {p["name"]: p["ready"] for p in registry["pods"]}
     assert ready == {
         "lacewing-identity-0": True, "lacewing-destination-0": True,
-        "srv-0": True, "srv-1": True, "cli-0": True, "plain-0": True,
+        "lacewing-policy-0": True, "srv-0": True, "srv-1": True, "cli-0": True, "plain-0": True,
     }  # fmt: skip
 
 

@@ -242,7 +242,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seen]:
     try:
         up = lacewing("local", "up", "-f", str(spec), "--name", NAME)
         assert up.returncode == 0, up.stderr + up.stdout
-        assert f"local cluster '{NAME}' is up: 7 pods ready" in up.stdout
+        assert f"local cluster '{NAME}' is up: 8 pods ready" in up.stdout
         seen.record()
         yield seen
     finally:
@@ -425,7 +425,7 @@ def test_traffic_flows_without_the_control_plane_and_updates_resume(cluster: See
 
 def test_down_leaves_nothing(cluster: Seen) -> None:
     cluster.record()
-    assert len(cluster.processes) > 14  # supervisor, 2 control plane, 5 pods x 2, restarts
+    assert len(cluster.processes) > 15  # supervisor, 3 control plane, 5 pods x 2, restarts
     down = lacewing("local", "down", "--name", NAME)
     assert down.returncode == 0, down.stderr
     assert down.stdout.strip() == f"local cluster '{NAME}' stopped and removed"

@@ -31,12 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.integration.local.conftest import REPO, lacewing, leftovers
+from tests.integration.local.conftest import REPO, lacewing, leftovers, run_name
 from tests.integration.local.test_mesh_traffic import parse_records
 
 pytestmark = pytest.mark.root
 
-NAME = "lwrt"
+NAME = run_name("lwrt")
 APP = ["python", "-m", "tests.integration.local.route_app", "8080"]
 
 

@@ -20,6 +20,7 @@ import yaml
 from lacewing.cli.commands.controller import controller_log_level
 from lacewing.cli.commands.inject import InjectOptions, run_inject
 from lacewing.cli.context import GlobalOptions, Output
+from lacewing.cli.serving import admin_addr
 from lacewing.core.identity import IDENTITY_SERVICE_ACCOUNT, Identity
 from lacewing.install import credentials, sidecar
 from lacewing.install.render import render_control_plane
@@ -62,7 +63,7 @@ def _proxy_reads(env: Mapping[str, str]) -> None:
 READERS: dict[str, tuple[Callable[[Mapping[str, str]], object], ...]] = {
     "proxy": (_proxy_reads,),
     "proxy-init": (),  # flags only
-    "controller": (controller_log_level,),
+    "controller": (controller_log_level, admin_addr),
 }
 
 
@@ -89,6 +90,7 @@ def _resolve(env: list[Obj], pod: Obj, config_maps: dict[str, Obj]) -> dict[str,
         if "fieldRef" in source:
             path = source["fieldRef"]["fieldPath"]
             field = {
+                "metadata.name": pod["metadata"].get("name", "web-0"),
                 "metadata.namespace": pod["metadata"].get("namespace", "shop"),
                 "spec.serviceAccountName": pod["spec"].get("serviceAccountName", "default"),
             }
@@ -136,7 +138,7 @@ def _config_maps(docs: list[Obj]) -> dict[str, Obj]:
 def test_every_variable_install_renders_is_read() -> None:
     docs = _install_docs()
     pods = list(_pods_of(docs))
-    assert len(pods) == 3
+    assert len(pods) == 4  # identity, destination, policy, proxy-injector
     for pod in pods:
         assert _check(pod, _config_maps(docs)) == []
 
@@ -237,3 +239,12 @@ def test_every_variable_the_local_runtime_gives_a_proxy_is_read(tmp_path: Any) -
     _proxy_reads(env)
     rendered = {name for name in env.data if name.startswith("LACEWING_")}
     assert rendered and rendered <= env.read, sorted(rendered - env.read)
+
+
+def test_the_controllers_admin_port_is_the_one_viz_scrapes() -> None:
+    from lacewing.controller.admin import ADMIN_ADDR_ENV
+    from lacewing.install import sidecar
+    from lacewing.viz.scrapeconfig import CONTROLLER_ADMIN_PORT_NAME
+
+    assert sidecar.CONTROLLER_ADMIN_ADDR_ENV == ADMIN_ADDR_ENV
+    assert sidecar.CONTROLLER_ADMIN_PORT_NAME == CONTROLLER_ADMIN_PORT_NAME

@@ -69,25 +69,26 @@ def test_the_control_plane_has_everything_the_issue_lists() -> None:
     docs = _render(Values())
     kinds = set(_kinds(docs))
     assert {"Namespace", "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "ConfigMap",
-            "Secret", "Service", "Deployment", "MutatingWebhookConfiguration"} <= kinds  # fmt: skip
+            "Secret", "Service", "Deployment", "MutatingWebhookConfiguration",
+            "ValidatingWebhookConfiguration"} <= kinds  # fmt: skip
     assert docs[0]["kind"] == "Namespace" and docs[0]["metadata"]["name"] == "lacewing"
-    for name in ("identity", "destination", "proxy-injector"):
+    for name in ("identity", "destination", "policy", "proxy-injector"):
         _by(docs, "ServiceAccount", f"lacewing-{name}")
-    for name in ("identity", "destination", "proxy-injector"):
+    for name in ("identity", "destination", "policy", "proxy-injector"):
         deploy = _by(docs, "Deployment", f"lacewing-{name}")
         main = deploy["spec"]["template"]["spec"]["containers"][0]
         assert main["args"][:4] == ["-L", "lacewing", "controller", name]
         assert main["image"] == Values().image.ref
     # webhooks come after the Services and Deployments they call
-    assert _kinds(docs)[-1:] == ["MutatingWebhookConfiguration"]
+    assert _kinds(docs)[-2:] == ["MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"]
 
 
 def test_only_what_runs_is_rendered() -> None:
-    """No policy controller exists yet, and the heartbeat job did nothing: neither is rendered."""
+    """The heartbeat job did nothing: it is not rendered; every controller's command exists."""
     docs = _render(VARIANTS["ha+limits"])
     names = {(d["kind"], d["metadata"]["name"]) for d in docs}
-    assert not [n for n in names if "policy" in n[1] or "heartbeat" in n[1]], names
-    assert "CronJob" not in _kinds(docs) and "ValidatingWebhookConfiguration" not in _kinds(docs)
+    assert not [n for n in names if "heartbeat" in n[1]], names
+    assert "CronJob" not in _kinds(docs)
     from lacewing.cli.commands.controller import COMPONENTS as RUNNABLE
 
     for doc in docs:  # every Deployment runs a `lacewing controller` subcommand that exists
@@ -99,7 +100,7 @@ def test_only_what_runs_is_rendered() -> None:
 def test_pdbs_are_opt_in() -> None:
     assert "PodDisruptionBudget" not in _kinds(_render(Values()))
     docs = _render(VARIANTS["ha+limits"])
-    assert _kinds(docs).count("PodDisruptionBudget") == 3
+    assert _kinds(docs).count("PodDisruptionBudget") == 4
     assert _by(docs, "Deployment", "lacewing-destination")["spec"]["replicas"] == 3
 
 
@@ -141,6 +142,7 @@ def test_sidecar_is_what_the_task_says() -> None:
 def test_proxy_env_is_accepted_by_the_proxy() -> None:
     proxy = sidecar.proxy_container(Values())
     env = {e["name"]: e["value"] for e in proxy["env"] if "value" in e}
+    env |= {"LACEWING_PROXY_POD_NAME": "web-0", "LACEWING_PROXY_POD_NAMESPACE": "shop"}  # fieldRef
     config = proxy_config.load(env)  # raises on an unknown or malformed LACEWING_PROXY_* var
     assert config.inbound_listen_addr.port == 4143
     assert config.admin_listen_addr.port == 4191
@@ -183,7 +185,11 @@ def test_issuer_secret_and_trust_roots_chain() -> None:
 
 
 @pytest.mark.parametrize(
-    ("kind", "service"), [("MutatingWebhookConfiguration", "lacewing-proxy-injector")]
+    ("kind", "service"),
+    [
+        ("MutatingWebhookConfiguration", "lacewing-proxy-injector"),
+        ("ValidatingWebhookConfiguration", "lacewing-policy-validator"),
+    ],
 )
 def test_webhook_ca_bundle_verifies_its_serving_cert(kind: str, service: str) -> None:
     docs = _render(Values())
@@ -197,6 +203,72 @@ def test_webhook_ca_bundle_verifies_its_serving_cert(kind: str, service: str) ->
     check_issued_by(cert, bundle)
     check_dns_name(cert, f"{service}.lacewing.svc")
     assert isinstance(cert, x509.Certificate)
+
+
+def test_the_policy_controller_runs_as_install_configures_it() -> None:
+    """Its flags parse with the real command; its certificate comes from identity (CSR +
+    projected token), so the issuer's key is mounted in the identity pod only."""
+    from lacewing.cli.commands.controller_policy import policy_command
+
+    values = build_values(sets=["defaultInboundPolicy=deny", "clusterNetworks=10.42.0.0/16"])
+    docs = _render(values)
+    deploy = _by(docs, "Deployment", "lacewing-policy")
+    pod = deploy["spec"]["template"]["spec"]
+    main = pod["containers"][0]
+    ctx = policy_command.make_context("policy", main["args"][4:])
+    assert ctx.params["default_policy"] == "deny"
+    assert ctx.params["cluster_networks"] == "10.42.0.0/16"
+    assert ctx.params["identity_addr"] == "lacewing-identity.lacewing.svc.cluster.local:8080"
+    assert ctx.params["issuer_dir"] is None
+    assert ctx.params["admission_addr"] == "0.0.0.0:9443"
+    assert pod["serviceAccountName"] == "lacewing-policy"
+    for doc in docs:
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] != "lacewing-identity":
+            volumes = doc["spec"]["template"]["spec"]["volumes"]
+            assert not [v for v in volumes if "secret" in v and "issuer" in str(v)], doc
+    ports = {p["containerPort"] for p in main["ports"]}
+    assert ports == {8090, 9443, 9990}  # 9990: the admin port viz scrapes
+    svc = _by(docs, "Service", "lacewing-policy")
+    assert svc["spec"]["ports"][0]["port"] == 8090
+    # its own proxy skips the ports it serves itself, and reaches it on localhost
+    init = pod["initContainers"][0]["args"]
+    assert "8090,9443" in init[init.index("--inbound-ports-to-ignore") + 1]
+    proxy_env = {e["name"]: e.get("value") for e in pod["containers"][1]["env"]}
+    assert proxy_env["LACEWING_PROXY_POLICY_ADDR"] == "localhost:8090"
+    assert proxy_env["LACEWING_PROXY_DEFAULT_INBOUND_POLICY"] == "deny"
+    role = _by(docs, "ClusterRole", "lacewing-lacewing-policy")
+    watched = {r for rule in role["rules"] for r in rule["resources"]}
+    assert {"servers", "authorizationpolicies", "meshtlsauthentications",
+            "networkauthentications", "pods", "namespaces"} <= watched  # fmt: skip
+    validating = _by(
+        docs, "ValidatingWebhookConfiguration", "lacewing-lacewing-policy-validator-webhook-config"
+    )
+    rule = validating["webhooks"][0]["rules"][0]
+    assert rule["apiGroups"] == ["policy.lacewing.io"] and "servers" in rule["resources"]
+
+
+def test_meshed_pods_get_the_policy_settings() -> None:
+    proxy = sidecar.proxy_container(build_values(sets=["defaultInboundPolicy=audit"]))
+    env = {e["name"]: e for e in proxy["env"]}
+    assert env["LACEWING_PROXY_POLICY_ADDR"]["value"] == (
+        "lacewing-policy.lacewing.svc.cluster.local:8090"
+    )
+    assert env["LACEWING_PROXY_POD_NAME"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.name"}
+    }
+    assert env["LACEWING_PROXY_POD_NAMESPACE"]["valueFrom"] == {
+        "fieldRef": {"fieldPath": "metadata.namespace"}
+    }
+    assert env["LACEWING_PROXY_DEFAULT_INBOUND_POLICY"]["value"] == "audit"
+    assert env["LACEWING_PROXY_CLUSTER_NETWORKS"]["value"] == Values().cluster_networks
+
+
+@pytest.mark.parametrize("name", ["cluster-authenticated", "audit"])
+def test_every_default_policy_is_a_value_and_a_server_access_policy(name: str) -> None:
+    assert build_values(sets=[f"defaultInboundPolicy={name}"]).default_inbound_policy == name
+    (server,) = [c for c in render_crds(Values()) if c["spec"]["names"]["kind"] == "Server"]
+    schema = server["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert name in schema["properties"]["spec"]["properties"]["accessPolicy"]["enum"]
 
 
 def test_external_issuer_leaves_the_issuer_secret_to_cert_manager() -> None:

@@ -82,19 +82,28 @@ def test_status_of_missing_cluster(
     assert err.splitlines()[0] == "Error: no local cluster named 'tnone' is running"
 
 
-def test_viz_stat_needs_a_cluster(
+def test_viz_stat_bad_input(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("LACEWING_LOCAL_CLUSTER", raising=False)
+    monkeypatch.setenv("KUBECONFIG", "/nonexistent/kubeconfig")
     code, _, err = run_cli(capsys, "viz", "stat", "deploy")
+    assert code == 1  # no local cluster selected: Kubernetes, and there is none
+    assert err.splitlines()[0] == "Error: kubeconfig /nonexistent/kubeconfig does not exist"
+    code, _, err = run_cli(capsys, "viz", "stat", "jobs", "--local")
     assert code == 2
-    assert err.splitlines()[0].startswith("Error: viz stat needs a local cluster for now")
-    code, _, err = run_cli(capsys, "viz", "stat", "pods", "--local")
+    assert err.splitlines()[0] == "Error: cannot stat 'jobs' (RESOURCE): unknown kind 'jobs'"
+    code, _, err = run_cli(capsys, "viz", "stat", "deploy", "--local", "-t", "0s")
     assert code == 2
-    assert "only deployments are supported" in err
-    code, _, err = run_cli(capsys, "viz", "stat", "deploy", "--local", "--window", "0s")
+    assert err.splitlines()[0] == "Error: --time-window must be longer than 0s"
+    code, _, err = run_cli(capsys, "viz", "stat", "deploy", "-o", "yaml", "--local")
     assert code == 2
-    assert err.splitlines()[0] == "Error: --window must be longer than 0s"
+    assert err.splitlines()[0] == "Error: invalid -o 'yaml'"
+    code, _, err = run_cli(
+        capsys, "viz", "stat", "deploy", "--to", "svc/a", "--from", "deploy/b", "--local"
+    )
+    assert code == 2
+    assert err.splitlines()[0] == "Error: --to and --from cannot be used together"
 
 
 def test_demo_bad_duration(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,7 +55,18 @@ def test_control_plane_comes_first() -> None:
     assert argv[argv.index("--registry-file") + 1] == str(DIR / "registry.json")
     assert argv[argv.index("--issuer-dir") + 1] == str(IDENTITY / "issuer")
     assert argv[argv.index("--trust-anchors-file") + 1] == str(IDENTITY / "ca-bundle.crt")
-    assert [p.name for p in plan.pods[2:]] == ["web-0", "web-1", "db-0", "bot-0"]
+    policy = plan.pods[2]
+    assert (policy.name, policy.namespace, policy.meshed) == (
+        "lacewing-policy-0",
+        "lacewing",
+        False,
+    )
+    argv = policy.workload.command
+    assert argv[:5] == ("python", "-m", "lacewing.cli.main", "controller", "policy")
+    assert argv[argv.index("--policy-file") + 1] == str(DIR / "policy.yaml")
+    assert argv[argv.index("--registry-file") + 1] == str(DIR / "registry.json")
+    assert argv[argv.index("--issuer-dir") + 1] == str(IDENTITY / "issuer")
+    assert [p.name for p in plan.pods[3:]] == ["web-0", "web-1", "db-0", "bot-0"]
 
 
 def test_reserved_and_too_long_names() -> None:
@@ -79,9 +90,9 @@ def test_peers_name_meshed_endpoints_only() -> None:
     web = "web.shop.serviceaccount.identity.lacewing.cluster.local"
     peers = dict(item.split("=") for item in mesh_peers(plan).split(","))
     assert peers == {
-        "10.42.0.12:8080": web,  # web-0 (identity and destination are .10 and .11)
-        "10.42.0.13:8080": web,  # web-1
-        "10.43.0.12:8080": web,  # the web Service's VIP
+        "10.42.0.13:8080": web,  # web-0 (identity, destination, policy are .10 to .12)
+        "10.42.0.14:8080": web,  # web-1
+        "10.43.0.13:8080": web,  # the web Service's VIP
     }
 
 
@@ -119,4 +130,75 @@ def test_proxy_env_merges_every_component() -> None:
     assert env == {
         **proxy_identity_env(plan, plan.pod("web-0"), IDENTITY),
         "LACEWING_PROXY_DESTINATION_ADDR": "10.42.0.11:8086",  # lacewing-destination-0
+        "LACEWING_PROXY_POLICY_ADDR": "10.42.0.12:8090",  # lacewing-policy-0
+        "LACEWING_PROXY_POD_NAME": "web-0",
+        "LACEWING_PROXY_POD_NAMESPACE": "shop",
+        "LACEWING_PROXY_INBOUND_PORTS": "8080",
     }
+
+
+POLICY_FILE = """
+workloads:
+- {name: web, namespace: shop, ports: [{name: http, port: 8080}], command: [web]}
+---
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: shop
+  annotations: {config.lacewing.io/default-inbound-policy: deny}
+---
+apiVersion: policy.lacewing.io/v1beta1
+kind: Server
+metadata: {name: web-http, namespace: shop}
+spec: {podSelector: {matchLabels: {app: web}}, port: http}
+"""
+
+
+def test_policy_documents_in_the_cluster_file_reach_the_policy_controller(
+    tmp_path: Path,
+) -> None:
+    from lacewing.controller.policy import index_from_local
+    from lacewing.core.policy_index import PolicyConfig
+    from lacewing.local.controlplane import write_policy_file
+    from lacewing.local.spec import load_cluster_file
+
+    (tmp_path / "cluster.yaml").write_text(POLICY_FILE)
+    spec = load_cluster_file(tmp_path / "cluster.yaml")
+    assert [d["kind"] for d in spec.policy] == ["Namespace", "Server"]
+    plan = plan_cluster("t1", with_control_plane(spec, tmp_path))
+    assert plan.pod("lacewing-policy-0")
+    written = write_policy_file(tmp_path, spec)
+    import yaml
+
+    documents = list(yaml.safe_load_all(written.read_text()))
+    registry = plan.registry(1, {})
+    index, problems = index_from_local(registry, documents, PolicyConfig())
+    assert not problems
+    served = index.port_policy("shop", "web-0", 8080)
+    assert served is not None and served.server_name == "web-http"
+    other = index.port_policy("shop", "web-0", 9090)
+    assert other is not None and other.server_name == "deny"  # the Namespace's annotation
+
+
+@pytest.mark.parametrize(
+    ("extra", "line"),
+    [
+        ("apiVersion: v1\nkind: Secret\nmetadata: {name: x}",
+         "cluster file: document 2.kind: 'Secret': only HTTPRoute, Server, AuthorizationPolicy, "
+         "MeshTLSAuthentication, NetworkAuthentication and Namespace may follow"),
+        ("apiVersion: policy.lacewing.io/v1beta1\nkind: Server\n"
+         "metadata: {name: web-http, namespace: shop}\n"
+         "spec: {podSelector: {}, port: 70000}",
+         "cluster file: document 2: Server shop/web-http: spec.port: 70000 is not a port "
+         "number (1-65535) or a port name"),
+    ],
+)  # fmt: skip
+def test_a_bad_policy_document_is_one_line(tmp_path: Path, extra: str, line: str) -> None:
+    from lacewing.local.spec import load_cluster_file
+
+    (tmp_path / "cluster.yaml").write_text(
+        "workloads: [{name: web, command: [web]}]\n---\n" + extra + "\n"
+    )
+    with pytest.raises(UsageError) as caught:
+        load_cluster_file(tmp_path / "cluster.yaml")
+    assert caught.value.message == line

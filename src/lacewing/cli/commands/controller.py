@@ -178,7 +178,13 @@ def command() -> None:
     default=IdentityOptions.trust_anchors_file,
     show_default=True,
 )
-@click.option("--identity-issuance-lifetime", "lifetime", default="24h", show_default=True)
+@click.option(
+    "--identity-issuance-lifetime",
+    "lifetime",
+    default="24h",
+    show_default=True,
+    envvar="LACEWING_IDENTITY_ISSUANCE_LIFETIME",
+)
 @click.option("--clock-skew-allowance", "clock_skew", default="20s", show_default=True)
 @click.option("--listen-addr", default="0.0.0.0:8080", show_default=True)
 @click.option(

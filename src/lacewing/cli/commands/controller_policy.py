@@ -6,9 +6,10 @@ material, the webhook certificate, the kubeconfig), builds the chosen source fro
 `SOURCES` table, publishes into one `Hub` and serves until SIGTERM or SIGINT:
 
 - the policy API on `--listen-addr` (`GET /v1/inbound?namespace=&pod=&port=`, JSON lines),
-  over mutual TLS when `--issuer-dir` and `--trust-anchors-file` are given (the same
-  in-process certificate destination makes, for `policy.<ns>.serviceaccount.identity...`),
-  plaintext otherwise (loopback use);
+  over mutual TLS as `lacewing-policy.<ns>.serviceaccount.identity.lacewing.<td>` when
+  `--trust-anchors-file` is given with `--identity-addr` + `--identity-token-file` (a
+  certificate from identity, what install renders) or with `--issuer-dir` (issued in-process,
+  the local runtime), plaintext otherwise (loopback use; `controller_tls`);
 - the policy-validator admission webhook on `--admission-addr` (HTTPS with `--tls-dir`),
   when that flag is given.
 
@@ -16,13 +17,16 @@ material, the webhook certificate, the kubeconfig), builds the chosen source fro
     lacewing controller policy --source kubernetes --listen-addr 0.0.0.0:8090 \\
         --admission-addr 0.0.0.0:9443 --tls-dir /var/run/lacewing/tls \\
         --default-policy all-unauthenticated --cluster-networks 10.0.0.0/8 \\
-        --issuer-dir /var/run/lacewing/identity/issuer \\
+        --identity-addr lacewing-identity.lacewing.svc.cluster.local:8080 \\
+        --identity-token-file /var/run/secrets/tokens/lacewing-identity-token \\
         --trust-anchors-file /var/run/lacewing/identity/trust-anchors/ca-bundle.crt
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import ssl
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lacewing.cli.commands.controller_tls import TlsFlags, first_certificate, serving_tls
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
 from lacewing.errors import CertificateError, UsageError
@@ -39,8 +44,6 @@ if TYPE_CHECKING:
     from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 
 __all__ = ["SOURCES", "PolicyOptions", "policy_command", "run_policy"]
-
-POLICY_SERVICE_ACCOUNT = "policy"
 
 
 @dataclass(frozen=True)
@@ -58,7 +61,19 @@ class PolicyOptions:
     trust_domain: str = "cluster.local"
     issuer_dir: Path | None = None
     trust_anchors_file: Path | None = None
+    identity_addr: str | None = None
+    identity_token_file: Path | None = None
     heartbeat: float = 10.0
+
+    @property
+    def tls_flags(self) -> TlsFlags:
+        return TlsFlags(
+            self.trust_domain,
+            self.issuer_dir,
+            self.trust_anchors_file,
+            self.identity_addr,
+            self.identity_token_file,
+        )
 
 
 Publish = Callable[["PolicyIndex"], None]
@@ -167,21 +182,9 @@ def run_policy(
     if factory is None:
         raise UsageError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
     config = _config(options)
-    if (options.issuer_dir is None) != (options.trust_anchors_file is None):
-        raise UsageError(
-            "--issuer-dir and --trust-anchors-file go together",
-            hint="pass both to serve over mTLS, or neither for plaintext (loopback only)",
-        )
-    ssl_context = None
-    if options.issuer_dir is not None and options.trust_anchors_file is not None:
-        from lacewing.controller.destination.tls import serving_context
-        from lacewing.core.identity import Identity, IdentityParseError
+    from lacewing.core.identity import POLICY_SERVICE_ACCOUNT
 
-        try:
-            identity = Identity(ctx.namespace, POLICY_SERVICE_ACCOUNT, options.trust_domain)
-        except IdentityParseError as exc:
-            raise UsageError(f"--trust-domain / namespace: {exc}") from None
-        ssl_context = serving_context(options.issuer_dir, options.trust_anchors_file, identity)
+    tls_source = serving_tls(options.tls_flags, POLICY_SERVICE_ACCOUNT, ctx.namespace)
     tls = None
     if admission is not None:
         from lacewing.controller.injector.server import TlsFiles
@@ -196,6 +199,20 @@ def run_policy(
             ) from None
 
     async def serve() -> None:
+        context, certified = tls_source.context, tls_source.certified
+        if certified is not None:
+            out.line(f"policy: waiting for a certificate from identity at {certified.address}")
+            out.out.flush()
+            context = await first_certificate(certified, stop)
+            if context is None:  # told to stop before identity answered
+                return
+        try:
+            await _serve(context)
+        finally:
+            if certified is not None:
+                await certified.stop()
+
+    async def _serve(ssl_context: ssl.SSLContext | None) -> None:
         hub = Hub()
         api = PolicyServer(hub, host, port, ssl_context=ssl_context, heartbeat=options.heartbeat)
         webhook = None
@@ -273,6 +290,17 @@ def run_policy(
     help="Serve over mTLS with a certificate from this identity issuer (tls.crt, tls.key).",
 )
 @click.option("--trust-anchors-file", type=click.Path(path_type=Path), default=None)
+@click.option(
+    "--identity-addr",
+    default=None,
+    help="Serve over mTLS with a certificate from this identity service (HOST:PORT).",
+)
+@click.option(
+    "--identity-token-file",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="With --identity-addr: the service-account token proving the controller's identity.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Log source, stream and webhook events.")
 @click.pass_obj
 def policy_command(
@@ -290,10 +318,14 @@ def policy_command(
     trust_domain: str,
     issuer_dir: Path | None,
     trust_anchors_file: Path | None,
+    identity_addr: str | None,
+    identity_token_file: Path | None,
     verbose: bool,
 ) -> int:
     """Authorization policy: stream per-port policy (GET /v1/inbound) and validate resources."""
-    configure_logging(verbose)
+    from lacewing.cli.commands.controller import controller_log_level
+
+    configure_logging(verbose, controller_log_level(os.environ))
     options = PolicyOptions(
         source=source,
         listen_addr=listen_addr,
@@ -308,5 +340,7 @@ def policy_command(
         trust_domain=trust_domain,
         issuer_dir=issuer_dir,
         trust_anchors_file=trust_anchors_file,
+        identity_addr=identity_addr,
+        identity_token_file=identity_token_file,
     )
     return run_policy(options, g or GlobalOptions(), Output())

@@ -18,7 +18,7 @@ import click
 
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
-from lacewing.local import control
+from lacewing.local import control, prometheus
 from lacewing.local.demo import CLUSTER_FILE
 from lacewing.local.demo.run import Measure, Snapshot, snapshot, wait_for_traffic
 from lacewing.local.state import ClusterState
@@ -69,6 +69,7 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
     out.warn("starting the demo mesh (web, emoji x2, voting, vote-bot) ...")
     try:
         control.up(CLUSTER_FILE, options.name, progress=out.warn)
+        out.warn(prometheus.describe(ClusterState(options.name).dir))
         wait_for_traffic(options.name)
         first = snapshot(options.name)
         try:

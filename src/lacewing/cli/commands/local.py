@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
-from lacewing.local import control
+from lacewing.local import control, prometheus
+from lacewing.local.state import ClusterState
 
 NAME_HELP = "Cluster name [default: $LACEWING_LOCAL_CLUSTER or 'local']."
 
@@ -74,6 +75,7 @@ def run_up(options: UpOptions, ctx: GlobalOptions, out: Output) -> int:
     out.line(f"local cluster {name!r} is up: {len(pods)} pods ready")
     for line in format_pods(pods):
         out.line(line)
+    out.warn(prometheus.describe(ClusterState(name).dir))
     return 0
 
 

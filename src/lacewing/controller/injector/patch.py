@@ -198,8 +198,21 @@ def workload_labels(p: PodInput) -> dict[str, str]:
     return labels
 
 
-def _proxy(values: Values, namespace: str) -> Obj:
-    container = sidecar.proxy_container(values)
+def container_ports(spec: Obj) -> str:
+    """`8080,9090`: the TCP ports the pod's containers declare (the proxy prefetches their
+    policy), in order, once each."""
+    ports: list[str] = []
+    for container in spec.get("containers") or []:
+        for port in (container.get("ports") or []) if isinstance(container, dict) else []:
+            number = port.get("containerPort") if isinstance(port, dict) else None
+            tcp = isinstance(port, dict) and port.get("protocol", "TCP") == "TCP"
+            if isinstance(number, int) and 0 < number < 65536 and tcp and str(number) not in ports:
+                ports.append(str(number))
+    return ",".join(ports)
+
+
+def _proxy(values: Values, namespace: str, spec: Obj) -> Obj:
+    container = sidecar.proxy_container(values, inbound_ports=container_ports(spec))
     pem = values.identity.trust_anchors_pem
     if pem and namespace != values.namespace:
         for env in container["env"]:
@@ -222,7 +235,7 @@ def _inject_ops(
     _add_entries(ops, meta, "/metadata/labels", labels)
 
     init = sidecar.proxy_init_container(values)
-    proxy = _proxy(values, p.namespace_name)
+    proxy = _proxy(values, p.namespace_name, spec)
     firsts = [init]
     if native:
         firsts.append({**proxy, "restartPolicy": "Always"})

@@ -1,8 +1,12 @@
-"""HTTP/2 through the proxy, on the `h2` state machine (sans-I/O) with thin Protocol drivers.
+"""HTTP/2 through the proxy, on a lean sans-I/O frame layer of our own (on `hpack`) with thin
+Protocol drivers.
 
 H2Server (accepted connection)  --H2Exchange per stream-->  H2Upstream (from H2Pool)
-  settings.py  limits and the h2 configuration
-  headers.py   hop-by-hop removal, gRPC status, the proxy's own error answers
+  frames.py    the wire format: frame header, control frames, error codes, H2Error
+  hblock.py    HPACK with a bounded memo, and the RFC 9113 header-list checks
+  codec.py     one connection: preface, settings, flow control, streams, limits, floods
+  settings.py  limits (H2Limits)
+  headers.py   gRPC status, the proxy's own error answers
   peer.py      the driver both ends share (batching writes, graceful GOAWAY)
   stream.py    one exchange: flow control both ways, endings, the Pick outcome, metrics
   server.py    the accepted side: a pick per stream, limits, drain

@@ -17,11 +17,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from h2 import events
-from h2.errors import ErrorCodes
-from h2.exceptions import NoAvailableStreamIDError, ProtocolError
-
 from lacewing.proxy.config import Addr
+from lacewing.proxy.h2.codec import Headers
+from lacewing.proxy.h2.frames import ErrorCodes, H2Error
 from lacewing.proxy.h2.peer import H2Peer
 from lacewing.proxy.h2.settings import H2Limits
 from lacewing.proxy.metrics import TcpStats
@@ -38,7 +36,7 @@ class H2Upstream(H2Peer):
     client_side = True
 
     def __init__(self, pool: H2Pool, addr: Addr, stats: TcpStats, limits: H2Limits) -> None:
-        super().__init__(pool.flusher, limits, stats)
+        super().__init__(pool.flusher, limits, stats, pool.side.clock)
         self.pool = pool
         self.addr = addr
         self.goaway = False
@@ -53,20 +51,20 @@ class H2Upstream(H2Peer):
     def has_capacity(self) -> bool:
         if self.goaway or self.closed:
             return False
-        # len(streams), not h2's open_outbound_streams, which walks every stream it has
-        return len(self.streams) < self.conn.remote_settings.max_concurrent_streams
+        return len(self.streams) < self.conn.remote_max_concurrent_streams
 
     def start(self, ex: H2Exchange) -> bool:
         """Open a stream for `ex`; False if this connection has no stream ids left."""
         conn = self.conn
         try:
             sid = conn.get_next_available_stream_id()
-        except NoAvailableStreamIDError:
+        except H2Error:
             self.goaway = True
             self.pool.forget(self)
             return False
         end = ex.req_ended and not ex.to_up and ex.req_trailers is None
         conn.send_headers(sid, ex.headers, end_stream=end)
+        ex.sent_at = self.pool.side.clock()
         ex.up, ex.up_sid = self, sid
         ex.up_end_sent = end
         self.streams[sid] = ex
@@ -80,66 +78,55 @@ class H2Upstream(H2Peer):
         return True
 
     # -- events from the endpoint ----------------------------------------------------------
-    def _response(self, ev: events.ResponseReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_response(self, sid: int, headers: Headers, ended: bool) -> None:
+        ex = self.streams.get(sid)
         if ex is not None:
-            ex.response_head(ev.headers, ev.stream_ended is not None)
+            ex.response_head(headers, ended)
 
-    def _informational(self, ev: events.InformationalResponseReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_informational(self, sid: int, headers: Headers) -> None:
+        ex = self.streams.get(sid)
         if ex is not None:
-            ex.informational(ev.headers)
+            ex.informational(headers)
 
-    def _data(self, ev: events.DataReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_data(self, sid: int, data: bytes, flow: int, ended: bool) -> None:
+        ex = self.streams.get(sid)
         if ex is None:
-            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            self.conn.acknowledge_received_data(flow, sid)
             return
-        ex.response_data(ev.data, ev.flow_controlled_length, ev.stream_ended is not None)
+        ex.response_data(data, flow, ended)
 
-    def _trailers(self, ev: events.TrailersReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_trailers(self, sid: int, headers: Headers) -> None:
+        ex = self.streams.get(sid)
         if ex is not None:
-            ex.response_ended(ev.headers)
+            ex.response_ended(headers)
 
-    def _ended(self, ev: events.StreamEnded) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_reset(self, sid: int, code: int) -> None:
+        ex = self.streams.get(sid)
         if ex is not None:
-            ex.response_ended()
+            ex.reset_by_endpoint(code)
 
-    def _reset(self, ev: events.StreamReset) -> None:
-        ex = self.streams.get(ev.stream_id)
-        if ex is not None:
-            ex.reset_by_endpoint(ev.error_code)
-
-    def _window(self, ev: events.WindowUpdated) -> None:
-        if ev.stream_id == 0:
+    def on_window(self, sid: int) -> None:
+        if sid == 0:
             self.writable()
         else:
-            ex = self.streams.get(ev.stream_id)
+            ex = self.streams.get(sid)
             if ex is not None:
                 ex.pump_up()
 
-    def _settings(self, ev: events.RemoteSettingsChanged) -> None:
-        self.writable()
-
-    def _goaway(self, ev: events.ConnectionTerminated) -> None:
+    def on_goaway(self, code: int, last_sid: int) -> None:
         self.goaway = True
         self.pool.forget(self)
-        if ev.error_code != ErrorCodes.NO_ERROR:
+        if code != ErrorCodes.NO_ERROR:
             if self.transport is not None:
                 self.transport.close()  # connection_lost fails its streams
             return
-        last = ev.last_stream_id if ev.last_stream_id is not None else 0
         for sid, ex in list(self.streams.items()):
-            if sid > last:
+            if sid > last_sid:
                 ex.refused_by_endpoint()
-        if self.streams:
-            self.keep_open()
-        elif self.transport is not None:
+        if not self.streams and self.transport is not None:
             self.transport.close()
 
-    def protocol_error(self, exc: ProtocolError) -> None:
+    def protocol_error(self, exc: H2Error) -> None:
         self.goaway = True
         self.pool.forget(self)
         super().protocol_error(exc)
@@ -193,16 +180,3 @@ class H2Upstream(H2Peer):
             ex.endpoint_lost("endpoint closed the connection")
         self.streams.clear()
         self.flusher.flush()
-
-
-H2Upstream.HANDLERS = {
-    events.ResponseReceived: H2Upstream._response,
-    events.InformationalResponseReceived: H2Upstream._informational,
-    events.DataReceived: H2Upstream._data,
-    events.TrailersReceived: H2Upstream._trailers,
-    events.StreamEnded: H2Upstream._ended,
-    events.StreamReset: H2Upstream._reset,
-    events.WindowUpdated: H2Upstream._window,
-    events.RemoteSettingsChanged: H2Upstream._settings,
-    events.ConnectionTerminated: H2Upstream._goaway,
-}

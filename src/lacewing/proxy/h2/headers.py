@@ -1,10 +1,10 @@
 """Header lists on their way through the proxy, and the responses the proxy makes itself.
 
-Header lists are `h2`'s: lists of `(name, value)` bytes pairs, names lowercase (h2 refuses
-uppercase names and connection-specific headers on input). What still has to go before a list
-is sent on: hop-by-hop headers (RFC 9113 8.2.2: `connection`, `keep-alive`,
-`proxy-connection`, `transfer-encoding`, `upgrade`, and `te` unless it is `trailers`), which a
-peer speaking HTTP/2 should not have sent but an HTTP/1 gateway in front of it may have.
+Header lists are lists of `(name, value)` bytes pairs as the codec decoded them, and are sent
+on as they came: the codec has already refused (a stream error) any list with uppercase
+names, misplaced pseudo-headers or connection-specific fields (RFC 9113 8.2.2: `connection`,
+`keep-alive`, `proxy-connection`, `transfer-encoding`, `upgrade`, `te` other than
+`trailers`), so nothing hop-by-hop is left to remove.
 
 gRPC is recognised by `content-type: application/grpc[+proto|...]`; its outcome is
 `grpc-status` in the trailers or in a trailers-only response. When the proxy cannot reach an
@@ -18,11 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 __all__ = [
+    "GRPC_DEADLINE_EXCEEDED",
     "GRPC_PERMISSION_DENIED",
     "GRPC_UNAVAILABLE",
     "Headers",
     "error_headers",
-    "forwardable",
     "grpc_status",
     "is_grpc",
     "pseudo",
@@ -31,19 +31,7 @@ __all__ = [
 Headers = Sequence[tuple[bytes, bytes]]
 GRPC_UNAVAILABLE = 14
 GRPC_PERMISSION_DENIED = 7
-
-_HOP = frozenset({b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding",
-                  b"upgrade"})  # fmt: skip
-
-
-def forwardable(headers: Headers) -> list[tuple[bytes, bytes]]:
-    """`headers` without hop-by-hop fields (the common case costs one pass, no copy of data)."""
-    out = []
-    for name, value in headers:
-        if name in _HOP or (name == b"te" and value.strip().lower() != b"trailers"):
-            continue
-        out.append((name, value))
-    return out
+GRPC_DEADLINE_EXCEEDED = 4
 
 
 def pseudo(headers: Headers, name: bytes) -> bytes | None:

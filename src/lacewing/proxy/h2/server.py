@@ -9,11 +9,14 @@ upstream connection from the side's `H2Pool`. Request metrics are the HTTP/1 ser
 Inbound, with a policy `gate`, every request is authorized on its own (as HTTP/1's are): a
 denied one is answered 403 (gRPC: PERMISSION_DENIED) by the proxy and never sent on.
 
-Limits are `h2`'s, set from `H2Limits`: more concurrent streams than we allow, a header list
-over the size we announced, or any malformed frame -> GOAWAY with the error's code and the
-connection closes; other connections are not touched. Ours: more streams reset by the client
-before their answer than `max_early_resets_per_s` in a second (rapid reset) -> GOAWAY
-ENHANCE_YOUR_CALM.
+Limits, from `H2Limits`: the codec's (more concurrent streams than we allow, a header list
+over the size we announced, a SETTINGS, PING or CONTINUATION flood, any malformed frame ->
+GOAWAY with the error's code and the connection closes; other connections are not touched),
+and two here: more streams reset by the client before their answer than
+`max_early_resets_per_s` in a second (rapid reset) -> GOAWAY ENHANCE_YOUR_CALM; a stream with
+no frame either way for `stream_idle_s` (it never ends, or its reader holds a window at zero)
+is timed out at the next sweep (`H2Exchange.timed_out`: 504 / gRPC DEADLINE_EXCEEDED before
+an answer, RST_STREAM CANCEL after one).
 
 Backpressure in: when an upstream connection this connection's streams use cannot write
 (its transport paused), that upstream blocks reading here (`block_reading`, counted, so two
@@ -29,11 +32,10 @@ from __future__ import annotations
 
 import asyncio
 
-from h2 import events
-from h2.errors import ErrorCodes
-
 from lacewing.proxy.config import Addr
-from lacewing.proxy.h2.headers import Headers, forwardable, is_grpc, pseudo
+from lacewing.proxy.h2.codec import Headers as HeaderList
+from lacewing.proxy.h2.frames import ErrorCodes
+from lacewing.proxy.h2.headers import Headers, is_grpc, pseudo
 from lacewing.proxy.h2.peer import H2Peer
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import H2Limits
@@ -53,7 +55,7 @@ class H2Server(H2Peer):
     def __init__(self, side: Side, dst: Addr, stats: TcpStats,
                  limits: H2Limits | None = None) -> None:  # fmt: skip
         pool = pool_of(side)
-        super().__init__(pool.flusher, limits or pool.limits, stats)
+        super().__init__(pool.flusher, limits or pool.limits, stats, side.clock)
         self.side = side
         self.pool = pool
         self.dst = dst
@@ -86,36 +88,54 @@ class H2Server(H2Peer):
         self.touched = True
 
     # -- requests --------------------------------------------------------------------------
-    def _request(self, ev: events.RequestReceived) -> None:
-        sid = ev.stream_id
+    def on_request(self, sid: int, headers: HeaderList, ended: bool) -> None:
         if self.draining and sid > self.goaway_last:
             self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
-        headers = ev.headers
         raw = pseudo(headers, b":authority") or pseudo(headers, b"host") or b""
         authority = raw.decode("latin-1")
         logical = self._logical.get(authority)
         if logical is None:
             logical = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
-        side = self.side
-        pick = side.pick(logical)
-        addr = pick.endpoint.addr
-        route = self._routes.get((authority, pick.endpoint))
-        if route is None:
-            route = side.metrics.route(side.direction, authority, self.target_addr,
-                                       side.route_labels(pick.endpoint))  # fmt: skip
-            self._routes[(authority, pick.endpoint)] = route
+        pick = self.side.pick(logical)
+        route = self._route(authority, pick.endpoint)
         route.requests += 1
-        ex = H2Exchange(
-            self, sid, forwardable(headers), is_grpc(headers), route, side.clock(), pick
-        )
+        ex = H2Exchange(self, sid, headers, is_grpc(headers), route, self.side.clock(), pick)
+        ex.logical, ex.authority = logical, authority
         self.streams[sid] = ex
-        if ev.stream_ended is not None:
+        if ended:
             ex.req_ended = True
         if self._gate is not None and not self._authorized(headers):
             ex.deny("unauthorized request on this port")
             return
-        self.pool.open(ex, addr)
+        self.pool.open(ex, pick.endpoint.addr)
+
+    def _route(self, authority: str, endpoint: Endpoint) -> RouteStats:
+        route = self._routes.get((authority, endpoint))
+        if route is None:
+            side = self.side
+            route = side.metrics.route(side.direction, authority, self.target_addr,
+                                       side.route_labels(endpoint))  # fmt: skip
+            self._routes[(authority, endpoint)] = route
+        return route
+
+    def repick(self, ex: H2Exchange) -> Addr:
+        """A new pick for a refused stream: another endpoint when the balancer has one (a
+        few tries; P2C picks at random), its request counted there instead."""
+        logical = ex.logical
+        assert logical is not None
+        old = ex.pick.endpoint if ex.pick is not None else None
+        pick = self.side.pick(logical)
+        for _ in range(3):
+            if pick.endpoint != old:
+                break
+            pick.cancel()
+            pick = self.side.pick(logical)
+        ex.route.requests -= 1
+        ex.route = self._route(ex.authority, pick.endpoint)
+        ex.route.requests += 1
+        ex.pick = pick
+        return pick.endpoint.addr
 
     def _authorized(self, headers: Headers) -> bool:
         """Inbound policy for one request, counted as HTTP/1's are."""
@@ -134,29 +154,24 @@ class H2Server(H2Peer):
         side.metrics.authorized(name, self.target_addr, labels)
         return decision.allowed
 
-    def _data(self, ev: events.DataReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_data(self, sid: int, data: bytes, flow: int, ended: bool) -> None:
+        ex = self.streams.get(sid)
         if ex is None:  # a stream we already ended: give the window back
-            self.conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            self.conn.acknowledge_received_data(flow, sid)
             return
-        ex.request_data(ev.data, ev.flow_controlled_length, ev.stream_ended is not None)
+        ex.request_data(data, flow, ended)
 
-    def _ended(self, ev: events.StreamEnded) -> None:
-        ex = self.streams.get(ev.stream_id)
-        if ex is not None and not ex.req_ended:
-            ex.request_ended()
-
-    def _trailers(self, ev: events.TrailersReceived) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_trailers(self, sid: int, headers: HeaderList) -> None:
+        ex = self.streams.get(sid)
         if ex is not None:
-            ex.request_ended(ev.headers)
+            ex.request_ended(headers)
 
-    def _reset(self, ev: events.StreamReset) -> None:
-        ex = self.streams.get(ev.stream_id)
+    def on_reset(self, sid: int, code: int) -> None:
+        ex = self.streams.get(sid)
         if ex is None:
             return
         early = not ex.ended
-        ex.reset_by_client(ev.error_code)
+        ex.reset_by_client(code)
         if early and self._early_reset():
             self.calm_down()
 
@@ -176,22 +191,18 @@ class H2Server(H2Peer):
         self.write_out()
         self.transport.close()
 
-    def _window(self, ev: events.WindowUpdated) -> None:
-        if ev.stream_id == 0:
+    def on_window(self, sid: int) -> None:
+        if sid == 0:
             self.writable()
         else:
-            ex = self.streams.get(ev.stream_id)
+            ex = self.streams.get(sid)
             if ex is not None:
                 ex.pump_down()
 
-    def _settings(self, ev: events.RemoteSettingsChanged) -> None:
-        self.writable()
-
-    def _goaway(self, ev: events.ConnectionTerminated) -> None:
+    def on_goaway(self, code: int, last_sid: int) -> None:
         self.peer_gone = True
-        if ev.error_code == ErrorCodes.NO_ERROR and self.streams:
-            self.keep_open()  # the client waits for the answers it asked for
-            return
+        if code == ErrorCodes.NO_ERROR and self.streams:
+            return  # the client waits for the answers it asked for
         if self.transport is not None:
             self.transport.close()
 
@@ -247,15 +258,17 @@ class H2Server(H2Peer):
         if not self.touched and not self.streams:
             self.drain()
         self.touched = False
+        if self.streams:
+            self._sweep_streams()
 
-
-H2Server.HANDLERS = {
-    events.RequestReceived: H2Server._request,
-    events.DataReceived: H2Server._data,
-    events.StreamEnded: H2Server._ended,
-    events.TrailersReceived: H2Server._trailers,
-    events.StreamReset: H2Server._reset,
-    events.WindowUpdated: H2Server._window,
-    events.RemoteSettingsChanged: H2Server._settings,
-    events.ConnectionTerminated: H2Server._goaway,
-}
+    def _sweep_streams(self) -> None:
+        """Time out streams with no frame either way for `stream_idle_s`."""
+        now = self.side.clock()
+        limit = self.limits.stream_idle_s
+        for ex in list(self.streams.values()):
+            if ex.touched:
+                ex.touched = False
+                ex.quiet_since = now
+            elif now - ex.quiet_since >= limit:
+                ex.timed_out()
+        self.flusher.flush()

@@ -20,9 +20,13 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
     endpoint lost, no head yet        failed: pick.fail(); 502 / gRPC 14
     endpoint reset, no head yet       failed (status 0): pick.fail(); the same RST code on
     endpoint lost after the head      RST INTERNAL_ERROR to the client (already answered)
+    no frame for `stream_idle_s`      before the head: failed, 504 / gRPC 4 (DEADLINE_EXCEEDED);
+                                      after it: RST CANCEL both ways (`timed_out`)
     inbound policy denied it          refused: pick.cancel(); 403 / gRPC 7 (PERMISSION_DENIED)
     endpoint refused it (GOAWAY past the stream, REFUSED_STREAM)
-                                      abandoned: pick.cancel(); RST REFUSED_STREAM (retryable)
+                                      pick.cancel(); sent again once on a new pick (`_retry`)
+                                      if no answer and no request DATA went yet; else
+                                      abandoned: RST REFUSED_STREAM (the client may retry)
     client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
     both ends done                    the streams leave their connections (`finish`)
 
@@ -37,15 +41,14 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING
 
-from h2.errors import ErrorCodes
-
 from lacewing.proxy.exchange import Exchange
+from lacewing.proxy.h2.frames import ErrorCodes
 from lacewing.proxy.h2.headers import (
+    GRPC_DEADLINE_EXCEEDED,
     GRPC_PERMISSION_DENIED,
     GRPC_UNAVAILABLE,
     Headers,
     error_headers,
-    forwardable,
     grpc_status,
     pseudo,
 )
@@ -55,7 +58,7 @@ if TYPE_CHECKING:
     from lacewing.proxy.h2.client import H2Upstream
     from lacewing.proxy.h2.peer import H2Peer
     from lacewing.proxy.h2.server import H2Server
-    from lacewing.proxy.targets import Pick
+    from lacewing.proxy.targets import Logical, Pick
 
 __all__ = ["H2Exchange"]
 
@@ -81,22 +84,33 @@ class H2Exchange(Exchange):
         self.head_ms = 0.0
         self.counted = False  # gRPC: counted at its status, after the head
         self.finished = False
+        self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
+        self.touched = True  # a frame either way since the last sweep (`timed_out`)
+        self.logical: Logical | None = None  # what was picked for (a retry picks again)
+        self.authority = ""
+        self.sent_up = False  # request DATA went to the endpoint (no retry after that)
+        self.retried = False
+        self.quiet_since = start
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
     def _head(self, status: int) -> None:
-        now = self.down.side.clock()
-        if not self.grpc:
-            self.answered(status, now)
-            return
+        """The response head came: counted (gRPC: at its status) with the latency the client
+        saw; the balancer is told the endpoint's own latency, from when the stream went out
+        on a connection, so the one-off cost of connecting (a TLS handshake) does not count
+        against the first endpoints a channel reaches."""
         if self.ended:
             return
+        now = self.down.side.clock()
         self.ended = True
         self.status = status
         elapsed = now - self.start
-        self.head_ms = elapsed * 1000.0
+        if self.grpc:
+            self.head_ms = elapsed * 1000.0
+        else:
+            self.route.response(status, elapsed * 1000.0)
         pick = self.pick
         if pick is not None:
-            pick.done(True, elapsed)
+            pick.done(True, now - self.sent_at)
 
     def _failed(self, status: int, code: int | None) -> None:
         """The endpoint failed before answering; `status`/`code` are what is counted."""
@@ -135,6 +149,7 @@ class H2Exchange(Exchange):
             end = self.req_ended and self.req_trailers is None
             acked, ended = _pump(self.to_up, up, self.up_sid, end)
             if acked:
+                self.touched = self.sent_up = True
                 self.down.conn.acknowledge_received_data(acked, self.down_sid)
                 self.down.flusher.mark(self.down)
         if not self.to_up and self.req_ended:
@@ -158,6 +173,8 @@ class H2Exchange(Exchange):
         if self.to_down and not down.paused_writing:
             end = self.resp_ended and self.resp_trailers is None
             acked, ended = _pump(self.to_down, down, self.down_sid, end)
+            if acked:
+                self.touched = True
             up = self.up
             if acked and up is not None and not up.closed:
                 up.conn.acknowledge_received_data(acked, self.up_sid)
@@ -192,6 +209,7 @@ class H2Exchange(Exchange):
 
     # -- events from the client (H2Server) -------------------------------------------------
     def request_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.touched = True
         self.to_up.append([data, flow])
         if ended:
             self.req_ended = True
@@ -199,7 +217,7 @@ class H2Exchange(Exchange):
 
     def request_ended(self, trailers: Headers | None = None) -> None:
         if trailers is not None:
-            self.req_trailers = forwardable(trailers)
+            self.req_trailers = list(trailers)
         self.req_ended = True
         self.pump_up()
 
@@ -220,7 +238,7 @@ class H2Exchange(Exchange):
     # -- events from the endpoint (H2Upstream) ---------------------------------------------
     def informational(self, headers: Headers) -> None:
         if not self.down.closed and not self.down_end_sent:
-            self.down.conn.send_headers(self.down_sid, forwardable(headers))
+            self.down.conn.send_headers(self.down_sid, list(headers))
             self.down.flusher.mark(self.down)
 
     def response_head(self, headers: Headers, ended: bool) -> None:
@@ -229,7 +247,7 @@ class H2Exchange(Exchange):
         down = self.down
         if down.closed or self.down_end_sent:
             return
-        out = forwardable(headers)
+        out = list(headers)
         if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
             self.resp_ended = True
             self.down_end_sent = True
@@ -243,6 +261,7 @@ class H2Exchange(Exchange):
         down.flusher.mark(down)
 
     def response_data(self, data: bytes, flow: int, ended: bool) -> None:
+        self.touched = True
         self.to_down.append([data, flow])
         if ended:
             self.resp_ended = True
@@ -252,12 +271,14 @@ class H2Exchange(Exchange):
         if self.resp_ended:
             return
         if trailers is not None:
-            self.resp_trailers = forwardable(trailers)
+            self.resp_trailers = list(trailers)
         self.resp_ended = True
         self.pump_down()
 
     def reset_by_endpoint(self, code: int) -> None:
         if self.finished:
+            return
+        if code == ErrorCodes.REFUSED_STREAM and self._retry():
             return
         if code == ErrorCodes.REFUSED_STREAM and not self.ended:
             self.abandoned()  # not processed there: says nothing about the endpoint
@@ -294,8 +315,31 @@ class H2Exchange(Exchange):
         self.fail(reason)
 
     def refused_by_endpoint(self) -> None:
-        """Past the endpoint's GOAWAY: never processed there; the client may retry it."""
+        """Past the endpoint's GOAWAY: never processed there; retried, or the client may."""
+        up = self.up
+        if up is not None:
+            up.conn.forget_stream(self.up_sid)
         self.reset_by_endpoint(ErrorCodes.REFUSED_STREAM)
+
+    def _retry(self) -> bool:
+        """The endpoint refused the stream (REFUSED_STREAM, or past its GOAWAY): it was not
+        processed there (RFC 9113 8.7), so it is sent again, once, on another endpoint when
+        the balancer has one, if nothing of it is gone: no answer yet, and no request DATA
+        sent on (what was sent was acknowledged to the client, so it cannot be sent again)."""
+        if self.retried or self.ended or self.sent_up or self.down.closed or self.down_end_sent:
+            return False
+        self.retried = True
+        old = self.up
+        if old is not None:
+            old.streams.pop(self.up_sid, None)
+        self.up, self.up_sid, self.up_end_sent = None, 0, False
+        if self.pick is not None:
+            self.pick.cancel()  # not processed: says nothing about that endpoint
+        addr = self.down.repick(self)
+        if old is not None:
+            old.stream_finished()
+        self.down.pool.open(self, addr)
+        return True
 
     def deny(self, reason: str) -> None:
         """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
@@ -334,6 +378,28 @@ class H2Exchange(Exchange):
         self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
         self._answer(error_headers(self.grpc, 502, reason), reason)
 
+    def timed_out(self) -> None:
+        """No frame either way for `stream_idle_s` (a stream that never ends, a reader holding
+        its window at zero): 504 (gRPC: DEADLINE_EXCEEDED) if the endpoint has not answered,
+        else RST_STREAM CANCEL both ways; either way what it buffered is let go."""
+        if self.finished:
+            return
+        up = self.up
+        if up is not None and not up.closed:  # (the codec skips a stream already closed)
+            self._drop(self.to_down, up, self.up_sid)
+            up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
+            up.flusher.mark(up)
+        if not self.ended:
+            reason = "stream timed out"
+            self._failed(200 if self.grpc else 504, GRPC_DEADLINE_EXCEEDED)
+            self._answer(error_headers(self.grpc, 504, reason, GRPC_DEADLINE_EXCEEDED), reason)
+            return
+        down = self.down
+        if not down.closed and not self.down_end_sent:
+            down.conn.reset_stream(self.down_sid, ErrorCodes.CANCEL)
+            down.flusher.mark(down)
+        self.reset_by_client(ErrorCodes.CANCEL)
+
     # -- bookkeeping -----------------------------------------------------------------------
     @staticmethod
     def _drop(queue: deque[list[object]], source: H2Peer, sid: int) -> None:
@@ -354,6 +420,9 @@ class H2Exchange(Exchange):
         down, up = self.down, self.up
         self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
         down.streams.pop(self.down_sid, None)
+        if not self.req_ended and not down.closed:  # answered before the upload ended: the
+            down.conn.reset_stream(self.down_sid, ErrorCodes.NO_ERROR)  # rest is not wanted
+            down.flusher.mark(down)
         if up is not None:
             self._drop(self.to_down, up, self.up_sid)
             up.streams.pop(self.up_sid, None)
@@ -367,7 +436,7 @@ def _pump(queue: deque[list[object]], to: H2Peer, sid: int, end: bool) -> tuple[
     they came from) and whether END_STREAM went."""
     conn = to.conn
     acked = 0
-    window = conn.local_flow_control_window(sid)
+    window = conn.send_window(sid)
     frame = conn.max_outbound_frame_size
     ended = False
     while queue:

@@ -30,7 +30,9 @@ and retry a response the route retries.
 Errors answer with the proxy's own response and close: malformed -> 400, a head that trickles
 in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
 502, connect timeout -> 504, endpoint vanished before answering -> 502 (except that a body-less
-request on a pooled connection the endpoint had just closed is sent once more, on a new one).
+request on a pooled connection the endpoint had just closed is sent once more, on a new one;
+and a request whose connection could not be made, when requests are balanced, goes once to
+the balancer's next pick instead: nothing of it was sent).
 """
 
 from __future__ import annotations
@@ -465,6 +467,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             )
         except ConnectError as exc:
             self._connect_task = None
+            if not self.closed and req is self.active and self._repick(req):
+                return
             status = 504 if isinstance(exc, ConnectTimeout) else 502
             if not self.closed and req is self.active:
                 self._answer_error(req, status, exc.reason, endpoint_failed=True)
@@ -477,6 +481,39 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             return
         self._bind(conn, req)
         self.resume(self.CONNECTING)
+
+    def _repick(self, req: Request) -> bool:
+        """A connect that failed sent nothing, so a request balanced per request may go to
+        another endpoint, once: the balancer has counted the failure (and ejected the
+        endpoint), and the request is connected to its next pick if that is a different one.
+        A routed request is left to its route (its backend's balancer and retry policy), so a
+        failed connect never moves it to another backend of a split."""
+        old = req.pick
+        if self._pick is not None or req.repicked or old is None or old.ticket is None:
+            return False
+        if req.routed is not None:
+            return False
+        req.repicked = True
+        old.fail()
+        pick = self.side.pick(self.logical)
+        if pick.endpoint.addr == self.endpoint:
+            pick.cancel()
+            return False
+        side, host = self.side, self._last_host
+        self.target, self.endpoint = pick.endpoint, pick.endpoint.addr
+        self._idle = side.pool.bucket(self.endpoint)
+        route = side.metrics.route(
+            side.direction, host.decode("latin-1"), self.target_addr,
+            side.route_labels(self.target),
+        )  # fmt: skip
+        req.route.requests -= 1
+        route.requests += 1
+        self._last_route = req.route = route
+        req.pick = pick
+        self._connect_task = side.tasks.spawn(
+            self._connect(req), name=f"lacewing-connect-{side.direction}-{self.endpoint}"
+        )
+        return True
 
     def _bind(self, conn: UpstreamConn, req: Request) -> None:
         conn.server = self

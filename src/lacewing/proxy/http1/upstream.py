@@ -170,6 +170,12 @@ class UpstreamConn(asyncio.Protocol):
         if self.transport is not None and not self.closed:
             self.transport.abort()
 
+    def certificate_expired(self) -> None:
+        """Its mutual TLS rests on an expired certificate: never reused; closed when idle."""
+        self.reusable = False
+        if self.server is None:
+            self.close()
+
     # -- httptools callbacks ----------------------------------------------------------
     # No on_message_begin (one Python call less per response): the status line's reason is
     # the first callback of a message, and per-message state is reset when a message completes

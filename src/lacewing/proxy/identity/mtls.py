@@ -55,13 +55,12 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from lacewing.core.identity import Identity
-from lacewing.proxy.accept import Accepted, admit, relay
+from lacewing.proxy.accept import Accepted, admit, h2_server, relay
 from lacewing.proxy.config import Addr
 from lacewing.proxy.detect import Protocol
-from lacewing.proxy.h2.client import H2Upstream
-from lacewing.proxy.h2.pool import pool_of
-from lacewing.proxy.h2.server import H2Server
+from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
+from lacewing.proxy.identity.expiry import ExpiryWatch
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
 from lacewing.proxy.metrics import TcpStats
@@ -97,11 +96,24 @@ ALPN_OPAQUE = "lacewing.io/opaque"
 MESH_ALPN = (ALPN_HTTP1, ALPN_H2, ALPN_OPAQUE)
 """What a mesh listener accepts; give it to `TlsHolder(anchors, alpn=MESH_ALPN)`."""
 
-ALPN_BY_PROTOCOL: dict[type[asyncio.BaseProtocol], str] = {
-    TunnelEnd: ALPN_OPAQUE,
-    H2Upstream: ALPN_H2,
-}
-"""The ALPN protocol an outbound connection offers, by its protocol's class (else HTTP/1.1)."""
+ALPN_BY_PROTOCOL: dict[type[asyncio.BaseProtocol], str] = {TunnelEnd: ALPN_OPAQUE}
+"""The ALPN protocol an outbound connection offers, by its protocol's class (else HTTP/1.1);
+HTTP/2's upstream class is added by `alpn_for` when one first connects (h2 loads lazily)."""
+
+
+def alpn_for(protocol: asyncio.BaseProtocol) -> str:
+    kind = type(protocol)
+    alpn = ALPN_BY_PROTOCOL.get(kind)
+    if alpn is not None:
+        return alpn
+    if kind is not UpstreamConn:  # HTTP/1's own class: no need to look at HTTP/2's
+        from lacewing.proxy.h2.client import H2Upstream
+
+        ALPN_BY_PROTOCOL[H2Upstream] = ALPN_H2
+        if kind is H2Upstream:
+            return ALPN_H2
+    return ALPN_HTTP1
+
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -179,6 +191,7 @@ class MeshTlsConnector:
         self.timeout = timeout
         self.on_failure = on_failure
         self.handshakes = 0
+        self.expiry = ExpiryWatch()
 
     def labels_for(self, addr: Addr) -> TlsLabels | None:
         """The TLS labels a connection to `addr` will carry, or None if it stays plaintext."""
@@ -190,7 +203,7 @@ class MeshTlsConnector:
         if identity is None:
             return await self.plain.connect(addr, factory)
         protocol = factory()
-        alpn = ALPN_BY_PROTOCOL.get(type(protocol), ALPN_HTTP1)
+        alpn = alpn_for(protocol)
         context = self.holder.client_context(alpn)
         loop = asyncio.get_running_loop()
         try:
@@ -216,7 +229,25 @@ class MeshTlsConnector:
             raise ConnectRefused(f"connecting to {addr}: {exc.strerror or exc}") from None
         self.handshakes += 1
         _nodelay(transport)
+        self.expiry.watch(
+            transport, _own_not_after(self.holder), lambda: _expire(transport, protocol)
+        )
         return transport, protocol
+
+
+def _own_not_after(holder: TlsHolder) -> float | None:
+    creds = holder.credentials
+    return creds.not_after.timestamp() if creds is not None else None
+
+
+def _expire(transport: asyncio.Transport, protocol: asyncio.BaseProtocol) -> None:
+    """A certificate of this outbound connection expired: a pooled HTTP/1 connection is
+    closed when idle and not reused when busy; any other one closes now."""
+    expire = getattr(protocol, "certificate_expired", None)
+    if expire is not None:
+        expire()
+    else:
+        transport.close()
 
 
 class _TlsConn:
@@ -405,6 +436,7 @@ class MeshTlsTerminator:
         self.passthrough = 0
         self._sides: dict[tuple[int, Identity], Side] = {}
         self._sni_labels: dict[str, TlsLabels] = {}
+        self.expiry = ExpiryWatch()
 
     def local_name(self) -> str | None:
         """The name this proxy terminates TLS for: its certificate's, else the configured one."""
@@ -492,9 +524,11 @@ class MeshTlsTerminator:
         key = (id(side), client)
         derived = self._sides.get(key)
         if derived is None:
-            derived = dataclasses.replace(side, tls=client_labels(client), client_identity=client)
+            derived = dataclasses.replace(
+                side, tls=client_labels(client), client_identity=client, mux_parent=side
+            )
             derived.pool = side.pool  # one pool to the app, whoever the client is
-            derived.mux_pool = pool_of(side)  # one HTTP/2 pool to the app as well
+            derived.mux_pool = side.mux_pool  # HTTP/2's too (made on first use: accept.h2_server)
             self._sides[key] = derived
         return derived
 
@@ -506,6 +540,9 @@ class MeshTlsTerminator:
             transport.abort()
             return asyncio.Protocol()
         derived = self.side_for(side, client)
+        self.expiry.watch(
+            transport, _own_not_after(self.holder), lambda: _drain(derived, transport)
+        )
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn == ALPN_OPAQUE:
@@ -520,10 +557,19 @@ class MeshTlsTerminator:
         if alpn == ALPN_H2:  # (authorized per request, as HTTP/1 after TLS is)
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
-            server = H2Server(derived, dst, stats)
+            server = h2_server(derived, dst, stats)
             server.adopt(transport)
             return server
         accepted = Accepted(derived)
         transport.set_protocol(accepted)
         accepted.connection_made(transport)
         return accepted
+
+
+def _drain(side: Side, transport: asyncio.Transport) -> None:
+    """A certificate of this inbound connection expired: it closes after the request in flight."""
+    conn = side.conns.get(transport)
+    if conn is not None:
+        conn.drain()
+    else:
+        transport.close()

@@ -1,11 +1,13 @@
 """Get the proxy's certificate at start, and keep it fresh: renew at 70% of its life.
 
-    start()   key (made once, in memory) -> CSR -> certify -> holder.update -> ready
+    start()   key and CSR (made once, in memory; `keygen`) -> certify -> holder.update -> ready
               retried with backoff until it succeeds: the proxy is not ready without it
     run()     loop: sleep until 70% of the current certificate's life has passed (measured
               from when it was received, so a CA clock ahead or behind does not matter),
               renew; on failure sleep the next backoff delay (1s, 2s, 4s ... 60s) and retry,
-              for as long as it takes; the old certificate keeps serving meanwhile.
+              for as long as it takes; the old certificate keeps serving meanwhile. The
+              delay never reaches past the certificate's expiry, and once it has expired
+              attempts come every 5 s at most (`EXPIRED_RETRY`).
 
 Every success swaps the holder's TLS contexts (open connections keep theirs), bumps
 `refresh_count` and sets `expiration_timestamp`: the values the proxy's metrics registry
@@ -30,8 +32,9 @@ from typing import Protocol
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, IdentityError
 from lacewing.proxy.identity.client import CertifyResponse
-from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
+from lacewing.proxy.identity.credentials import Credentials
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import KeyAndCsr, PendingKey, generate_in_process
 
 __all__ = [
     "Backoff",
@@ -44,6 +47,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 RENEW_AT_FRACTION = 0.7
+EXPIRED_RETRY = 5.0  # seconds between attempts once the certificate has expired
 
 
 class Clock(Protocol):
@@ -90,7 +94,10 @@ class CertificateManager:
         clock: Clock | None = None,
         backoff: Backoff = Backoff(),
         renew_at: float = RENEW_AT_FRACTION,
+        key: PendingKey | KeyAndCsr | None = None,
     ) -> None:
+        """`key`: the key and CSR, or the child making them (`keygen.start_keygen`); made
+        here, in this process, when not given."""
         self.identity = identity
         self.certifier = certifier
         self.token = token
@@ -98,8 +105,7 @@ class CertificateManager:
         self.clock: Clock = clock or SystemClock()
         self.backoff = backoff
         self.renew_at = renew_at
-        self._key = new_private_key()
-        self._csr = make_csr(self._key, identity)
+        self._key: PendingKey | KeyAndCsr = key or generate_in_process(identity)
         self._task: asyncio.Task[None] | None = None
         self.refresh_count = 0
         self.failure_count = 0
@@ -115,11 +121,12 @@ class CertificateManager:
 
     async def refresh(self) -> Credentials:
         """One certify round trip; installs the new certificate in the holder."""
+        made = self._key.result() if isinstance(self._key, PendingKey) else self._key
+        self._key = made
         received = self.clock.time()
-        answer = await self.certifier.certify(self.identity, self.token(), self._csr)
-        creds = Credentials.from_pem(self.identity, self._key, answer.leaf_pem, answer.chain_pem)
-        if creds.leaf.public_key() != self._key.public_key():
-            raise CertificateError("the identity service certified another key")
+        answer = await self.certifier.certify(self.identity, self.token(), made.csr_pem)
+        # (from_pem refuses a certificate for another key)
+        creds = Credentials.from_pem(self.identity, made.key_pem, answer.leaf_pem, answer.chain_pem)
         self.holder.update(creds)
         expires = creds.not_after.timestamp()
         self.refresh_count += 1
@@ -139,9 +146,19 @@ class CertificateManager:
                 failures += 1
                 self.failure_count += 1
                 self.last_error = str(exc)
-                delay = self.backoff.delay(failures)
+                delay = self._retry_delay(failures)
                 log.warning("certificate refresh failed (%s); retrying in %.0fs", exc, delay)
                 await self.clock.sleep(delay)
+
+    def _retry_delay(self, failures: int) -> float:
+        """The backoff delay, but never past the current certificate's expiry, and at most
+        `EXPIRED_RETRY` once it has expired: without a valid certificate every new mTLS
+        connection fails, so identity coming back must be noticed within seconds."""
+        delay = self.backoff.delay(failures)
+        if self.expiration_timestamp:
+            left = self.expiration_timestamp - self.clock.time()
+            delay = min(delay, left if left > self.backoff.initial else EXPIRED_RETRY)
+        return delay
 
     async def start(self) -> None:
         """Get the first certificate (retrying) and start the renewal loop."""

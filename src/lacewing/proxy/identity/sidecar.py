@@ -48,6 +48,7 @@ from pathlib import Path
 from lacewing.core.identity import (
     DEFAULT_TRUST_DOMAIN,
     DESTINATION_SERVICE_ACCOUNT,
+    POLICY_SERVICE_ACCOUNT,
     Identity,
     IdentityParseError,
     identity_service_name,
@@ -59,6 +60,7 @@ from lacewing.proxy.config import Addr, Config, parse_addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import PendingKey
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
@@ -180,8 +182,15 @@ def _first_known(
 
 class MeshedProxyServer(ProxyServer):
     def __init__(
-        self, config: Config, identity: IdentityConfig, *, clock: Clock | None = None
+        self,
+        config: Config,
+        identity: IdentityConfig,
+        *,
+        clock: Clock | None = None,
+        key: PendingKey | None = None,
     ) -> None:
+        """`key`: the child making this proxy's key and CSR (`keygen.start_keygen`, forked
+        before the event loop started); without it they are made in this process."""
         self.identity_config = identity
         self.holder = TlsHolder(identity.trust_anchors_pem, alpn=MESH_ALPN)
         self.connector = MeshTlsConnector(
@@ -197,7 +206,13 @@ class MeshedProxyServer(ProxyServer):
             identity.identity.trust_domain,
         )  # fmt: skip
         destination_tls = DestinationTls(self._destination_context, destination.name)
-        super().__init__(config, connector=self.connector, destination_tls=destination_tls)
+        policy = Identity(
+            identity.service_identity.namespace, POLICY_SERVICE_ACCOUNT,
+            identity.identity.trust_domain,
+        )  # fmt: skip
+        policy_tls = DestinationTls(self._destination_context, policy.name)
+        super().__init__(config, connector=self.connector, destination_tls=destination_tls,
+                         policy_tls=policy_tls)  # fmt: skip
         discovery = self.sides[1].discovery
         if isinstance(discovery, OutboundDiscovery):
             # mTLS follows discovery: an endpoint announced with an identity gets mutual TLS
@@ -214,10 +229,15 @@ class MeshedProxyServer(ProxyServer):
             identity.trust_anchors_pem,
         )
         self.certificates = CertificateManager(
-            identity.identity, client, self._read_token, self.holder, clock=clock
+            identity.identity, client, self._read_token, self.holder, clock=clock, key=key
         )
         self.admin = AdminServer(
-            AdminState(self.render_metrics, self.is_ready, self.request_shutdown)
+            AdminState(
+                self.render_metrics,
+                self.is_ready,
+                self.request_shutdown,
+                policy=self.policy_snapshot(),
+            )
         )
 
     def is_ready(self) -> bool:

@@ -15,10 +15,14 @@ right now, which is what `gate.InboundGate` is given. A stream task:
    backoff (0.1 s doubling to 5 s, injectable `sleep`) and reconnects. A 400 is final.
 
 A port's first connection should not be decided before its stream had a chance to answer:
-`await settled(port, timeout)` waits (once per port) until the first `POLICY` arrives, the
-controller says `NOT_FOUND`, or the first connection attempt fails, at most `timeout` seconds;
-`prefetch(ports)` starts the streams of the pod's known ports at start-up so that they are
-usually settled before the first client arrives.
+`await wait(port, timeout)` (what the accept path does, `LACEWING_PROXY_POLICY_WAIT`) waits
+until the first `POLICY` arrives, the controller says `NOT_FOUND`, or the first connection
+attempt fails, at most `timeout` seconds, and once per port: after a wait that timed out the
+port counts as settled; `settled(port, timeout)` is the same returning the policy;
+`prefetch(ports)` starts the streams of the pod's known ports at start-up
+(`LACEWING_PROXY_INBOUND_PORTS`) so that they are usually settled before the first client
+arrives; a stream that has no client certificate yet polls for it (every 20 ms) without
+counting that as an attempt, so the port does not settle on the default meanwhile.
 
 What `policy(port)` returns:
 - the last policy the controller sent for the port, even while it is unreachable;
@@ -40,10 +44,12 @@ import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import quote
 
-from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict
+from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict, policy_to_dict
 from lacewing.proxy.transport.stream import get_lines, within
 
 __all__ = ["PolicyClient", "PortWatch"]
+
+NO_CERTIFICATE_POLL = 0.02  # seconds between looks for the proxy's first certificate
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +74,7 @@ class PortWatch:
     async def settled(self, timeout: float) -> bool:
         """Wait until settled; False on timeout."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._settled.wait(), timeout)
+            await within(self._settled.wait(), timeout)
         return self._settled.is_set()
 
     async def changed(self, timeout: float) -> bool:
@@ -132,6 +138,35 @@ class PolicyClient:
             await watch.settled(timeout)
         return self.policy(port)
 
+    def answered(self, port: int) -> bool:
+        """True once the stream of `port` settled (starting it if needed)."""
+        return self.watch(port).is_settled
+
+    async def wait(self, port: int, timeout: float) -> bool:
+        """Wait until `port` settled, at most `timeout` seconds; False on timeout, after which
+        the port counts as settled (a controller that hangs delays one wait, not each)."""
+        watch = self.watch(port)
+        if watch.is_settled or await watch.settled(timeout):
+            return True
+        watch._settled.set()
+        return False
+
+    def snapshot(self) -> dict[str, object]:
+        """What the admin server's `/policy` shows: each asked-for port's policy now."""
+        ports = []
+        for port, (watch, _) in sorted(self._watches.items()):
+            ports.append(
+                {
+                    "port": port,
+                    "source": "controller" if watch.policy is not None else "default",
+                    "connected": watch.connected,
+                    "updates": watch.updates,
+                    "notFound": watch.not_found,
+                    "policy": policy_to_dict(self.policy(port)),
+                }
+            )
+        return {"controller": f"{self.host}:{self.port}", "ports": ports}
+
     def policy(self, port: int) -> PortPolicy:
         """The policy to enforce on `port` now (see the module docstring)."""
         known = self.watch(port).policy
@@ -147,6 +182,10 @@ class PolicyClient:
     async def _follow(self, watch: PortWatch) -> None:
         delay = self.backoff_first
         while True:
+            if callable(self.ssl_context) and self.ssl_context() is None:
+                # no certificate yet (a prefetch at start-up): not an attempt, keep waiting
+                await self._sleep(NO_CERTIFICATE_POLL)
+                continue
             try:
                 if await self._stream(watch):
                     watch._settled.set()

@@ -1,7 +1,8 @@
 """Test apps the kubelet's images run (`images.py`): `python -m ...apps NAME [--port P]`.
 
 - `echo`: answers every request with JSON: the pod's name (HOSTNAME), the method, the
-  path and the request headers it saw. The HTTP echo image, testbed.local/echo.
+  path and the request headers it saw, and logs `seen METHOD PATH` for each on stdout (so a
+  test can tell what reached the app). The HTTP echo image, testbed.local/echo.
 - `client`: GET /fetch?url=U&n=N makes N requests to U (by name, resolved inside its pod,
   one connection per request) and answers with the JSON list of (status, body) it got;
   testbed.local/client. Tests drive it from the pod's own loopback, so its requests leave
@@ -42,6 +43,7 @@ class Echo(_Base):
         length = int(self.headers.get("Content-Length") or 0)
         if length:
             self.rfile.read(length)
+        print(f"seen {self.command} {self.path}", flush=True)
         self.reply(
             200,
             {

@@ -69,7 +69,8 @@ def test_injection_uses_the_one_sidecar_definition() -> None:
     v = values()
     after = _injected(PodInput(pod(), namespace("shop", ENABLED), v))
     assert _containers(after) == ["lacewing-proxy", "web"]
-    assert after["spec"]["containers"][0] == sidecar.proxy_container(v)
+    # the one sidecar, told the pod's container ports (to fetch their policy as it starts)
+    assert after["spec"]["containers"][0] == sidecar.proxy_container(v, inbound_ports="80")
     assert after["spec"]["initContainers"] == [sidecar.proxy_init_container(v)]
     assert after["spec"]["volumes"] == sidecar.proxy_volumes(v)
     labels = after["metadata"]["labels"]
@@ -93,8 +94,10 @@ def test_install_and_injection_give_the_same_proxy() -> None:
         assert installed == proxy_container(v, component)
         assert pod_spec["initContainers"][0] == proxy_init_container(v, component)
         if component == "proxy-injector":
-            assert injected["spec"]["containers"][0] == installed
-    assert injected["spec"]["containers"][0] == proxy_container(v)
+            ports = [e for e in injected["spec"]["containers"][0]["env"]
+                     if e["name"] != "LACEWING_PROXY_INBOUND_PORTS"]  # fmt: skip
+            assert {**injected["spec"]["containers"][0], "env": ports} == installed
+    assert injected["spec"]["containers"][0] == proxy_container(v, inbound_ports="80")
     assert injected["spec"]["initContainers"][0] == proxy_init_container(v)
 
 
@@ -118,7 +121,7 @@ def test_annotations_override_the_install_values() -> None:
             "proxyInit": {"ignoreInboundPorts": "9000,9100-9102", "ignoreOutboundPorts": "5432"},
         }
     )
-    assert after["spec"]["containers"][0] == sidecar.proxy_container(expected)
+    assert after["spec"]["containers"][0] == sidecar.proxy_container(expected, inbound_ports="80")
     init_args = after["spec"]["initContainers"][0]["args"]
     assert init_args[init_args.index("--inbound-ports-to-ignore") + 1] == "4190,4191,9000,9100-9102"
     assert init_args[init_args.index("--outbound-ports-to-ignore") + 1] == "5432"
@@ -208,3 +211,17 @@ def test_a_pod_without_containers_is_refused() -> None:
 
     with pytest.raises(UsageError):
         decide(PodInput({"metadata": {}, "spec": {}}, None, values()))
+
+
+def test_the_proxy_is_told_the_pods_tcp_container_ports_once_each() -> None:
+    spec = {
+        "containers": [
+            {"name": "a", "ports": [{"containerPort": 8080}, {"containerPort": 53,
+                                                              "protocol": "UDP"}]},
+            {"name": "b", "ports": [{"containerPort": 9090}, {"containerPort": 8080}]},
+            {"name": "c"},
+        ]
+    }  # fmt: skip
+    after = _injected(PodInput(pod(spec=spec), namespace("shop", ENABLED), values()))
+    env = {e["name"]: e.get("value") for e in after["spec"]["containers"][0]["env"]}
+    assert env["LACEWING_PROXY_INBOUND_PORTS"] == "8080,9090"

@@ -170,6 +170,25 @@ async def test_a_dead_endpoint_is_taken_out_and_a_scale_down_is_followed(bed: Be
         await client.close()
 
 
+async def test_a_request_whose_endpoint_refuses_goes_to_the_next_pick(bed: Bed) -> None:
+    # (found by the fault suite: a pod's proxy SIGKILLed failed the requests that were sent
+    # to it after the kill, though nothing of them had reached it)
+    client = await Client.open(bed.proxy.bound["outbound"].port)
+    try:
+        for _ in range(10):  # the fast replica is the balancer's choice ...
+            assert (await bed.get(client))[0] == 200
+        assert bed.fast.requests >= 8
+        await bed.fast.stop()  # ... and refuses connections now; the control plane does not know
+        answers = [await bed.get(client) for _ in range(20)]
+        assert answers == [(200, b"web-slow")] * 20  # none failed, on one client connection
+    finally:
+        await client.close()
+    discovery = bed.proxy.sides[1].discovery
+    assert isinstance(discovery, OutboundDiscovery)
+    assert discovery.in_flight(Addr("127.0.0.2", bed.slow.port)) == 0
+    assert discovery.in_flight(Addr("127.0.0.1", bed.fast.port)) == 0
+
+
 async def test_unknown_destinations_pass_through(bed: Bed, monkeypatch: pytest.MonkeyPatch) -> None:
     outside = App("outside")
     await outside.start("127.0.0.1")

@@ -140,9 +140,11 @@ class RecordingPick:
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
         self.outcomes: list[tuple[Any, ...]] = []
+        self.seconds: list[float] = []
 
     def done(self, ok: bool, seconds: float) -> None:
         self.outcomes.append(("done", ok))
+        self.seconds.append(seconds)
 
     def fail(self) -> None:
         self.outcomes.append(("fail",))
@@ -180,6 +182,7 @@ class FakeConnector:
     async def connect(self, addr: Addr, factory: Callable[[], Any]) -> tuple[Any, Any]:
         self.connects.append(addr)
         await asyncio.sleep(0)
+        self.net.now += self.net.connect_s  # connecting takes this long
         app = self.net.apps.get(addr)
         if app is None:
             raise ConnectRefused(f"connecting to {addr}: Connection refused")
@@ -201,6 +204,7 @@ class Net:
         self.metrics = ProxyMetrics()
         self.connector = FakeConnector(self)
         self.now = 0.0
+        self.connect_s = 0.0
         self.side = Side(direction, load({}), self.metrics, self.connector,  # type: ignore[arg-type]
                          resolve=lambda d: d, clock=clock or (lambda: self.now),
                          gate=gate)  # fmt: skip

@@ -7,13 +7,14 @@ import h2.settings
 from h2.connection import ConnectionState
 from h2.errors import ErrorCodes
 from hyperframe.frame import GoAwayFrame
-from tests.unit.proxy.h2.harness import GET, App, Net, ok_response
+from tests.unit.proxy.h2.harness import GET, App, Net, Picks, ok_response
 
 from lacewing.proxy.config import Addr
 from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import DEFAULT_LIMITS
 
 A = Addr("10.1.0.1", 8080)
+B = Addr("10.1.0.2", 8080)
 
 
 def goaway(wire) -> h2.events.ConnectionTerminated:  # type: ignore[no-untyped-def]
@@ -46,17 +47,18 @@ async def test_malformed_frames_get_goaway_protocol_error_and_others_are_served(
     await net.close()
 
 
-async def test_an_overlong_frame_is_refused_before_it_is_buffered_whole() -> None:
+async def test_an_overlong_frame_is_refused_from_its_header_before_it_is_buffered() -> None:
     net = Net([App(A, ok_response())])
     server, wire = net.client()
     await net.settle()
-    server.data_received(b"\xff" * 64)  # announces a 16 MiB frame: could still be legal
+    server.data_received(b"\x00\x40")  # part of a frame header: nothing to say yet
     assert not wire.transport.closed
-    server.data_received(b"\xff" * 20000)  # longer than our 16 KiB SETTINGS_MAX_FRAME_SIZE
+    # the rest of a header announcing 16 KiB + 1, over our SETTINGS_MAX_FRAME_SIZE
+    server.data_received(b"\x01\x00\x00\x00\x00\x00\x01" + b"x" * 100)
     await net.settle()
     assert goaway(wire).error_code == ErrorCodes.FRAME_SIZE_ERROR
     assert wire.transport.closed
-    assert len(server.conn.incoming_buffer._data) == 0
+    assert server.conn.buffered == 0
     await still_serves(net)
     await net.close()
 
@@ -141,31 +143,85 @@ async def test_an_idle_connection_drains_at_once_and_upstreams_close_with_the_po
     await net.close()
 
 
-async def test_an_endpoint_goaway_moves_new_streams_to_a_new_connection() -> None:
-    app = App(A)
-    net = Net([app])
+def two_endpoints(order: list[Addr]) -> tuple[Net, App, App]:
+    a, b = App(A), App(B)
+    net = Net([a, b])
+    net.picks = Picks(order)
+    net.side.pick = net.picks  # type: ignore[method-assign,assignment]
+    return net, a, b
+
+
+async def test_streams_past_an_endpoint_goaway_are_retried_on_another_endpoint() -> None:
+    net, a, b = two_endpoints([A, A, B])
     _, wire = net.client()
     wire.peer.send_headers(1, GET, end_stream=True)
     wire.peer.send_headers(3, GET, end_stream=True)
     await net.settle()
-    up = app.wires[0]
+    up = a.wires[0]
     # the endpoint shuts down gracefully: it serves stream 1, not stream 3
     frame = GoAwayFrame(0)
     frame.last_stream_id, frame.error_code = 1, 0
     up.peer._data_to_send += frame.serialize()
     await net.settle()
+    # stream 3 was never processed there: sent again, to B
+    assert not wire.of(h2.events.StreamReset)
+    assert [len(a.requests), len(b.requests)] == [2, 1]
+    ok_response()(a, a.requests[0])
+    ok_response()(b, b.requests[0])
+    await net.settle()
+    assert sorted(e.stream_id for e in wire.of(h2.events.StreamEnded)) == [1, 3]
+    assert up.transport.closed  # its last stream ended
+    a.respond = ok_response()
+    wire.peer.send_headers(5, GET, end_stream=True)
+    await net.settle()
+    assert len(a.wires) == 2  # a new connection: the first one saw GOAWAY
+    assert sorted(e.stream_id for e in wire.of(h2.events.StreamEnded)) == [1, 3, 5]
+    assert net.picks.outcomes() == [
+        [("done", True)],
+        [("cancel",)],  # refused: says nothing about the endpoint
+        [("done", True)],  # its retry, on B
+        [("done", True)],
+    ]
+    await net.close()
+
+
+def refuse(app: App, ev: h2.events.RequestReceived) -> None:
+    app.wire_of(ev).peer.reset_stream(ev.stream_id, ErrorCodes.REFUSED_STREAM)
+
+
+async def test_refused_stream_is_retried_once_on_another_endpoint() -> None:
+    net, a, b = two_endpoints([A, B])
+    a.respond, b.respond = refuse, ok_response()
+    _, wire = net.client()
+    wire.peer.send_headers(1, GET, end_stream=True)
+    await net.settle()
+    assert [len(a.requests), len(b.requests)] == [1, 1]
+    assert [e.stream_id for e in wire.of(h2.events.StreamEnded)] == [1]
+    assert not wire.of(h2.events.StreamReset)
+    assert net.picks.outcomes() == [[("cancel",)], [("done", True)]]
+    # refused again on the retry: the client gets REFUSED_STREAM (it may retry itself)
+    b.respond = refuse
+    wire.peer.send_headers(3, GET, end_stream=True)
+    await net.settle()
     assert [(e.stream_id, e.error_code) for e in wire.of(h2.events.StreamReset)] == [
         (3, ErrorCodes.REFUSED_STREAM)
     ]
-    ok_response()(app, app.requests[0])
+    assert [len(a.requests), len(b.requests)] == [2, 2]
+    await net.close()
+
+
+async def test_refused_stream_is_not_retried_once_request_data_went_on() -> None:
+    net, a, b = two_endpoints([A, B])
+    _, wire = net.client()
+    wire.peer.send_headers(1, [(b":method", b"POST"), *GET[1:]])
+    wire.peer.send_data(1, b"part of a body")
     await net.settle()
-    assert [e.stream_id for e in wire.of(h2.events.StreamEnded)] == [1]
-    assert up.transport.closed  # its last stream ended
-    app.respond = ok_response()
-    wire.peer.send_headers(5, GET, end_stream=True)
+    refuse(a, a.requests[0])  # after the first DATA was passed on and acknowledged
     await net.settle()
-    assert len(app.wires) == 2 and [e.stream_id for e in wire.of(h2.events.StreamEnded)] == [1, 5]
-    assert net.picks.outcomes() == [[("done", True)], [("cancel",)], [("done", True)]]
+    assert [(e.stream_id, e.error_code) for e in wire.of(h2.events.StreamReset)] == [
+        (1, ErrorCodes.REFUSED_STREAM)
+    ]
+    assert b.requests == [] and net.picks.outcomes() == [[("cancel",)]]
     await net.close()
 
 

@@ -12,7 +12,7 @@ from tests.unit.proxy.h2.harness import GET, GRPC, App, Net, ok_response
 from tests.unit.proxy.promtext import parse
 
 from lacewing.proxy.config import Addr
-from lacewing.proxy.h2.headers import forwardable
+from lacewing.proxy.h2.hblock import check_request, check_response, check_trailers
 
 A, B, C = Addr("10.1.0.1", 8080), Addr("10.1.0.2", 8080), Addr("10.1.0.3", 8080)
 
@@ -224,11 +224,36 @@ async def test_client_gone_cancels_every_pick_and_resets_upstream_streams() -> N
     await net.close()
 
 
-def test_hop_by_hop_headers_are_dropped() -> None:
-    headers = [(b":status", b"200"), (b"connection", b"close"), (b"keep-alive", b"5"),
-               (b"te", b"gzip"), (b"te", b"trailers"), (b"upgrade", b"h2c"),
-               (b"transfer-encoding", b"chunked"), (b"x-kept", b"1")]  # fmt: skip
-    assert forwardable(headers) == [(b":status", b"200"), (b"te", b"trailers"), (b"x-kept", b"1")]
+def test_connection_specific_and_malformed_header_lists_are_refused() -> None:
+    ok = [(b":status", b"200"), (b"te", b"trailers"), (b"x-kept", b"1")]
+    assert check_response(ok) is None
+    for bad in [(b"connection", b"close"), (b"keep-alive", b"5"), (b"te", b"gzip"),
+                (b"upgrade", b"h2c"), (b"transfer-encoding", b"chunked"), (b"X-Up", b"1"),
+                (b"x-crlf", b"a\r\nb"), (b"x-space", b" a"), (b":path", b"/")]:  # fmt: skip
+        assert check_response([*ok, bad]) is not None, bad
+    assert check_request(GET) is None
+    assert check_request(GET[1:]) == "no :method"
+    assert check_request([(b"x-a", b"1"), *GET]) == "pseudo-header after a regular header"
+    assert check_trailers([(b"grpc-status", b"0")]) is None
+    assert check_trailers([(b":status", b"200")]) is not None
+
+
+async def test_a_request_with_a_connection_header_is_reset_and_never_sent_on() -> None:
+    app = App(A, ok_response())
+    net = Net([app])
+    _, wire = net.client()
+    wire.peer.config.validate_outbound_headers = False  # a client that breaks RFC 9113 8.2.2
+    wire.peer.config.normalize_outbound_headers = False
+    wire.peer.send_headers(1, [*GET, (b"connection", b"close")], end_stream=True)
+    await net.settle()
+    assert [(e.stream_id, e.error_code) for e in wire.of(h2.events.StreamReset)] == [
+        (1, ErrorCodes.PROTOCOL_ERROR)
+    ]
+    assert app.requests == [] and net.picks.handles == []
+    wire.peer.send_headers(3, GET, end_stream=True)  # the connection goes on
+    await net.settle()
+    assert [e.stream_id for e in wire.of(h2.events.StreamEnded)] == [3]
+    await net.close()
 
 
 class PathGate:
@@ -264,4 +289,37 @@ async def test_inbound_policy_authorizes_every_stream_on_its_own() -> None:
     assert 'inbound_http_authz_deny_total{target_addr="10.0.0.9:8080",srv_name="web"' in text
     assert responses(net) == {("200", "success", "-"): 1, ("403", "success", "-"): 1,
                               ("200", "failure", "7"): 1}  # fmt: skip
+    await net.close()
+
+
+async def test_the_balancer_is_told_the_endpoints_latency_without_the_connect() -> None:
+    app = App(A, ok_response())
+    net = Net([app])
+    net.connect_s = 0.05  # a TLS handshake, say: paid once by the first stream
+    _, wire = net.client()
+    wire.peer.send_headers(1, GET, end_stream=True)
+    await net.settle()
+    wire.peer.send_headers(3, GET, end_stream=True)
+    await net.settle()
+    assert [p.outcomes for p in net.picks.handles] == [[("done", True)]] * 2
+    assert [p.seconds for p in net.picks.handles] == [[0.0], [0.0]]
+    # the client's latency (response_latency_ms) still includes it
+    samples = parse("\n".join(net.metrics.render()) + "\n")
+    fast = [v for (name, labels), v in samples.items()
+            if name == "response_latency_ms_bucket" and dict(labels).get("le") == "10"]  # fmt: skip
+    assert fast == [1.0]  # one of the two answers within 10 ms; the first took 50
+    await net.close()
+
+
+async def test_an_answer_before_the_upload_ended_closes_the_stream_on_both_layers() -> None:
+    net = Net([])  # no endpoint: the proxy answers 502 while the body is still coming
+    server, wire = net.client()
+    wire.peer.send_headers(1, [(b":method", b"POST"), *GET[1:]])
+    wire.peer.send_data(1, b"part")
+    await net.settle()
+    assert [dict(e.headers)[b":status"] for e in wire.of(h2.events.ResponseReceived)] == [b"502"]
+    assert [(e.stream_id, e.error_code) for e in wire.of(h2.events.StreamReset)] == [
+        (1, ErrorCodes.NO_ERROR)  # RFC 9113 8.1: the rest of the request is not wanted
+    ]
+    assert server.streams == {} and server.conn.streams == {}  # nothing left to count
     await net.close()

@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -57,9 +59,10 @@ class Mesh:
 
 
 async def _pair(pki: Pki, backend: Backend, expected: Identity, opaque: bool = False,
-                backend_port: int | None = None) -> Mesh:  # fmt: skip
+                backend_port: int | None = None,
+                b_lifetime: timedelta = timedelta(hours=24)) -> Mesh:  # fmt: skip
     b_holder = TlsHolder(pki.anchors_pem, alpn=MESH_ALPN)
-    b_holder.update(issue_credentials(pki, API))
+    b_holder.update(issue_credentials(pki, API, lifetime=b_lifetime))
     port = backend.port if backend_port is None else backend_port
     server = ProxyServer(_config(inbound_fixed_dst=f"127.0.0.1:{port}"))  # type: ignore[arg-type]
     terminator = MeshTlsTerminator(b_holder)
@@ -141,6 +144,31 @@ async def test_requests_cross_mtls_with_identities_in_metrics_and_one_handshake(
         await _shutdown(mesh)
 
 
+async def test_a_connection_ends_with_its_certificate_and_traffic_stops_closed(
+    pki: Pki, backend: Backend
+) -> None:
+    # (found by the fault suite: with identity down past the certificates' lifetime, pooled
+    # mTLS connections went on carrying every request on the expired certificates)
+    mesh = await _pair(pki, backend, API, b_lifetime=timedelta(seconds=2))
+    try:
+        assert await _get(mesh.client.bound["outbound"], n=2) == [b"HTTP/1.1 200 OK hello"] * 2
+        assert mesh.connector.handshakes == 1
+        creds = mesh.terminator.holder.credentials
+        assert creds is not None
+        expired = creds.not_after.timestamp()
+        await asyncio.sleep(max(0.0, expired - time.time()) + 1.2)
+        # the pooled connection ended with B's certificate, on both sides; a new handshake
+        # fails on the expired certificate: 502, nothing reaches the app, no plaintext
+        assert (mesh.connector.expiry.expired, mesh.terminator.expiry.expired) == (1, 1)
+        answers = await _get(mesh.client.bound["outbound"])
+        assert answers[0].startswith(b"HTTP/1.1 502"), answers
+        assert mesh.connector.handshakes == 1
+        assert backend.requests == 2
+        assert 'error="tls_expired"' in "\n".join(mesh.client.metrics.render())
+    finally:
+        await _shutdown(mesh)
+
+
 async def test_a_wrong_identity_fails_closed_and_is_counted(pki: Pki, backend: Backend) -> None:
     payments = Identity("shop", "payments")
     mesh = await _pair(pki, backend, payments)
@@ -209,6 +237,9 @@ async def test_http2_is_carried_with_the_h2_alpn_stream_by_stream(
             assert served and served[0].transport is not None
             ssl_object = served[0].transport.get_extra_info("ssl_object")
             assert ssl_object.selected_alpn_protocol() == "h2"
+            # the per-client side shares the inbound side's HTTP/2 pool to the app (swept and
+            # closed at shutdown with it), though h2 was loaded only when this connection came
+            assert served[0].pool is mesh.server.sides[0].mux_pool
             lines = mesh.server.metrics.render()
             counted = [ln for ln in lines if ln.startswith("request_total") and WEB.name in ln]
             assert counted and counted[0].endswith(" 2")

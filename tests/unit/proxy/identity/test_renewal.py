@@ -14,8 +14,9 @@ from tests.unit.proxy.identity.pki import FakeClock, Pki
 from lacewing.core.identity import Identity, mint_local_token
 from lacewing.errors import CertificateError, IdentityError
 from lacewing.proxy.identity.client import CertifyResponse
-from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
+from lacewing.proxy.identity.credentials import Credentials
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import generate_in_process, make_csr, new_private_key
 from lacewing.proxy.identity.renewal import Backoff, CertificateManager
 from lacewing.tls.issuance import issue_leaf
 
@@ -61,8 +62,10 @@ async def test_first_certificate_then_renewal_at_70_percent(
                 break
         await _settle(manager, 2)
         second = manager.holder.credentials
-        assert second is not None and second.leaf.serial_number != first.leaf.serial_number
-        assert second.leaf.public_key() == first.leaf.public_key()  # same in-memory key
+        assert second is not None
+        old, new = (x509.load_pem_x509_certificate(c.leaf.encode()) for c in (first, second))
+        assert new.serial_number != old.serial_number
+        assert new.public_key() == old.public_key()  # same in-memory key
         assert manager.holder.swaps == 2
         assert manager.metrics()["identity_cert_refresh_count"] == 2
     finally:
@@ -118,6 +121,36 @@ async def test_failures_back_off_exponentially_and_the_old_certificate_keeps_ser
         await manager.stop()
 
 
+async def test_retries_never_sleep_past_the_expiry_and_come_every_5s_once_expired(
+    identity_server: RunningIdentity,
+) -> None:
+    # (found by the fault suite: after identity had been unreachable past the certificates'
+    # life, proxies took up to 26 s to notice it was back, sleeping a 16-32 s backoff while
+    # every new mTLS connection failed)
+    clock = FakeClock(now=time.time())
+    flaky = Flaky(identity_server.client(), failures=0)
+    manager = _manager(identity_server, clock, flaky)
+    await manager.start()
+    try:
+        expiry = manager.expiration_timestamp
+        flaky.failures = flaky.calls + 12
+        await clock.advance(0)
+        await clock.advance(expiry - clock.time() - 20)  # renewal has failed until 20 s before
+        seen: list[tuple[float, float]] = []  # (when the delay was chosen, the delay)
+        for _ in range(10):
+            await _wait_for(lambda: len(clock.sleeps) > 1 + len(seen))
+            seen.append((clock.time(), clock.sleeps[-1]))
+            await clock.advance(clock.sleeps[-1])
+        for when, delay in seen:
+            if when < expiry - 1:
+                assert when + delay <= expiry + 1e-6, seen
+            else:
+                assert delay <= 5.0, seen
+        assert seen[-1][0] > expiry + 10  # it went on past the expiry, every <= 5 s
+    finally:
+        await manager.stop()
+
+
 async def _wait_for(condition: object) -> None:
     for _ in range(300):
         if condition():  # type: ignore[operator]
@@ -160,5 +193,7 @@ def test_leaf_parsing_refuses_a_certificate_for_another_key() -> None:
     ident = pki.identity()
     leaf = issue_leaf(make_csr(new_private_key(), ident), ident, pki.issuer, now=datetime.now(UTC))
     with pytest.raises(CertificateError, match="not for this proxy's key"):
-        Credentials.from_pem(ident, new_private_key(), leaf.leaf_pem, leaf.chain_pem)
+        Credentials.from_pem(
+            ident, generate_in_process(ident).key_pem, leaf.leaf_pem, leaf.chain_pem
+        )
     assert x509.load_pem_x509_certificate(leaf.leaf_pem.encode())

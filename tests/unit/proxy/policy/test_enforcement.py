@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,7 @@ from tests.unit.proxy.sockets.harness import Client, proxy
 
 from lacewing.controller.policy import Hub, PolicyServer, index_from_objects
 from lacewing.core.policy_index import PolicyConfig
+from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.server import ProxyServer
 
 
@@ -197,3 +200,89 @@ async def test_a_denied_opaque_connection_is_closed_before_a_byte_reaches_the_ap
     assert bed.app.received == 0
     assert bed.count("inbound_tcp_authz_deny_total") == 1
     # (the proxy then shuts down while its policy stream is just starting: that once hung)
+
+
+async def test_the_first_request_waits_for_the_first_policy_instead_of_the_default(
+    bed: Bed,
+) -> None:
+    """The default is deny; the controller already allows loopback: the very first request
+    (whose port's stream starts with it) is decided by the controller's answer, not by the
+    default that applies only because nobody asked yet."""
+    bed.publish(_server(bed.app.port), *LOOPBACK_AUTHZ)
+    assert await bed.get() == 200
+    assert bed.count("inbound_http_authz_deny_total") == 0
+
+
+async def test_the_wait_for_a_silent_controller_is_bounded_then_the_default_applies() -> None:
+    app = App()
+    await app.start()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # accepts, never answers (a controller that hangs)
+        writer.close()
+
+    controller = await asyncio.start_server(silent, "127.0.0.1", 0)
+    env = {
+        "LACEWING_PROXY_INBOUND_FIXED_DST": f"127.0.0.1:{app.port}",
+        "LACEWING_PROXY_POLICY_ADDR": f"127.0.0.1:{controller.sockets[0].getsockname()[1]}",
+        "LACEWING_PROXY_POLICY_WAIT": "300ms",
+        "LACEWING_PROXY_POD_NAME": "web-0",
+        "LACEWING_PROXY_POD_NAMESPACE": "shop",
+        "LACEWING_PROXY_DEFAULT_INBOUND_POLICY": "deny",
+    }
+    try:
+        async with proxy(env) as server:
+            bed = Bed(Hub(), app, server)
+            started = time.monotonic()
+            assert await bed.get() == 403  # the default (deny), after the bounded wait
+            waited = time.monotonic() - started
+            assert 0.25 < waited < 2.0, waited
+            started = time.monotonic()
+            assert await bed.get() == 403  # a port waits once, not on every connection
+            assert time.monotonic() - started < 0.2
+            assert app.received == 0
+    finally:
+        controller.close()
+        await app.stop()
+
+
+async def test_the_pods_ports_get_their_policy_before_any_client() -> None:
+    app = App()
+    await app.start()
+    hub = Hub()
+    index, _ = index_from_objects([_server(app.port)], [_pod(app.port)], [], PolicyConfig())
+    hub.publish(index)
+    policy = PolicyServer(hub, "127.0.0.1", 0, heartbeat=0.2)
+    await policy.start()
+    env = {
+        "LACEWING_PROXY_INBOUND_FIXED_DST": f"127.0.0.1:{app.port}",
+        "LACEWING_PROXY_POLICY_ADDR": f"127.0.0.1:{policy.bound_port}",
+        "LACEWING_PROXY_POD_NAME": "web-0",
+        "LACEWING_PROXY_POD_NAMESPACE": "shop",
+        "LACEWING_PROXY_INBOUND_PORTS": str(app.port),
+    }
+    try:
+        async with proxy(env) as server:
+            feed = server.sides[0].policy_client
+            assert isinstance(feed, PolicyClient)
+            await _until(lambda: feed.answered(app.port))
+            known = feed.watch(app.port).policy
+            assert known is not None and known.server_name == "web-http"  # nobody connected
+            assert app.received == 0
+    finally:
+        await policy.stop()
+        await app.stop()
+
+
+async def test_the_admin_server_shows_what_each_port_enforces(bed: Bed) -> None:
+    from lacewing.local.netns import http_get
+
+    bed.publish(_server(bed.app.port), *LOOPBACK_AUTHZ)
+    assert await bed.get() == 200
+    admin = bed.proxy.bound["admin"].port
+    status, body = await asyncio.to_thread(http_get, "127.0.0.1", admin, "/policy", timeout=5)
+    assert status == 200
+    (port,) = json.loads(body)["ports"]
+    assert port["port"] == bed.app.port and port["source"] == "controller" and port["connected"]
+    assert port["policy"]["server"] == {"kind": "server", "name": "web-http"}
+    assert [a["name"] for a in port["policy"]["authorizations"]] == ["loopback-in"]

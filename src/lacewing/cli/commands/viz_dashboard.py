@@ -1,0 +1,134 @@
+"""`lacewing viz dashboard`: serve the web dashboard on this machine and print its URL.
+
+The server (`lacewing.viz.dashboard`) runs here, in the foreground, until SIGINT or SIGTERM.
+Its figures come from the Prometheus `viz stat` would ask (`--local [NAME]` or
+`$LACEWING_LOCAL_CLUSTER`: the cluster's own, in its node namespace; `--prometheus-url`;
+otherwise the Kubernetes viz install's, through the API server's pod proxy, so no
+port-forward is needed for the data), and which resources exist (MESHED) from the local
+cluster's status or the Kubernetes API, as `viz stat`'s. It listens on 127.0.0.1 (`--address`)
+and `--port` (default 50750, Linkerd's; 0 picks a free one), prints
+`lacewing dashboard: http://127.0.0.1:PORT/` on stdout (flushed) and opens a browser unless
+`--no-browser` (or no display is set).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import webbrowser
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import FrameType
+
+import click
+
+from lacewing.cli.commands.viz import (
+    StatOptions,
+    _kubernetes_prometheus,
+    _sources,
+    kubernetes_inventory,
+    local_inventory,
+)
+from lacewing.cli.context import GlobalOptions, Output
+from lacewing.errors import RuntimeEnvError
+from lacewing.local.control import CLUSTER_ENV, selected_cluster
+from lacewing.viz.dashboard.api import Api, Source
+from lacewing.viz.dashboard.server import DashboardServer
+from lacewing.viz.summary import InventoryItem
+
+__all__ = ["dashboard_command", "run_dashboard"]
+
+DEFAULT_PORT = 50750
+
+
+@dataclass(frozen=True)
+class DashboardOptions:
+    port: int = DEFAULT_PORT
+    address: str = "127.0.0.1"
+    browser: bool = True
+    local: str | None = None
+    prometheus_url: str | None = None
+
+
+def dashboard_source(options: DashboardOptions, ctx: GlobalOptions) -> Source:
+    local = options.local or os.environ.get(CLUSTER_ENV)
+    if local:
+        cluster = selected_cluster(local)
+        stat = StatOptions(resource="ns", local=local, prometheus_url=options.prometheus_url)
+        prom, _ = _sources(stat, ctx, "namespace", None)
+
+        def local_items(kind: str, namespace: str | None) -> Sequence[InventoryItem]:
+            items = local_inventory(cluster, kind)
+            if namespace is None or kind == "namespace":
+                return items
+            return [i for i in items if i.namespace == namespace]
+
+        return Source(prom, local_items)
+    prom, api = _kubernetes_prometheus(ctx, options.prometheus_url)
+
+    def kube_items(kind: str, namespace: str | None) -> Sequence[InventoryItem]:
+        return kubernetes_inventory(api, kind, namespace)
+
+    return Source(prom, kube_items)
+
+
+def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> int:
+    source = dashboard_source(options, ctx)
+    try:
+        server = DashboardServer(Api(source), options.address, options.port)
+    except OSError as exc:
+        raise RuntimeEnvError(
+            f"cannot listen on {options.address}:{options.port}: {exc.strerror or exc}",
+            hint="choose another --port (0 picks a free one)",
+        ) from None
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stop.set()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+    runner = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
+    runner.start()
+    try:
+        out.line(f"lacewing dashboard: {server.url}")
+        out.warn(f"figures from Prometheus at {source.prometheus.where}; Ctrl-C stops it")
+        out.out.flush()
+        if options.browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            webbrowser.open(server.url)
+        while not stop.wait(3600):
+            pass
+    finally:
+        server.shutdown()
+        runner.join(timeout=5)
+        server.close()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0
+
+
+@click.command("dashboard")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="0: any free port.")
+@click.option("--address", default="127.0.0.1", show_default=True, help="Listen address.")
+@click.option("--no-browser", is_flag=True, help="Only print the URL.")
+@click.option(
+    "--local",
+    "local",
+    is_flag=False,
+    flag_value="local",
+    default=None,
+    help=f"Show a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
+)
+@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@click.pass_obj
+def dashboard_command(
+    g: GlobalOptions,
+    port: int,
+    address: str,
+    no_browser: bool,
+    local: str | None,
+    prometheus_url: str | None,
+) -> int:
+    """Serve the web dashboard here and print its URL: `lacewing viz dashboard --local`."""
+    options = DashboardOptions(port, address, not no_browser, local, prometheus_url)
+    return run_dashboard(options, g, Output())

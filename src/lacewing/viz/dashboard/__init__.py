@@ -1,0 +1,1 @@
+"""The web dashboard: `lacewing viz dashboard` (see `api` for the JSON, `server` for HTTP)."""

@@ -1,0 +1,59 @@
+"""The dashboard's HTTP server: the standard library's threading server around `Api`.
+
+Only GET (and HEAD) of the paths `lacewing.viz.dashboard.api` knows; every request runs in its
+own thread (a Prometheus query blocks: a local cluster's is reached by a thread that enters the
+node namespace). It listens on 127.0.0.1 by default (`--address` to change it); port 0 picks
+a free one, which `url` reports. `serve_forever` returns when `shutdown` is called from
+another thread or the process gets SIGINT / SIGTERM (see the CLI); `close` releases the socket.
+No request is logged (the CLI prints the URL, and errors go to the page).
+"""
+
+from __future__ import annotations
+
+import http.server
+from typing import Any
+
+from lacewing.viz.dashboard.api import Api
+
+__all__ = ["DashboardServer"]
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    server: DashboardServer
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self, body_too: bool) -> None:
+        status, kind, body = self.server.api.handle(self.path)
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.end_headers()
+        if body_too:
+            self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        self._answer(True)
+
+    def do_HEAD(self) -> None:
+        self._answer(False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+class DashboardServer(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def __init__(self, api: Api, address: str = "127.0.0.1", port: int = 0) -> None:
+        self.api = api
+        super().__init__((address, port), _Handler)
+
+    @property
+    def url(self) -> str:
+        host, port = self.server_address[:2]
+        host = str(host)
+        return f"http://{'[' + host + ']' if ':' in host else host}:{port}/"
+
+    def close(self) -> None:
+        self.server_close()

@@ -1,0 +1,66 @@
+"""ExpiryWatch: one timer per deadline, only open connections expire, closed ones forgotten."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from lacewing.proxy.identity.expiry import PRUNE_EVERY, ExpiryWatch, cert_time
+
+
+class FakeTransport:
+    def __init__(self, not_after: str | None = None) -> None:
+        self.closing = False
+        self.not_after = not_after
+
+    def is_closing(self) -> bool:
+        return self.closing
+
+    def get_extra_info(self, name: str) -> Any:
+        if name != "ssl_object" or self.not_after is None:
+            return None
+        not_after = self.not_after
+
+        class Ssl:
+            def getpeercert(self) -> dict[str, str]:
+                return {"notAfter": not_after}
+
+        return Ssl()
+
+
+async def test_open_connections_expire_at_the_earlier_certificate_closed_ones_do_not() -> None:
+    clock = [1000.0]
+    watch = ExpiryWatch(now=lambda: clock[0])
+    ended: list[str] = []
+    # the peer's certificate (notAfter far away) outlives ours (now + 0.05 s): ours decides
+    peer = "Jan  1 00:00:00 2100 GMT"
+    a, b = FakeTransport(peer), FakeTransport(peer)
+    watch.watch(a, 1000.05, lambda: ended.append("a"))
+    watch.watch(b, 1000.05, lambda: ended.append("b"))
+    b.closing = True
+    assert len(watch._timers) == 1  # one timer for the shared deadline
+    await asyncio.sleep(1.2)  # deadlines are whole seconds
+    assert ended == ["a"] and watch.expired == 1
+    assert len(watch) == 0
+
+
+async def test_closed_connections_are_forgotten_so_memory_stays_bounded() -> None:
+    watch = ExpiryWatch(now=lambda: 0.0)
+    for i in range(PRUNE_EVERY * 4):
+        transport = FakeTransport()
+        watch.watch(transport, 3600.0 + i % 3, lambda: None)
+        transport.closing = True  # the connection ended long before its certificate
+    assert len(watch) < PRUNE_EVERY
+    watch.close()
+    assert len(watch) == 0
+
+
+def test_certificate_times_read_as_openssl_writes_them() -> None:
+    import ssl
+
+    for text in (
+        "Jan  1 00:00:00 2100 GMT",
+        "Dec 31 23:59:59 2026 GMT",
+        "Jun  9 12:00:00 2027 GMT",
+    ):
+        assert cert_time(text) == ssl.cert_time_to_seconds(text)
