@@ -48,7 +48,8 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["batch"], ["jobs"], _READ),
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
-        _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # routes, when installed
+        _rule(["policy.lacewing.io"], ["grpcroutes"], _READ),
+        _rule(["gateway.networking.k8s.io"], ["httproutes", "grpcroutes"], _READ),  # if installed
     ],
     # Servers, AuthorizationPolicies, the authentications, and the Pods and Namespaces whose
     # labels, ports, probes and default-policy annotations they apply to.

@@ -95,7 +95,7 @@ def _rejection_logger() -> Callable[[Any], None]:
             key = (v.namespace, v.name, v.reason, v.message)
             if not v.accepted and key not in reported:
                 reported.add(key)
-                log.warning("HTTPRoute %s/%s not accepted (%s): %s", *key)
+                log.warning("route %s/%s not accepted (%s): %s", *key)
 
     return report
 

@@ -22,10 +22,11 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
   proxy-init leaves alone), and its proxy's own admin and tap ports (always skipped; the
   proxy serves them in plaintext, e.g. to Prometheus) are announced without identity.
 
-HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) go through `routes.accept`
-against the Services; they do not hold back the first publication (a cluster without the
-Gateway API CRDs has no such kind to list), and every publication also hands the verdicts
-to `report` (the status writer: `Accepted` / `ResolvedRefs` conditions per route).
+HTTPRoutes and GRPCRoutes of both groups (`ROUTE_KINDS`, watched when given) go through
+`routes.accept` against the Services; they do not hold back the first publication (a
+cluster without the Gateway API CRDs has no such kind to list), and every publication also
+hands the verdicts to `report` (the status writer: `Accepted` / `ResolvedRefs` conditions
+per route).
 """
 
 from __future__ import annotations
@@ -213,7 +214,12 @@ class KubernetesSource:
     """Folds three kinds' watch events into Directories (see the module docstring)."""
 
     KINDS = ("Service", "EndpointSlice", "Pod")
-    ROUTE_KINDS = ("HTTPRoute.gateway.networking.k8s.io", "HTTPRoute.policy.lacewing.io")
+    ROUTE_KINDS = (
+        "HTTPRoute.gateway.networking.k8s.io",
+        "HTTPRoute.policy.lacewing.io",
+        "GRPCRoute.gateway.networking.k8s.io",
+        "GRPCRoute.policy.lacewing.io",
+    )
 
     def __init__(
         self,
