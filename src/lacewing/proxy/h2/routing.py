@@ -144,7 +144,7 @@ def stop_timers(ex: H2Exchange) -> None:
 def _deadline(ex: H2Exchange) -> None:
     ex.timer = None
     if not ex.finished and not ex.ended:
-        ex.timed_out("request timed out")
+        ex.timed_out("request timed out", endpoint_failed=False)
         ex.down.flusher.flush()  # (a timer: no read or write will flush for us)
 
 
@@ -153,7 +153,7 @@ def _attempt_expired(ex: H2Exchange, attempt: int) -> None:
     if ex.finished or ex.ended or ex.attempts != attempt:
         return
     if not route_retry(ex, 504, GRPC_DEADLINE_EXCEEDED):
-        ex.timed_out("backend request timed out")
+        ex.timed_out("backend request timed out", endpoint_failed=False)
     ex.down.flusher.flush()
 
 

@@ -413,10 +413,12 @@ class H2Exchange(Exchange):
         self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
         self._answer(error_headers(self.grpc, 502, reason), reason)
 
-    def timed_out(self, reason: str = "stream timed out") -> None:
+    def timed_out(self, reason: str = "stream timed out", endpoint_failed: bool = True) -> None:
         """No frame either way for `stream_idle_s` (a stream that never ends, a reader holding
         its window at zero): 504 (gRPC: DEADLINE_EXCEEDED) if the endpoint has not answered,
-        else RST_STREAM CANCEL both ways; either way what it buffered is let go."""
+        else RST_STREAM CANCEL both ways; either way what it buffered is let go. A route's
+        request or attempt deadline (`h2.routing`) ends the same way, except that the pick is
+        cancelled (`endpoint_failed` False): a slow answer does not eject the endpoint."""
         if self.finished:
             return
         up = self.up
@@ -425,6 +427,9 @@ class H2Exchange(Exchange):
             up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
             up.flusher.mark(up)
         if not self.ended:
+            if not endpoint_failed and self.pick is not None:
+                self.pick.cancel()  # a route's deadline says nothing about the endpoint
+                self.pick = None
             self._failed(200 if self.grpc else 504, GRPC_DEADLINE_EXCEEDED)
             self._answer(error_headers(self.grpc, 504, reason, GRPC_DEADLINE_EXCEEDED), reason)
             return
