@@ -309,3 +309,74 @@ def test_an_invalid_grpc_route_has_one_reason(
         parse_route(grpc_route("bad", [rule], **annotations))
     assert caught.value.reason == "UnsupportedValue"
     assert wanted in str(caught.value) and "\n" not in str(caught.value)
+
+
+def http_route(name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    obj = grpc_route(name, rules)
+    obj["kind"] = "HTTPRoute"
+    return obj
+
+
+async def h2_get(port: int, path: str) -> tuple[dict[bytes, bytes], bytes]:
+    """One plain HTTP/2 GET (prior knowledge) to the proxy: the response head and body."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = h2.connection.H2Connection(
+        h2.config.H2Configuration(client_side=True, header_encoding=None)
+    )
+    conn.initiate_connection()
+    conn.send_headers(1, [(b":method", b"GET"), (b":scheme", b"http"),
+                          (b":authority", b"web.shop"), (b":path", path.encode())],
+                      end_stream=True)  # fmt: skip
+    writer.write(conn.data_to_send())
+    head: dict[bytes, bytes] = {}
+    body = b""
+    ended = False
+    try:
+        while not ended:
+            data = await asyncio.wait_for(reader.read(65536), 5.0)
+            assert data, "the proxy closed the connection"
+            for ev in conn.receive_data(data):
+                if isinstance(ev, h2.events.ResponseReceived):
+                    head = dict(ev.headers)
+                elif isinstance(ev, h2.events.DataReceived):
+                    body += ev.data
+                    conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                elif isinstance(ev, h2.events.StreamEnded):
+                    ended = True
+            writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+    return head, body
+
+
+async def test_http_routes_apply_to_http2_requests_and_grpc_calls(bed: Bed) -> None:
+    bed.publish(http_route("h2", [
+        {"matches": [{"path": {"type": "Exact", "value": f"/{SERVICE}/Who"}}],
+         "backendRefs": to(("canary", 1)),
+         "filters": [{"type": "RequestHeaderModifier",
+                      "requestHeaderModifier": {"set": [{"name": "X-Route", "value": "h"}]}},
+                     {"type": "ResponseHeaderModifier",
+                      "responseHeaderModifier": {"add": [{"name": "x-served-by", "value": "c"}]}}]},
+        {"matches": [{"path": {"type": "Exact", "value": "/old"}}],
+         "filters": [{"type": "RequestRedirect",
+                      "requestRedirect": {"path": {"type": "ReplaceFullPath",
+                                                   "replaceFullPath": "/new"},
+                                          "statusCode": 301}}]},
+    ]))  # fmt: skip
+    await bed.routes_applied()
+
+    def who() -> tuple[bytes, dict[str, str]]:
+        with grpc.insecure_channel(bed.target) as channel:
+            answer, call = channel.unary_unary(f"/{SERVICE}/Who").with_call(b"", timeout=5)
+            return answer, {str(k): str(v) for k, v in call.initial_metadata()}
+
+    answer, metadata = await asyncio.to_thread(who)
+    assert (answer, metadata.get("x-served-by")) == (b"canary:h", "c")
+    head, body = await h2_get(bed.proxy.bound["outbound"].port, "/old?q=1")
+    assert (head[b":status"], head[b"location"]) == (b"301", b"http://web.shop/new?q=1")
+    head, body = await h2_get(bed.proxy.bound["outbound"].port, "/elsewhere")
+    assert (head[b":status"], body) == (b"404", b"no route matches this request\n")
