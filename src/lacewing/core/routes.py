@@ -206,6 +206,7 @@ class RetryPolicy:
     statuses: frozenset[int]
     limit: int = 1
     timeout: float | None = None  # per attempt
+    grpc_codes: frozenset[int] = frozenset()  # grpc-status codes retried (GRPCRoute)
 
 
 @dataclass(frozen=True)
@@ -424,19 +425,24 @@ def _backend(value: object, where: str, namespace: str) -> BackendRef:
 
 
 def _rule(value: object, where: str, namespace: str, retry: RetryPolicy | None,
-          default_timeout: float | None, group: str, accrual: int | None) -> Rule:  # fmt: skip
+          default_timeout: float | None, group: str, accrual: int | None,
+          match: Callable[[object, str], Match] = _match,
+          filters: Mapping[str, tuple[str, str, Callable[[object, str], object]]] = _FILTERS,
+          ) -> Rule:  # fmt: skip
+    """One rule; `match` reads one of its matches and `filters` are the filter types served
+    (a GRPCRoute passes its own, `core.grpc_routes`)."""
     data = _map(value, where)
     matches = tuple(
-        _match(m, f"{where}.matches[{i}]") for i, m in enumerate(_list(data.get("matches"), where))
+        match(m, f"{where}.matches[{i}]") for i, m in enumerate(_list(data.get("matches"), where))
     ) or (Match(),)
     attrs: dict[str, Any] = {}
     for i, item in enumerate(_list(data.get("filters"), f"{where}.filters")):
         at = f"{where}.filters[{i}]"
         entry = _map(item, at)
         kind = entry.get("type")
-        known = _FILTERS.get(kind) if isinstance(kind, str) else None
+        known = filters.get(kind) if isinstance(kind, str) else None
         if known is None:
-            raise _bad(f"{at}.type", f"unknown filter {kind!r} (served: {', '.join(_FILTERS)})")
+            raise _bad(f"{at}.type", f"unknown filter {kind!r} (served: {', '.join(filters)})")
         key, attr, reader = known
         if attr == "fault" and group != "policy.lacewing.io":
             raise _bad(f"{at}.type", "FaultInjection is a policy.lacewing.io filter: write the "
@@ -506,12 +512,37 @@ def _accrual(annotations: Mapping[str, Any]) -> int | None:
 
 
 def parse_route(obj: object) -> Route:
-    """One HTTPRoute object -> `Route`; `RouteError` (reason + one line) if it cannot be served."""
+    """One HTTPRoute (or GRPCRoute, `core.grpc_routes`) object -> `Route`; `RouteError`
+    (reason + one line) if it cannot be served."""
     data = _map(obj, "(route)")
     api, kind = data.get("apiVersion", ""), data.get("kind")
     group = api.partition("/")[0] if isinstance(api, str) else ""
+    if kind == "GRPCRoute" and group in API_GROUPS:
+        from lacewing.core.grpc_routes import parse_grpc_route  # it builds on this module
+
+        return parse_grpc_route(data, group)
     if kind != KIND or group not in API_GROUPS:
-        raise _bad("kind", f"expected an HTTPRoute of {' or '.join(API_GROUPS)}")
+        raise _bad("kind", f"expected an HTTPRoute or GRPCRoute of {' or '.join(API_GROUPS)}")
+    name, namespace, annotations, spec, parents = _common(data)
+    retry, accrual = _retry(annotations), _accrual(annotations)
+    default_timeout = _duration(annotations.get(TIMEOUT_REQUEST),
+                                f"metadata.annotations[{TIMEOUT_REQUEST}]")  # fmt: skip
+    rules = tuple(
+        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout, group, accrual)
+        for i, r in enumerate(_list(spec.get("rules"), "spec.rules"))
+    ) or (Rule((Match(),), timeout=default_timeout, retry=retry, failure_accrual=accrual),)
+    return Route(name, namespace, group, parents, rules, _created(data))
+
+
+def _created(data: Mapping[str, Any]) -> str:
+    created = _map(data.get("metadata"), "metadata").get("creationTimestamp", "")
+    return created if isinstance(created, str) else ""
+
+
+def _common(
+    data: Mapping[str, Any],
+) -> tuple[str, str, dict[str, Any], dict[str, Any], tuple[ParentRef, ...]]:
+    """What every route kind has: name, namespace, annotations, spec, Service parents."""
     meta = _map(data.get("metadata"), "metadata")
     name = _str(meta.get("name"), "metadata.name")
     namespace = meta.get("namespace", "default")
@@ -528,16 +559,7 @@ def parse_route(obj: object) -> Route:
                                      _port(ref.get("port"), f"{at}.port")))  # fmt: skip
     if not parents:
         raise RouteError("NoMatchingParent", "spec.parentRefs: no parent of kind Service")
-    retry, accrual = _retry(annotations), _accrual(annotations)
-    default_timeout = _duration(annotations.get(TIMEOUT_REQUEST),
-                                f"metadata.annotations[{TIMEOUT_REQUEST}]")  # fmt: skip
-    rules = tuple(
-        _rule(r, f"spec.rules[{i}]", namespace, retry, default_timeout, group, accrual)
-        for i, r in enumerate(_list(spec.get("rules"), "spec.rules"))
-    ) or (Rule((Match(),), timeout=default_timeout, retry=retry, failure_accrual=accrual),)
-    created = meta.get("creationTimestamp", "")
-    return Route(name, namespace, group, tuple(parents), rules,
-                 created if isinstance(created, str) else "")  # fmt: skip
+    return name, namespace, annotations, spec, tuple(parents)
 
 
 def missing_backends(route: Route, exists: Callable[[str, str, int | None], bool]) -> str | None:

@@ -8,7 +8,8 @@ and tests validate example resources against them with `jsonschema`.
 
 - policy.lacewing.io/v1beta1: Server (a port of a set of pods), AuthorizationPolicy (who may
   reach a target), MeshTLSAuthentication (by mesh identity), NetworkAuthentication (by
-  client network), HTTPRoute (routes of a Server or Service, Gateway-API shaped).
+  client network), HTTPRoute (routes of a Server or Service, Gateway-API shaped), GRPCRoute
+  (gRPC routes of a Service, the same shape).
 - lacewing.io/v1alpha2: ServiceProfile (per-route retries, timeouts and failure classes).
 """
 
@@ -226,6 +227,48 @@ _HTTP_ROUTE = _obj(
     }
 )
 
+_GRPC_MATCH = _obj(
+    {
+        "method": _obj(
+            {
+                "type": _str(enum=["Exact", "RegularExpression"], default="Exact"),
+                "service": _str(),
+                "method": _str(),
+            }
+        ),
+        "headers": _name_value_matches(),
+    }
+)
+
+_GRPC_ROUTE = _obj(
+    {
+        "parentRefs": _arr(
+            _gateway_ref({"sectionName": _str()}), "The Services these routes apply to."
+        ),
+        "hostnames": _arr(_str()),
+        "rules": _arr(
+            _obj(
+                {
+                    "matches": _arr(_GRPC_MATCH),
+                    "filters": _arr(
+                        _open(_obj({"type": _str()}, required=("type",))),
+                        "Header modifiers, and FaultInjection (see docs/traffic.md).",
+                    ),
+                    "backendRefs": _arr(
+                        _gateway_ref({"weight": _int(minimum=0, maximum=1000000, default=1)})
+                    ),
+                    "timeouts": _obj(
+                        {
+                            "request": _duration("Whole call, retries included."),
+                            "backendRequest": _duration("Each try."),
+                        }
+                    ),
+                }
+            )
+        ),
+    }
+)
+
 _STATUS_RANGE = _obj({"min": _int(minimum=100, maximum=599), "max": _int(minimum=100, maximum=599)})
 
 _SERVICE_PROFILE = _obj(
@@ -323,6 +366,7 @@ KINDS: tuple[CrdKind, ...] = (
     CrdKind(_P, "v1beta1", "NetworkAuthentication", "networkauthentications", ("netauthn",),
             _NETWORK),
     CrdKind(_P, "v1beta1", "HTTPRoute", "httproutes", (), _HTTP_ROUTE, status=True),
+    CrdKind(_P, "v1beta1", "GRPCRoute", "grpcroutes", (), _GRPC_ROUTE),
     CrdKind(_C, "v1alpha2", "ServiceProfile", "serviceprofiles", ("sp",), _SERVICE_PROFILE),
 )  # fmt: skip
 

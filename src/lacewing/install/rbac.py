@@ -48,7 +48,8 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["batch"], ["jobs"], _READ),
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
-        _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # routes, when installed
+        _rule(["policy.lacewing.io"], ["grpcroutes"], _READ),
+        _rule(["gateway.networking.k8s.io"], ["httproutes", "grpcroutes"], _READ),  # if installed
         # Route status (Accepted / ResolvedRefs per parent), written by destination.
         _rule(
             ["policy.lacewing.io", "gateway.networking.k8s.io"],

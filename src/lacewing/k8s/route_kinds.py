@@ -1,9 +1,10 @@
-"""lightkube resource classes for the HTTPRoute kinds the destination controller watches.
+"""lightkube resource classes for the route kinds the destination controller watches.
 
-Two groups serve the same kind: the Gateway API's `gateway.networking.k8s.io/v1` (when its
-CRDs are installed) and our copy `policy.lacewing.io/v1beta1` (`lacewing install --crds`).
-lightkube has no model for either, so each is a generic namespaced resource (objects stay
-plain dicts), named in `KindWatch`'s table by `kind.group` so the two stay apart.
+Two groups serve each kind (HTTPRoute, GRPCRoute): the Gateway API's
+`gateway.networking.k8s.io/v1` (when its CRDs are installed) and our copy
+`policy.lacewing.io/v1beta1` (`lacewing install --crds`). lightkube has no model for
+either, so each is a generic namespaced resource (objects stay plain dicts), named in
+`KindWatch`'s table by `kind.group` so the two stay apart.
 """
 
 from __future__ import annotations
@@ -20,5 +21,11 @@ ROUTE_KINDS: dict[str, Any] = {
     ),
     "HTTPRoute.policy.lacewing.io": create_namespaced_resource(
         "policy.lacewing.io", "v1beta1", "HTTPRoute", "httproutes"
+    ),
+    "GRPCRoute.gateway.networking.k8s.io": create_namespaced_resource(
+        "gateway.networking.k8s.io", "v1", "GRPCRoute", "grpcroutes"
+    ),
+    "GRPCRoute.policy.lacewing.io": create_namespaced_resource(
+        "policy.lacewing.io", "v1beta1", "GRPCRoute", "grpcroutes"
     ),
 }

@@ -27,8 +27,8 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
     spec: {podSelector: {matchLabels: {app: web}}, port: http}
 
 The first document is the LocalCluster. Every further one is, as on Kubernetes:
-- an HTTPRoute (`gateway.networking.k8s.io/v1` or `policy.lacewing.io`) attached to one of its
-  Services, checked with `core.routes.parse_route` and kept in `ClusterSpec.routes`
+- an HTTPRoute or GRPCRoute (`gateway.networking.k8s.io/v1` or `policy.lacewing.io`) attached
+  to one of its Services, checked with `core.routes.parse_route` and kept in `ClusterSpec.routes`
   (`load_routes_file` reads a file of routes only: what `lacewing local routes` sets while the
   cluster runs);
 - a Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication (checked by the
@@ -71,6 +71,7 @@ PROXY_PORTS = frozenset({4140, 4143, 4190, 4191})
 _DNS_LABEL = re.compile(r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HINT = "see docs/local.md for the cluster file format"
+ROUTE_KINDS = ("HTTPRoute", "GRPCRoute")
 
 
 def _fail(where: str, message: str) -> UsageError:
@@ -248,20 +249,20 @@ def parse_cluster(data: object) -> ClusterSpec:
 
 
 def parse_routes(documents: list[object], first: int = 1) -> tuple[dict[str, Any], ...]:
-    """Check HTTPRoute documents (numbered from `first` in messages); `UsageError` on the first
-    that cannot be served."""
+    """Check HTTPRoute and GRPCRoute documents (numbered from `first` in messages);
+    `UsageError` on the first that cannot be served."""
     routes = []
     for i, doc in enumerate(documents, start=first):
         kind = doc.get("kind") if isinstance(doc, dict) else None
         where = f"document {i}"
-        if kind != "HTTPRoute":
-            raise _fail(where, f"expected kind HTTPRoute, not {kind!r}")
+        if kind not in ROUTE_KINDS:
+            raise _fail(where, f"expected kind HTTPRoute or GRPCRoute, not {kind!r}")
         assert isinstance(doc, dict)
         name = (doc.get("metadata") or {}).get("name", "?")
         try:
             parse_route(doc)
         except RouteError as exc:
-            raise _fail(f"{where} (HTTPRoute {name})", str(exc)) from None
+            raise _fail(f"{where} ({kind} {name})", str(exc)) from None
         routes.append(doc)
     return tuple(routes)
 
@@ -290,7 +291,7 @@ def load_cluster_file(path: str | Path) -> ClusterSpec:
     routes: list[dict[str, Any]] = []
     policy: list[Mapping[str, Any]] = []
     for number, doc in enumerate(documents[1:], start=2):
-        if isinstance(doc, dict) and doc.get("kind") == "HTTPRoute":
+        if isinstance(doc, dict) and doc.get("kind") in ROUTE_KINDS:
             routes.extend(parse_routes([doc], first=number))
         else:
             policy.append(_policy_document(doc, number))
@@ -326,7 +327,7 @@ def _policy_document(doc: object, number: int) -> Mapping[str, Any]:
             raise _fail(f"{where} (Namespace).metadata.annotations", "must map names to strings")
         return doc
     if kind not in POLICY_KINDS:
-        kinds = ", ".join(("HTTPRoute", *POLICY_KINDS))
+        kinds = ", ".join((*ROUTE_KINDS, *POLICY_KINDS))
         raise _fail(f"{where}.kind", f"{kind!r}: only {kinds} and Namespace may follow")
     meta = doc.get("metadata")
     if isinstance(meta, dict) and not meta.get("namespace"):

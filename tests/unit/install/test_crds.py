@@ -52,6 +52,11 @@ GOOD: list[tuple[str, dict[str, Any]]] = [
                                 "requestHeaderModifier": {"set": [{"name": "x", "value": "1"}]}},
                                {"type": "FaultInjection", "faultInjection": {
                                    "abort": {"percent": 10, "httpStatus": 503}}}]}]}),
+    ("GRPCRoute", {  # a gRPC method to a canary (docs/traffic.md)
+        "parentRefs": [{"group": "", "kind": "Service", "name": "greeter", "port": 50051}],
+        "rules": [{"matches": [{"method": {"service": "hello.Greeter", "method": "SayHello"},
+                                "headers": [{"name": "x-canary", "value": "yes"}]}],
+                   "backendRefs": [{"name": "greeter-canary", "port": 50051, "weight": 1}]}]}),
     ("ServiceProfile", {
         "routes": [{"name": "GET /books", "condition": {"method": "GET", "pathRegex": "/books",
                                                         "all": [{"method": "GET"}]},
@@ -70,6 +75,7 @@ BAD: list[tuple[str, dict[str, Any], str]] = [
     ("MeshTLSAuthentication", {"identities": []}, "should be non-empty"),
     ("NetworkAuthentication", {"networks": [{"except": ["1.2.3.4/32"]}]}, "'cidr' is a required"),
     ("HTTPRoute", {"rules": [{"timeouts": {"request": "soon"}}]}, "does not match"),
+    ("GRPCRoute", {"rules": [{"matches": [{"method": {"type": "Prefix"}}]}]}, "is not one of"),
     ("ServiceProfile", {"routes": [{"name": "x"}]}, "'condition' is a required property"),
 ]  # fmt: skip
 
@@ -92,6 +98,7 @@ def test_the_kinds_the_issue_lists() -> None:
         "meshtlsauthentications.policy.lacewing.io",
         "networkauthentications.policy.lacewing.io",
         "httproutes.policy.lacewing.io",
+        "grpcroutes.policy.lacewing.io",
         "serviceprofiles.lacewing.io",
     ]
 

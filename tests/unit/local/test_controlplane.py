@@ -184,8 +184,9 @@ def test_policy_documents_in_the_cluster_file_reach_the_policy_controller(
     ("extra", "line"),
     [
         ("apiVersion: v1\nkind: Secret\nmetadata: {name: x}",
-         "cluster file: document 2.kind: 'Secret': only HTTPRoute, Server, AuthorizationPolicy, "
-         "MeshTLSAuthentication, NetworkAuthentication and Namespace may follow"),
+         "cluster file: document 2.kind: 'Secret': only HTTPRoute, GRPCRoute, Server, "
+         "AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication and Namespace "
+         "may follow"),
         ("apiVersion: policy.lacewing.io/v1beta1\nkind: Server\n"
          "metadata: {name: web-http, namespace: shop}\n"
          "spec: {podSelector: {}, port: 70000}",

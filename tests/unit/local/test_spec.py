@@ -135,3 +135,26 @@ spec:
     )
     (tmp_path / "r.yaml").write_text(doc.split("---", 1)[1])
     assert len(load_routes_file(tmp_path / "r.yaml")) == 1
+
+
+def test_a_cluster_file_and_a_routes_file_carry_grpc_routes(tmp_path: Path) -> None:
+    from lacewing.local.spec import load_cluster_file, load_routes_file
+
+    grpc_route = """
+apiVersion: policy.lacewing.io/v1beta1
+kind: GRPCRoute
+metadata: {name: greet}
+spec:
+  parentRefs: [{kind: Service, group: "", name: web, port: 8080}]
+  rules: [{matches: [{method: {service: hello.Greeter}}], backendRefs: [{name: web, port: 8080}]}]
+"""
+    doc = "workloads:\n  - {name: web, ports: [{name: http, port: 8080}], command: [sleep, '1']}\n"
+    (tmp_path / "c.yaml").write_text(doc + "---" + grpc_route)
+    assert [r["kind"] for r in load_cluster_file(tmp_path / "c.yaml").routes] == ["GRPCRoute"]
+    (tmp_path / "r.yaml").write_text(grpc_route.replace("hello.Greeter", "hello/Greeter"))
+    with pytest.raises(UsageError) as caught:
+        load_routes_file(tmp_path / "r.yaml")
+    assert caught.value.message == (
+        "cluster file: document 1 (GRPCRoute greet): spec.rules[0].matches[0].method.service: "
+        "'hello/Greeter' is not a gRPC service name"
+    )

@@ -143,11 +143,12 @@ def up_command(g: GlobalOptions, file: str, name: str | None, timeout: float) ->
 
 
 @command.command("routes")
-@click.option("-f", "--file", "file", required=True, help="HTTPRoute documents (YAML).")
+@click.option("-f", "--file", "file", required=True, help="HTTPRoute / GRPCRoute documents (YAML).")
 @name_option
 @click.pass_obj
 def routes_command(g: GlobalOptions, file: str, name: str | None) -> int:
-    """Replace a running cluster's HTTPRoutes with those in FILE (applied within a second)."""
+    """Replace a running cluster's HTTPRoutes and GRPCRoutes with those in FILE (applied
+    within a second)."""
     return run_routes(RoutesOptions(file=file, name=name), g, Output())
 
 

@@ -24,12 +24,12 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 - a Service's timeout, retry and failure-accrual annotations (`core.routes.ROUTE_ANNOTATIONS`)
   are kept: they become its default route when no HTTPRoute attaches to it (`routes.accept`).
 
-HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) go through `routes.accept`
-against the Services; they do not hold back the first publication (a cluster without the
-Gateway API CRDs has no such kind to list), and every publication also hands the verdicts
-to `report` (which logs rejections) and each route with its verdict to `route_status`
-(`route_status.RouteStatusReporter`: writes `Accepted` / `ResolvedRefs` per parent when
-they differ from the route's `status.parents`).
+HTTPRoutes and GRPCRoutes of both groups (`ROUTE_KINDS`, watched when given) go through
+`routes.accept` against the Services; they do not hold back the first publication (a
+cluster without the Gateway API CRDs has no such kind to list), and every publication also
+hands the verdicts to `report` (which logs rejections) and each route with its verdict to
+`route_status` (`route_status.RouteStatusReporter`: writes `Accepted` / `ResolvedRefs` per
+parent when they differ from the route's `status.parents`).
 """
 
 from __future__ import annotations
@@ -220,7 +220,12 @@ class KubernetesSource:
     """Folds three kinds' watch events into Directories (see the module docstring)."""
 
     KINDS = ("Service", "EndpointSlice", "Pod")
-    ROUTE_KINDS = ("HTTPRoute.gateway.networking.k8s.io", "HTTPRoute.policy.lacewing.io")
+    ROUTE_KINDS = (
+        "HTTPRoute.gateway.networking.k8s.io",
+        "HTTPRoute.policy.lacewing.io",
+        "GRPCRoute.gateway.networking.k8s.io",
+        "GRPCRoute.policy.lacewing.io",
+    )
 
     def __init__(
         self,
@@ -262,7 +267,8 @@ class KubernetesSource:
             self.report(verdicts)
         if self.route_status is not None:  # one verdict per object, in the same order
             for (kind, obj), verdict in zip(kinds, verdicts, strict=False):  # then Services'
-                self.route_status(kind, obj, verdict)
+                if kind.startswith("HTTPRoute."):  # (GRPCRoute status: not written yet)
+                    self.route_status(kind, obj, verdict)
         return directory
 
     async def run(self) -> None:

@@ -1,8 +1,11 @@
 """One accepted HTTP/2 connection (prior-knowledge h2c, or ALPN `h2` inside mutual TLS).
 
 Each request stream becomes an `H2Exchange`: its endpoint is picked on its own
-(`side.pick(Logical(orig_dst, "h2", authority))`), so the streams of one client connection
-(one gRPC channel) spread over the endpoints of a Service, and it is sent on a multiplexed
+(`side.route_pick(Logical(orig_dst, "h2", authority), method, path, header)`), so the streams
+of one client connection (one gRPC channel) spread over the endpoints of a Service; to a
+destination with routes (HTTPRoute, GRPCRoute) the route layer picks the rule, the backend
+of a traffic split and its endpoint, and the exchange takes the rule's steps
+(`h2.routing`), and it is sent on a multiplexed
 upstream connection from the side's `H2Pool`. Request metrics are the HTTP/1 server's
 (`side.metrics.route(...)`: request_total, response_total, response_latency_ms).
 
@@ -31,8 +34,10 @@ last stream ends, or when the side's grace period aborts it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from lacewing.proxy.config import Addr
+from lacewing.proxy.h2 import routing
 from lacewing.proxy.h2.codec import Headers as HeaderList
 from lacewing.proxy.h2.frames import ErrorCodes
 from lacewing.proxy.h2.headers import Headers, is_grpc, pseudo
@@ -41,8 +46,9 @@ from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import H2Limits
 from lacewing.proxy.h2.stream import H2Exchange
 from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.routes import Routed
 from lacewing.proxy.side import Side
-from lacewing.proxy.targets import HTTP2, Endpoint, Logical
+from lacewing.proxy.targets import HTTP2, Endpoint, Logical, Pick
 
 __all__ = ["H2Server"]
 
@@ -97,17 +103,27 @@ class H2Server(H2Peer):
         logical = self._logical.get(authority)
         if logical is None:
             logical = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
-        pick = self.side.pick(logical)
-        route = self._route(authority, pick.endpoint)
+        side = self.side
+        routed: Routed | None = None
+        if side.router is None:
+            pick: Pick | None = side.pick(logical)
+        else:
+            method = (pseudo(headers, b":method") or b"").decode("latin-1")
+            path = (pseudo(headers, b":path") or b"/").decode("latin-1")
+            pick, routed = side.route_pick(logical, method, path, _header_of(headers))
+        route = self._route(authority, pick.endpoint if pick is not None else Endpoint(self.dst))
         route.requests += 1
-        ex = H2Exchange(self, sid, headers, is_grpc(headers), route, self.side.clock(), pick)
-        ex.logical, ex.authority = logical, authority
+        ex = H2Exchange(self, sid, headers, is_grpc(headers), route, side.clock(), pick)
+        ex.logical, ex.authority, ex.routed = logical, authority, routed
         self.streams[sid] = ex
         if ended:
             ex.req_ended = True
         if self._gate is not None and not self._authorized(headers):
             ex.deny("unauthorized request on this port")
             return
+        if routed is not None and not routing.arm(ex):
+            return  # answered by the proxy, or held by an injected delay
+        assert pick is not None
         self.pool.open(ex, pick.endpoint.addr)
 
     def _route(self, authority: str, endpoint: Endpoint) -> RouteStats:
@@ -119,12 +135,28 @@ class H2Server(H2Peer):
             self._routes[(authority, endpoint)] = route
         return route
 
+    def retarget(self, ex: H2Exchange, pick: Pick) -> None:
+        """A retry goes to `pick`: its request is counted on that endpoint's stats too."""
+        ex.route = self._route(ex.authority, pick.endpoint)
+        ex.route.requests += 1
+
     def repick(self, ex: H2Exchange) -> Addr:
         """A new pick for a refused stream: another endpoint when the balancer has one (a
         few tries; P2C picks at random), its request counted there instead."""
         logical = ex.logical
         assert logical is not None
         old = ex.pick.endpoint if ex.pick is not None else None
+        routed = ex.routed
+        router = self.side.router
+        if routed is not None and routed.backend is not None and router is not None:
+            again = router.retry(routed, logical)  # the same backend of the route
+            if again.pick is not None:
+                ex.routed = again
+                ex.route.requests -= 1
+                ex.route = self._route(ex.authority, again.pick.endpoint)
+                ex.route.requests += 1
+                ex.pick = again.pick
+                return again.pick.endpoint.addr
         pick = self.side.pick(logical)
         for _ in range(3):
             if pick.endpoint != old:
@@ -272,3 +304,16 @@ class H2Server(H2Peer):
             elif now - ex.quiet_since >= limit:
                 ex.timed_out()
         self.flusher.flush()
+
+
+def _header_of(headers: HeaderList) -> Callable[[str], str | None]:
+    """`header(name)` for the route matcher: the first value of a lower-case header name."""
+
+    def header(name: str) -> str | None:
+        wanted = name.encode("latin-1")
+        for key, value in headers:
+            if key == wanted:
+                return value.decode("latin-1")
+        return None
+
+    return header

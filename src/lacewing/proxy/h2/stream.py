@@ -34,14 +34,21 @@ gRPC (`content-type: application/grpc...`): the head ends the pick as above, but
 is counted when its `grpc-status` is known (trailers, or a trailers-only response), with a
 `grpc_status` label and classified by it, as Linkerd's `response_total` is; a gRPC response
 that ends without one (reset, lost) counts as a failure.
+
+A stream that took a route (`routed`) also goes through the route layer's steps
+(`h2.routing`: filters, timeouts, retries) and is counted on its route's
+metrics when it ends (gRPC: at its grpc-status, on the `outbound_grpc_route_*` families when
+the route is a GRPCRoute).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
 from lacewing.proxy.exchange import Exchange
+from lacewing.proxy.h2 import routing
 from lacewing.proxy.h2.frames import ErrorCodes
 from lacewing.proxy.h2.headers import (
     GRPC_DEADLINE_EXCEEDED,
@@ -64,8 +71,15 @@ __all__ = ["H2Exchange"]
 
 
 class H2Exchange(Exchange):
+    timer: asyncio.TimerHandle | None = None  # a route's request timeout (`h2.routing`)
+    try_timer: asyncio.TimerHandle | None = None  # this attempt's timeout
+    hold: asyncio.TimerHandle | None = None  # an injected delay
+    try_timeout = 0.0
+    replay: list[bytes] | None = None  # the request DATA, while it fits MAX_REPLAY
+    replay_size = 0
+
     def __init__(self, down: H2Server, sid: int, headers: list[tuple[bytes, bytes]], grpc: bool,
-                 route: RouteStats, start: float, pick: Pick) -> None:  # fmt: skip
+                 route: RouteStats, start: float, pick: Pick | None) -> None:  # fmt: skip
         self.down = down
         self.down_sid = sid
         self.headers = headers
@@ -108,6 +122,11 @@ class H2Exchange(Exchange):
             self.head_ms = elapsed * 1000.0
         else:
             self.route.response(status, elapsed * 1000.0)
+        if self.routed is not None:
+            self.end_pick(200 if self.grpc else status, now - self.sent_at)
+            if not self.grpc:
+                self._count_route(status, elapsed)
+            return
         pick = self.pick
         if pick is not None:
             pick.done(True, now - self.sent_at)
@@ -137,6 +156,20 @@ class H2Exchange(Exchange):
         if not self.counted:
             self.counted = True
             self.route.grpc_response(self.status, code, self.head_ms)
+            plan = self.routed.plan if self.routed is not None else None
+            if plan is not None:
+                seconds = self.down.side.clock() - self.start
+                plan.stats.grpc_response(code, seconds)
+                if self.attempts and code == 0:
+                    plan.stats.retry_successes += 1
+
+    def grpc_own(self, code: int) -> None:
+        """A gRPC call the proxy answers itself with `code` (trailers-only): counted so."""
+        if self.pick is not None:
+            self.pick.cancel()
+        self.ended, self.status = True, 200
+        self.head_ms = (self.down.side.clock() - self.start) * 1000.0
+        self._count_grpc(code)
 
     # -- moving DATA -----------------------------------------------------------------------
     def pump_up(self) -> None:
@@ -211,6 +244,8 @@ class H2Exchange(Exchange):
     def request_data(self, data: bytes, flow: int, ended: bool) -> None:
         self.touched = True
         self.to_up.append([data, flow])
+        if self.replay is not None:
+            routing.keep(self, data)
         if ended:
             self.req_ended = True
         self.pump_up()
@@ -243,11 +278,16 @@ class H2Exchange(Exchange):
 
     def response_head(self, headers: Headers, ended: bool) -> None:
         raw = pseudo(headers, b":status")
-        self._head(int(raw) if raw is not None and raw.isdigit() else 502)
+        status = int(raw) if raw is not None and raw.isdigit() else 502
+        if self.routed is not None and not self.ended:
+            code = grpc_status(headers) if self.grpc and ended else None
+            if routing.route_retry(self, status, code):
+                return
+        self._head(status)
         down = self.down
         if down.closed or self.down_end_sent:
             return
-        out = list(headers)
+        out = list(headers) if self.routed is None else routing.response_fields(self, list(headers))
         if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
             self.resp_ended = True
             self.down_end_sent = True
@@ -343,18 +383,13 @@ class H2Exchange(Exchange):
 
     def deny(self, reason: str) -> None:
         """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
-        now = self.down.side.clock()
         if self.grpc:
-            if self.pick is not None:
-                self.pick.cancel()
-            self.ended, self.status = True, 200
-            self.head_ms = (now - self.start) * 1000.0
-            self._count_grpc(GRPC_PERMISSION_DENIED)
+            self.grpc_own(GRPC_PERMISSION_DENIED)
         else:
-            self.refused(403, now)
+            self.refused(403, self.down.side.clock())
         self._answer(error_headers(self.grpc, 403, reason, GRPC_PERMISSION_DENIED), reason)
 
-    def _answer(self, headers: list[tuple[bytes, bytes]], reason: str) -> None:
+    def _answer(self, headers: list[tuple[bytes, bytes]], reason: str, body: bool = True) -> None:
         """Send the proxy's own response down (trailers-only for gRPC) and end the exchange."""
         self.up_end_sent = True
         down = self.down
@@ -362,7 +397,7 @@ class H2Exchange(Exchange):
             self.finish()
             return
         self.down_end_sent = True
-        if self.grpc:
+        if self.grpc or not body:
             down.conn.send_headers(self.down_sid, headers, end_stream=True)
         else:
             down.conn.send_headers(self.down_sid, headers)
@@ -378,10 +413,12 @@ class H2Exchange(Exchange):
         self._failed(200 if self.grpc else 502, GRPC_UNAVAILABLE)
         self._answer(error_headers(self.grpc, 502, reason), reason)
 
-    def timed_out(self) -> None:
+    def timed_out(self, reason: str = "stream timed out", endpoint_failed: bool = True) -> None:
         """No frame either way for `stream_idle_s` (a stream that never ends, a reader holding
         its window at zero): 504 (gRPC: DEADLINE_EXCEEDED) if the endpoint has not answered,
-        else RST_STREAM CANCEL both ways; either way what it buffered is let go."""
+        else RST_STREAM CANCEL both ways; either way what it buffered is let go. A route's
+        request or attempt deadline (`h2.routing`) ends the same way, except that the pick is
+        cancelled (`endpoint_failed` False): a slow answer does not eject the endpoint."""
         if self.finished:
             return
         up = self.up
@@ -390,7 +427,9 @@ class H2Exchange(Exchange):
             up.conn.reset_stream(self.up_sid, ErrorCodes.CANCEL)
             up.flusher.mark(up)
         if not self.ended:
-            reason = "stream timed out"
+            if not endpoint_failed and self.pick is not None:
+                self.pick.cancel()  # a route's deadline says nothing about the endpoint
+                self.pick = None
             self._failed(200 if self.grpc else 504, GRPC_DEADLINE_EXCEEDED)
             self._answer(error_headers(self.grpc, 504, reason, GRPC_DEADLINE_EXCEEDED), reason)
             return
@@ -416,6 +455,8 @@ class H2Exchange(Exchange):
         if self.finished:
             return
         self.finished = True
+        if self.timer is not None or self.try_timer is not None or self.hold is not None:
+            routing.stop_timers(self)
         self._abandoned()
         down, up = self.down, self.up
         self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way

@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any
 from lacewing.proxy.http1.exchange import Request
 from lacewing.proxy.routes import MAX_REPLAY, Routed
 from lacewing.proxy.routes.headers import location, modify_head, own_response, redirect_response
+from lacewing.proxy.routes.steps import attempt_timeout, grant_retry, roll_fault
 from lacewing.proxy.targets import Endpoint, Logical, Pick
 
 if TYPE_CHECKING:
@@ -182,14 +183,14 @@ class RouteSteps:
         plan = routed.plan
         assert plan is not None
         rule = plan.rule
-        fault = rule.fault
-        if fault is not None:
-            roll = self.side.router.rng.random if self.side.router is not None else None
-            if roll is not None and fault.abort_percent and roll() * 100 < fault.abort_percent:
-                req.error = (fault.abort_status, "fault injected")
+        router = self.side.router
+        if rule.fault is not None and router is not None:
+            abort, delay = roll_fault(router.rng, rule)
+            if abort is not None:
+                req.error = (abort, "fault injected")
                 return
-            if roll is not None and fault.delay_percent and roll() * 100 < fault.delay_percent:
-                req.delay = fault.delay
+            if delay:
+                req.delay = delay
         if rule.redirect is not None:
             where = location(rule.redirect, host.decode("latin-1"), url.decode("latin-1"),
                              plan.found.match.path)  # fmt: skip
@@ -199,7 +200,7 @@ class RouteSteps:
         loop = asyncio.get_running_loop()
         if rule.timeout is not None:
             req.timer = loop.call_later(rule.timeout, self._timed_out, req)
-        per_try = rule.backend_timeout or (rule.retry.timeout if rule.retry else None)
+        per_try = attempt_timeout(rule)
         if per_try is not None:
             req.try_timeout = per_try
             req.try_timer = loop.call_later(per_try, self._try_timed_out, req, 0)
@@ -288,11 +289,7 @@ class RouteSteps:
             return False
         if req.sent is None or not req.complete or req.is_head or req.expect_continue:
             return False
-        if req.attempts >= policy.limit:
-            plan.stats.limit_exceeded += 1
-            return False
-        if plan.budget is None or not plan.budget.try_retry():
-            plan.stats.overflow += 1
+        if not grant_retry(plan, req.attempts):
             return False
         router = self.side.router
         assert router is not None

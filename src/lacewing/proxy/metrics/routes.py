@@ -16,6 +16,10 @@ attributes and builds no labels. Families (labels as Linkerd's, the parent and r
                                                    dashboards' families (status_code,
                                                    classification on responses)
 
+A GRPCRoute's counters are the same, under `outbound_grpc_route_*` (Linkerd's names): its
+statuses family is `outbound_grpc_route_request_statuses_total{grpc_status}` (empty: the call
+ended without one), and the older `route_*` families count its requests only.
+
 Every route family carries `parent_namespace, parent_name, parent_port, route_kind,
 route_namespace, route_name`; the request that matched no route is not counted here.
 """
@@ -47,12 +51,25 @@ class BackendStats:
 class HttpRouteStats:
     """Counters of one route attached to one parent Service port."""
 
-    __slots__ = ("backends", "buckets", "by_status", "dst", "labels", "limit_exceeded",
-                 "overflow", "requests", "retries", "retry_successes", "route_name",
-                 "seconds_total")  # fmt: skip
+    __slots__ = (
+        "backends",
+        "buckets",
+        "by_status",
+        "dst",
+        "grpc",
+        "labels",
+        "limit_exceeded",
+        "overflow",
+        "requests",
+        "retries",
+        "retry_successes",
+        "route_name",
+        "seconds_total",
+    )  # fmt: skip
 
-    def __init__(self, label_text: str, dst: str, route_name: str) -> None:
+    def __init__(self, label_text: str, dst: str, route_name: str, grpc: bool = False) -> None:
         self.labels, self.dst, self.route_name = label_text, dst, route_name
+        self.grpc = grpc  # a GRPCRoute: `by_status` is keyed by grpc-status (-1: none)
         self.buckets = [0] * len(_BOUNDS)
         self.seconds_total = 0.0
         self.requests = 0
@@ -78,6 +95,10 @@ class HttpRouteStats:
             stats = self.by_status[status] = ResponseStats()
         stats.observe(seconds * 1000.0)
 
+    def grpc_response(self, code: int | None, seconds: float) -> None:
+        """A gRPC call ended with grpc-status `code` (None: without one) after `seconds`."""
+        self.response(-1 if code is None else code, seconds)
+
 
 class RouteMetrics:
     """Every route's counters in one proxy, rendered on scrape."""
@@ -90,7 +111,8 @@ class RouteMetrics:
         key = (*parent[:2], str(parent[2]), kind, namespace, name)
         stats = self.routes.get(key)
         if stats is None:
-            stats = self.routes[key] = HttpRouteStats(labels(_PARENT_ROUTE, key), dst, name)
+            stats = self.routes[key] = HttpRouteStats(labels(_PARENT_ROUTE, key), dst, name,
+                                                      kind == "GRPCRoute")  # fmt: skip
         return stats
 
     def render(self) -> list[str]:
@@ -98,7 +120,18 @@ class RouteMetrics:
             return []
         routes = sorted(self.routes.items())
         out: list[str] = []
-        name = "outbound_http_route_request_duration_seconds"
+        for proto in ("http", "grpc"):
+            of_proto = [(k, r) for k, r in routes if r.grpc == (proto == "grpc")]
+            if of_proto:
+                out += self._families(proto, of_proto)
+        out += self._legacy(routes)
+        return out
+
+    @staticmethod
+    def _families(proto: str, routes: list[tuple[tuple[str, ...], HttpRouteStats]]) -> list[str]:
+        out: list[str] = []
+        status_label = "grpc_status" if proto == "grpc" else "http_status"
+        name = f"outbound_{proto}_route_request_duration_seconds"
         out += family_header(name, "histogram", "Time from a route's request to its response.")
         for _key, r in routes:
             running = 0
@@ -107,13 +140,13 @@ class RouteMetrics:
                 out.append(f'{name}_bucket{{{r.labels},le="{number(bound)}"}} {running}')
             out.append(sample(f"{name}_sum", r.labels, r.seconds_total))
             out.append(sample(f"{name}_count", r.labels, running))
-        name = "outbound_http_route_request_statuses_total"
+        name = f"outbound_{proto}_route_request_statuses_total"
         out += family_header(name, "counter", "Responses of a route's requests by status.")
         for _key, r in routes:
             for status, stats in sorted(r.by_status.items()):
-                code = str(status) if status else ""
-                out.append(sample(name, f'{r.labels},http_status="{code}"', stats.count))
-        name = "outbound_http_route_backend_requests_total"
+                code = str(status) if status > 0 or (r.grpc and status == 0) else ""
+                out.append(sample(name, f'{r.labels},{status_label}="{code}"', stats.count))
+        name = f"outbound_{proto}_route_backend_requests_total"
         out += family_header(name, "counter", "Requests a route sent to each backend.")
         for _key, r in routes:
             for _b, backend in sorted(r.backends.items()):
@@ -124,11 +157,10 @@ class RouteMetrics:
             ("retry_limit_exceeded_total", "limit_exceeded", "Requests out of retry attempts."),
             ("retry_overflow_total", "overflow", "Retries the retry budget refused."),
         ):
-            name = f"outbound_http_route_{suffix}"
+            name = f"outbound_{proto}_route_{suffix}"
             out += family_header(name, "counter", help_text)
             for _key, r in routes:
                 out.append(sample(name, r.labels, getattr(r, attr)))
-        out += self._legacy(routes)
         return out
 
     def _legacy(self, routes: list[tuple[tuple[str, ...], HttpRouteStats]]) -> list[str]:
@@ -139,14 +171,14 @@ class RouteMetrics:
             out.append(sample("route_request_total", base[key], r.requests))
         out += family_header("route_response_total", "counter", "Total count of route responses.")
         for key, r in routes:
-            for status, stats in sorted(r.by_status.items()):
+            for status, stats in sorted(r.by_status.items()) if not r.grpc else ():
                 cls = "failure" if status >= 500 or status == 0 else "success"
                 extra = labels(("status_code", "classification"), (str(status or ""), cls))
                 out.append(sample("route_response_total", f"{base[key]},{extra}", stats.count))
         name = "route_response_latency_ms"
         out += family_header(name, "histogram", "Route response latencies.")
         for key, r in routes:
-            for status, stats in sorted(r.by_status.items()):
+            for status, stats in sorted(r.by_status.items()) if not r.grpc else ():
                 lbl = f'{base[key]},status_code="{status or ""}"'
                 running = 0
                 for bound, count in zip(_MS_BOUNDS, stats.buckets, strict=True):

@@ -5,7 +5,9 @@ forwards it. `modify_head` applies a Gateway API header modifier: `set` replaces
 of that name (or appends one), `add` appends, `remove` drops every line of that name; names
 compare case-insensitively and the other lines keep their order and bytes. `redirect` builds
 the complete response of a RequestRedirect filter (`Location` from the filter and the
-request, no body). Only routes that configure a filter pay for this (the common request's
+request, no body). `modify_fields` is the same modifier on an HTTP/2 header list (pseudo
+headers stay first and are never touched; names go out lower case, as HTTP/2 wants). Only
+routes that configure a filter pay for this (the common request's
 head is forwarded untouched). Pure: no I/O.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 from lacewing.core.routes import HeaderModifier, PathMatch, Redirect
 
-__all__ = ["location", "modify_head", "own_response", "redirect_response"]
+__all__ = ["location", "modify_fields", "modify_head", "own_response", "redirect_response"]
 
 _REASONS = {301: b"Moved Permanently", 302: b"Found", 303: b"See Other",
             307: b"Temporary Redirect", 308: b"Permanent Redirect", 404: b"Not Found",
@@ -30,6 +32,16 @@ def modify_head(head: bytes, mod: HeaderModifier) -> bytes:
     for name, value in (*mod.set, *mod.add):
         kept.append(b"%s: %s" % (name.encode("latin-1"), value.encode("latin-1")))
     return b"\r\n".join((first, *kept)) + b"\r\n\r\n"
+
+
+def modify_fields(fields: list[tuple[bytes, bytes]],
+                  mod: HeaderModifier) -> list[tuple[bytes, bytes]]:  # fmt: skip
+    drop = {n.lower().encode("latin-1") for n in mod.remove}
+    drop.update(n.lower().encode("latin-1") for n, _ in mod.set)
+    kept = [f for f in fields if f[0] not in drop or f[0][:1] == b":"]
+    for name, value in (*mod.set, *mod.add):
+        kept.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+    return kept
 
 
 def location(redirect: Redirect, host: str, target: str, matched: PathMatch) -> str:

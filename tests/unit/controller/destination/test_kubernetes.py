@@ -140,3 +140,45 @@ def test_httproutes_of_both_groups_attach_to_services_and_bad_ones_get_a_reason(
     rejected = [(v.name, v.reason, v.message) for v in verdicts if not v.accepted]
     missing = "spec.rules[0].backendRefs[0]: Service shop/missing port 80 does not exist"
     assert rejected == [("c", "BackendNotFound", missing)]
+
+
+def test_grpcroutes_of_both_groups_are_watched_and_served() -> None:
+    from dataclasses import dataclass
+
+    from lacewing.controller.destination.kubernetes import KubernetesSource
+
+    @dataclass
+    class Ev:
+        type: str
+        kind: str
+        object: dict[str, Any]
+
+        @property
+        def key(self) -> tuple[str, str]:
+            meta = self.object.get("metadata") or {}
+            return (meta.get("namespace", ""), meta.get("name", ""))
+
+    svc = {
+        "metadata": {"name": "greeter", "namespace": "shop"},
+        "spec": {"clusterIP": "10.43.0.11", "ports": [{"name": "grpc", "port": 50051}]},
+    }
+
+    def grpc_route(name: str, group: str) -> dict[str, Any]:
+        return {"apiVersion": f"{group}/v1", "kind": "GRPCRoute",
+                "metadata": {"name": name, "namespace": "shop"},
+                "spec": {"parentRefs": [{"kind": "Service", "name": "greeter"}],
+                         "rules": [{"matches": [{"method": {"service": "hello.Greeter"}}]}]},
+                }  # fmt: skip
+
+    published: list[Any] = []
+    source = KubernetesSource({}, published.append)
+    assert "GRPCRoute.gateway.networking.k8s.io" in source.ROUTE_KINDS
+    source.apply(Ev("ADDED", "Service", svc))
+    source.apply(Ev("ADDED", "GRPCRoute.gateway.networking.k8s.io",
+                    grpc_route("a", "gateway.networking.k8s.io")))  # fmt: skip
+    source.apply(Ev("ADDED", "GRPCRoute.policy.lacewing.io", grpc_route("b", "policy.lacewing.io")))
+    for kind in KubernetesSource.KINDS:
+        source.apply(Ev("SYNCED", kind, {}))
+    served = source.directory().routes_for(parse_authority("10.43.0.11:50051"))
+    assert [(json.loads(t)["kind"], json.loads(t)["metadata"]["name"]) for t in served] == [
+        ("GRPCRoute", "a"), ("GRPCRoute", "b")]  # fmt: skip
