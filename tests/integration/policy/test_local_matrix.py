@@ -31,7 +31,7 @@ from typing import Any
 
 import pytest
 import yaml
-from tests.integration.local.conftest import REPO, lacewing, leftovers
+from tests.integration.local.conftest import REPO, lacewing, leftovers, run_name
 
 from lacewing.local.controlplane import with_control_plane
 from lacewing.local.plan import plan_cluster
@@ -39,7 +39,7 @@ from lacewing.local.spec import parse_cluster
 
 pytestmark = pytest.mark.root
 
-NAME = "lwpolmx"
+NAME = run_name("lwpolmx")
 SUFFIX = ".serviceaccount.identity.lacewing.cluster.local"
 P = "policy.lacewing.io/v1beta1"
 DEFAULTS = {
