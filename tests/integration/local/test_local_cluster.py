@@ -252,7 +252,7 @@ def test_down_leaves_nothing(cluster: list[int]) -> None:
 
 
 def test_pod_that_never_gets_ready_is_one_clear_line(tmp_path: Path, cleanup: list[str]) -> None:
-    name = "tbad"
+    name = run_name("tbad")
     cleanup.append(name)
     spec = tmp_path / "c.yaml"
     spec.write_text(
