@@ -108,6 +108,7 @@ class H2Exchange(Exchange):
             self.head_ms = elapsed * 1000.0
         else:
             self.route.response(status, elapsed * 1000.0)
+            self.tapped(now)
         pick = self.pick
         if pick is not None:
             pick.done(True, now - self.sent_at)
@@ -137,6 +138,7 @@ class H2Exchange(Exchange):
         if not self.counted:
             self.counted = True
             self.route.grpc_response(self.status, code, self.head_ms)
+            self.tapped(self.down.side.clock(), code)
 
     # -- moving DATA -----------------------------------------------------------------------
     def pump_up(self) -> None:
