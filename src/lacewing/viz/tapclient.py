@@ -157,10 +157,8 @@ def _read(pod: str, sock: ssl.SSLSocket, early: bytes,
 
 def leaf_context(cluster_dir: Path, identity_name: str) -> ssl.SSLContext:
     """A client context with a fresh leaf for `identity_name`, from the cluster's issuer."""
-    import tempfile
-
     from lacewing.core.identity import parse_identity
-    from lacewing.proxy.identity.credentials import make_csr, new_private_key
+    from lacewing.proxy.identity.credentials import load_chain_in_memory, make_csr, new_private_key
     from lacewing.tls.issuance import Issuer, issue_leaf
     from lacewing.tls.pem import key_to_pem
 
@@ -183,12 +181,8 @@ def leaf_context(cluster_dir: Path, identity_name: str) -> ssl.SSLContext:
     context.check_hostname = False  # any pod's proxy: verified against the anchors only
     context.verify_mode = ssl.CERT_REQUIRED
     context.load_verify_locations(cadata=anchors)
-    with tempfile.TemporaryDirectory() as tmp:  # load_cert_chain reads files only
-        chain = Path(tmp) / "chain.pem"
-        chain.write_text(leaf.leaf_pem + "".join(leaf.chain_pem))
-        keyfile = Path(tmp) / "key.pem"
-        keyfile.write_text(key_to_pem(key))
-        context.load_cert_chain(chain, keyfile)
+    chain = (leaf.leaf_pem + "".join(leaf.chain_pem)).encode()
+    load_chain_in_memory(context, chain, key_to_pem(key).encode())  # the key stays off disk
     return context
 
 
