@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -62,7 +64,8 @@ def load(count: int, rate: float) -> dict[str, dict[str, int]]:
 
 def during_load(*args: str) -> tuple[tuple[int, str, str], dict[str, dict[str, int]]]:
     """Run `lacewing ARGS` (a tap), start the generator once it says its taps are open,
-    and return (exit status, stdout, stderr) and the generator's counts."""
+    stop the tap with Ctrl-C (SIGINT) after it, and return (exit status, stdout, stderr)
+    and the generator's counts."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     env.pop("LACEWING_LOCAL_CLUSTER", None)
     proc = subprocess.Popen(
@@ -74,7 +77,9 @@ def during_load(*args: str) -> tuple[tuple[int, str, str], dict[str, dict[str, i
         first = proc.stderr.readline()
         assert first.startswith("tapping 2 pod(s)"), first
         sent = load(COUNT, RATE)
-        out, err = proc.communicate(timeout=60)
+        time.sleep(1.0)  # the last events on their way, then Ctrl-C as a user would
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -106,7 +111,7 @@ def _ok(sent: dict[str, dict[str, int]]) -> None:
 def test_tap_shows_the_requests_to_the_path_with_identities(cluster: None) -> None:
     result, sent = during_load(
         "viz", "tap", "deploy/srv", "-n", NS, "--path", "/x", "-o", "json",
-        "--local", NAME, "--duration", str(COUNT / RATE + 3),
+        "--local", NAME, "--duration", "60",
     )  # fmt: skip
     code, stdout, stderr = result
     assert code == 0, stderr
@@ -127,7 +132,7 @@ def test_tap_shows_the_requests_to_the_path_with_identities(cluster: None) -> No
 def test_top_ranks_the_paths(cluster: None) -> None:
     result, sent = during_load(
         "viz", "top", "deploy/srv", "-n", NS, "-o", "json", "--local", NAME,
-        "--duration", str(COUNT / RATE + 3),
+        "--duration", "60",
     )  # fmt: skip
     code, stdout, stderr = result
     assert code == 0, stderr
