@@ -61,6 +61,7 @@ from lacewing.proxy.config import Addr, Config, parse_addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import PendingKey
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
@@ -185,8 +186,15 @@ def _first_known(
 
 class MeshedProxyServer(ProxyServer):
     def __init__(
-        self, config: Config, identity: IdentityConfig, *, clock: Clock | None = None
+        self,
+        config: Config,
+        identity: IdentityConfig,
+        *,
+        clock: Clock | None = None,
+        key: PendingKey | None = None,
     ) -> None:
+        """`key`: the child making this proxy's key and CSR (`keygen.start_keygen`, forked
+        before the event loop started); without it they are made in this process."""
         self.identity_config = identity
         self.tap: TapServer | None = None
         self.holder = TlsHolder(identity.trust_anchors_pem, alpn=MESH_ALPN)
@@ -226,7 +234,7 @@ class MeshedProxyServer(ProxyServer):
             identity.trust_anchors_pem,
         )
         self.certificates = CertificateManager(
-            identity.identity, client, self._read_token, self.holder, clock=clock
+            identity.identity, client, self._read_token, self.holder, clock=clock, key=key
         )
         self.admin = AdminServer(
             AdminState(
