@@ -56,6 +56,7 @@ TRUST_DOMAIN = "cluster.local"
 IDENTITY_PORT = 8080
 DESTINATION_PORT = 8086
 POLICY_PORT = 8090
+TAP_PORT = 4190
 POLICY_FILE = "policy.yaml"  # inside the cluster's state directory
 PROXY_UID = 2102
 IDENTITY_DIR = "identity"  # inside the cluster's state directory
@@ -260,6 +261,8 @@ PROXY_ENV: tuple[ProxyEnv, ...] = (
         "LACEWING_PROXY_POD_NAMESPACE": pod.namespace,
         "LACEWING_PROXY_INBOUND_PORTS": ",".join(str(p.port) for p in pod.workload.ports),
     },
+    # tap (`viz tap`): the CLI presents TAP_CLIENT_IDENTITY, issued by this cluster's issuer
+    lambda plan, pod, cluster_dir: {"LACEWING_PROXY_TAP_LISTEN_ADDR": f"0.0.0.0:{TAP_PORT}"},
 )
 
 

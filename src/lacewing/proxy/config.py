@@ -118,6 +118,14 @@ def _optional_addr(text: str) -> Addr | None:
     return parse_addr(text) if text.strip() else None
 
 
+def _optional_listen_addr(text: str) -> Addr | None:
+    return _listen_addr(text) if text.strip() else None
+
+
+def _names(text: str) -> tuple[str, ...]:
+    return tuple(filter(None, (part.strip() for part in text.split(","))))
+
+
 def _default_policy(text: str) -> str:
     name = text.strip()
     if name not in DEFAULT_POLICIES:
@@ -313,6 +321,19 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("pod_name", "", str, "This pod's name (for the policy controller)."),
     Setting("pod_namespace", "", str, "This pod's namespace (for the policy controller)."),
+    Setting(
+        "tap_listen_addr",
+        "",
+        _optional_listen_addr,
+        "Tap server (meshed proxies, mutual TLS only; the sidecar sets 0.0.0.0:4190); unset: none.",
+    ),
+    Setting(
+        "tap_allowed_identities",
+        "",
+        _names,
+        "Client identities allowed to tap (comma-separated); empty: the viz tap component's, "
+        "tap.lacewing-viz.serviceaccount.identity.lacewing.<trust domain>.",
+    ),
 )
 
 
@@ -345,6 +366,8 @@ class Config:
     cluster_networks: tuple[Network, ...] = ()
     pod_name: str = ""
     pod_namespace: str = ""
+    tap_listen_addr: Addr | None = None
+    tap_allowed_identities: tuple[str, ...] = ()
 
 
 def load(env: Mapping[str, str]) -> Config:

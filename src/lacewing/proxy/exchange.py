@@ -24,6 +24,10 @@ status it started with); `ended` says whether one came. A request that took a ro
 (`routed`, from `proxy.routes.Router`) is also counted on that route's metrics when it ends
 (answered or the proxy's own status), and `attempts` counts its retries; the codec owns its
 deadline timer and replay buffer, as only it knows how the bytes travel.
+
+Tap (`proxy.tap`): an ending also checks `route.tap.hub`, None unless someone taps; when
+set, the hub gets the ended exchange (`tapped`). While it is set the codecs keep the
+request's `method` and `path` on the exchange (`tapping`); otherwise they stay empty.
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Exchange:
     ended = False
     routed: Routed | None = None  # the route it took (None: the destination has no routes)
     attempts = 0  # retries sent
+    method = ""  # kept only while someone taps (`tapping`)
+    path = ""
 
     def __init__(self, route: RouteStats, start: float, pick: Pick | None = None) -> None:
         self.route, self.start = route, start
@@ -68,6 +74,19 @@ class Exchange:
             self._count_route(status, elapsed)
         elif pick is not None and pick.ticket is not None:
             pick.done(True, elapsed)
+        hub = self.route.tap.hub
+        if hub is not None:
+            hub.ended(self, now)
+
+    def tapping(self) -> bool:
+        """Is someone tapping? (a codec then keeps `method` and `path` on the exchange)"""
+        return self.route.tap.hub is not None
+
+    def tapped(self, now: float, grpc_status: int | None = None) -> None:
+        """Tell an open tap that this exchange ended (codecs that end it themselves)."""
+        hub = self.route.tap.hub
+        if hub is not None:
+            hub.ended(self, now, grpc_status)
 
     def end_pick(self, status: int, elapsed: float) -> None:
         """End the pick for an answer: a success, or with the route's failure accrual on, a
@@ -107,6 +126,9 @@ class Exchange:
         self.route.response(status, (now - self.start) * 1000.0)
         if self.routed is not None:
             self._count_route(status, now - self.start)
+        hub = self.route.tap.hub
+        if hub is not None:
+            hub.ended(self, now)
 
     def _count_route(self, status: int, seconds: float) -> None:
         plan = self.routed.plan if self.routed is not None else None

@@ -134,6 +134,7 @@ def test_proxy_env_merges_every_component() -> None:
         "LACEWING_PROXY_POD_NAME": "web-0",
         "LACEWING_PROXY_POD_NAMESPACE": "shop",
         "LACEWING_PROXY_INBOUND_PORTS": "8080",
+        "LACEWING_PROXY_TAP_LISTEN_ADDR": "0.0.0.0:4190",  # viz tap
     }
 
 

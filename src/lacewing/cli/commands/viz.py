@@ -295,8 +295,10 @@ def edges_command(
 def _add_install_commands() -> None:
     from lacewing.cli.commands.viz_dashboard import dashboard_command
     from lacewing.cli.commands.viz_install import check_command, install_command, uninstall_command
+    from lacewing.cli.commands.viz_tap import tap_command, top_command
 
-    for sub in (install_command, uninstall_command, check_command, dashboard_command):
+    for sub in (install_command, uninstall_command, check_command, dashboard_command,
+                tap_command, top_command):  # fmt: skip
         command.add_command(sub)
 
 

@@ -115,6 +115,9 @@ class H2Server(H2Peer):
         route.requests += 1
         ex = H2Exchange(self, sid, headers, is_grpc(headers), route, side.clock(), pick)
         ex.logical, ex.authority, ex.routed = logical, authority, routed
+        if route.tap.hub is not None:  # someone taps (proxy.tap)
+            ex.method = (pseudo(headers, b":method") or b"").decode("latin-1")
+            ex.path = (pseudo(headers, b":path") or b"").decode("latin-1")
         self.streams[sid] = ex
         if ended:
             ex.req_ended = True

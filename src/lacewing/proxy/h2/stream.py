@@ -122,6 +122,7 @@ class H2Exchange(Exchange):
             self.head_ms = elapsed * 1000.0
         else:
             self.route.response(status, elapsed * 1000.0)
+            self.tapped(now)
         if self.routed is not None:
             self.end_pick(200 if self.grpc else status, now - self.sent_at)
             if not self.grpc:
@@ -156,6 +157,7 @@ class H2Exchange(Exchange):
         if not self.counted:
             self.counted = True
             self.route.grpc_response(self.status, code, self.head_ms)
+            self.tapped(self.down.side.clock(), code)
             plan = self.routed.plan if self.routed is not None else None
             if plan is not None:
                 seconds = self.down.side.clock() - self.start

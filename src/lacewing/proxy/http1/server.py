@@ -331,6 +331,9 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         route.requests += 1
         req = Request(route, self._clock())
         req.pick = pick
+        if route.tap.hub is not None:  # someone taps (proxy.tap): keep what the event shows
+            req.method = parser.get_method().decode("latin-1")
+            req.path = self._url.decode("latin-1")
         self._cur = req
         if self._gate is not None:
             self._authorize(req, parser.get_method())

@@ -44,6 +44,7 @@ import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from lacewing.core.identity import (
     DEFAULT_TRUST_DOMAIN,
@@ -66,6 +67,9 @@ from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
 from lacewing.proxy.server import DestinationTls, ProxyServer
 from lacewing.proxy.transport import PlainConnector
+
+if TYPE_CHECKING:
+    from lacewing.proxy.tap.server import TapServer
 
 __all__ = ["IdentityConfig", "MeshedProxyServer", "load_identity_config"]
 
@@ -192,6 +196,7 @@ class MeshedProxyServer(ProxyServer):
         """`key`: the child making this proxy's key and CSR (`keygen.start_keygen`, forked
         before the event loop started); without it they are made in this process."""
         self.identity_config = identity
+        self.tap: TapServer | None = None
         self.holder = TlsHolder(identity.trust_anchors_pem, alpn=MESH_ALPN)
         self.connector = MeshTlsConnector(
             self.holder,
@@ -275,10 +280,29 @@ class MeshedProxyServer(ProxyServer):
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         if self.holder.credentials is not None and not self._stop.is_set():
+            await self._start_tap()
             self.ready = True
+
+    async def _start_tap(self) -> None:
+        """The tap listener, over mutual TLS with this proxy's certificate (`proxy.tap`)."""
+        cfg = self.config
+        if cfg.tap_listen_addr is None:
+            return
+        from lacewing.proxy.tap.server import TapServer, default_allowed
+
+        own = self.identity_config.identity
+        allowed = cfg.tap_allowed_identities or default_allowed(own.trust_domain)
+        local = {"namespace": cfg.pod_namespace or own.namespace, "pod": cfg.pod_name,
+                 "identity": own.name}  # fmt: skip
+        self.tap = TapServer(self.metrics.tap, self.holder.listener_context, allowed, local)
+        server = await self.tap.start(cfg.tap_listen_addr.host, cfg.tap_listen_addr.port)
+        host, port = server.sockets[0].getsockname()[:2]
+        self.bound["tap"] = Addr(host, port)
 
     async def shutdown(self) -> None:
         await self.certificates.stop()
+        if self.tap is not None:
+            await self.tap.close()
         await super().shutdown()
 
 

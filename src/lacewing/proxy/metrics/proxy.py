@@ -20,6 +20,7 @@ observation is one `bisect` and two additions.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Any
 
 from lacewing.proxy.metrics.text import family_header, labels, number, sample
 
@@ -29,6 +30,7 @@ __all__ = [
     "ProxyMetrics",
     "ResponseStats",
     "RouteStats",
+    "TapPoint",
     "TcpStats",
 ]
 
@@ -67,12 +69,28 @@ class ResponseStats:
         self.total_ms += latency_ms
 
 
-class RouteStats:
-    """Counters for one (direction, authority, target_addr, tls)."""
+class TapPoint:
+    """The one switch tap needs on the data path: `hub` is `proxy.tap.hub.TapHub` while
+    someone taps, else None (every `RouteStats` of a process shares one point)."""
 
-    __slots__ = ("by_status", "grpc", "requests", "responses")
+    __slots__ = ("hub",)
 
     def __init__(self) -> None:
+        self.hub: Any = None
+
+
+_NO_TAP = TapPoint()  # for RouteStats made outside a ProxyMetrics (tests)
+
+
+class RouteStats:
+    """Counters for one (direction, authority, target_addr, tls) (`key`)."""
+
+    __slots__ = ("by_status", "grpc", "key", "requests", "responses", "tap")
+
+    def __init__(
+        self, key: tuple[str, str, str, TlsLabels] = ("", "", "", ()), tap: TapPoint = _NO_TAP
+    ) -> None:
+        self.key, self.tap = key, tap
         self.requests = 0
         # (status_code, classification) -> stats; status 0 means "no response" (an error).
         self.responses: dict[tuple[int, str], ResponseStats] = {}
@@ -124,6 +142,7 @@ class ProxyMetrics:
         self.errors: dict[tuple[str, str], int] = {}
         # (family, target_addr, labels) -> count; families in AUTHZ_FAMILIES
         self.authz: dict[tuple[str, str, TlsLabels], int] = {}
+        self.tap = TapPoint()  # proxy.tap's switch, shared by every RouteStats
         from lacewing.proxy.metrics.routes import RouteMetrics  # (it imports this module)
 
         self.http_routes = RouteMetrics()  # per-route families (proxy.routes)
@@ -139,7 +158,7 @@ class ProxyMetrics:
         key = (direction, authority, target_addr, tls)
         stats = self.routes.get(key)
         if stats is None:
-            stats = self.routes[key] = RouteStats()
+            stats = self.routes[key] = RouteStats(key, self.tap)
         return stats
 
     def authorized(self, family: str, target_addr: str, labels: TlsLabels) -> None:
