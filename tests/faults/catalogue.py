@@ -418,6 +418,12 @@ def _gauges_are(cluster: FaultCluster, name: str, value: float) -> Callable[[], 
     return lambda: all(_gauge(cluster, p, name) == value for p in _MESHED)
 
 
+def _rotate(cluster: FaultCluster, step: str) -> None:
+    from tests.faults.cluster import lacewing
+
+    lacewing("local", "rotate-anchor", step, "--name", cluster.name)
+
+
 def _unknown_ca(cluster: FaultCluster, pod: str) -> float:
     return sum(
         value
@@ -434,7 +440,6 @@ def trust_anchor_rotated(cluster: FaultCluster) -> Injected:
     from cryptography.hazmat.primitives import serialization
 
     from lacewing.core.identity import Identity
-    from lacewing.local import anchors
     from lacewing.proxy.identity.credentials import make_csr, new_private_key
     from lacewing.tls.issuance import Issuer, issue_leaf
 
@@ -457,14 +462,15 @@ def trust_anchor_rotated(cluster: FaultCluster) -> Injected:
     notes, problems = [], []
     refreshes = {p: _gauge(cluster, p, "identity_cert_refresh_count") for p in _MESHED}
     hit = time.time()
-    anchors.add_anchor(directory)
+    _rotate(cluster, "add")
     both = (directory / "ca-bundle.crt").read_text()
     step = cluster.wait(
         _gauges_are(cluster, "identity_trust_anchors", 2), 30, "every proxy on 2 anchors"
     )
     notes.append(f"1. new anchor added: every proxy trusted 2 anchors {step - hit:.1f} s later")
     time.sleep(2)  # the controllers look at the bundle at most once a second
-    issuer = anchors.resign_issuer(directory)
+    _rotate(cluster, "issuer")
+    issuer = x509.load_pem_x509_certificate((directory / "issuer" / "tls.crt").read_bytes())
 
     def renewed_by_new_issuer() -> bool:
         for pod in _MESHED:
@@ -484,7 +490,7 @@ def trust_anchor_rotated(cluster: FaultCluster) -> Injected:
     if not during.startswith("HTTP/1.1 200"):
         problems.append(f"an old-anchor client was not answered during the overlap: {during}")
     start = time.time()
-    anchors.remove_old(directory)
+    _rotate(cluster, "remove")
     done = cluster.wait(
         _gauges_are(cluster, "identity_trust_anchors", 1), 30, "every proxy on 1 anchor"
     )
