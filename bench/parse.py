@@ -11,6 +11,9 @@ anything. Durations are normalised to microseconds.
   exact percentiles, because its console output has no percentiles.
 - `perf report --sort dso --stdio` prints `  53.83%  [kernel.kallsyms]` lines.
 - `strace -c` prints a table whose rows end in `calls [errors] syscall`; we keep the calls.
+- /proc/PID/smaps_rollup sums the process's mappings: `Rss:`, `Pss:` (shared pages divided
+  among the processes that map them) and `Anonymous:` (heap, stacks, the interpreter's objects:
+  memory no other process shares, what each extra sidecar really costs), all in kB.
 - /proc/PID/stat fields 14 and 15 (utime, stime) are clock ticks; they are counted after the
   `)` that closes the command name, since the name itself may contain spaces or parentheses.
 """
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "H2loadResult",
+    "MemSample",
     "ParseError",
     "WrkResult",
     "parse_cpu_times",
@@ -33,6 +37,7 @@ __all__ = [
     "parse_perf_dso",
     "parse_proc_stat_ticks",
     "parse_rss_kib",
+    "parse_smaps_rollup",
     "parse_strace_summary",
     "parse_wrk",
     "percentile",
@@ -164,6 +169,26 @@ def parse_rss_kib(text: str) -> int:
     if match is None:
         raise ParseError("no VmRSS line in /proc/PID/status (has the process exited?)")
     return int(match.group(1))
+
+
+@dataclass(frozen=True)
+class MemSample:
+    """One process's memory, MiB: resident, proportional share, private anonymous."""
+
+    rss: float
+    pss: float
+    anon: float
+
+
+def parse_smaps_rollup(text: str) -> MemSample:
+    """Rss, Pss and Anonymous from the text of /proc/PID/smaps_rollup, in MiB."""
+    found: dict[str, int] = {}
+    for name in ("Rss", "Pss", "Anonymous"):
+        match = re.search(rf"^{name}:\s+(\d+) kB", text, re.M)
+        if match is None:
+            raise ParseError(f"no {name} line in /proc/PID/smaps_rollup (has the process exited?)")
+        found[name] = int(match.group(1))
+    return MemSample(found["Rss"] / 1024.0, found["Pss"] / 1024.0, found["Anonymous"] / 1024.0)
 
 
 def parse_cpu_times(text: str, cpu: int) -> tuple[int, int]:

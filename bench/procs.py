@@ -11,8 +11,10 @@ Readiness is polled, never slept for: `wait_tcp` connects until the port accepts
 `wait_http_ok` GETs a URL (lacewing's admin `/ready`) until it answers 200. Both give up with a
 `BenchError` that carries the tail of the child's log.
 
-CPU and memory are read from /proc: `cpu_seconds(pid)` is (utime, stime), children excluded, and
-`rss_mib(pid)` is VmRSS.
+CPU and memory are read from /proc: `cpu_seconds(pid)` is (utime, stime), children excluded,
+`rss_mib(pid)` is VmRSS and `mem_sample(pid)` is RSS, PSS and private anonymous memory from
+/proc/PID/smaps_rollup. Each child keeps when it was exec'd (`started`); `wait_http_ok` sets
+`ready_s`, the seconds from exec until the URL first answered 200 (polled every 10 ms).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType, TracebackType
 
-from bench.parse import parse_cpu_times, parse_proc_stat_ticks, parse_rss_kib
+from bench.parse import (
+    MemSample,
+    parse_cpu_times,
+    parse_proc_stat_ticks,
+    parse_rss_kib,
+    parse_smaps_rollup,
+)
 
 __all__ = [
     "BenchError",
@@ -39,6 +47,7 @@ __all__ = [
     "cpu_seconds",
     "free_port",
     "install_sigterm_handler",
+    "mem_sample",
     "rss_mib",
     "run_tool",
 ]
@@ -85,11 +94,20 @@ def rss_mib(pid: int) -> float:
     return parse_rss_kib(Path(f"/proc/{pid}/status").read_text()) / 1024.0
 
 
+def mem_sample(pid: int) -> MemSample:
+    try:
+        return parse_smaps_rollup(Path(f"/proc/{pid}/smaps_rollup").read_text())
+    except OSError as exc:
+        raise BenchError(f"cannot read /proc/{pid}/smaps_rollup: {exc.strerror}") from None
+
+
 @dataclass
 class Child:
     name: str
     popen: subprocess.Popen[bytes]
     log: Path
+    started: float = 0.0  # time.monotonic() just before the exec
+    ready_s: float | None = None  # exec -> first 200 from wait_http_ok
 
     @property
     def pid(self) -> int:
@@ -141,6 +159,7 @@ class Supervisor:
     ) -> Child:
         pinned = ["taskset", "-c", str(cpu), *argv] if cpu is not None else list(argv)
         log = self.workdir / f"{name}.log"
+        started = time.monotonic()
         with log.open("wb") as sink:
             popen = subprocess.Popen(
                 pinned,
@@ -150,7 +169,7 @@ class Supervisor:
                 env={**os.environ, **env} if env is not None else None,
                 start_new_session=True,
             )
-        child = Child(name, popen, log)
+        child = Child(name, popen, log, started)
         self.children.append(child)
         return child
 
@@ -196,6 +215,8 @@ class Supervisor:
                 response = conn.getresponse()
                 response.read()
                 if response.status == 200:
+                    if child.ready_s is None:
+                        child.ready_s = time.monotonic() - child.started
                     return
                 last = f"status {response.status}"
             except OSError as exc:
@@ -207,7 +228,7 @@ class Supervisor:
                     f"{child.name} not ready: GET 127.0.0.1:{port}{path} -> {last}",
                     hint=f"see {child.log}",
                 )
-            time.sleep(0.1)
+            time.sleep(0.01)
 
 
 def run_tool(argv: Sequence[str], *, cpu: int | None, timeout_s: float) -> str:

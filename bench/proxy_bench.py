@@ -2,6 +2,7 @@
 
     python bench/proxy_bench.py [--quick] [--duration S] [--rate N] [--rows a,b]
                                 [--profile auto|always|never] [--out FILE]
+                                [--soak N] [--baseline OTHER-CHECKOUT/.venv/bin/lacewing]
 
 How a run goes: a temporary directory is made; the backend (nginx `return 200 "ok"`) starts
 pinned to the load core; every row of `topology.ROWS` starts its processes (proxies pinned to
@@ -35,6 +36,7 @@ from pathlib import Path
 if __package__ in (None, ""):  # run as `python bench/proxy_bench.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from bench import footprint
 from bench.parse import ParseError
 from bench.procs import BenchError, Supervisor, install_sigterm_handler
 from bench.profile import count_syscalls, cpu_by_component, profile_proxies, py_spy
@@ -70,7 +72,21 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(the default) does it when a target is missed; --quick defaults to never",
     )
     parser.add_argument("--out", type=Path, help="report path (default bench/results/DATE-HOST.md)")
+    parser.add_argument(
+        "--soak",
+        type=int,
+        help="new mTLS connections in the handshake soak (default 50000, --quick 2000; 0: none)",
+    )
+    parser.add_argument(
+        "--baseline",
+        help="another checkout's `lacewing` entry point: adds the -base rows (same pairs from "
+        "that tree, in the same run)",
+    )
     args = parser.parse_args(argv)
+    if args.baseline is not None and not os.access(args.baseline, os.X_OK):
+        parser.error(f"--baseline {args.baseline}: not an executable")
+    if args.soak is not None and not 0 <= args.soak <= 1_000_000:
+        parser.error("--soak must be between 0 and 1000000")
     if args.profile is None:
         args.profile = "never" if args.quick else "auto"
     if args.duration is not None and not 1 <= args.duration <= 120:
@@ -97,9 +113,17 @@ def _plan(args: argparse.Namespace) -> Plan:
             settle_s=0.5,
             rounds=2,
             profile_s=1.0,
+            soak_count=2_000 if args.soak is None else args.soak,
+            soak_s=30.0,
         )
     d = args.duration or 10.0
-    return Plan(duration_s=d, warmup_s=2.0, mem_run_s=min(3.0, d), rate=args.rate)
+    return Plan(
+        duration_s=d,
+        warmup_s=2.0,
+        mem_run_s=min(3.0, d),
+        rate=args.rate,
+        soak_count=50_000 if args.soak is None else args.soak,
+    )
 
 
 def _cpus() -> tuple[int, int, str | None]:
@@ -228,7 +252,11 @@ def _setup(plan: Plan, load_cpu: int, proxy_cpu: int) -> list[str]:
         f"rate {plan.rate:,} req/s for {plan.duration_s:g} s with h2load (wrk cannot hold a "
         "rate; h2load paces each connection and logs every request in microseconds).",
         f"Memory: VmRSS idle, then after each of {plan.mem_runs} wrk runs at "
-        f"{plan.mem_connections} connections ({plan.mem_run_s:g} s each).",
+        f"{plan.mem_connections} connections ({plan.mem_run_s:g} s each); RSS, PSS and private "
+        "anonymous memory from /proc/PID/smaps_rollup idle and halfway through each of those "
+        "runs.",
+        f"TLS handshake soak (meshed rows): up to {plan.soak_count:,} new mTLS connections "
+        f"to the server-side proxy, at most {plan.soak_s:g} s, memory before and after.",
         "CPU per request: each proxy's utime+stime delta over the 16-connection rounds "
         "divided by the requests wrk completed.",
         "All rows are up for the whole run and measured step by step in turn (every row's "
@@ -270,10 +298,11 @@ def execute(args: argparse.Namespace) -> Run:
             raise BenchError(f"{tool} is not installed", hint=hint)
     plan = _plan(args)
     load_cpu, proxy_cpu, cpu_note = _cpus()
-    wanted = set(args.rows.split(",")) | {"direct"} if args.rows else {r.key for r in ROWS}
+    every = {r.key for r in ROWS if args.baseline or not r.key.endswith("-base")}
+    wanted = set(args.rows.split(",")) | {"direct"} if args.rows else every
     started = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="lwb-") as tmp, Supervisor(Path(tmp)) as sup:
-        env = Env(workdir=Path(tmp), load_cpu=load_cpu, proxy_cpu=proxy_cpu)
+        env = Env(workdir=Path(tmp), load_cpu=load_cpu, proxy_cpu=proxy_cpu, baseline=args.baseline)
         backend_version = start_backend(sup, env)
         backend = sup.children[-1]
         run = Run(
@@ -300,7 +329,7 @@ def execute(args: argparse.Namespace) -> Run:
     run.notes += _noise_notes(run)
     run.notes += [
         f"MISS: {t.text}: {v.figure}."
-        for t in TARGETS
+        for t in (*TARGETS, *footprint.TARGETS)
         for v in [t.check(run)]
         if v.status == "MISS"
     ]
@@ -324,7 +353,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every process the benchmark started has been stopped", file=sys.stderr)
         return 130
-    text = render(run)
+    text = render(run, footprint.render(run))
     out = args.out or RESULTS / f"{dt.date.today():%Y-%m-%d}-{socket.gethostname()}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")

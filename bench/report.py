@@ -92,15 +92,15 @@ def _status(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def _rps16_of(key: str, base: str) -> Callable[[Run], Verdict]:
+def _rps16_of(key: str, base: str, at_least: float = 0.8) -> Callable[[Run], Verdict]:
     @_guarded
     def check(run: Run) -> Verdict:
-        return _rps16(run, key, base)
+        return _rps16(run, key, base, at_least)
 
     return check
 
 
-def _rps16(run: Run, key: str, base: str) -> Verdict:
+def _rps16(run: Run, key: str, base: str, at_least: float = 0.8) -> Verdict:
     row, ref = _pair(run, key, base)
     assert row.c16 and ref.c16
     r = row.c16.rps / ref.c16.rps
@@ -110,7 +110,7 @@ def _rps16(run: Run, key: str, base: str) -> Verdict:
     if row.c16.errors:
         # Fast errors are not throughput: a pair answering 502s must not pass on speed.
         return Verdict("MISS", f"{figure}, but {row.c16.errors:,} requests failed")
-    return Verdict(_status(r >= 0.8), figure)
+    return Verdict(_status(r >= at_least), figure)
 
 
 def _added(run: Run, key: str, pct: str) -> float:
@@ -133,12 +133,12 @@ def _round_ratios(row: RowResult, ref: RowResult | None) -> str:
     return " / ".join(f"{a.rps / b.rps:.2f}" for a, b in pairs if b.rps > 0)
 
 
-def _latency(pct: str) -> Callable[[Run], Verdict]:
+def _latency(pct: str, key: str = "lacewing", base: str = "haproxy") -> Callable[[Run], Verdict]:
     @_guarded
     def check(run: Run) -> Verdict:
-        _pair(run)
-        ours, theirs = _added(run, "lacewing", pct), _added(run, "haproxy", pct)
-        rate = run.rows["lacewing"].fixed
+        _pair(run, key, base)
+        ours, theirs = _added(run, key, pct), _added(run, base, pct)
+        rate = run.rows[key].fixed
         assert rate is not None
         if theirs <= 0:
             ok = ours <= theirs + 10.0
@@ -589,7 +589,8 @@ def _section_profile(run: Run) -> list[str]:
     return out
 
 
-def render(run: Run) -> str:
+def render(run: Run, after_targets: Sequence[str] = ()) -> str:
+    """The report; `after_targets` (lines) goes right after issue 3's targets table."""
     lines = [f"# {run.title}", "", "## Machine", ""]
     lines += [*_table(["", ""], run.machine), ""]
     lines += ["## Setup", "", *[f"- {s}" for s in run.setup], ""]
@@ -598,7 +599,7 @@ def render(run: Run) -> str:
         ["target", "result", "figure"],
         [[t.text, v.status, v.figure] for t in TARGETS for v in [t.check(run)]],
     )
-    lines += [""]
+    lines += ["", *after_targets]
     skipped = [r for r in run.rows.values() if not r.measured]
     if skipped:
         lines += ["Rows not measured:", ""]

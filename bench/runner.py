@@ -12,7 +12,15 @@ Every row goes through the same steps (`steps(plan)`, in this order):
 5. h2load at a fixed total rate (`rate` req/s over `RATE_CLIENTS` keep-alive HTTP/1.1
    connections, one request in flight per connection), `duration_s`: latency at a load every
    row sustains, from h2load's per-request log (exact percentiles);
-6. three wrk runs at 64 connections, `mem_run_s` each, reading each proxy's RSS after each.
+6. three wrk runs at 64 connections, `mem_run_s` each, reading each proxy's RSS after each,
+   and its RSS, PSS and private anonymous memory (/proc/PID/smaps_rollup) halfway through
+   each, under the load;
+7. rows with a soak target (the meshed pairs): the TLS handshake soak, `soak_count` new mTLS
+   connections to the server-side proxy (`bench/soak.py`, one request each, at most `soak_s`
+   seconds), with that proxy's memory read before and after (after a second's settle).
+
+The exec -> ready time of each proxy (`Child.ready_s`, certificate included for the meshed
+ones) is recorded when the row starts.
 
 Rows of the `h2` family take the same steps with h2load speaking HTTP/2 with prior knowledge
 instead of wrk: `H2_STREAMS` streams in flight per connection (one for the 1-connection run),
@@ -35,12 +43,15 @@ of hitting one, which keeps the ratios between rows honest. Load generators run 
 
 from __future__ import annotations
 
+import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.parse import (
+    MemSample,
     ParseError,
     WrkResult,
     parse_h2load,
@@ -48,7 +59,7 @@ from bench.parse import (
     parse_wrk,
     percentile,
 )
-from bench.procs import BenchError, Child, core_ticks, cpu_seconds, rss_mib, run_tool
+from bench.procs import BenchError, Child, core_ticks, cpu_seconds, mem_sample, rss_mib, run_tool
 from bench.profile import Profile, Syscalls
 from bench.topology import Deployed, Env
 
@@ -57,6 +68,7 @@ __all__ = [
     "FixedRate",
     "Plan",
     "RowResult",
+    "SoakResult",
     "Step",
     "Tally",
     "measure_rows",
@@ -80,6 +92,8 @@ class Plan:
     mem_connections: int = 64
     rounds: int = 3  # the 16-connection run is split into this many interleaved rounds
     profile_s: float = 3.0  # length of each extra profiling run
+    soak_count: int = 50_000  # new TLS connections in the handshake soak
+    soak_s: float = 240.0  # ... or this long, whichever comes first
 
 
 @dataclass(frozen=True)
@@ -128,6 +142,18 @@ def merge_rounds(rounds: Sequence[WrkResult]) -> WrkResult:
     )
 
 
+@dataclass(frozen=True)
+class SoakResult:
+    """The server-side proxy's memory around `handshakes` new mutual-TLS connections."""
+
+    handshakes: int
+    failed: int
+    seconds: float
+    before: MemSample
+    after: MemSample
+    server_cpu_s: float = 0.0  # the server-side proxy's utime+stime over the soak
+
+
 @dataclass
 class RowResult:
     key: str
@@ -146,6 +172,10 @@ class RowResult:
     fixed: FixedRate | None = None
     rss_idle_mib: tuple[float, ...] = ()
     rss_runs_mib: list[tuple[float, ...]] = field(default_factory=list)  # [run][proxy]
+    mem_idle: tuple[MemSample, ...] = ()  # smaps_rollup per proxy, idle
+    mem_loaded: list[tuple[MemSample, ...]] = field(default_factory=list)  # mid-run [run][proxy]
+    startup_s: tuple[float | None, ...] = ()  # exec -> ready per proxy
+    soak: SoakResult | None = None
     profiles: dict[str, Profile] = field(default_factory=dict)  # proxy name -> py-spy summary
     syscalls: dict[str, Syscalls] = field(default_factory=dict)  # proxy name -> strace counts
     components: dict[str, dict[str, float]] = field(default_factory=dict)  # proxy -> perf shares
@@ -245,8 +275,14 @@ def _rss(proxies: Sequence[Child]) -> tuple[float, ...]:
     return tuple(rss_mib(p.pid) for p in proxies)
 
 
+def _mems(proxies: Sequence[Child]) -> tuple[MemSample, ...]:
+    return tuple(mem_sample(p.pid) for p in proxies)
+
+
 def _idle(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
     result.rss_idle_mib = _rss(deployed.proxies)
+    result.mem_idle = _mems(deployed.proxies)
+    result.startup_s = tuple(p.ready_s for p in deployed.proxies)
 
 
 def _warm(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
@@ -314,8 +350,59 @@ def _fixed(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend:
 
 def _mem(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
     if deployed.proxies:
-        _load(result, deployed.url, plan.mem_connections, plan.mem_run_s, env)
+        loaded: list[tuple[MemSample, ...]] = []
+
+        def sample() -> None:
+            try:
+                loaded.append(_mems(deployed.proxies))
+            except (BenchError, ParseError):
+                pass  # the proxy died: check_alive after the step says so
+
+        timer = threading.Timer(plan.mem_run_s / 2, sample)
+        timer.start()
+        try:
+            _load(result, deployed.url, plan.mem_connections, plan.mem_run_s, env)
+        finally:
+            timer.cancel()
+            timer.join()
         result.rss_runs_mib.append(_rss(deployed.proxies))
+        if loaded:
+            result.mem_loaded.append(loaded[0])
+
+
+SOAK_CLIENT = Path(__file__).resolve().with_name("soak.py")
+
+
+def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
+    target = deployed.soak
+    if target is None or not deployed.proxies or plan.soak_count <= 0:
+        return
+    server = deployed.proxies[-1]
+    before = mem_sample(server.pid)
+    cpu_before = sum(cpu_seconds(server.pid))
+    out = run_tool(
+        [
+            sys.executable,
+            str(SOAK_CLIENT),
+            f"--port={target.port}",
+            f"--server-name={target.server_name}",
+            f"--cert={target.cert}",
+            f"--key={target.key}",
+            f"--ca={target.ca}",
+            f"--count={plan.soak_count}",
+            f"--seconds={plan.soak_s:g}",
+        ],
+        cpu=env.load_cpu,
+        timeout_s=plan.soak_s + 60,
+    )
+    words = out.split()
+    try:
+        handshakes, failed, seconds = int(words[1]), int(words[3]), float(words[5])
+    except (IndexError, ValueError):
+        raise ParseError(f"soak client printed {out.strip()!r}") from None
+    cpu = sum(cpu_seconds(server.pid)) - cpu_before
+    time.sleep(1.0)
+    result.soak = SoakResult(handshakes, failed, seconds, before, mem_sample(server.pid), cpu)
 
 
 Step = Callable[[RowResult, Deployed, Plan, Env, Child], None]
@@ -333,6 +420,7 @@ def steps(plan: Plan) -> list[tuple[str, Step]]:
             (f"wrk, {plan.mem_connections} connections, run {i + 1}", _mem)
             for i in range(plan.mem_runs)
         ],
+        ("TLS handshake soak", _soak),
     ]
 
 

@@ -16,8 +16,12 @@ The backend answers HTTP/1.1 on `env.backend_port` and HTTP/2 with prior knowled
 HAProxy h2 pair with `proto h2` on every bind and server line.
 
 The lacewing mTLS row (`start_lacewing_mtls`) runs the real identity path: a
-`lacewing controller identity` on loopback issues both proxies' certificates; the HAProxy TLS
-pair it is measured against (`start_haproxy_tls`) uses `env.pki()` from `tlsgen`.
+`lacewing controller identity` on loopback issues both proxies' certificates (and one more, for
+the handshake soak client, `Deployed.soak`); the HAProxy TLS pair it is measured against
+(`start_haproxy_tls`) uses `env.pki()` from `tlsgen`.
+
+The `-base` rows run the same lacewing pairs from another checkout (`--baseline EXE`, that
+checkout's `lacewing` entry point), so an old tree and this one are compared in the same run.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ __all__ = [
     "Deployed",
     "Env",
     "RowSpec",
+    "SoakTarget",
     "start_backend",
 ]
 
@@ -51,6 +56,7 @@ class Env:
     proxy_cpu: int
     backend_port: int = 0
     backend_h2_port: int = 0
+    baseline: str | None = None  # another checkout's `lacewing`, for the -base rows
     _pki: Pki | None = field(default=None, repr=False)
 
     def pki(self) -> Pki:
@@ -60,9 +66,21 @@ class Env:
 
 
 @dataclass(frozen=True)
+class SoakTarget:
+    """What the TLS handshake soak client needs to reach a meshed server-side proxy."""
+
+    port: int
+    server_name: str
+    cert: Path
+    key: Path
+    ca: Path
+
+
+@dataclass(frozen=True)
 class Deployed:
     url: str
     proxies: tuple[Child, ...]  # client-side first; empty for the direct row
+    soak: SoakTarget | None = None
 
 
 @dataclass(frozen=True)
@@ -280,6 +298,7 @@ def _start_lacewing_proxy(
     listen: int,
     upstream: int,
     extra_env: dict[str, str] | None = None,
+    exe: str | None = None,
 ) -> Child:
     """One `lacewing proxy` process; `side` ('INBOUND' or 'OUTBOUND') is the listener used.
 
@@ -295,21 +314,32 @@ def _start_lacewing_proxy(
         f"LACEWING_PROXY_{side}_FIXED_DST": f"127.0.0.1:{upstream}",
         **(extra_env or {}),
     }
-    child = sup.start(name, [_lacewing(), "proxy"], cpu=env.proxy_cpu, env=variables)
+    child = sup.start(name, [exe or _lacewing(), "proxy"], cpu=env.proxy_cpu, env=variables)
     sup.wait_http_ok(child, admin, "/ready")
     sup.wait_tcp(child, listen)
     return child
 
 
-def start_lacewing(sup: Supervisor, env: Env) -> Deployed:
+def _baseline_exe(env: Env) -> str:
+    if env.baseline is None:
+        raise BenchError("a -base row needs --baseline (another checkout's `lacewing`)")
+    return env.baseline
+
+
+def start_lacewing(sup: Supervisor, env: Env, *, exe: str | None = None) -> Deployed:
     inbound_port, outbound_port = free_port(), free_port()
+    tag = "-base" if exe else ""
     inbound = _start_lacewing_proxy(
-        sup, env, "lacewing-inbound", "INBOUND", inbound_port, env.backend_port
+        sup, env, f"lacewing{tag}-inbound", "INBOUND", inbound_port, env.backend_port, exe=exe
     )
     outbound = _start_lacewing_proxy(
-        sup, env, "lacewing-outbound", "OUTBOUND", outbound_port, inbound_port
+        sup, env, f"lacewing{tag}-outbound", "OUTBOUND", outbound_port, inbound_port, exe=exe
     )
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_lacewing_base(sup: Supervisor, env: Env) -> Deployed:
+    return start_lacewing(sup, env, exe=_baseline_exe(env))
 
 
 def start_lacewing_h2(sup: Supervisor, env: Env) -> Deployed:
@@ -338,14 +368,16 @@ def _lacewing_mtls_missing() -> str | None:
     return None
 
 
-def _start_identity_controller(sup: Supervisor, env: Env) -> tuple[int, str]:
+def _start_identity_controller(
+    sup: Supervisor, env: Env, base: bool = False
+) -> tuple[int, str, Path]:
     """The identity CA on loopback, with a fresh trust anchor and issuer, local tokens.
 
-    Returns its port and the trust anchor PEM the proxies verify with.
+    Returns its port, the trust anchor PEM the proxies verify with, and its files' directory.
     """
     from lacewing.tls.pki import generate_issuer, generate_trust_anchor
 
-    files = env.workdir / "mesh"
+    files = env.workdir / ("mesh-base" if base else "mesh")
     issuer_dir = files / "issuer"
     issuer_dir.mkdir(parents=True)
     anchor = generate_trust_anchor()
@@ -362,15 +394,15 @@ def _start_identity_controller(sup: Supervisor, env: Env) -> tuple[int, str]:
         "--trust-anchors-file", str(files / "ca.crt"), "--validator", "local",
         "--local-token-key-file", str(files / "token.key"), "--listen-addr", f"127.0.0.1:{port}",
     ]  # fmt: skip
-    child = sup.start("identity-controller", argv, cpu=env.load_cpu)
+    child = sup.start(f"identity-controller{'-base' if base else ''}", argv, cpu=env.load_cpu)
     sup.wait_tcp(child, port, timeout_s=20)
-    return port, anchor.cert_pem
+    return port, anchor.cert_pem, files
 
 
-def _identity_env(env: Env, controller: int, anchors: str, account: str) -> dict[str, str]:
+def _identity_env(files: Path, controller: int, anchors: str, account: str) -> dict[str, str]:
     from lacewing.core.identity import mint_local_token
 
-    token = env.workdir / "mesh" / f"token-{account}"
+    token = files / f"token-{account}"
     token.write_text(mint_local_token(_TOKEN_KEY, MESH_NAMESPACE, account))
     token.chmod(0o600)
     return {
@@ -382,7 +414,59 @@ def _identity_env(env: Env, controller: int, anchors: str, account: str) -> dict
     }
 
 
-def start_lacewing_mtls(sup: Supervisor, env: Env) -> Deployed:
+def _soak_client(files: Path, controller: int, anchors: str) -> tuple[Path, Path, Path]:
+    """A client certificate from the run's identity controller, for the soak client."""
+    import asyncio
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from lacewing.core.identity import (
+        DEFAULT_TRUST_DOMAIN,
+        Identity,
+        identity_service_name,
+        mint_local_token,
+    )
+    from lacewing.proxy.identity.client import IdentityClient
+    from lacewing.tls.issuance import identity_subject
+
+    me = Identity(MESH_NAMESPACE, "soak")
+    key = ec.generate_private_key(ec.SECP256R1())
+    csr = (
+        x509.CertificateSigningRequestBuilder()
+        .subject_name(identity_subject(me.name))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName(me.name), x509.UniformResourceIdentifier(me.spiffe_id)]
+            ),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+        .public_bytes(serialization.Encoding.PEM)
+        .decode()
+    )
+    service = identity_service_name("lacewing", DEFAULT_TRUST_DOMAIN)
+    client = IdentityClient("127.0.0.1", controller, service, anchors)
+    token = mint_local_token(_TOKEN_KEY, MESH_NAMESPACE, "soak")
+    try:
+        answer = asyncio.run(client.certify(me, token, csr))
+    except Exception as exc:  # (any failure: the row says why)
+        raise BenchError(f"no certificate for the soak client: {exc}") from None
+    cert, key_file, ca = files / "soak.crt", files / "soak.key", files / "ca.crt"
+    cert.write_text(answer.leaf_pem + "".join(answer.chain_pem))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    key_file.chmod(0o600)
+    return cert, key_file, ca
+
+
+def start_lacewing_mtls(sup: Supervisor, env: Env, *, exe: str | None = None) -> Deployed:
     """Two meshed proxies: the outbound one originates mTLS to the inbound one's listener.
 
     Both get leaf certificates from a `lacewing controller identity` started here (local
@@ -392,19 +476,26 @@ def start_lacewing_mtls(sup: Supervisor, env: Env) -> Deployed:
     """
     from lacewing.core.identity import Identity
 
-    controller, anchors = _start_identity_controller(sup, env)
+    controller, anchors, files = _start_identity_controller(sup, env, exe is not None)
     inbound_port, outbound_port = free_port(), free_port()
     server = Identity(MESH_NAMESPACE, "server")
+    tag = "-base" if exe else ""
     inbound = _start_lacewing_proxy(
-        sup, env, "lacewing-mtls-inbound", "INBOUND", inbound_port, env.backend_port,
-        _identity_env(env, controller, anchors, "server"),
+        sup, env, f"lacewing{tag}-mtls-inbound", "INBOUND", inbound_port, env.backend_port,
+        _identity_env(files, controller, anchors, "server"), exe=exe,
     )  # fmt: skip
     outbound = _start_lacewing_proxy(
-        sup, env, "lacewing-mtls-outbound", "OUTBOUND", outbound_port, inbound_port,
-        {**_identity_env(env, controller, anchors, "client"),
-         "LACEWING_IDENTITY_PEERS": f"127.0.0.1:{inbound_port}={server.name}"},
+        sup, env, f"lacewing{tag}-mtls-outbound", "OUTBOUND", outbound_port, inbound_port,
+        {**_identity_env(files, controller, anchors, "client"),
+         "LACEWING_IDENTITY_PEERS": f"127.0.0.1:{inbound_port}={server.name}"}, exe=exe,
     )  # fmt: skip
-    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+    cert, key, ca = _soak_client(files, controller, anchors)
+    soak = SoakTarget(inbound_port, server.name, cert, key, ca)
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound), soak)
+
+
+def start_lacewing_mtls_base(sup: Supervisor, env: Env) -> Deployed:
+    return start_lacewing_mtls(sup, env, exe=_baseline_exe(env))
 
 
 ROWS: tuple[RowSpec, ...] = (
@@ -414,6 +505,20 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec("haproxy-tls", "HAProxy pair, mTLS", "tls", _haproxy_missing, start_haproxy_tls),
     RowSpec(
         "lacewing-mtls", "lacewing pair, mTLS", "tls", _lacewing_mtls_missing, start_lacewing_mtls
+    ),
+    RowSpec(
+        "lacewing-base",
+        "lacewing pair, HTTP, baseline tree",
+        "plain",
+        lambda: None,
+        start_lacewing_base,
+    ),
+    RowSpec(
+        "lacewing-mtls-base",
+        "lacewing pair, mTLS, baseline tree",
+        "tls",
+        lambda: None,
+        start_lacewing_mtls_base,
     ),
     RowSpec("direct-h2", "direct h2c (no proxy)", "h2", lambda: None, start_direct_h2),
     RowSpec("haproxy-h2", "HAProxy pair, HTTP/2", "h2", _haproxy_missing, start_haproxy_h2),

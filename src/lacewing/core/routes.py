@@ -55,6 +55,7 @@ from lacewing.core.durations import DurationError, DurationSyntax, parse_duratio
 
 __all__ = [
     "API_GROUPS",
+    "ROUTE_ANNOTATIONS",
     "BackendRef",
     "Fault",
     "HeaderMatch",
@@ -89,6 +90,9 @@ TIMEOUT_REQUEST: Final = "timeout.lacewing.io/request"
 ACCRUAL: Final = "balancer.lacewing.io/failure-accrual"
 ACCRUAL_MAX: Final = "balancer.lacewing.io/failure-accrual-consecutive-max-failures"
 MAX_RETRY_LIMIT: Final = 10
+# The annotations that configure a route's rules; a Service may carry them too (its default).
+ROUTE_ANNOTATIONS: Final = (RETRY_HTTP, RETRY_LIMIT, RETRY_TIMEOUT, TIMEOUT_REQUEST, ACCRUAL,
+                            ACCRUAL_MAX)  # fmt: skip
 
 
 class RouteError(ValueError):

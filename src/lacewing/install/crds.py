@@ -274,6 +274,25 @@ _SERVICE_PROFILE = _obj(
 )
 
 
+# Gateway API's RouteStatus: one entry per parentRef a controller reports on.
+_ROUTE_STATUS = _obj(
+    {
+        "parents": _arr(
+            _obj(
+                {
+                    "parentRef": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                    "controllerName": _str(),
+                    "conditions": _arr(
+                        {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+                    ),
+                },
+                required=("parentRef", "controllerName"),
+            )
+        )
+    }
+)
+
+
 @dataclass(frozen=True)
 class CrdKind:
     group: str
@@ -283,6 +302,7 @@ class CrdKind:
     short_names: tuple[str, ...]
     spec: Schema
     spec_required: bool = True
+    status: bool = False  # a `status` subresource, written by a controller (HTTPRoute)
 
     @property
     def api_version(self) -> str:
@@ -302,7 +322,7 @@ KINDS: tuple[CrdKind, ...] = (
             _MESH_TLS),
     CrdKind(_P, "v1beta1", "NetworkAuthentication", "networkauthentications", ("netauthn",),
             _NETWORK),
-    CrdKind(_P, "v1beta1", "HTTPRoute", "httproutes", (), _HTTP_ROUTE),
+    CrdKind(_P, "v1beta1", "HTTPRoute", "httproutes", (), _HTTP_ROUTE, status=True),
     CrdKind(_C, "v1alpha2", "ServiceProfile", "serviceprofiles", ("sp",), _SERVICE_PROFILE),
 )  # fmt: skip
 
@@ -315,6 +335,7 @@ def schema_of(kind: CrdKind) -> Schema:
             "kind": _str(),
             "metadata": {"type": "object"},
             "spec": kind.spec,
+            **({"status": _ROUTE_STATUS} if kind.status else {}),
         },
         required=("spec",) if kind.spec_required else (),
     )
@@ -352,6 +373,7 @@ def custom_resource_definitions(namespace: str = "lacewing") -> list[dict[str, A
                         "served": True,
                         "storage": True,
                         "schema": {"openAPIV3Schema": schema_of(k)},
+                        **({"subresources": {"status": {}}} if k.status else {}),
                     }
                 ],
             },

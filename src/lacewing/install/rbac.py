@@ -49,6 +49,12 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         _rule(["lacewing.io"], ["serviceprofiles"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
         _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # routes, when installed
+        # Route status (Accepted / ResolvedRefs per parent), written by destination.
+        _rule(
+            ["policy.lacewing.io", "gateway.networking.k8s.io"],
+            ["httproutes/status"],
+            ["get", "patch", "update"],
+        ),
     ],
     # Servers, AuthorizationPolicies, the authentications, and the Pods and Namespaces whose
     # labels, ports, probes and default-policy annotations they apply to.

@@ -5,7 +5,10 @@ lacewing.proxy` call; the second skips the CLI and click (about 2.5 MB of RSS pe
 prints a `LacewingError` as the CLI does (one line, one hint line). When `LACEWING_IDENTITY_*`
 is configured the proxy is meshed (`lacewing.proxy.identity.sidecar.MeshedProxyServer`:
 certificate first, then ready, mTLS on both sides); otherwise it is the plaintext proxy, and
-the TLS and X.509 modules are never imported (RSS a plaintext sidecar does not need).
+the identity modules are never imported. A meshed proxy forks the child that makes its key
+and CSR (`identity.keygen.start_keygen`) first thing, while it is still single-threaded and
+before the event loop exists, so `cryptography` is loaded only in that short-lived child and
+its work overlaps the proxy's own start-up.
 """
 
 from __future__ import annotations
@@ -34,11 +37,14 @@ def _loop_factory() -> asyncio.AbstractEventLoop:
 def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
     """Load the configuration from `env`, then run the proxy until it is told to stop."""
     config = load(env)
-    identity = None
+    identity = key = None
     if any(name.startswith("LACEWING_IDENTITY_") for name in env):
+        from lacewing.proxy.identity.keygen import start_keygen
         from lacewing.proxy.identity.sidecar import load_identity_config
 
         identity = load_identity_config(env)
+        if identity is not None:
+            key = start_keygen(identity.identity)
     logging.basicConfig(
         level=config.log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
@@ -52,7 +58,7 @@ def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
         else:
             from lacewing.proxy.identity.sidecar import MeshedProxyServer
 
-            server = MeshedProxyServer(config, identity)
+            server = MeshedProxyServer(config, identity, key=key)
         server.install_signal_handlers()
         await server.run()
 

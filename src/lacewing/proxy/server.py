@@ -3,7 +3,8 @@
 `ProxyServer.start()` builds the two `Side` stacks once, binds the inbound, outbound and admin
 listeners, then (when started as root with RUN_AS_UID set) drops privileges: setgroups([]),
 setgid, setuid, in that order, after every module the data path needs is imported (they are
-imported at the top of this module). `/ready` answers 200 from then on.
+imported at the top of this module, and `LAZY_MODULES` just before the drop). `/ready`
+answers 200 from then on.
 
 Shutdown (SIGTERM, SIGINT or POST /shutdown) goes in stages, as uvicorn's does:
 1. stop accepting (close the listeners) and ask every connection to drain: idle keep-alive
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import importlib
 import logging
 import os
 import signal
@@ -128,11 +130,20 @@ def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery 
     return OutboundDiscovery(client)
 
 
+# Imported lazily (on the first connection that needs them) by a proxy that starts as the
+# user it runs as, as a sidecar does; imported before the drop by one that starts as root and
+# drops privileges (the local runtime), since the unprivileged user may not be able to read
+# the interpreter's files (a Python under /root, say).
+LAZY_MODULES = ("lacewing.proxy.h2.server", "lacewing.proxy.h2.client", "lacewing.proxy.h2.pool")
+
+
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
     """Become `uid`/`gid` if we are root and asked to; True if we dropped."""
     if uid is None or os.geteuid() != 0:
         return False
     gid = uid if gid is None else gid
+    for module in LAZY_MODULES:
+        importlib.import_module(module)
     try:
         os.setgroups([])
         os.setgid(gid)

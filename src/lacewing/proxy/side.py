@@ -147,6 +147,7 @@ class Side:
     conns: dict[asyncio.BaseTransport, Conn] = field(default_factory=dict)
     closing: bool = False
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
+    mux_parent: Side | None = None  # a side derived per TLS client shares this side's mux_pool
     router: Router | None = None  # outbound HTTPRoutes (`proxy.routes`), with discovery
 
     def __post_init__(self) -> None:

@@ -12,22 +12,26 @@ swapping a `..data` symlink, and the local runtime renames a new file into place
 way the stat changes and the file is never seen half-written. A new bundle that does not
 parse as at least one PEM certificate is refused: the last good one stays in use and the
 reason is logged once. `generation` counts the bundles loaded, so a user of the bundle can
-rebuild what it derived from it only when it changed.
+rebuild what it derived from it only when it changed. `cryptography` is imported when a
+bundle is first parsed, not with this module (the proxy's start-up footprint).
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import ssl
 import time
 from collections.abc import Callable
 from pathlib import Path
-
-from cryptography import x509
+from typing import TYPE_CHECKING
 
 from lacewing.errors import CertificateError, ConfigError
 
-__all__ = ["TrustBundle", "parse_bundle"]
+if TYPE_CHECKING:
+    from cryptography import x509
+
+__all__ = ["TrustBundle", "check_bundle", "parse_bundle"]
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +40,33 @@ DEFAULT_INTERVAL = 1.0  # seconds between two stats of the bundle file
 
 
 def parse_bundle(pem: str, source: str) -> list[x509.Certificate]:
+    from cryptography import x509  # (imported on use: the proxy starts without it)
+
     try:
         anchors = x509.load_pem_x509_certificates(pem.encode())
     except ValueError:
-        raise CertificateError(
-            f"{source}: not a PEM bundle of certificates",
-            hint="the trust anchors are one or more PEM certificates (ca-bundle.crt)",
-        ) from None
+        raise _not_pem(source) from None
     return anchors
+
+
+def _not_pem(source: str) -> CertificateError:
+    return CertificateError(
+        f"{source}: not a PEM bundle of certificates",
+        hint="the trust anchors are one or more PEM certificates (ca-bundle.crt)",
+    )
+
+
+def check_bundle(pem: str, source: str) -> int:
+    """How many certificates `pem` holds, checked by OpenSSL (no `cryptography` import)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        context.load_verify_locations(cadata=pem)
+    except (ssl.SSLError, ValueError):
+        raise _not_pem(source) from None
+    count = int(context.cert_store_stats()["x509"])
+    if count == 0:
+        raise _not_pem(source)
+    return count
 
 
 class TrustBundle:
@@ -59,7 +82,8 @@ class TrustBundle:
         self._pem = pem
         # (empty text without a file: no anchors, every peer is refused; used before config)
         empty = not pem.strip() and path is None
-        self._anchors = [] if empty else parse_bundle(pem, str(path) if path else "trust anchors")
+        self.count = 0 if empty else check_bundle(pem, str(path) if path else "trust anchors")
+        self._anchors: list[x509.Certificate] | None = None  # parsed when first asked for
         self._stamp = self._stat() if path is not None else None
         self._checked = clock()
         self._last_error = ""
@@ -103,7 +127,10 @@ class TrustBundle:
         return self._pem
 
     def anchors(self) -> list[x509.Certificate]:
+        """The certificates (parsed with `cryptography`: for the controllers)."""
         self.refresh()
+        if self._anchors is None:
+            self._anchors = parse_bundle(self._pem, str(self.path or "trust anchors"))
         return list(self._anchors)
 
     def refresh(self, *, force: bool = False) -> bool:
@@ -122,16 +149,16 @@ class TrustBundle:
         self._stamp = stamp
         try:
             pem = self.path.read_text()
-            anchors = parse_bundle(pem, str(self.path))
+            count = check_bundle(pem, str(self.path))
         except (OSError, CertificateError) as exc:
             self._refuse(f"{exc}; keeping the previous trust anchors")
             return False
         if pem == self._pem:
             return False
-        self._pem, self._anchors = pem, anchors
+        self._pem, self.count, self._anchors = pem, count, None
         self.generation += 1
         self._last_error = ""
-        log.info("loaded trust anchors from %s: %d certificate(s)", self.path, len(anchors))
+        log.info("loaded trust anchors from %s: %d certificate(s)", self.path, count)
         return True
 
     def _refuse(self, error: str) -> None:

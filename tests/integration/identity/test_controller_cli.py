@@ -16,7 +16,7 @@ from tests.unit.proxy.identity.pki import Pki
 from lacewing.cli.commands.controller import parse_duration
 from lacewing.core.identity import Identity, mint_local_token
 from lacewing.errors import UsageError
-from lacewing.proxy.identity.credentials import make_csr, new_private_key
+from lacewing.proxy.identity.keygen import make_csr, new_private_key
 
 NAME = "lacewing-identity.lacewing.serviceaccount.identity.lacewing.cluster.local"
 KEY = b"a-local-runtime-key-of-32-bytes!"

@@ -13,7 +13,7 @@ from lacewing.core.identity import IDENTITY_AUDIENCE, Identity
 from lacewing.errors import ClusterError
 from lacewing.k8s.cluster import Cluster
 from lacewing.k8s.tokenreview import KubernetesValidator, interpret
-from lacewing.proxy.identity.credentials import make_csr, new_private_key
+from lacewing.proxy.identity.keygen import make_csr, new_private_key
 
 SA_WEB = "system:serviceaccount:shop:web"
 

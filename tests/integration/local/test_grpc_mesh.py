@@ -101,9 +101,9 @@ def test_one_grpc_channel_spreads_over_three_replicas_and_every_call_kind_works(
     print("calls per replica:", by_pod)
     assert sorted(by_pod) == ["greeter-0", "greeter-1", "greeter-2"], by_pod
     assert sum(by_pod.values()) == CALLS
-    # every replica gets at least half its fair share: the balancer is latency-aware (P2C over
-    # peak EWMA), so on a busy machine the split is uneven (lowest share seen: 148 of 600)
-    assert min(by_pod.values()) >= CALLS // 6, by_pod
+    # every replica gets at least 25% (the balancer treats latencies within 3x as equal, so
+    # one slow response on a busy machine no longer starves a replica: docs/http2.md)
+    assert min(by_pod.values()) >= CALLS // 4, by_pod
     assert result["fail"] == "INVALID_ARGUMENT"
     assert result["server_stream"] == ["0", "1", "2", "3", "4"]
     assert result["client_stream"] == str(4 * 1024 * 1024 + 3)  # a 4 MiB message went up

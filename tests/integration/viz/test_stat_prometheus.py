@@ -164,7 +164,7 @@ def test_control_plane_is_scraped_too(traffic: dict[str, Any]) -> None:
     up = {
         labels["component"]: value for labels, value in prom.query('up{job="lacewing-controller"}')
     }
-    assert up == {"identity": 1.0, "destination": 1.0}, up
+    assert up == {"identity": 1.0, "destination": 1.0, "policy": 1.0}, up
     # every meshed proxy got its certificate from identity; cli's proxy streams from destination
     certified = prom.query('lacewing_controller_connections_total{component="identity"}')
     assert certified and certified[0][1] >= 3, certified

@@ -12,6 +12,7 @@ from bench.parse import (
     parse_perf_dso,
     parse_proc_stat_ticks,
     parse_rss_kib,
+    parse_smaps_rollup,
     parse_strace_summary,
     parse_wrk,
     percentile,
@@ -176,3 +177,25 @@ def test_perf_report_by_shared_object() -> None:
     assert len(shares) == 5
     with pytest.raises(ParseError, match="perf"):
         parse_perf_dso("# Samples: 0\n")
+
+
+SMAPS_ROLLUP = """\
+55ebdc34d000-7ffee773a000 ---p 00000000 00:00 0                          [rollup]
+Rss:               20480 kB
+Pss:               11264 kB
+Pss_Anon:           9216 kB
+Shared_Clean:      10240 kB
+Private_Dirty:      9216 kB
+Anonymous:          9216 kB
+Swap:                  0 kB
+"""
+
+
+def test_smaps_rollup_gives_rss_pss_and_private_anonymous_mib() -> None:
+    mem = parse_smaps_rollup(SMAPS_ROLLUP)
+    assert (mem.rss, mem.pss, mem.anon) == (20.0, 11.0, 9.0)
+
+
+def test_smaps_rollup_without_anonymous_is_refused() -> None:
+    with pytest.raises(ParseError, match="Anonymous"):
+        parse_smaps_rollup(SMAPS_ROLLUP.replace("Anonymous:", "Anon:"))

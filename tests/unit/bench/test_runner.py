@@ -33,4 +33,5 @@ def test_plan_steps_in_order_with_rounds_and_memory_runs() -> None:
         "wrk, 64 connections, run 1",
         "wrk, 64 connections, run 2",
         "wrk, 64 connections, run 3",
+        "TLS handshake soak",
     ]

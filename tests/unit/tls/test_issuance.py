@@ -11,7 +11,7 @@ from tests.unit.proxy.identity.pki import Pki
 
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, IdentityError
-from lacewing.proxy.identity.credentials import make_csr, new_private_key
+from lacewing.proxy.identity.keygen import make_csr, new_private_key
 from lacewing.tls.issuance import Issuer, issue_leaf, load_csr
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

@@ -65,18 +65,24 @@ SourceFactory = Callable[
 
 def _kubernetes(options: DestinationOptions, ctx: GlobalOptions, publish: Publish) -> Any:
     from lacewing.controller.destination.kubernetes import KubernetesSource
+    from lacewing.controller.destination.route_status import RouteStatusReporter
+    from lacewing.k8s.status import StatusWriter
     from lacewing.k8s.watch import KindWatch, connect_async
 
     # Resolve the kubeconfig now, so a missing one is one line before we listen.
     client = connect_async(options.kubeconfig or ctx.kubeconfig, ctx.context)
     kinds = (*KubernetesSource.KINDS, *KubernetesSource.ROUTE_KINDS)
     watches: dict[str, Any] = {k: KindWatch(client, k) for k in kinds}
+    writer = StatusWriter(client)
     source = KubernetesSource(watches, publish, trust_domain=options.trust_domain,
-                              report=_rejection_logger())  # fmt: skip
+                              report=_rejection_logger(),
+                              route_status=RouteStatusReporter(writer.submit))  # fmt: skip
 
     async def run() -> None:
         try:
-            await source.run()
+            async with asyncio.TaskGroup() as group:
+                group.create_task(writer.run(), name="destination-route-status")
+                group.create_task(source.run(), name="destination-kubernetes-source")
         finally:
             await client.close()
 
@@ -88,14 +94,16 @@ def _rejection_logger() -> Callable[[Any], None]:
     import logging
 
     log = logging.getLogger("lacewing.controller.destination")
-    reported: set[tuple[str, str, str, str]] = set()
+    reported: set[tuple[str, str, str, str, str]] = set()
 
     def report(verdicts: Any) -> None:
         for v in verdicts:
-            key = (v.namespace, v.name, v.reason, v.message)
+            key = (v.kind, v.namespace, v.name, v.reason, v.message)
             if not v.accepted and key not in reported:
                 reported.add(key)
-                log.warning("HTTPRoute %s/%s not accepted (%s): %s", *key)
+                what = "annotations" if v.kind == "Service" else ""
+                log.warning("%s %s/%s %snot accepted (%s): %s", v.kind, v.namespace, v.name,
+                            what + " " if what else "", v.reason, v.message)  # fmt: skip
 
     return report
 

@@ -83,6 +83,8 @@ class Service:
     cluster_ip: str | None
     ports: tuple[ServicePort, ...]
     backends: tuple[Backend, ...] = ()
+    # Its timeout / retry / failure-accrual annotations (`core.routes.ROUTE_ANNOTATIONS`).
+    annotations: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,16 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
   owned by a Deployment is reported as the Deployment: the name without the template hash);
 - the ports in a Pod's `config.lacewing.io/skip-inbound-ports` annotation (what its
   proxy-init leaves alone), and its proxy's own admin and tap ports (always skipped; the
-  proxy serves them in plaintext, e.g. to Prometheus) are announced without identity.
+  proxy serves them in plaintext, e.g. to Prometheus) are announced without identity;
+- a Service's timeout, retry and failure-accrual annotations (`core.routes.ROUTE_ANNOTATIONS`)
+  are kept: they become its default route when no HTTPRoute attaches to it (`routes.accept`).
 
 HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) go through `routes.accept`
 against the Services; they do not hold back the first publication (a cluster without the
 Gateway API CRDs has no such kind to list), and every publication also hands the verdicts
-to `report` (the status writer: `Accepted` / `ResolvedRefs` conditions per route).
+to `report` (which logs rejections) and each route with its verdict to `route_status`
+(`route_status.RouteStatusReporter`: writes `Accepted` / `ResolvedRefs` per parent when
+they differ from the route's `status.parents`).
 """
 
 from __future__ import annotations
@@ -44,6 +48,7 @@ from lacewing.controller.destination.directory import (
 )
 from lacewing.controller.destination.routes import Verdict, accept
 from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
+from lacewing.core.routes import ROUTE_ANNOTATIONS
 
 __all__ = ["KubernetesSource", "directory_from_objects", "parse_port_ranges"]
 
@@ -156,12 +161,14 @@ def _service(svc: Obj, slices: Iterable[Obj], pods: set[tuple[str, str]]) -> Ser
             for address in ep.get("addresses") or []:
                 backends.append(Backend(address, ready, named, ref.get("name")))
     cluster_ip = spec.get("clusterIP")
+    annotations = meta.get("annotations") or {}
     return Service(
         name=meta.get("name", ""),
         namespace=meta.get("namespace", ""),
         cluster_ip=cluster_ip if cluster_ip and cluster_ip != "None" else None,
         ports=tuple(ports),
         backends=tuple(backends),
+        annotations={k: str(annotations[k]) for k in ROUTE_ANNOTATIONS if k in annotations},
     )
 
 
@@ -222,9 +229,10 @@ class KubernetesSource:
         *,
         trust_domain: str = DEFAULT_TRUST_DOMAIN,
         report: Callable[[tuple[Verdict, ...]], None] | None = None,
+        route_status: Callable[[str, Obj, Verdict], None] | None = None,
     ) -> None:
         self.watches, self.publish, self.trust_domain = watches, publish, trust_domain
-        self.report = report
+        self.report, self.route_status = report, route_status
         self.objects: dict[str, dict[tuple[str, str], Obj]] = {
             k: {} for k in (*self.KINDS, *self.ROUTE_KINDS)
         }
@@ -241,7 +249,8 @@ class KubernetesSource:
         return self._synced.issuperset(self.KINDS)
 
     def directory(self) -> Directory:
-        routes = [obj for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        kinds = [(kind, obj) for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        routes = [obj for _, obj in kinds]
         directory, verdicts = directory_and_verdicts(
             self.objects["Service"].values(),
             self.objects["EndpointSlice"].values(),
@@ -249,8 +258,11 @@ class KubernetesSource:
             self.trust_domain,
             routes,
         )
-        if self.report is not None and routes:
+        if self.report is not None and verdicts:
             self.report(verdicts)
+        if self.route_status is not None:  # one verdict per object, in the same order
+            for (kind, obj), verdict in zip(kinds, verdicts, strict=False):  # then Services'
+                self.route_status(kind, obj, verdict)
         return directory
 
     async def run(self) -> None:

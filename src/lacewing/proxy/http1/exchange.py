@@ -43,6 +43,7 @@ class Request(Exchange):
     sent_size = 0
     canned: bytes | None = None  # the proxy's own complete response (a redirect) for `error`
     delay = 0.0  # an injected delay still to wait before the request is sent
+    drain: tuple[int, str] | None = None  # the proxy's answer, sent once the body is read
     repicked = False  # its connect failed and it went to the balancer's next pick
 
     def __init__(self, route: RouteStats, start: float) -> None:

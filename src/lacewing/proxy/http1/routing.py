@@ -10,7 +10,8 @@ Only requests to a destination that has routes come here; the others never see t
                     is never retried) and the request header modifier rewrites the head
     timeout fires   `_timed_out`: the upstream connection is aborted (the endpoint sees the
                     request cancelled) or the connect abandoned, and the client gets 504;
-                    a request still queued behind others is answered 504 in its turn
+                    a request still queued behind others is answered 504 in its turn;
+                    once the response head went down, the client connection is cut
     response head   `_retry`: a status the policy retries, with attempts and budget left and
                     the whole request kept: the connection carrying that response is
                     aborted (its body is not wanted), the same backend gives a new endpoint
@@ -18,14 +19,20 @@ Only requests to a destination that has routes come here; the others never see t
                     modifier applies and the response goes to the client
 
 The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
-keep the client's connection open when the request had no body (`_answer_own`), as an
-application's answer would; otherwise the connection closes after them, as after every
-other error the proxy answers.
+keep the client's connection open when the request had no body or its body had all arrived
+(a timeout after the upload, `_answer_own`), as an application's answer would. One decided
+at the head while a small body (Content-Length up to `MAX_REPLAY`) is still to come waits
+for it, dropping it, and then answers (`_drain_first`); otherwise (a chunked or bigger
+body, `Expect: 100-continue`, an upgrade) the connection closes after the answer, as after
+every other error the proxy answers.
 
-The timeout covers the request until its response head (a body that then streams is not
-cut). The backend request timeout (`timeouts.backendRequest`, else the retry timeout
-annotation) covers each attempt: an attempt that expires is cut and retried like a 504, if
-the route retries 504 and budget and attempts allow, else answered 504. A retry is never
+The request timeout covers the whole exchange: a response body still streaming when it
+expires is cut (the upstream connection aborted, the client's closed, so the truncated
+response cannot look complete; its status was already counted). An upgrade's tunnel has no
+deadline once the endpoint answers 101. The backend request timeout
+(`timeouts.backendRequest`, else the retry timeout annotation) covers each attempt until its
+response head: an attempt that expires is cut and retried like a 504, if the route retries
+504 and budget and attempts allow, else answered 504. A retry is never
 sent for a request whose body is still arriving, an upgrade, HEAD
 or `Expect: 100-continue`.
 """
@@ -83,6 +90,7 @@ class RouteSteps:
     closing: bool
     _client_eof: bool
     _paused: int
+    _cur: Request | None
     _dout: list[bytes]
     PIPELINE: int
 
@@ -92,12 +100,19 @@ class RouteSteps:
     def close(self) -> None:
         raise NotImplementedError
 
-    def _answer_own(self, req: Request, status: int, reason: str) -> bool:
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def _answer_own(self, req: Request, status: int, reason: str, *, wait_body: bool = True
+                    ) -> bool:  # fmt: skip
         """Answer a routed request with the proxy's own response on a connection that stays
-        open (a body-less request whose bytes are all read or never sent): 404, 503, 504,
-        redirects, injected aborts. False when it cannot (the caller closes instead)."""
-        if req.replay is None or req.http10 or not req.keep_alive or req.status:
+        open (a body-less request, or one whose body has all been read: nothing of it is left
+        to arrive after the answer): 404, 503, 504, redirects, injected aborts. False when it
+        cannot (the caller closes instead). A timeout does not `wait_body`: its 504 is due now."""
+        if req.http10 or not req.keep_alive or req.status:
             return False
+        if req.replay is None and (req.upgrade or not req.complete):
+            return wait_body and self._drain_first(req, status, reason)
         for timer in (req.timer, req.try_timer):
             if timer is not None:
                 timer.cancel()
@@ -111,6 +126,24 @@ class RouteSteps:
         elif self.queue:
             self._start(self.queue.popleft())
         elif self._paused:
+            self.resume(self.PIPELINE)
+        return True
+
+    def _drain_first(self, req: Request, status: int, reason: str) -> bool:
+        """Answer once the body has arrived, dropping it, when it is small and known:
+        the request being parsed now, with a Content-Length up to `MAX_REPLAY`, no upgrade,
+        no `Expect: 100-continue` (that client waits for us before sending it)."""
+        if req is not self._cur or req.chunked or req.upgrade or req.expect_continue:
+            return False
+        length = (self._header("content-length") or "").strip()
+        if not length.isdigit() or int(length) > MAX_REPLAY:
+            return False
+        for timer in (req.timer, req.try_timer):
+            if timer is not None:
+                timer.cancel()
+        req.timer = req.try_timer = None
+        req.drain, req.buf = (status, reason), []
+        if self._paused:
             self.resume(self.PIPELINE)
         return True
 
@@ -193,13 +226,19 @@ class RouteSteps:
 
     def _timed_out(self, req: Request) -> None:
         req.timer = None
-        if req.ended or self.closed:
+        if self.closed:
+            return
+        if req.ended:  # answered: cut a response body still streaming
+            if req is self.active and req.upstream is not None:
+                self._cut_attempt(req)
+                self.flush_down()
+                self.abort()  # a truncated response must not look complete
             return
         if req is not self.active:  # queued behind others: answered in its turn
             req.error = (504, "request timed out")
             return
         self._cut_attempt(req)
-        if not self._answer_own(req, 504, "request timed out"):
+        if not self._answer_own(req, 504, "request timed out", wait_body=False):
             self._answer_error(req, 504, "request timed out")
 
     def _try_timed_out(self, req: Request, attempt: int) -> None:
@@ -212,7 +251,7 @@ class RouteSteps:
         if routed is not None and self._retry(req, routed, 504):
             return
         self._cut_attempt(req)
-        if not self._answer_own(req, 504, "backend request timed out"):
+        if not self._answer_own(req, 504, "backend request timed out", wait_body=False):
             self._answer_error(req, 504, "backend request timed out")
 
     def _cut_attempt(self, req: Request) -> None:
@@ -231,10 +270,12 @@ class RouteSteps:
         assert routed is not None
         if self._retry(req, routed, status):
             return None
-        for timer in (req.timer, req.try_timer):
-            if timer is not None:
-                timer.cancel()
-        req.timer = req.try_timer = None
+        if req.try_timer is not None:  # the attempt has answered
+            req.try_timer.cancel()
+            req.try_timer = None
+        if req.timer is not None and (req.upgrade or status < 200):  # a tunnel: no deadline
+            req.timer.cancel()
+            req.timer = None
         rule = routed.rule
         if rule is not None and rule.response_headers is not None and status >= 200:
             return modify_head(head, rule.response_headers)

@@ -403,7 +403,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
 
     def on_body(self, body: bytes) -> None:
         req = self._cur
-        if req is None:
+        if req is None or req.drain is not None:  # (drain: answered, its body is dropped)
             return
         if req.chunked:
             req.buf += (b"%x\r\n" % len(body), body, b"\r\n")
@@ -424,6 +424,10 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             return
         self._cur = None
         req.complete = True
+        if req.drain is not None:
+            if req is self.active:
+                self._answer_own(req, *req.drain)
+            return
         if req.chunked:
             req.buf.append(b"0\r\n\r\n")
 
@@ -564,6 +568,9 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             conn.close()
             return
         req.upstream = None
+        if req.timer is not None:  # the route's request timeout: the response is complete
+            req.timer.cancel()
+            req.timer = None
         home = conn.home
         if conn.reusable and req.complete and not conn.closed and len(home) < self._pool_cap:
             conn.swept = False

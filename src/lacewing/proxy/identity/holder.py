@@ -30,7 +30,12 @@ from collections.abc import Callable, Sequence
 
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError
-from lacewing.proxy.identity.credentials import Credentials, client_context, server_context
+from lacewing.proxy.identity.credentials import (
+    NO_TICKETS,
+    Credentials,
+    client_context,
+    server_context,
+)
 from lacewing.tls.bundle import TrustBundle
 
 __all__ = ["TlsHolder"]
@@ -121,6 +126,8 @@ class TlsHolder:
             # it from the context switched to), so the listener itself demands a client cert;
             # the trust store and certificate come from the current server context.
             listener.verify_mode = ssl.CERT_REQUIRED
+            # (the ticket count too is the listener's: OpenSSL copies it at SSL_new)
+            listener.num_tickets = NO_TICKETS
             if self.alpn:
                 listener.set_alpn_protocols(list(self.alpn))
             listener.sni_callback = self._pick_server_context

@@ -55,12 +55,10 @@ from collections.abc import Callable
 from typing import TypeVar, cast
 
 from lacewing.core.identity import Identity
-from lacewing.proxy.accept import Accepted, admit, relay
+from lacewing.proxy.accept import Accepted, admit, h2_server, relay
 from lacewing.proxy.config import Addr
 from lacewing.proxy.detect import Protocol
-from lacewing.proxy.h2.client import H2Upstream
-from lacewing.proxy.h2.pool import pool_of
-from lacewing.proxy.h2.server import H2Server
+from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
 from lacewing.proxy.identity.expiry import ExpiryWatch
 from lacewing.proxy.identity.holder import TlsHolder
@@ -98,11 +96,24 @@ ALPN_OPAQUE = "lacewing.io/opaque"
 MESH_ALPN = (ALPN_HTTP1, ALPN_H2, ALPN_OPAQUE)
 """What a mesh listener accepts; give it to `TlsHolder(anchors, alpn=MESH_ALPN)`."""
 
-ALPN_BY_PROTOCOL: dict[type[asyncio.BaseProtocol], str] = {
-    TunnelEnd: ALPN_OPAQUE,
-    H2Upstream: ALPN_H2,
-}
-"""The ALPN protocol an outbound connection offers, by its protocol's class (else HTTP/1.1)."""
+ALPN_BY_PROTOCOL: dict[type[asyncio.BaseProtocol], str] = {TunnelEnd: ALPN_OPAQUE}
+"""The ALPN protocol an outbound connection offers, by its protocol's class (else HTTP/1.1);
+HTTP/2's upstream class is added by `alpn_for` when one first connects (h2 loads lazily)."""
+
+
+def alpn_for(protocol: asyncio.BaseProtocol) -> str:
+    kind = type(protocol)
+    alpn = ALPN_BY_PROTOCOL.get(kind)
+    if alpn is not None:
+        return alpn
+    if kind is not UpstreamConn:  # HTTP/1's own class: no need to look at HTTP/2's
+        from lacewing.proxy.h2.client import H2Upstream
+
+        ALPN_BY_PROTOCOL[H2Upstream] = ALPN_H2
+        if kind is H2Upstream:
+            return ALPN_H2
+    return ALPN_HTTP1
+
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
 
@@ -192,7 +203,7 @@ class MeshTlsConnector:
         if identity is None:
             return await self.plain.connect(addr, factory)
         protocol = factory()
-        alpn = ALPN_BY_PROTOCOL.get(type(protocol), ALPN_HTTP1)
+        alpn = alpn_for(protocol)
         context = self.holder.client_context(alpn)
         loop = asyncio.get_running_loop()
         try:
@@ -226,7 +237,7 @@ class MeshTlsConnector:
 
 def _own_not_after(holder: TlsHolder) -> float | None:
     creds = holder.credentials
-    return creds.leaf.not_valid_after_utc.timestamp() if creds is not None else None
+    return creds.not_after.timestamp() if creds is not None else None
 
 
 def _expire(transport: asyncio.Transport, protocol: asyncio.BaseProtocol) -> None:
@@ -513,9 +524,11 @@ class MeshTlsTerminator:
         key = (id(side), client)
         derived = self._sides.get(key)
         if derived is None:
-            derived = dataclasses.replace(side, tls=client_labels(client), client_identity=client)
+            derived = dataclasses.replace(
+                side, tls=client_labels(client), client_identity=client, mux_parent=side
+            )
             derived.pool = side.pool  # one pool to the app, whoever the client is
-            derived.mux_pool = pool_of(side)  # one HTTP/2 pool to the app as well
+            derived.mux_pool = side.mux_pool  # HTTP/2's too (made on first use: accept.h2_server)
             self._sides[key] = derived
         return derived
 
@@ -544,7 +557,7 @@ class MeshTlsTerminator:
         if alpn == ALPN_H2:  # (authorized per request, as HTTP/1 after TLS is)
             stats = derived.metrics.tcp_stats(derived.direction, "src", str(dst), derived.tls)
             stats.opened += 1
-            server = H2Server(derived, dst, stats)
+            server = h2_server(derived, dst, stats)
             server.adopt(transport)
             return server
         accepted = Accepted(derived)

@@ -1,6 +1,6 @@
 """Get the proxy's certificate at start, and keep it fresh: renew at 70% of its life.
 
-    start()   key (made once, in memory) -> CSR -> certify -> holder.update -> ready
+    start()   key and CSR (made once, in memory; `keygen`) -> certify -> holder.update -> ready
               retried with backoff until it succeeds: the proxy is not ready without it
     run()     loop: sleep until 70% of the current certificate's life has passed (measured
               from when it was received, so a CA clock ahead or behind does not matter),
@@ -32,8 +32,9 @@ from typing import Protocol
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, IdentityError
 from lacewing.proxy.identity.client import CertifyResponse
-from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
+from lacewing.proxy.identity.credentials import Credentials
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import KeyAndCsr, PendingKey, generate_in_process
 
 __all__ = [
     "Backoff",
@@ -93,7 +94,10 @@ class CertificateManager:
         clock: Clock | None = None,
         backoff: Backoff = Backoff(),
         renew_at: float = RENEW_AT_FRACTION,
+        key: PendingKey | KeyAndCsr | None = None,
     ) -> None:
+        """`key`: the key and CSR, or the child making them (`keygen.start_keygen`); made
+        here, in this process, when not given."""
         self.identity = identity
         self.certifier = certifier
         self.token = token
@@ -101,8 +105,7 @@ class CertificateManager:
         self.clock: Clock = clock or SystemClock()
         self.backoff = backoff
         self.renew_at = renew_at
-        self._key = new_private_key()
-        self._csr = make_csr(self._key, identity)
+        self._key: PendingKey | KeyAndCsr = key or generate_in_process(identity)
         self._task: asyncio.Task[None] | None = None
         self.refresh_count = 0
         self.failure_count = 0
@@ -118,11 +121,12 @@ class CertificateManager:
 
     async def refresh(self) -> Credentials:
         """One certify round trip; installs the new certificate in the holder."""
+        made = self._key.result() if isinstance(self._key, PendingKey) else self._key
+        self._key = made
         received = self.clock.time()
-        answer = await self.certifier.certify(self.identity, self.token(), self._csr)
-        creds = Credentials.from_pem(self.identity, self._key, answer.leaf_pem, answer.chain_pem)
-        if creds.leaf.public_key() != self._key.public_key():
-            raise CertificateError("the identity service certified another key")
+        answer = await self.certifier.certify(self.identity, self.token(), made.csr_pem)
+        # (from_pem refuses a certificate for another key)
+        creds = Credentials.from_pem(self.identity, made.key_pem, answer.leaf_pem, answer.chain_pem)
         self.holder.update(creds)
         expires = creds.not_after.timestamp()
         self.refresh_count += 1

@@ -64,6 +64,7 @@ from lacewing.proxy.config import Addr, Config, parse_addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import PendingKey
 from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
@@ -195,8 +196,15 @@ def _first_known(
 
 class MeshedProxyServer(ProxyServer):
     def __init__(
-        self, config: Config, identity: IdentityConfig, *, clock: Clock | None = None
+        self,
+        config: Config,
+        identity: IdentityConfig,
+        *,
+        clock: Clock | None = None,
+        key: PendingKey | None = None,
     ) -> None:
+        """`key`: the child making this proxy's key and CSR (`keygen.start_keygen`, forked
+        before the event loop started); without it they are made in this process."""
         self.identity_config = identity
         self.bundle = identity.trust_bundle()
         self.holder = TlsHolder(self.bundle, alpn=MESH_ALPN)
@@ -236,7 +244,7 @@ class MeshedProxyServer(ProxyServer):
             self.bundle,
         )
         self.certificates = CertificateManager(
-            identity.identity, client, self._read_token, self.holder, clock=clock
+            identity.identity, client, self._read_token, self.holder, clock=clock, key=key
         )
         self.admin = AdminServer(
             AdminState(
@@ -262,11 +270,15 @@ class MeshedProxyServer(ProxyServer):
         except OSError:
             return ""  # the identity service answers 401, and the manager retries
 
+    def _bundle_count(self) -> int:
+        self.bundle.refresh()
+        return self.bundle.count
+
     def render_metrics(self) -> list[str]:
         lines = self.metrics.render()
         metrics = {
             **self.certificates.metrics(),
-            "identity_trust_anchors": float(len(self.bundle.anchors())),
+            "identity_trust_anchors": float(self._bundle_count()),
             "identity_trust_bundle_reload_count": float(self.bundle.generation - 1),
         }
         for name, value in metrics.items():

@@ -50,6 +50,35 @@ def test_peak_ewma_jumps_up_and_decays_down() -> None:
     assert ewma.load(21.0) == pytest.approx(before * math.exp(-1) * 3)  # idle: ages toward 0
 
 
+def _sequential(seed: int, hiccups: float, slow: float = 1.0, n: int = 600) -> Counter[str]:
+    """n requests one at a time to three replicas of ~2 ms (noisy, a share of them 5-60 ms
+    slower, the first response of each 10 ms slower: cold); `c` is `slow` times slower."""
+    noise, clock = random.Random(seed), Clock()
+    balancer = Balancer({"a": 1, "b": 1, "c": 1}, clock=clock, rng=random.Random(seed))
+    seen: Counter[str] = Counter()
+    for _ in range(n):
+        ticket = balancer.take()
+        latency = noise.lognormvariate(-6.2, 0.3) * (slow if ticket.key == "c" else 1.0)
+        if noise.random() < hiccups:
+            latency += noise.uniform(0.005, 0.06)
+        if not seen[ticket.key]:
+            latency += 0.01
+        seen[ticket.key] += 1
+        clock.now += latency
+        ticket.done()
+        clock.now += 0.0003
+    return seen
+
+
+def test_equal_replicas_share_sequential_traffic_despite_hiccups() -> None:
+    # One gRPC channel's calls, one at a time: each replica should get >= 25% of 600. With
+    # latency estimates compared strictly, 45-53 of these 60 seeds starved one replica.
+    starved = [s for s in range(60) if min(_sequential(s, hiccups=0.02).values()) < 150]
+    assert len(starved) <= 6, starved
+    # ... while a replica 10x slower is still (nearly) avoided
+    assert _sequential(1, hiccups=0.0, slow=10.0, n=3000)["c"] < 0.02 * 3000
+
+
 def test_a_slow_endpoint_gets_much_less_traffic() -> None:
     clock = Clock()
     balancer = Balancer({"a": 1, "b": 1, "slow": 1}, clock=clock, rng=random.Random(7))
@@ -79,7 +108,8 @@ def test_in_flight_requests_count_against_an_endpoint() -> None:
     assert {balancer.pick() for _ in range(20)} == {"b"}
     for ticket in busy:
         ticket.done()
-    assert balancer.load("a") == balancer.load("b")
+    assert balancer.in_flight("a") == 0
+    assert {balancer.pick() for _ in range(40)} == {"a", "b"}  # as good as each other again
 
 
 def test_tickets_count_requests_in_flight_until_they_end_once() -> None:
@@ -125,7 +155,8 @@ def test_weights_steer_traffic() -> None:
 
 def test_a_failed_endpoint_is_taken_out_then_probed_back() -> None:
     clock = Clock()
-    balancer = Balancer({"a": 1, "bad": 1}, clock=clock, rng=random.Random(5), backoff_first=1.0)
+    balancer = Balancer({"a": 1, "bad": 1}, clock=clock, rng=random.Random(5), backoff_first=1.0,
+                        jitter=0.0)  # fmt: skip
     latency = {"a": 0.01, "bad": 0.01}
     # Until the first failure it is a normal endpoint; after it, it gets nothing.
     seen = drive(balancer, clock, latency, 50, fails=frozenset({"bad"}))
@@ -142,6 +173,42 @@ def test_a_failed_endpoint_is_taken_out_then_probed_back() -> None:
     seen = drive(balancer, clock, latency, 600)  # ~12 s: its estimate catches up with a's
     assert balancer.ejected() == []
     assert seen["bad"] > 100
+
+
+def probe_delays(jitter: float, failures: int = 1, proxies: int = 50) -> list[float]:
+    """When each of `proxies` balancers, whose one endpoint failed `failures` times in a row
+    (every probe failing), sends it a request again after the last failure."""
+    delays = []
+    for seed in range(proxies):
+        clock = Clock()
+        balancer = Balancer({"e": 1}, clock=clock, rng=random.Random(seed), jitter=jitter)
+        for _ in range(failures):
+            while True:  # until it is due for a probe
+                try:
+                    ticket = balancer.take()
+                    break
+                except Unavailable:
+                    clock.now += 0.01
+            ticket.done(ok=False)
+        start = clock.now
+        while True:
+            try:
+                balancer.take()
+                break
+            except Unavailable:
+                clock.now += 0.01
+        delays.append(round(clock.now - start, 2))
+    return delays
+
+
+def test_backoff_is_jittered_so_probes_of_endpoints_ejected_together_spread() -> None:
+    plain = probe_delays(jitter=0.0)
+    assert len(set(plain)) == 1 and 1.0 <= plain[0] <= 1.02  # all at the same instant
+    jittered = probe_delays(jitter=0.5)
+    assert all(1.0 <= d <= 1.52 for d in jittered), jittered  # 1 s .. 1.5 s
+    assert len(set(jittered)) > 20  # spread, not one herd
+    later = probe_delays(jitter=0.5, failures=3)  # backoff 4 s after the third failure
+    assert all(4.0 <= d <= 6.02 for d in later) and len(set(later)) > 20, later
 
 
 def test_all_endpoints_failing_fails_fast() -> None:

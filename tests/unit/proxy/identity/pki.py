@@ -12,7 +12,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from lacewing.core.identity import Identity
-from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
+from lacewing.proxy.identity.credentials import Credentials
+from lacewing.proxy.identity.keygen import generate_in_process
 from lacewing.tls.issuance import Issuer, issue_leaf
 from lacewing.tls.pki import CertifiedKey, generate_issuer, generate_trust_anchor
 
@@ -105,12 +106,12 @@ def issue_credentials(
     lifetime: timedelta = timedelta(hours=24),
 ) -> Credentials:
     """Credentials for `identity` signed directly by the test issuer (no server involved)."""
-    key = new_private_key()
+    made = generate_in_process(identity)
     leaf = issue_leaf(
-        make_csr(key, identity),
+        made.csr_pem,
         identity,
         pki.issuer,
         now=now or datetime.now(UTC),
         lifetime=lifetime,
     )
-    return Credentials.from_pem(identity, key, leaf.leaf_pem, leaf.chain_pem)
+    return Credentials.from_pem(identity, made.key_pem, leaf.leaf_pem, leaf.chain_pem)

@@ -134,6 +134,17 @@ async def test_both_sides_learn_each_others_identity_and_alpn(pki: Pki, api_serv
         await _close(writer)
 
 
+async def test_the_listener_sends_no_session_tickets(pki: Pki, api_server: Echo) -> None:
+    # nobody resumes sessions between proxies: a ticket would be work and memory for nothing
+    reader, writer = await _dial(api_server, _client(pki), API)
+    try:
+        assert await _roundtrip(reader, writer, b"hello") == b"hello"  # tickets come by now
+        session = writer.get_extra_info("ssl_object").session
+        assert session is None or not session.has_ticket
+    finally:
+        await _close(writer)
+
+
 async def test_a_peer_with_the_wrong_identity_fails_the_handshake(
     pki: Pki, api_server: Echo
 ) -> None:

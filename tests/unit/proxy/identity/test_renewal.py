@@ -14,8 +14,9 @@ from tests.unit.proxy.identity.pki import FakeClock, Pki
 from lacewing.core.identity import Identity, mint_local_token
 from lacewing.errors import CertificateError, IdentityError
 from lacewing.proxy.identity.client import CertifyResponse
-from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
+from lacewing.proxy.identity.credentials import Credentials
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.keygen import generate_in_process, make_csr, new_private_key
 from lacewing.proxy.identity.renewal import Backoff, CertificateManager
 from lacewing.tls.issuance import issue_leaf
 
@@ -61,8 +62,10 @@ async def test_first_certificate_then_renewal_at_70_percent(
                 break
         await _settle(manager, 2)
         second = manager.holder.credentials
-        assert second is not None and second.leaf.serial_number != first.leaf.serial_number
-        assert second.leaf.public_key() == first.leaf.public_key()  # same in-memory key
+        assert second is not None
+        old, new = (x509.load_pem_x509_certificate(c.leaf.encode()) for c in (first, second))
+        assert new.serial_number != old.serial_number
+        assert new.public_key() == old.public_key()  # same in-memory key
         assert manager.holder.swaps == 2
         assert manager.metrics()["identity_cert_refresh_count"] == 2
     finally:
@@ -190,5 +193,7 @@ def test_leaf_parsing_refuses_a_certificate_for_another_key() -> None:
     ident = pki.identity()
     leaf = issue_leaf(make_csr(new_private_key(), ident), ident, pki.issuer, now=datetime.now(UTC))
     with pytest.raises(CertificateError, match="not for this proxy's key"):
-        Credentials.from_pem(ident, new_private_key(), leaf.leaf_pem, leaf.chain_pem)
+        Credentials.from_pem(
+            ident, generate_in_process(ident).key_pem, leaf.leaf_pem, leaf.chain_pem
+        )
     assert x509.load_pem_x509_certificate(leaf.leaf_pem.encode())

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from tests.unit.controller.identity.running import KEY, RunningIdentity
 from tests.unit.proxy.identity.pki import FakeClock, Pki
@@ -182,7 +183,10 @@ async def test_renewal_at_70_percent_keeps_open_connections_through_the_mesh(
                 await asyncio.sleep(0.01)
             assert server.certificates.refresh_count == client.certificates.refresh_count == 2
             new_b = server.holder.credentials
-            assert new_b is not None and new_b.leaf.serial_number != old_b.leaf.serial_number
+            assert new_b is not None
+            new_leaf = x509.load_pem_x509_certificate(new_b.leaf.encode())
+            old_leaf = x509.load_pem_x509_certificate(old_b.leaf.encode())
+            assert new_leaf.serial_number != old_leaf.serial_number
 
             # the client's open connection and the pooled mTLS connection survived the swap
             assert await get() == b"HTTP/1.1 200 OK hello"
@@ -193,7 +197,7 @@ async def test_renewal_at_70_percent_keeps_open_connections_through_the_mesh(
                 b_in.host, b_in.port, ssl=context, server_hostname=api.name
             )
             peer = w2.get_extra_info("ssl_object").getpeercert(binary_form=True)
-            assert peer == new_b.leaf.public_bytes(Encoding.DER)
+            assert peer == new_leaf.public_bytes(Encoding.DER)
             w2.close()
             del r2
         finally:

@@ -46,6 +46,7 @@ class App:
     name: str
     delay: float = 0.0
     fail_every: int = 0
+    trickle: float = 0.0  # answer the head, then hold the rest of the body this long
     requests: int = 0
     methods: Counter[str] = field(default_factory=Counter)
     cancelled: int = 0  # requests whose client (the proxy) went away before the answer
@@ -90,7 +91,18 @@ class App:
                 if self.fail_every and self.requests % self.fail_every == 0:
                     status = 503
                 body = f"{self.name} {headers.get('x-route', '-')}".encode()
-                writer.write(b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
+                if self.trickle:
+                    writer.write(b"HTTP/1.1 200 X\r\nContent-Length: %d\r\n\r\n%s"
+                                 % (len(body) + 4, body))  # fmt: skip
+                    await writer.drain()
+                    try:
+                        await asyncio.wait_for(reader.read(1), self.trickle)
+                        self.cancelled += 1  # the proxy cut the response mid-body
+                        return
+                    except TimeoutError:
+                        body = b"rest"
+                writer.write(body if self.trickle else
+                             b"HTTP/1.1 %d X\r\nContent-Length: %d\r\n\r\n%s"
                              % (status, len(body), body))  # fmt: skip
                 await writer.drain()
         except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
@@ -120,13 +132,16 @@ class Bed:
     proxy: ProxyServer
     apps: dict[str, App]
 
-    def publish(self, *routes: dict[str, Any]) -> None:
+    def publish(self, *routes: dict[str, Any], web_annotations: dict[str, str] | None = None
+                ) -> None:  # fmt: skip
         services, pods = [], []
         for i, (name, app) in enumerate(self.apps.items()):
             ip = f"127.0.0.{i + 1}"
             vip = VIP.host if name == "web" else f"10.43.0.{20 + i}"
+            notes = (web_annotations or {}) if name == "web" else {}
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "http"),),
-                                    (Backend(ip, True, {"http": app.port}, name),)))  # fmt: skip
+                                    (Backend(ip, True, {"http": app.port}, name),),
+                                    annotations=notes))  # fmt: skip
             pods.append(PodInfo(name, "shop", ip, None, "Deployment", name))
         # `pair`: the canary and the bad app behind one Service (two endpoints)
         apps = enumerate(self.apps.items())
@@ -271,6 +286,85 @@ async def test_a_request_timeout_answers_504_in_time_and_cancels_upstream(bed: B
     assert 'rt_route="slow",status_code="504",classification="failure"} 1' in bed.metrics()
 
 
+async def test_a_request_timeout_also_cuts_a_response_body_still_streaming(bed: Bed) -> None:
+    web = bed.apps["web"]
+    bed.publish(route("web", [{"backendRefs": to(("web", 1)), "timeouts": {"request": "300ms"}}]))
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        web.trickle = 0.1  # the whole response within the deadline: untouched
+        status, _, body = await request(client)
+        assert (status, body) == (200, b"web -rest")
+        status, _, body = await request(client)  # and the connection goes on
+        assert (status, body) == (200, b"web -rest")
+        web.trickle = 2.0  # the head in time, the rest of the body not
+        await client.send(b"GET / HTTP/1.1\r\nHost: web.shop\r\n\r\n")
+        started = time.monotonic()
+        data = b""
+        async with asyncio.timeout(1.5):
+            while chunk := await client.reader.read(65536):
+                data += chunk
+        elapsed = time.monotonic() - started
+    finally:
+        web.trickle = 0.0
+        await client.close()
+    assert data.startswith(b"HTTP/1.1 200") and data.endswith(b"web -")  # truncated
+    assert 0.3 <= elapsed <= 0.4, elapsed  # the client's connection closed at the deadline
+    for _ in range(100):
+        if web.cancelled:
+            break
+        await asyncio.sleep(0.01)
+    assert web.cancelled == 1  # the app saw its connection closed
+
+
+async def test_own_answers_to_requests_with_bodies_keep_the_connection_when_the_body_is_read(
+    bed: Bed,
+) -> None:
+    bed.publish(route("slow", [
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/slow"}}],
+         "backendRefs": to(("slow", 1)), "timeouts": {"request": "200ms"}},
+        {"matches": [{"path": {"type": "PathPrefix", "value": "/web"}}],
+         "backendRefs": to(("web", 1))}]))  # fmt: skip
+    await bed.routes_applied()
+    client = await Client.open(bed.port)
+    try:
+        status, headers, _ = await request(client, "/slow", method="POST", body=b"x" * 5000)
+        assert status == 504 and "connection" not in headers  # the whole body had arrived
+        status, _, body = await request(client, "/web", method="POST", body=b"y" * 10)
+        assert (status, body.split()[0]) == (200, b"web")  # the same connection goes on
+        # No rule matches, decided at the head: a small body is read (and dropped) first.
+        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 3000)
+        assert status == 404 and "connection" not in headers
+        status, _, body = await request(client, "/web", method="POST", body=b"y" * 10)
+        assert (status, body.split()[0]) == (200, b"web")
+        assert bed.apps["web"].methods["POST"] == 2  # the dropped body never reached it
+        # A body too big to wait for, or of unknown length: answered, and the connection closes.
+        status, headers, _ = await request(client, "/none", method="POST", body=b"z" * 70000)
+        assert status == 404 and headers.get("connection") == "close"
+    finally:
+        await client.close()
+    client = await Client.open(bed.port)
+    try:
+        await client.send(b"POST /none HTTP/1.1\r\nHost: web.shop\r\n"
+                          b"Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")  # fmt: skip
+        status, headers, _ = await client.response()
+        assert status == 404 and headers.get("connection") == "close"
+    finally:
+        await client.close()
+    # A timeout while the upload is still under way: 504 at the deadline, not after the body.
+    client = await Client.open(bed.port)
+    try:
+        await client.send(b"POST /slow HTTP/1.1\r\nHost: web.shop\r\n"
+                          b"Content-Length: 1000\r\n\r\n" + b"x" * 10)  # fmt: skip
+        started = time.monotonic()
+        status, headers, _ = await client.response()
+        elapsed = time.monotonic() - started
+    finally:
+        await client.close()
+    assert status == 504 and headers.get("connection") == "close"
+    assert 0.2 <= elapsed <= 0.26, elapsed
+
+
 async def test_retries_hide_a_flaky_backend_within_budget_but_never_replay_big_bodies(
     bed: Bed,
 ) -> None:
@@ -350,12 +444,12 @@ async def test_failure_accrual_ejects_a_failing_endpoint_and_probes_it_back(bed:
     try:
         statuses = Counter([(await request(client))[0] for _ in range(200)])
         assert discovery.ejected_backends(pair) == [Addr("127.0.0.5", bad.port)]
-        # ejected after 3 failures in a row; one probe more if this took over the 1 s backoff
+        # ejected after 3 failures in a row; one probe more if this outlasted the backoff
         assert 3 <= bad.requests <= 4
         assert statuses[503] == bad.requests and statuses[200] == 200 - bad.requests
         assert good.requests - served_before == statuses[200]  # the rest went to the canary
         bad.fail_every = 0  # it recovers
-        await asyncio.sleep(1.1)  # the first backoff
+        await asyncio.sleep(1.55)  # the first backoff: 1 s, up to 1.5 s with its jitter
         before = bad.requests
         answers = Counter([(await request(client))[0] for _ in range(100)])
     finally:
@@ -388,3 +482,38 @@ async def test_each_attempt_has_the_backend_request_timeout_and_is_retried(bed: 
         await asyncio.sleep(0.01)
     assert (slow.requests, slow.cancelled) == (3, 3)  # each attempt was cut at the backend
     assert 'route_name="tries"} 2' in bed.metrics()  # retry_requests_total
+
+
+async def test_service_annotations_time_out_and_retry_requests_without_a_route(bed: Bed) -> None:
+    web = bed.apps["web"]
+    notes = {"timeout.lacewing.io/request": "200ms", "retry.lacewing.io/http": "5xx",
+             "retry.lacewing.io/limit": "2"}  # fmt: skip
+    bed.publish(web_annotations=notes)  # no HTTPRoute at all
+    await bed.routes_applied()
+    web.fail_every = 5
+    client = await Client.open(bed.port)
+    try:
+        statuses = Counter([(await request(client))[0] for _ in range(200)])
+        assert statuses[200] >= 198, statuses  # every 5th 503 was retried
+        assert web.requests > 200
+        web.delay = 2.0
+        started = time.monotonic()
+        status, headers, _ = await request(client)
+        elapsed = time.monotonic() - started
+    finally:
+        web.delay, web.fail_every = 0.0, 0
+        await client.close()
+    assert status == 504 and headers["l5d-proxy-error"] == "request timed out"
+    assert 0.2 <= elapsed <= 0.26, elapsed
+    assert 'route_name="service-default"' in bed.metrics()
+
+    bed.publish()  # the annotations are gone: no route, no timeout
+    await bed.routes_applied()
+    web.fail_every, web.requests = 2, 0
+    client = await Client.open(bed.port)
+    try:
+        statuses = Counter([(await request(client))[0] for _ in range(10)])
+    finally:
+        web.fail_every = 0
+        await client.close()
+    assert statuses == {200: 5, 503: 5} and web.requests == 10  # nothing retried now
