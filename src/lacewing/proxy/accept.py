@@ -2,7 +2,10 @@
 
 `Accepted.connection_made` enforces the connection limit, finds the original destination
 (`side.fixed_dst`, else SO_ORIGINAL_DST; neither -> the connection is closed and counted as
-`error="no_original_dst"`, never forwarded somewhere by guess) and, for opaque ports, starts
+`error="no_original_dst"`, never forwarded somewhere by guess; except inbound with mesh TLS,
+where a connection dialled straight to the listener is for the proxy itself and goes to the
+terminator at once: mTLS is terminated, and the decrypted stream, which has no destination
+either, is then closed as `no_original_dst`) and, for opaque ports, starts
 relaying at once, so server-speaks-first protocols work. Inbound with mesh TLS (a
 `tls_terminator`) an opaque port still has to terminate a meshed client's mTLS: the first
 bytes are awaited for at most `OPAQUE_TLS_SNIFF` seconds (a meshed client's proxy writes its
@@ -56,6 +59,13 @@ log = logging.getLogger("lacewing.proxy")
 OPAQUE_TLS_SNIFF = 0.3  # seconds an opaque inbound port waits for a meshed client's TLS
 
 
+def _local_addr(transport: asyncio.Transport) -> Addr | None:
+    name = transport.get_extra_info("sockname")
+    if not isinstance(name, tuple) or len(name) < 2:
+        return None
+    return Addr(str(name[0]), int(name[1]))
+
+
 class Accepted(asyncio.Protocol):
     def __init__(self, side: Side) -> None:
         self.side = side
@@ -81,6 +91,14 @@ class Accepted(asyncio.Protocol):
         if dst is None:
             sock = transport.get_extra_info("socket")
             dst = original_dst(sock) if sock is not None else None
+        if dst is None and side.tls_terminator is not None and side.client_identity is None:
+            # Dialled straight to the inbound listener (`lacewing identity`, a prober): the
+            # proxy's own port speaks mutual TLS only, so it is terminated whatever it sends.
+            local = _local_addr(transport)
+            if local is not None:
+                self._done = True
+                side.tls_terminator.terminate(side, transport, b"", local)
+                return
         if dst is None:
             side.metrics.error(side.direction, "no_original_dst")
             self._done = True

@@ -124,6 +124,9 @@ class TlsTerminator(Protocol):
     def take(self, side: Side, transport: asyncio.Transport, early: bytes, dst: Addr,
              stats: TcpStats) -> None: ...  # fmt: skip
 
+    def terminate(self, side: Side, transport: asyncio.Transport, early: bytes,
+                  dst: Addr) -> None: ...  # fmt: skip
+
 
 @dataclass(eq=False)
 class Side:

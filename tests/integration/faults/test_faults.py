@@ -4,8 +4,8 @@
 cluster); `make faults` sets LACEWING_FAULTS=full, runs every fault in `FAULTS` and writes
 the report (tests/results/faults-<date>.md, or $LACEWING_FAULTS_REPORT_DIR). Each fault is
 its own test and fails with the row's problems; see tests/faults/runner.py for what a row
-must show to pass. The cluster is `lwflt`; it is brought down after the module, whatever
-happened.
+must show to pass. The cluster is `lwflt` + the run's PID suffix (or
+$LACEWING_FAULTS_CLUSTER); it is brought down after the module, whatever happened.
 """
 
 from __future__ import annotations
@@ -19,10 +19,13 @@ from tests.faults.catalogue import FAULTS
 from tests.faults.cluster import REPO, FaultCluster
 from tests.faults.report import write
 from tests.faults.runner import Fault, Row, run_fault
+from tests.integration.local.conftest import run_name
 
 pytestmark = [pytest.mark.root]
 
 FULL = os.environ.get("LACEWING_FAULTS") == "full"
+# another name lets a second suite run beside `make test`'s short one (same machine)
+NAME = os.environ.get("LACEWING_FAULTS_CLUSTER") or run_name("lwflt")
 CHOSEN = [f for f in FAULTS if FULL or f.short]
 ROWS: list[Row] = []
 
@@ -31,7 +34,7 @@ ROWS: list[Row] = []
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
     if os.system("command -v tcpdump >/dev/null") != 0 and FULL:
         pytest.skip("needs tcpdump (Debian package `tcpdump`)")
-    c = FaultCluster("lwflt", tmp_path_factory.mktemp("faults"))
+    c = FaultCluster(NAME, tmp_path_factory.mktemp("faults"))
     try:
         c.up()
         yield c

@@ -103,6 +103,7 @@ def run_identity(
     from lacewing.controller.identity.server import IdentityServer
     from lacewing.controller.identity.service import IdentityService
     from lacewing.core.identity import IdentityParseError, identity_service_name
+    from lacewing.tls.bundle import TrustBundle
 
     try:
         server_identity = identity_service_name(ctx.namespace, options.trust_domain)
@@ -118,7 +119,9 @@ def run_identity(
             f"cannot read --trust-anchors-file {options.trust_anchors_file}: {exc.strerror}"
         ) from None
     anchors = load_trust_anchors(anchors_pem, source=str(options.trust_anchors_file))
-    issuer = IssuerFiles(options.issuer_dir, anchors)
+    # the anchors file is watched: a rotated bundle is used without a restart
+    bundle = TrustBundle(anchors_pem.decode(), options.trust_anchors_file)
+    issuer = IssuerFiles(options.issuer_dir, anchors, bundle)
     issuer.current()  # refuse to start without a usable issuer: one clear line
     factory = VALIDATORS.get(options.validator)
     if factory is None:

@@ -1,4 +1,4 @@
-"""`lacewing local up|status|exec|logs|scale|routes|down`: a cluster of network namespaces.
+"""`lacewing local up|status|exec|logs|scale|routes|rotate-anchor|down`: a cluster of netns.
 
 Each subcommand parses its flags into a frozen options dataclass and calls a `run_*` function
 with `(options, ctx, out)`; the work is in `lacewing.local.control`. The cluster is chosen by
@@ -79,6 +79,50 @@ def run_up(options: UpOptions, ctx: GlobalOptions, out: Output) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class RotateOptions:
+    step: str
+    name: str | None = None
+
+
+ROTATION_STEPS = {
+    "add": (
+        "a new trust anchor was added to the bundle",
+        "wait until every proxy reports identity_trust_anchors 2, then: rotate-anchor issuer",
+    ),
+    "issuer": (
+        "the issuer was re-signed by the new trust anchor",
+        "wait until every proxy's identity_cert_refresh_count grew (70% of a certificate's "
+        "life), then: rotate-anchor remove",
+    ),
+    "remove": (
+        "the old trust anchor was removed from the bundle",
+        "every proxy reports identity_trust_anchors 1 within a second or two",
+    ),
+}
+
+
+def run_rotate_anchor(options: RotateOptions, ctx: GlobalOptions, out: Output) -> int:
+    from lacewing.errors import UsageError
+    from lacewing.local import anchors
+
+    name = control.selected_cluster(options.name)
+    directory = ClusterState(name).identity_dir
+    if not (directory / "ca-bundle.crt").is_file():
+        raise UsageError(f"no local cluster {name!r} with identity (no {directory}/ca-bundle.crt)")
+    step = {
+        "add": anchors.add_anchor,
+        "issuer": anchors.resign_issuer,
+        "remove": anchors.remove_old,
+    }
+    cert = step[options.step](directory)
+    done, then = ROTATION_STEPS[options.step]
+    out.line(f"{name}: {done} (serial {cert.serial_number:#x}, until "
+             f"{cert.not_valid_after_utc:%Y-%m-%dT%H:%M:%SZ})")  # fmt: skip
+    out.line(f"next: {then}")
+    return 0
+
+
 def run_status(options: NameOptions, ctx: GlobalOptions, out: Output) -> int:
     name = control.selected_cluster(options.name)
     for line in format_pods(control.read_pods(name)):
@@ -150,6 +194,15 @@ def routes_command(g: GlobalOptions, file: str, name: str | None) -> int:
     """Replace a running cluster's HTTPRoutes and GRPCRoutes with those in FILE (applied
     within a second)."""
     return run_routes(RoutesOptions(file=file, name=name), g, Output())
+
+
+@command.command("rotate-anchor")
+@click.argument("step", type=click.Choice(list(ROTATION_STEPS)))
+@name_option
+@click.pass_obj
+def rotate_anchor_command(g: GlobalOptions, step: str, name: str | None) -> int:
+    """Rotate the trust anchor with overlap, one STEP at a time: add, issuer, remove."""
+    return run_rotate_anchor(RotateOptions(step=step, name=name), g, Output())
 
 
 @command.command("status")

@@ -17,7 +17,11 @@ makes itself a key and a leaf certificate for `destination.<namespace>.serviceac
 identity.lacewing.<trust domain>` (the identity its service account would have), presents it,
 and *requires* a client certificate chaining to the same anchors: only proxies with a mesh
 identity can read the endpoint streams. The certificate lives as long as the issuance
-lifetime (24 h by default); a restart issues a fresh one.
+lifetime (24 h by default); a restart issues a fresh one, and so does the first handshake
+after the issuer files changed (issuer or anchor rotation).
+
+Both ways the trust anchors file is a watched `TrustBundle`: a rotated bundle is used for
+the next handshakes (clients verified, identity service verified) without a restart.
 """
 
 from __future__ import annotations
@@ -32,10 +36,10 @@ from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError, UsageError
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.credentials import Credentials, make_csr, new_private_key
-from lacewing.proxy.identity.credentials import server_context as mtls_server_context
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.renewal import CertificateManager
-from lacewing.tls.issuance import issue_leaf
+from lacewing.tls.bundle import TrustBundle
+from lacewing.tls.issuance import Issuer, issue_leaf
 
 __all__ = ["IdentityCertified", "serving_context"]
 
@@ -53,16 +57,10 @@ class IdentityCertified:
         token_file: Path,
         trust_anchors_file: Path,
     ) -> None:
-        try:
-            anchors_pem = trust_anchors_file.read_text()
-        except OSError as exc:
-            raise UsageError(
-                f"cannot read --trust-anchors-file {trust_anchors_file}: {exc.strerror}"
-            ) from None
-        load_trust_anchors(anchors_pem.encode(), source=str(trust_anchors_file))
+        bundle = _bundle(trust_anchors_file)
         self.token_file = token_file
-        self.holder = TlsHolder(anchors_pem)
-        client = IdentityClient(*service_addr, service_identity, anchors_pem)
+        self.holder = TlsHolder(bundle)
+        client = IdentityClient(*service_addr, service_identity, bundle)
         self.address = client.address
         self.manager = CertificateManager(identity, client, self._token, self.holder)
 
@@ -82,6 +80,51 @@ class IdentityCertified:
         await self.manager.stop()
 
 
+def _bundle(trust_anchors_file: Path) -> TrustBundle:
+    try:
+        anchors_pem = trust_anchors_file.read_text()
+    except OSError as exc:
+        raise UsageError(
+            f"cannot read --trust-anchors-file {trust_anchors_file}: {exc.strerror}"
+        ) from None
+    load_trust_anchors(anchors_pem.encode(), source=str(trust_anchors_file))
+    return TrustBundle(anchors_pem, trust_anchors_file)
+
+
+class _IssuedInProcess:
+    """The local runtime's serving certificate, re-issued when the issuer files change."""
+
+    def __init__(
+        self, issuer_dir: Path, bundle: TrustBundle, identity: Identity, lifetime: timedelta
+    ) -> None:
+        self.identity, self.lifetime = identity, lifetime
+        self.issuer_files = IssuerFiles(issuer_dir, bundle.anchors(), bundle)
+        self.holder = TlsHolder(bundle)
+        self.holder.before_handshake = self.refresh
+        self._issuer: Issuer | None = None
+
+    def refresh(self, now: datetime | None = None) -> None:
+        issuer = self.issuer_files.current()
+        if issuer is self._issuer:
+            return
+        key = new_private_key()
+        try:
+            leaf = issue_leaf(
+                make_csr(key, self.identity),
+                self.identity,
+                issuer,
+                now=now or datetime.now(UTC),
+                lifetime=self.lifetime,
+            )
+        except ValueError as exc:  # a name cryptography refuses to put in a certificate
+            raise CertificateError(
+                f"cannot issue the destination's certificate for {self.identity.name}: {exc}",
+                hint="check --trust-domain and the control-plane namespace",
+            ) from None
+        self.holder.update(Credentials.from_pem(self.identity, key, leaf.leaf_pem, leaf.chain_pem))
+        self._issuer = issuer
+
+
 def serving_context(
     issuer_dir: Path,
     trust_anchors_file: Path,
@@ -90,27 +133,6 @@ def serving_context(
     lifetime: timedelta = timedelta(hours=24),
     now: datetime | None = None,
 ) -> ssl.SSLContext:
-    try:
-        anchors_pem = trust_anchors_file.read_bytes()
-    except OSError as exc:
-        raise UsageError(
-            f"cannot read --trust-anchors-file {trust_anchors_file}: {exc.strerror}"
-        ) from None
-    anchors = load_trust_anchors(anchors_pem, source=str(trust_anchors_file))
-    issuer = IssuerFiles(issuer_dir, anchors).current()
-    key = new_private_key()
-    try:
-        leaf = issue_leaf(
-            make_csr(key, identity),
-            identity,
-            issuer,
-            now=now or datetime.now(UTC),
-            lifetime=lifetime,
-        )
-    except ValueError as exc:  # a name cryptography refuses to put in a certificate
-        raise CertificateError(
-            f"cannot issue the destination's certificate for {identity.name}: {exc}",
-            hint="check --trust-domain and the control-plane namespace",
-        ) from None
-    creds = Credentials.from_pem(identity, key, leaf.leaf_pem, leaf.chain_pem)
-    return mtls_server_context(creds, anchors_pem.decode())
+    issued = _IssuedInProcess(issuer_dir, _bundle(trust_anchors_file), identity, lifetime)
+    issued.refresh(now)  # a missing or broken issuer fails here, with its message
+    return issued.holder.listener_context()

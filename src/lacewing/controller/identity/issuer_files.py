@@ -10,6 +10,10 @@ a trust anchor) keeps serving with the last good issuer and logs why; only when 
 was a good one does `current()` raise CertificateError, which the service answers with 503.
 The issuer must be a CA and, if trust anchors are given, directly signed by one of them
 (or be one); the checks are `lacewing.tls.validate`'s, the same ones `install` and `check` use.
+
+With a `bundle` (the trust-anchors file as a `TrustBundle`) the anchors are reloaded when
+that file changes, and the issuer is checked again against them: during an anchor rotation
+the bundle gains the new anchor first, then the issuer signed by it is accepted.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 from cryptography import x509
 
 from lacewing.errors import CertificateError
+from lacewing.tls.bundle import TrustBundle
 from lacewing.tls.issuance import Issuer
 from lacewing.tls.validate import check_is_ca, check_issued_by
 
@@ -47,7 +52,9 @@ def load_trust_anchors(pem: bytes, *, source: str = "trust anchors") -> list[x50
 class IssuerFiles:
     directory: Path
     trust_anchors: list[x509.Certificate] = field(default_factory=list)
+    bundle: TrustBundle | None = None  # if given, the anchors follow it (anchor rotation)
     loads: int = 0
+    _bundle_generation: int = 0
     _stamp: _Stamp | None = None
     _issuer: Issuer | None = None
     _last_error: str = ""
@@ -67,7 +74,17 @@ class IssuerFiles:
 
         return one(self.cert_path), one(self.key_path)
 
+    def _follow_bundle(self) -> None:
+        if self.bundle is None:
+            return
+        self.bundle.refresh()
+        if self.bundle.generation != self._bundle_generation:
+            self.trust_anchors = self.bundle.anchors()
+            self._bundle_generation = self.bundle.generation
+            self._stamp = None  # check the issuer again against the new anchors
+
     def current(self) -> Issuer:
+        self._follow_bundle()
         try:
             stamp = self._stat()
         except OSError as exc:

@@ -5,7 +5,9 @@ service (verified against the trust anchors, with the service's own identity nam
 expected server name), sends one HTTP/1.1 request with `Connection: close`, reads the whole
 answer and closes. A certify call happens once per ~17 hours per proxy, so there is no pool
 and no HTTP library: the request is built by hand and the response parsed with the stdlib
-(status line, headers up to a blank line, body to EOF, capped at 256 KiB).
+(status line, headers up to a blank line, body to EOF, capped at 256 KiB). The service is
+verified against the current trust bundle (`TrustBundle`: during an anchor rotation the
+service's certificate moves to the new anchor while the proxy runs).
 
 Any failure (cannot connect, TLS refused, timeout, non-200, body not the documented JSON)
 raises IdentityError with the service's own message where it gave one; the caller (the
@@ -22,6 +24,7 @@ from datetime import datetime
 
 from lacewing.core.identity import Identity
 from lacewing.errors import IdentityError
+from lacewing.tls.bundle import TrustBundle
 
 __all__ = ["CertifyResponse", "IdentityClient"]
 
@@ -41,17 +44,29 @@ class IdentityClient:
         host: str,
         port: int,
         server_identity: Identity,
-        trust_anchors_pem: str,
+        trust_anchors: TrustBundle | str,
         *,
         timeout: float = 10.0,
     ) -> None:
         self.host, self.port = host, port
         self.server_identity = server_identity
         self.timeout = timeout
-        context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        context.load_verify_locations(cadata=trust_anchors_pem)
-        context.check_hostname = True
-        self._context = context
+        self.bundle = (
+            trust_anchors if isinstance(trust_anchors, TrustBundle) else TrustBundle(trust_anchors)
+        )
+        self._generation = 0
+        self._built: ssl.SSLContext | None = None
+
+    @property
+    def _context(self) -> ssl.SSLContext:
+        """Verifies the service against the current trust bundle (rebuilt when it changed)."""
+        pem = self.bundle.pem()
+        if self._built is None or self._generation != self.bundle.generation:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.load_verify_locations(cadata=pem)
+            context.check_hostname = True
+            self._built, self._generation = context, self.bundle.generation
+        return self._built
 
     @property
     def address(self) -> str:

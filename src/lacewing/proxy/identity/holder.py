@@ -13,6 +13,12 @@ its SNI callback (which OpenSSL calls for every ClientHello, with or without SNI
 the half-open connection at the current server context. That keeps one listening socket
 across any number of renewals.
 
+The trust anchors come from a `TrustBundle` (a file that may change: trust-anchor rotation).
+Every context request and every inbound handshake first asks the bundle whether it changed
+(a stat at most once a second); on a new generation both contexts are rebuilt from the
+current credentials and the new anchors, exactly as on a renewal, so new handshakes verify
+against the new bundle while established connections keep theirs until they close.
+
 `ready` is set when the first credentials arrive; the proxy reports ready only after it.
 """
 
@@ -20,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from lacewing.core.identity import Identity
 from lacewing.errors import CertificateError
@@ -30,16 +36,24 @@ from lacewing.proxy.identity.credentials import (
     client_context,
     server_context,
 )
+from lacewing.tls.bundle import TrustBundle
 
 __all__ = ["TlsHolder"]
 
 
 class TlsHolder:
-    def __init__(self, trust_anchors_pem: str, alpn: Sequence[str] = ()) -> None:
-        self.trust_anchors_pem = trust_anchors_pem
+    def __init__(self, trust_anchors: TrustBundle | str, alpn: Sequence[str] = ()) -> None:
+        self.bundle = (
+            trust_anchors if isinstance(trust_anchors, TrustBundle) else TrustBundle(trust_anchors)
+        )
+        self._generation = self.bundle.generation
         self.alpn = tuple(alpn)
         self.ready = asyncio.Event()
         self.swaps = 0
+        self.bundle_reloads = 0
+        # called before each inbound handshake (a controller that issues its own certificate
+        # in-process re-issues there when its issuer changed)
+        self.before_handshake: Callable[[], None] | None = None
         self._credentials: Credentials | None = None
         self._server: ssl.SSLContext | None = None
         self._client: ssl.SSLContext | None = None
@@ -54,14 +68,29 @@ class TlsHolder:
     def identity(self) -> Identity | None:
         return self._credentials.identity if self._credentials else None
 
+    @property
+    def trust_anchors_pem(self) -> str:
+        return self.bundle.pem()
+
     def update(self, creds: Credentials) -> None:
         """Install new credentials: both contexts are built first, then swapped together."""
-        server = server_context(creds, self.trust_anchors_pem, self.alpn)
-        client = client_context(creds, self.trust_anchors_pem, self.alpn)
-        self._credentials, self._server, self._client = creds, server, client
-        self._client_by_alpn = {}  # rebuilt lazily from the new credentials
+        self._install(creds)
         self.swaps += 1
         self.ready.set()
+
+    def _install(self, creds: Credentials) -> None:
+        anchors, self._generation = self.bundle.pem(), self.bundle.generation
+        server = server_context(creds, anchors, self.alpn)
+        client = client_context(creds, anchors, self.alpn)
+        self._credentials, self._server, self._client = creds, server, client
+        self._client_by_alpn = {}  # rebuilt lazily from the new credentials and anchors
+
+    def _follow_bundle(self) -> None:
+        """Rebuild the contexts if the trust bundle changed since they were built."""
+        self.bundle.refresh()
+        if self.bundle.generation != self._generation and self._credentials is not None:
+            self._install(self._credentials)
+            self.bundle_reloads += 1
 
     def _require(self, context: ssl.SSLContext | None) -> ssl.SSLContext:
         if context is None:
@@ -71,10 +100,12 @@ class TlsHolder:
         return context
 
     def server_context(self) -> ssl.SSLContext:
+        self._follow_bundle()
         return self._require(self._server)
 
     def client_context(self, alpn: str | None = None) -> ssl.SSLContext:
         """The outbound context; with `alpn`, one that offers only that protocol."""
+        self._follow_bundle()
         if alpn is None:
             return self._require(self._client)
         context = self._client_by_alpn.get(alpn)
@@ -82,7 +113,7 @@ class TlsHolder:
             creds = self._credentials
             if creds is None:
                 return self._require(None)
-            context = client_context(creds, self.trust_anchors_pem, (alpn,))
+            context = client_context(creds, self.bundle.pem(), (alpn,))
             self._client_by_alpn[alpn] = context
         return context
 
@@ -106,6 +137,9 @@ class TlsHolder:
     def _pick_server_context(
         self, conn: ssl.SSLObject | ssl.SSLSocket, server_name: str | None, _: ssl.SSLContext
     ) -> int | None:
+        if self.before_handshake is not None:
+            self.before_handshake()
+        self._follow_bundle()
         if self._server is None:
             return ssl.ALERT_DESCRIPTION_HANDSHAKE_FAILURE  # no certificate yet: refuse
         conn.context = self._server

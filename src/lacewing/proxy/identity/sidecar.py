@@ -10,7 +10,9 @@
   `MeshTlsTerminator` on the inbound side (TLS from meshed peers, whose server name is this
   proxy's identity, is terminated; other TLS passes through to the app untouched);
 - the identity metrics appended to `/metrics`:
-  `identity_cert_expiration_timestamp_seconds`, `identity_cert_refresh_count`.
+  `identity_cert_expiration_timestamp_seconds`, `identity_cert_refresh_count`, and
+  `identity_trust_anchors` (certificates in the trust bundle in use) with
+  `identity_trust_bundle_reload_count` (times a changed bundle was picked up).
 
 Configuration, as `lacewing install`'s sidecar sets it (`lacewing.install.sidecar`); identity
 is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_config`):
@@ -22,7 +24,9 @@ is on when `LACEWING_IDENTITY_ADDR` (or `_SVC_ADDR`) is set (`load_identity_conf
     LACEWING_POD_NAMESPACE            the pod's namespace and service account (downward API):
     LACEWING_POD_SERVICE_ACCOUNT      the proxy's identity is SA.NS.serviceaccount...<td>
     LACEWING_IDENTITY_TRUST_DOMAIN    default cluster.local
-    LACEWING_IDENTITY_TRUST_ANCHORS   the trust anchors: PEM text (from the ConfigMap) or a path
+    LACEWING_IDENTITY_TRUST_ANCHORS   the trust anchors: the path of a PEM file (the mounted
+                                      lacewing-identity-trust-roots ConfigMap), watched and
+                                      reloaded when it changes (anchor rotation), or PEM text
     LACEWING_IDENTITY_TOKEN_FILE      the token (projected service-account token, audience
                                       identity.lacewing.io, or a local-runtime token); read
                                       again at every renewal, since kubelet rotates it
@@ -55,7 +59,7 @@ from lacewing.core.identity import (
     identity_service_name,
     parse_identity,
 )
-from lacewing.errors import ConfigError
+from lacewing.errors import CertificateError, ConfigError
 from lacewing.proxy.admin import AdminServer, AdminState
 from lacewing.proxy.config import Addr, Config, parse_addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
@@ -67,6 +71,7 @@ from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
 from lacewing.proxy.server import DestinationTls, ProxyServer
 from lacewing.proxy.transport import PlainConnector
+from lacewing.tls.bundle import TrustBundle
 
 if TYPE_CHECKING:
     from lacewing.proxy.tap.server import TapServer
@@ -85,6 +90,13 @@ class IdentityConfig:
     trust_anchors_pem: str
     token_file: Path
     peers: dict[Addr, Identity] = field(default_factory=dict)
+    trust_anchors_file: Path | None = None  # watched: the bundle reloads when it changes
+
+    def trust_bundle(self) -> TrustBundle:
+        try:
+            return TrustBundle(self.trust_anchors_pem, self.trust_anchors_file)
+        except CertificateError as exc:
+            raise ConfigError(f"{PREFIX}TRUST_ANCHORS: {exc}") from None
 
 
 def _need(env: Mapping[str, str], name: str) -> str:
@@ -108,11 +120,11 @@ def _addr(text: str, variable: str) -> Addr:
         raise ConfigError(f"{variable}: {exc}") from None
 
 
-def _anchors(text: str) -> str:
+def _anchors(text: str) -> tuple[str, Path | None]:
     if "-----BEGIN" in text:
-        return text
+        return text, None
     try:
-        return Path(text).read_text()
+        return Path(text).read_text(), Path(text)
     except OSError as exc:
         raise ConfigError(
             f"{PREFIX}TRUST_ANCHORS: cannot read {text}: {exc.strerror}",
@@ -161,13 +173,15 @@ def load_identity_config(env: Mapping[str, str]) -> IdentityConfig | None:
         if not sep:
             raise ConfigError(f"{PREFIX}PEERS: {item!r} is not host:port=identity")
         peers[_addr(addr, PREFIX + "PEERS")] = _identity(name, PREFIX + "PEERS")
+    anchors_pem, anchors_file = _anchors(_need(env, "TRUST_ANCHORS"))
     return IdentityConfig(
         identity=identity,
         service_addr=service_addr,
         service_identity=service,
-        trust_anchors_pem=_anchors(_need(env, "TRUST_ANCHORS")),
+        trust_anchors_pem=anchors_pem,
         token_file=Path(_need(env, "TOKEN_FILE")),
         peers=peers,
+        trust_anchors_file=anchors_file,
     )
 
 
@@ -197,7 +211,8 @@ class MeshedProxyServer(ProxyServer):
         before the event loop started); without it they are made in this process."""
         self.identity_config = identity
         self.tap: TapServer | None = None
-        self.holder = TlsHolder(identity.trust_anchors_pem, alpn=MESH_ALPN)
+        self.bundle = identity.trust_bundle()
+        self.holder = TlsHolder(self.bundle, alpn=MESH_ALPN)
         self.connector = MeshTlsConnector(
             self.holder,
             identity.peers.get,
@@ -231,7 +246,7 @@ class MeshedProxyServer(ProxyServer):
             identity.service_addr.host,
             identity.service_addr.port,
             identity.service_identity,
-            identity.trust_anchors_pem,
+            self.bundle,
         )
         self.certificates = CertificateManager(
             identity.identity, client, self._read_token, self.holder, clock=clock, key=key
@@ -260,9 +275,18 @@ class MeshedProxyServer(ProxyServer):
         except OSError:
             return ""  # the identity service answers 401, and the manager retries
 
+    def _bundle_count(self) -> int:
+        self.bundle.refresh()
+        return self.bundle.count
+
     def render_metrics(self) -> list[str]:
         lines = self.metrics.render()
-        for name, value in self.certificates.metrics().items():
+        metrics = {
+            **self.certificates.metrics(),
+            "identity_trust_anchors": float(self._bundle_count()),
+            "identity_trust_bundle_reload_count": float(self.bundle.generation - 1),
+        }
+        for name, value in metrics.items():
             kind = "counter" if name.endswith("_count") else "gauge"
             lines += [f"# TYPE {name} {kind}", sample(name, "", value)]  # (not :g: 6 digits)
         return lines
