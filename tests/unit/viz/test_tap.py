@@ -76,3 +76,13 @@ def test_top_ranks_paths_across_replicas() -> None:
                                 "WORST", "LAST", "SUCCESS"]  # fmt: skip
     assert lines[1].split() == ["cli.t", "srv", "GET", "/x", "5", "1.0ms", "5.0ms", "5.0ms",
                                 "100.00%"]  # fmt: skip
+
+
+def test_duration_takes_the_demos_forms() -> None:
+    from lacewing.cli.commands.viz_tap import _build
+
+    base = {"resource": "deploy/web", "namespace": "default"}
+    for text, seconds in (("5s", 5.0), ("1m", 60.0), ("2", 2.0), ("500ms", 0.5)):
+        assert _build(**base, duration=text).duration == seconds
+    with pytest.raises(UsageError, match="invalid duration '5x' for --duration"):
+        _build(**base, duration="5x")

@@ -151,8 +151,8 @@ def _options(f: Any) -> Any:
                      help="At most this many events per second per proxy."),
         click.option("-o", "--output", default="table", show_default=True,
                      help="table, wide or json."),
-        click.option("--duration", type=float, default=None,
-                     help="Stop after this many seconds [default: until Ctrl-C]."),
+        click.option("--duration", default=None,
+                     help="Stop after this long (10s, 1m, or seconds) [default: until Ctrl-C]."),
         click.option("--local", "local", default=None, help="The local cluster's name."),
     ]):  # fmt: skip
         f = option(f)
@@ -160,6 +160,10 @@ def _options(f: Any) -> Any:
 
 
 def _build(**kw: Any) -> TapOptions:
+    from lacewing.viz.scrape import parse_window
+
+    if kw.get("duration") is not None:  # the same durations as `demo --duration`
+        kw["duration"] = parse_window(kw["duration"], "--duration")
     return TapOptions(**kw)
 
 
