@@ -30,13 +30,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from lacewing.cli.commands.controller_tls import TlsFlags, first_certificate, serving_tls
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
 from lacewing.errors import UsageError
 
 if TYPE_CHECKING:
     from lacewing.controller.destination.directory import Directory
-    from lacewing.controller.destination.tls import IdentityCertified
 
 __all__ = ["SOURCES", "DestinationOptions", "destination_command", "run_destination"]
 
@@ -134,23 +134,18 @@ def run_destination(
     factory = SOURCES.get(options.source)
     if factory is None:
         raise UsageError(f"unknown source {options.source!r}; choose one of {', '.join(SOURCES)}")
-    certified, ssl_context = _tls(options, ctx)
+    from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT
+
+    tls_source = serving_tls(_tls_flags(options), DESTINATION_SERVICE_ACCOUNT, ctx.namespace)
 
     async def serve() -> None:
-        context = ssl_context
+        context, certified = tls_source.context, tls_source.certified
         if certified is not None:
             out.line(f"destination: waiting for a certificate from identity at {certified.address}")
             out.out.flush()
-            first = asyncio.ensure_future(certified.start())
-            stopped = asyncio.ensure_future((stop or asyncio.Event()).wait())
-            await asyncio.wait({first, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            for task in (first, stopped):
-                task.cancel()  # no-op on the one that finished
-            await asyncio.gather(first, stopped, return_exceptions=True)
-            if first.cancelled():  # told to stop before identity answered
-                await certified.stop()
+            context = await first_certificate(certified, stop)
+            if context is None:  # told to stop before identity answered
                 return
-            context = first.result()
         try:
             await _serve(context)
         finally:
@@ -184,50 +179,14 @@ def run_destination(
     return 0
 
 
-def _tls(
-    options: DestinationOptions, ctx: GlobalOptions
-) -> tuple[IdentityCertified | None, ssl.SSLContext | None]:
-    """Check the TLS flags; (the identity-certified source, or an in-process context)."""
-    from lacewing.core.identity import DESTINATION_SERVICE_ACCOUNT, Identity, IdentityParseError
-
-    if options.issuer_dir is not None and options.identity_addr is not None:
-        raise UsageError(
-            "--issuer-dir and --identity-addr exclude each other",
-            hint="on Kubernetes use --identity-addr (a certificate from identity, as proxies get)",
-        )
-    wants_tls = options.issuer_dir is not None or options.identity_addr is not None
-    if wants_tls != (options.trust_anchors_file is not None):
-        raise UsageError(
-            "--trust-anchors-file goes with --identity-addr or --issuer-dir",
-            hint="pass both to serve over mTLS, or neither for plaintext (loopback only)",
-        )
-    if (options.identity_addr is None) != (options.identity_token_file is None):
-        raise UsageError("--identity-addr and --identity-token-file go together")
-    if not wants_tls or options.trust_anchors_file is None:
-        return None, None
-    try:
-        identity = Identity(ctx.namespace, DESTINATION_SERVICE_ACCOUNT, options.trust_domain)
-    except IdentityParseError as exc:
-        raise UsageError(f"--trust-domain / namespace: {exc}") from None
-    if options.identity_addr is not None and options.identity_token_file is not None:
-        from lacewing.controller.destination.tls import IdentityCertified
-        from lacewing.core.identity import identity_service_name
-
-        host, sep, port = options.identity_addr.rpartition(":")
-        if not sep or not host or not port.isdigit():
-            raise UsageError(f"--identity-addr: {options.identity_addr!r} is not HOST:PORT")
-        certified = IdentityCertified(
-            identity,
-            (host.strip("[]"), int(port)),
-            identity_service_name(ctx.namespace, options.trust_domain),
-            options.identity_token_file,
-            options.trust_anchors_file,
-        )
-        return certified, None
-    from lacewing.controller.destination.tls import serving_context
-
-    assert options.issuer_dir is not None
-    return None, serving_context(options.issuer_dir, options.trust_anchors_file, identity)
+def _tls_flags(options: DestinationOptions) -> TlsFlags:
+    return TlsFlags(
+        trust_domain=options.trust_domain,
+        issuer_dir=options.issuer_dir,
+        trust_anchors_file=options.trust_anchors_file,
+        identity_addr=options.identity_addr,
+        identity_token_file=options.identity_token_file,
+    )
 
 
 @click.command("destination")

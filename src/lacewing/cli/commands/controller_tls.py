@@ -1,4 +1,4 @@
-"""The mTLS flags a streaming controller (policy; destination has the same) serves with.
+"""The mTLS flags a streaming controller (destination, policy) serves with.
 
 `serving_tls(flags, service_account, namespace)` checks the flag combination and returns one
 of three things (`ServingTls`):
