@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from lacewing.cli.commands.controller_tls import TlsFlags, first_certificate, serving_tls
+from lacewing.cli.commands.controller_tls import TlsFlags, serve_over, serving_tls
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.cli.serving import configure_logging, parse_listen_addr, serve_until_signalled
 from lacewing.errors import CertificateError, UsageError
@@ -199,18 +199,7 @@ def run_policy(
             ) from None
 
     async def serve() -> None:
-        context, certified = tls_source.context, tls_source.certified
-        if certified is not None:
-            out.line(f"policy: waiting for a certificate from identity at {certified.address}")
-            out.out.flush()
-            context = await first_certificate(certified, stop)
-            if context is None:  # told to stop before identity answered
-                return
-        try:
-            await _serve(context)
-        finally:
-            if certified is not None:
-                await certified.stop()
+        await serve_over(tls_source, "policy", out, stop, _serve)
 
     async def _serve(ssl_context: ssl.SSLContext | None) -> None:
         hub = Hub()

@@ -13,13 +13,15 @@ of three things (`ServingTls`):
 
 `first_certificate(certified, stop)` waits for the first certificate, or for `stop`: the
 controller listens only once it can serve mTLS, so its readiness probe (a TCP connect) means
-what it says; None when told to stop first.
+what it says; None when told to stop first. `serve_over(tls, name, out, stop, serve)` is the
+whole of it for a controller: wait (saying so), `serve(context)`, and stop the renewal after.
 """
 
 from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,9 +29,10 @@ from typing import TYPE_CHECKING
 from lacewing.errors import UsageError
 
 if TYPE_CHECKING:
+    from lacewing.cli.context import Output
     from lacewing.controller.destination.tls import IdentityCertified
 
-__all__ = ["ServingTls", "TlsFlags", "first_certificate", "serving_tls"]
+__all__ = ["ServingTls", "TlsFlags", "first_certificate", "serve_over", "serving_tls"]
 
 
 @dataclass(frozen=True)
@@ -105,3 +108,26 @@ async def first_certificate(
         await certified.stop()
         return None
     return first.result()
+
+
+async def serve_over(
+    tls: ServingTls,
+    name: str,
+    out: Output,
+    stop: asyncio.Event | None,
+    serve: Callable[[ssl.SSLContext | None], Awaitable[None]],
+) -> None:
+    """`serve(context)` once the context is there (the certified one: after identity's first
+    answer, or nothing if told to stop first); the renewal is stopped however serving ends."""
+    context, certified = tls.context, tls.certified
+    if certified is not None:
+        out.line(f"{name}: waiting for a certificate from identity at {certified.address}")
+        out.out.flush()
+        context = await first_certificate(certified, stop)
+        if context is None:  # told to stop before identity answered
+            return
+    try:
+        await serve(context)
+    finally:
+        if certified is not None:
+            await certified.stop()
