@@ -105,17 +105,26 @@ def parse_range(body: bytes | str) -> list[RangeSeries]:
     return out
 
 
-class HttpPrometheus:
-    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
-        self.url = url.rstrip("/")
-        self.where = self.url
-        self.timeout = timeout
+class _Queries:
+    """The two queries over one transport: a subclass says how to GET an API path."""
+
+    where: str
 
     def query(self, promql: str, at: float | None = None) -> list[Series]:
         return parse_answer(self._get(query_path(promql, at)))
 
     def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
         return parse_range(self._get(range_path(promql, start, end, step)))
+
+    def _get(self, path: str) -> bytes | str:
+        raise NotImplementedError
+
+
+class HttpPrometheus(_Queries):
+    def __init__(self, url: str, timeout: float = TIMEOUT) -> None:
+        self.url = url.rstrip("/")
+        self.where = self.url
+        self.timeout = timeout
 
     def _get(self, path: str) -> bytes:
         try:
@@ -131,17 +140,11 @@ class HttpPrometheus:
             ) from None
 
 
-class NodePrometheus:
+class NodePrometheus(_Queries):
     def __init__(self, node_netns: str, timeout: float = TIMEOUT) -> None:
         self.node_netns = node_netns
         self.where = f"127.0.0.1:{PORT} in {node_netns}"
         self.timeout = timeout
-
-    def query(self, promql: str, at: float | None = None) -> list[Series]:
-        return parse_answer(self._get(query_path(promql, at)))
-
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
-        return parse_range(self._get(range_path(promql, start, end, step)))
 
     def _get(self, path: str) -> bytes:
         def get() -> tuple[int, bytes]:
@@ -154,13 +157,10 @@ class NodePrometheus:
         return body
 
 
-class PodProxyPrometheus:
+class PodProxyPrometheus(_Queries):
     def __init__(self, get: Callable[[str], str], where: str) -> None:
         self.get = get
         self.where = where
 
-    def query(self, promql: str, at: float | None = None) -> list[Series]:
-        return parse_answer(self.get(query_path(promql, at)))
-
-    def query_range(self, promql: str, start: float, end: float, step: float) -> list[RangeSeries]:
-        return parse_range(self.get(range_path(promql, start, end, step)))
+    def _get(self, path: str) -> str:
+        return self.get(path)
