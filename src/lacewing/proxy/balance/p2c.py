@@ -92,7 +92,10 @@ class Ticket(Generic[K]):
     def ended(self) -> bool:
         return self._done
 
-    def done(self, ok: bool = True, seconds: float | None = None) -> None:
+    def done(
+        self, ok: bool = True, seconds: float | None = None, threshold: int | None = None
+    ) -> None:
+        """The outcome; `threshold`: consecutive failures that eject (default: the balancer's)."""
         if self._done:
             return
         self._done = True
@@ -102,7 +105,8 @@ class Ticket(Generic[K]):
         balancer = self._balancer
         now = balancer.clock()
         state.ewma.pending = max(0, state.ewma.pending - 1)
-        balancer._outcome(state, ok, now - self.started if seconds is None else seconds, now)
+        latency = now - self.started if seconds is None else seconds
+        balancer._outcome(state, ok, latency, now, threshold)
 
     def fail(self) -> None:
         self.done(False, 0.0)
@@ -110,15 +114,7 @@ class Ticket(Generic[K]):
     def fail_response(self, max_failures: int) -> None:
         """The endpoint answered with a failure (5xx) that counts towards ejection after
         `max_failures` consecutive ones (a route's failure accrual)."""
-        if self._done:
-            return
-        self._done = True
-        state = self._state
-        if state is None:
-            return
-        balancer = self._balancer
-        state.ewma.pending = max(0, state.ewma.pending - 1)
-        balancer._outcome(state, False, 0.0, balancer.clock(), max_failures)
+        self.done(False, 0.0, max_failures)
 
     def cancel(self) -> None:
         if self._done:
