@@ -319,6 +319,32 @@ def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
     step(bed, "mtls", body)
 
 
+def test_diagnostics_proxy_metrics_shows_each_pod_and_the_client_identity(bed: Bed) -> None:
+    bed.needs("mtls")
+
+    def body() -> None:
+        out = bed.lacewing("diagnostics", "proxy-metrics", "-n", APP_NS, "deploy/echo")
+        assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+        echoes = sorted(e["metadata"]["name"] for e in bed.pods(APP_NS, "echo"))
+        blocks = out.stdout.split("#\n# POD ")[1:]
+        headers = [block.split("\n", 1)[0] for block in blocks]
+        assert headers == [f"{n} ({i} of {len(echoes)})" for i, n in enumerate(echoes, 1)]
+        for block in blocks:  # each pod's own metrics, as its proxy serves them
+            samples = parse(block.split("#\n", 1)[1])
+            assert any(
+                s.name == "request_total"
+                and s.labels.get("direction") == "inbound"
+                and s.labels.get("client_id") == CLIENT_ID
+                and s.value > 0
+                for s in samples
+            ), block[:2000]
+        wrong = bed.lacewing("diagnostics", "proxy-metrics", "-n", APP_NS, "echo")
+        assert wrong.returncode == 2
+        assert "is not deploy/NAME or pod/NAME" in wrong.stderr, wrong.stderr
+
+    step(bed, "diagnostics proxy-metrics", body)
+
+
 def test_check_proxy(bed: Bed) -> None:
     bed.needs("inject")
 

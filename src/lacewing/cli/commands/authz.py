@@ -24,6 +24,7 @@ from typing import Any
 
 import click
 
+from lacewing.cli.commands.workloads import parse_workload, workload_pods
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 
@@ -32,25 +33,12 @@ __all__ = ["HEADER", "AuthzOptions", "authz_rows", "command", "run", "table"]
 Obj = dict[str, Any]
 HEADER = ("PORT", "SERVER", "AUTHORIZATION", "CLIENTS")
 _AUDITED = "any other client (allowed; counted as would-be denied)"
-_KINDS = ("Deployment", "Pod")
-_ALIASES = {"deploy": "Deployment", "deployment": "Deployment", "deployments": "Deployment",
-            "po": "Pod", "pod": "Pod", "pods": "Pod"}  # fmt: skip
 
 
 @dataclass(frozen=True)
 class AuthzOptions:
     resource: str
     namespace: str = "default"
-
-
-def _target(resource: str) -> tuple[str, str]:
-    kind, sep, name = resource.partition("/")
-    if not sep or kind.lower() not in _ALIASES or not name:
-        raise UsageError(
-            f"{resource!r} is not deploy/NAME or pod/NAME",
-            hint="for example: lacewing authz -n shop deploy/web",
-        )
-    return _ALIASES[kind.lower()], name
 
 
 def _identity(match: Any) -> str:
@@ -70,17 +58,6 @@ def _clients(authz: Any) -> str:
     if set(networks) == {"0.0.0.0/0", "::/0"}:
         return who
     return f"{who} from {', '.join(networks)}"
-
-
-def _selects(selector: Obj, labels: dict[str, str]) -> bool:
-    from lacewing.core.policy_resources import LabelSelector
-
-    expressions = tuple(
-        (str(e.get("key")), str(e.get("operator")), tuple(e.get("values") or ()))
-        for e in selector.get("matchExpressions") or []
-    )
-    match_labels = tuple(sorted((selector.get("matchLabels") or {}).items()))
-    return LabelSelector(match_labels, expressions).matches(labels)
 
 
 def authz_rows(policies: list[Any]) -> list[tuple[str, str, str, str]]:
@@ -133,23 +110,12 @@ def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
     from lacewing.core.policy_resources import GROUP
     from lacewing.k8s.cluster import Cluster, ClusterApiError
 
-    kind, name = _target(options.resource)
+    kind, name = parse_workload(options.resource, "lacewing authz -n shop deploy/web")
     ns = options.namespace
     with Cluster.connect(ctx.kubeconfig, ctx.context) as cluster:
         config = _config(cluster, ctx.namespace)
         pods = cluster.list("v1", "Pod", ns)
-        if kind == "Pod":
-            chosen = [p for p in pods if p["metadata"]["name"] == name]
-            if not chosen:
-                raise UsageError(f"pod {ns}/{name} not found")
-        else:
-            deployment = cluster.get("apps/v1", "Deployment", name, ns)
-            if deployment is None:
-                raise UsageError(f"deployment {ns}/{name} not found")
-            selector = (deployment.get("spec") or {}).get("selector") or {}
-            chosen = [p for p in pods if _selects(selector, p["metadata"].get("labels") or {})]
-            if not chosen:
-                raise UsageError(f"deployment {ns}/{name} has no pods yet")
+        chosen = workload_pods(cluster, kind, name, ns)
         resources: list[Obj] = []
         try:
             for resource_kind in RESOURCE_KINDS:
@@ -165,7 +131,7 @@ def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
     index, problems = index_from_objects(resources, pods, [namespace] if namespace else [], config)
     for problem in problems:
         out.warn(f"ignored (invalid): {problem}")
-    pod = sorted(chosen, key=lambda p: p["metadata"]["name"])[0]
+    pod = chosen[0]
     ports = sorted(
         {
             int(port["containerPort"])

@@ -1,4 +1,10 @@
-"""`lacewing diagnostics policy [-n NS] POD PORT`: what one proxy enforces on one inbound port.
+"""`lacewing diagnostics`: what the data plane is doing, read from the proxies' admin servers.
+
+`diagnostics proxy-metrics [-n NS] deploy/NAME|pod/NAME` prints each pod's proxy metrics as
+the proxy serves them on its admin port (`pods/<pod>:4191/proxy/metrics` through the API
+server), one block per pod under Linkerd's header (`# POD web-5d9f-x2x8k (1 of 2)`).
+
+`diagnostics policy [-n NS] POD PORT`: what one proxy enforces on one inbound port.
 
 How it works: the proxy's admin server answers `GET /policy` with every inbound port it has
 asked the policy controller about, each with its current policy and where it came from (the
@@ -25,7 +31,13 @@ import click
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import LacewingError, UsageError
 
-__all__ = ["PolicyDiagnosticsOptions", "command", "run_policy"]
+__all__ = [
+    "PolicyDiagnosticsOptions",
+    "ProxyMetricsOptions",
+    "command",
+    "run_policy",
+    "run_proxy_metrics",
+]
 
 ADMIN_PORT = 4191
 
@@ -35,6 +47,37 @@ class PolicyDiagnosticsOptions:
     pod: str
     port: int
     namespace: str = "default"
+
+
+@dataclass(frozen=True)
+class ProxyMetricsOptions:
+    resource: str
+    namespace: str = "default"
+
+
+def run_proxy_metrics(options: ProxyMetricsOptions, ctx: GlobalOptions, out: Output) -> int:
+    from lacewing.cli.commands.workloads import parse_workload, workload_pods
+    from lacewing.k8s.cluster import Cluster
+
+    example = "lacewing diagnostics proxy-metrics -n shop deploy/web"
+    kind, name = parse_workload(options.resource, example)
+    with Cluster.connect(ctx.kubeconfig, ctx.context) as cluster:
+        pods = workload_pods(cluster, kind, name, options.namespace)
+        for number, pod in enumerate(pods, 1):
+            pod_name = pod["metadata"]["name"]
+            try:
+                text = cluster.pod_proxy_get(options.namespace, pod_name, ADMIN_PORT, "/metrics")
+            except LacewingError as exc:
+                raise LacewingError(
+                    f"cannot read the proxy metrics of pod {options.namespace}/{pod_name}: "
+                    f"{exc.message}",
+                    hint="is the pod meshed (lacewing check --proxy) and running?",
+                ) from None
+            out.line("#")
+            out.line(f"# POD {pod_name} ({number} of {len(pods)})")
+            out.line("#")
+            out.line(text.rstrip("\n"))
+    return 0
 
 
 def run_policy(options: PolicyDiagnosticsOptions, ctx: GlobalOptions, out: Output) -> int:
@@ -89,6 +132,17 @@ def run_policy(options: PolicyDiagnosticsOptions, ctx: GlobalOptions, out: Outpu
 @click.group("diagnostics")
 def command() -> None:
     """Inspect what the data plane is doing."""
+
+
+@command.command("proxy-metrics")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.argument("resource")
+@click.pass_obj
+def proxy_metrics_command(g: GlobalOptions | None, namespace: str, resource: str) -> int:
+    """The proxy metrics of each pod of a workload (deploy/NAME or pod/NAME)."""
+    return run_proxy_metrics(
+        ProxyMetricsOptions(resource, namespace), g or GlobalOptions(), Output()
+    )
 
 
 @command.command("policy")
