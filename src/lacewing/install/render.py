@@ -22,6 +22,7 @@ Nothing here talks to a cluster or reads a clock: certificates come in through `
 from __future__ import annotations
 
 import base64
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -51,6 +52,7 @@ CONTROLLER_UID = 2103
 ISSUER_DIR = "/var/run/lacewing/identity/issuer"
 TRUST_ANCHORS_DIR = "/var/run/lacewing/identity/trust-anchors"
 WEBHOOK_TLS_DIR = "/var/run/lacewing/tls"
+WEBHOOK_CERT_CHECKSUM = "checksum.lacewing.io/webhook-cert"
 
 Doc = dict[str, Any]
 
@@ -304,15 +306,20 @@ def _volumes(values: Values, c: Component) -> list[Doc]:
     return volumes + sidecar.proxy_volumes(values)
 
 
-def _pod_annotations(values: Values, c: Component) -> dict[str, str]:
+def _pod_annotations(values: Values, c: Component, creds: Credentials) -> dict[str, str]:
     annotations = {"lacewing.io/created-by": f"lacewing/cli {cli_version()}"}
+    if c.webhook_service:
+        # `upgrade` renews webhook certificates; a changed checksum rolls the pods so they serve
+        # the certificate the new caBundle trusts (a running pod keeps the one it read)
+        crt = creds.webhook_certs[c.webhook_service][0]
+        annotations[WEBHOOK_CERT_CHECKSUM] = hashlib.sha256(crt.encode()).hexdigest()
     skipped = sidecar.skip_inbound_ports(values, c.name)
     if skipped:  # what proxy-init skips, for destination to read (no identity on them)
         annotations[sidecar.SKIP_INBOUND_ANNOTATION] = skipped
     return annotations
 
 
-def _deployment(values: Values, c: Component) -> Doc:
+def _deployment(values: Values, c: Component, creds: Credentials) -> Doc:
     selector = {COMPONENT_LABEL: c.name, sidecar.CONTROL_PLANE_NS_LABEL: values.namespace}
     pod_labels = {**_labels(values, c.name), **sidecar.proxy_pod_labels(values)}
     pod_spec: Doc = {
@@ -353,7 +360,7 @@ def _deployment(values: Values, c: Component) -> Doc:
             "template": {
                 "metadata": {
                     "labels": pod_labels,
-                    "annotations": _pod_annotations(values, c),
+                    "annotations": _pod_annotations(values, c, creds),
                 },
                 "spec": pod_spec,
             },
@@ -476,7 +483,7 @@ def render_control_plane(values: Values, creds: Credentials) -> list[Doc]:
     docs += _config_maps(stored, creds)
     docs += _secrets(stored, creds)
     docs += _services(stored)
-    docs += [_deployment(stored, c) for c in COMPONENTS]
+    docs += [_deployment(stored, c, creds) for c in COMPONENTS]
     if stored.ha:
         docs += [_pdb(stored, c) for c in COMPONENTS]
     docs += _webhooks(stored, creds)

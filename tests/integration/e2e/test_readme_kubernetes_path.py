@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from tests.support.kubeapi import KubeAPI, start_kube_api
 from tests.support.kubeapi.kubelet.node import NodeRuntime
 from tests.support.netns.scrape import Sample, parse
@@ -354,6 +355,113 @@ def test_check_proxy(bed: Bed) -> None:
         assert "Status check results are √" in out.stdout
 
     step(bed, "check --proxy", body)
+
+
+# A meshed client whose proxy has no destination (the wiring bug of an earlier release): it
+# sends plaintext to meshed pods, which `check --proxy` must name.
+PLAIN_CLIENT = f"""
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: plain-client, namespace: {APP_NS}}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: plain-client}}}}
+  template:
+    metadata: {{labels: {{app: plain-client}}}}
+    spec:
+      containers:
+      - name: client
+        image: testbed.local/client:1
+        ports: [{{name: http, containerPort: 8081}}]
+"""
+
+
+def _failed(stdout: str) -> list[str]:
+    return [line[2:] for line in stdout.splitlines() if line.startswith("\N{MULTIPLICATION SIGN} ")]
+
+
+def test_check_names_each_fault_of_a_running_cluster_and_passes_when_healed(bed: Bed) -> None:
+    """Each fault injected into the running test bed fails its check; healing passes again."""
+    bed.needs("check --proxy")
+
+    def check(*args: str, wait: str = "0") -> subprocess.CompletedProcess[str]:
+        return bed.lacewing("check", *args, "--wait", wait, timeout=150)
+
+    def healed(*args: str) -> None:
+        out = check(*args, wait="90s")
+        assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-1000:]
+
+    def body() -> None:
+        # 1. the injector unreachable from the API server while its pod runs and is ready (a
+        #    wrong port in the webhook configuration): the API server's dry run admits a pod
+        #    without the proxy (failurePolicy Ignore), which the check sees
+        hook = "mutatingwebhookconfiguration/lacewing-lacewing-proxy-injector-webhook-config"
+        wrong_port = '[{"op":"replace","path":"/webhooks/0/clientConfig/service/port","value":444}]'
+        patched = bed.kubectl("patch", hook, "--type=json", "-p", wrong_port)
+        assert patched.returncode == 0, patched.stderr
+        out = check()
+        assert out.returncode == 1
+        assert _failed(out.stdout) == ["dry-run pods come back injected"], out.stdout
+        bed.pipe(["upgrade"], ["apply"])  # the documented way back to the rendered manifests
+        healed()
+        # 2. a crash-looping component fails at once, not after the 5-minute wait
+        patch = (
+            '{"spec":{"template":{"spec":{"containers":[{"name":"policy",'
+            '"args":["controller","no-such-component"]}]}}}}'
+        )
+        assert bed.kubectl("-n", CP, "patch", "deploy/lacewing-policy", "-p", patch).returncode == 0
+
+        def crash_looping() -> bool:
+            return any(
+                (s.get("state") or {}).get("waiting", {}).get("reason") == "CrashLoopBackOff"
+                for p in bed.pods(CP)
+                for s in (p.get("status") or {}).get("containerStatuses") or []
+            )
+
+        wait_for("the policy controller to crash-loop", crash_looping, 60)
+        started = time.monotonic()
+        out = check(wait="5m")
+        assert time.monotonic() - started < 60, "waited on a state that will not heal"
+        assert out.returncode == 1
+        assert "control plane pods are ready" in _failed(out.stdout), out.stdout
+        assert "CrashLoopBackOff" in out.stdout and "will not heal by waiting" in out.stdout
+        bed.pipe(["upgrade"], ["apply"])  # the documented way back to the rendered manifests
+        healed()
+        # 3. plaintext from a meshed proxy to meshed peers: named by check --proxy
+        rendered = subprocess.run(
+            [LACEWING, "inject", "--manual", "-"],
+            input=PLAIN_CLIENT,
+            capture_output=True,
+            text=True,
+            env=bed.env,
+            timeout=60,
+            check=False,
+        )
+        assert rendered.returncode == 0, rendered.stderr
+        (deployment,) = [d for d in yaml.safe_load_all(rendered.stdout) if d]
+        containers = deployment["spec"]["template"]["spec"]["containers"]
+        (proxy,) = [c for c in containers if c["name"] == "lacewing-proxy"]
+        proxy["env"] = [e for e in proxy["env"] if e["name"] != "LACEWING_PROXY_DESTINATION_ADDR"]
+        applied = bed.kubectl("apply", "-f", "-", input=yaml.safe_dump(deployment))
+        assert applied.returncode == 0, applied.stderr
+        (plain,) = wait_for(
+            "the plaintext client to be ready",
+            lambda: [p for p in bed.pods(APP_NS, "plain-client") if ready(p)],
+            60,
+        )
+        assert len(bed.fetch(plain, "http://echo/plaintext", 4)) == 4
+        out = check("--proxy", "-n", APP_NS)
+        assert out.returncode == 1
+        assert "data plane traffic to meshed peers is mTLS" in _failed(out.stdout), out.stdout
+        assert f"pod {APP_NS}/{plain['metadata']['name']}:" in out.stdout
+        assert "with tls=disabled" in out.stdout
+        assert bed.kubectl("-n", APP_NS, "delete", "deploy/plain-client").returncode == 0
+        wait_for(
+            "the plaintext client to be gone", lambda: not bed.pods(APP_NS, "plain-client"), 60
+        )
+        healed("--proxy", "-n", APP_NS)
+
+    step(bed, "check faults", body)
 
 
 # docs/policy.md's walkthrough: only the client's service account may call echo.

@@ -6,7 +6,7 @@
   pointers; a failed `test` or a missing path is a 422, as on a real server.
 - Strategic merge patch: a JSON merge patch that knows, for built-in kinds, which lists are
   keyed (`containers` by `name`, container `ports` by `containerPort`, Service `ports` by
-  `port`...; `MERGE_KEYS`) and merges their items by key instead of replacing the list.
+  `port`, webhook configurations' `webhooks` by `name`...; `MERGE_KEYS`) and merges their items by key instead of replacing the list.
   Lists of scalars such as `finalizers` merge as sets. The directives kubectl sends are
   honoured: `$patch: delete|replace|merge`, `$retainKeys`, `$deleteFromPrimitiveList/<f>` and
   `$setElementOrder/<f>` (which orders the merged list).
@@ -38,6 +38,7 @@ MERGE_KEYS: dict[tuple[str, ...], str] = {
     ("hostAliases",): "ip",
     ("topologySpreadConstraints",): "topologyKey",
     ("resourceClaims",): "name",
+    ("webhooks",): "name",  # Mutating/ValidatingWebhookConfiguration
 }
 # Lists of scalars that merge as sets rather than being replaced.
 SET_LISTS = frozenset({"finalizers"})

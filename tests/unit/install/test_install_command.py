@@ -207,3 +207,28 @@ def test_upgrade_accepts_values_stored_with_the_retired_heartbeat() -> None:
     assert "heartbeat" not in yaml.safe_load(
         next(d for d in upgraded if d["metadata"]["name"] == "lacewing-config")["data"]["values"]
     )
+
+
+def test_upgrade_rolls_the_webhook_pods_onto_their_renewed_certificates() -> None:
+    """upgrade renews the webhook certificates; the pods that serve them must be replaced (a
+    running pod keeps the certificate it read, which the new caBundle no longer trusts)."""
+    from lacewing.cli.commands.install import run_upgrade
+    from lacewing.install.credentials import generate
+    from lacewing.install.render import WEBHOOK_CERT_CHECKSUM, render_control_plane
+    from lacewing.install.values import Values
+
+    def pod_annotations(docs: list[Any]) -> dict[str, dict[str, str]]:
+        return {
+            d["metadata"]["name"]: d["spec"]["template"]["metadata"]["annotations"]
+            for d in docs
+            if d["kind"] == "Deployment"
+        }
+
+    docs = render_control_plane(Values(), generate("lacewing", "cluster.local"))
+    objects = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+    upgraded = list(yaml.safe_load_all(_run(run_upgrade, FakeCluster(objects), InstallOptions())))
+    before, after = pod_annotations(docs), pod_annotations(upgraded)
+    for name in ("lacewing-proxy-injector", "lacewing-policy"):  # the two webhook servers
+        assert before[name][WEBHOOK_CERT_CHECKSUM] != after[name][WEBHOOK_CERT_CHECKSUM], name
+    for name in ("lacewing-identity", "lacewing-destination"):  # nothing renewed: not rolled
+        assert WEBHOOK_CERT_CHECKSUM not in before[name] and before[name] == after[name], name

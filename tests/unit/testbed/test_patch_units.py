@@ -74,6 +74,17 @@ def test_service_ports_merge_by_port() -> None:
     assert out == {"spec": {"ports": [{"port": 80, "name": "http", "targetPort": 8080}]}}
 
 
+def test_webhook_configurations_merge_webhooks_by_name() -> None:
+    # what kubectl apply sends when only a caBundle changed (`lacewing upgrade | kubectl apply`)
+    live = {"webhooks": [{"name": "a", "clientConfig": {"caBundle": "old", "service": {}},
+                          "rules": [{"operations": ["CREATE"]}]}]}  # fmt: skip
+    patch = {"$setElementOrder/webhooks": [{"name": "a"}],
+             "webhooks": [{"name": "a", "clientConfig": {"caBundle": "new"}}]}  # fmt: skip
+    out = strategic_merge_patch(live, patch)
+    assert out == {"webhooks": [{"name": "a", "clientConfig": {"caBundle": "new", "service": {}},
+                                 "rules": [{"operations": ["CREATE"]}]}]}  # fmt: skip
+
+
 def test_label_selector_grammar() -> None:
     sel = parse_label_selector("app in (web, api),tier!=db,!legacy,env")
 
