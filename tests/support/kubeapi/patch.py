@@ -6,7 +6,8 @@
   pointers; a failed `test` or a missing path is a 422, as on a real server.
 - Strategic merge patch: a JSON merge patch that knows, for built-in kinds, which lists are
   keyed (`containers` by `name`, container `ports` by `containerPort`, Service `ports` by
-  `port`, webhook configurations' `webhooks` by `name`...; `MERGE_KEYS`) and merges their items by key instead of replacing the list.
+  `port`, webhook configurations' `webhooks` by `name`...; `MERGE_KEYS`) and merges their
+  items by key instead of replacing the list.
   Lists of scalars such as `finalizers` merge as sets. The directives kubectl sends are
   honoured: `$patch: delete|replace|merge`, `$retainKeys`, `$deleteFromPrimitiveList/<f>` and
   `$setElementOrder/<f>` (which orders the merged list).
