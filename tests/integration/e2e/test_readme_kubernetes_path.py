@@ -316,6 +316,12 @@ def test_workloads_talk_by_service_name_over_mutual_tls(bed: Bed) -> None:
         ]
         by_pod = {s.labels.get("dst_pod") for s in outbound if s.value > 0}
         assert by_pod >= {e["metadata"]["name"] for e in echoes}, by_pod
+        # ... and it verified the servers' identity: both ends' identities are in the metrics
+        to_echo = [s for s in outbound if s.labels.get("dst_service") == "echo" and s.value > 0]
+        assert to_echo and all(
+            s.labels.get("tls") == "true" and s.labels.get("server_id") == CLIENT_ID
+            for s in to_echo
+        ), to_echo  # echo runs as the namespace's default service account too
 
     step(bed, "mtls", body)
 
