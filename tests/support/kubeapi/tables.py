@@ -37,6 +37,26 @@ def _pod_ready(obj: dict[str, Any], now: datetime) -> str:
     return f"{sum(1 for s in statuses if s.get('ready'))}/{total}"
 
 
+def _pod_status(obj: dict[str, Any], now: datetime) -> str:
+    """STATUS as the API server's pod printer shows it: a waiting or terminated container's
+    reason (CrashLoopBackOff, ImagePullBackOff, Error) wins over the phase."""
+    if obj.get("metadata", {}).get("deletionTimestamp"):
+        return "Terminating"
+    status = obj.get("status", {})
+    for prefix, key in (("Init:", "initContainerStatuses"), ("", "containerStatuses")):
+        for container in status.get(key) or []:
+            state = container.get("state") or {}
+            reason = (state.get("waiting") or state.get("terminated") or {}).get("reason")
+            if reason and not (prefix and reason == "Completed"):
+                return prefix + reason
+    return str(status.get("phase", ""))
+
+
+def _restarts(obj: dict[str, Any], now: datetime) -> int:
+    statuses = obj.get("status", {}).get("containerStatuses") or []
+    return sum(int(s.get("restartCount") or 0) for s in statuses)
+
+
 def _ports(obj: dict[str, Any], now: datetime) -> str:
     ports = obj.get("spec", {}).get("ports") or []
     return ",".join(f"{p.get('port')}/{p.get('protocol', 'TCP')}" for p in ports) or "<none>"
@@ -58,8 +78,8 @@ COLUMNS: dict[str, list[tuple[str, Cell]]] = {
     "Pod": [
         NAME,
         ("Ready", _pod_ready),
-        ("Status", _get("status", "phase")),
-        ("Restarts", lambda o, n: 0),
+        ("Status", _pod_status),
+        ("Restarts", _restarts),
         AGE,
     ],
     "Deployment": [
