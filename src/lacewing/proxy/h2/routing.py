@@ -186,7 +186,10 @@ def route_retry(ex: H2Exchange, status: int, code: int | None) -> bool:
             old.conn.reset_stream(ex.up_sid, ErrorCodes.CANCEL)
             old.flusher.mark(old)
         old.streams.pop(ex.up_sid, None)
-    ex.end_pick(200 if ex.grpc else status, now - ex.sent_at)
+    if ex.grpc:
+        ex.end_grpc_pick(code, now - ex.sent_at)
+    else:
+        ex.end_pick(status, now - ex.sent_at)
     ex.pick, ex.routed = again.pick, again
     ex.attempts += 1
     plan.stats.retries += 1
