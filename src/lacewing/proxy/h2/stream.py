@@ -28,6 +28,8 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
                                       if no answer and no request DATA went yet; else
                                       abandoned: RST REFUSED_STREAM (the client may retry)
     client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
+    (routed) lost or reset, no head   first, the route's retry as for a 502 / gRPC 14 answer
+                                      (`_route_retry`, `h2.routing`): pick.fail(), sent again
     both ends done                    the streams leave their connections (`finish`)
 
 gRPC (`content-type: application/grpc...`): the head ends the pick as above, but the response
@@ -342,6 +344,8 @@ class H2Exchange(Exchange):
             return
         if code == ErrorCodes.REFUSED_STREAM and self._retry():
             return
+        if self._route_retry("refused" if code == ErrorCodes.REFUSED_STREAM else "failed"):
+            return
         if code == ErrorCodes.REFUSED_STREAM and not self.ended:
             self.abandoned()  # not processed there: says nothing about the endpoint
         elif self.ended:
@@ -361,7 +365,7 @@ class H2Exchange(Exchange):
 
     def endpoint_lost(self, reason: str) -> None:
         """The upstream connection is gone (closed, reset, protocol error)."""
-        if self.finished:
+        if self.finished or self._route_retry("failed"):
             return
         self.up_end_sent = True
         self.to_down.clear()  # that connection's window no longer matters
@@ -402,6 +406,13 @@ class H2Exchange(Exchange):
             old.stream_finished()
         self.down.pool.open(self, addr)
         return True
+
+    def _route_retry(self, ending: str) -> bool:
+        """Reset or dropped before any answer: the route's retry, if it retries a 502 (gRPC:
+        UNAVAILABLE) and may (`routing.route_retry`: all of the request sent and kept)."""
+        if self.ended or self.routed is None:
+            return False
+        return routing.route_retry(self, 502, GRPC_UNAVAILABLE, ending=ending)
 
     def deny(self, reason: str) -> None:
         """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
