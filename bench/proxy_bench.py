@@ -37,16 +37,19 @@ if __package__ in (None, ""):  # run as `python bench/proxy_bench.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import footprint
+from bench import routes as route_rows
 from bench.parse import ParseError
 from bench.procs import BenchError, Supervisor, install_sigterm_handler
 from bench.profile import count_syscalls, cpu_by_component, profile_proxies, py_spy
 from bench.report import TARGETS, Run, findings, render
 from bench.runner import Plan, RowResult, measure_rows
-from bench.topology import ROWS, Deployed, Env, start_backend
+from bench.topology import ROWS as PAIR_ROWS
+from bench.topology import Deployed, Env, start_backend
 
 __all__ = ["main"]
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROWS = (*PAIR_ROWS, *route_rows.ROWS)  # the route rows: bench/routes.py (issue 12)
 REQUIRED_TOOLS = {
     "wrk": "apt-get install wrk",
     "h2load": "apt-get install nghttp2-client",
@@ -329,7 +332,7 @@ def execute(args: argparse.Namespace) -> Run:
     run.notes += _noise_notes(run)
     run.notes += [
         f"MISS: {t.text}: {v.figure}."
-        for t in (*TARGETS, *footprint.TARGETS)
+        for t in (*TARGETS, *footprint.TARGETS, *route_rows.TARGETS)
         for v in [t.check(run)]
         if v.status == "MISS"
     ]
@@ -353,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: every process the benchmark started has been stopped", file=sys.stderr)
         return 130
-    text = render(run, footprint.render(run))
+    text = render(run, footprint.render(run) + route_rows.render(run))
     out = args.out or RESULTS / f"{dt.date.today():%Y-%m-%d}-{socket.gethostname()}.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text + "\n")

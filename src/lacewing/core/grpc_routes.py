@@ -19,7 +19,9 @@ UNAVAILABLE). Timeouts: `timeout.lacewing.io/request` (and `timeouts` where the 
 it, as ours does); an expired call is answered DEADLINE_EXCEEDED. Retries:
 `retry.lacewing.io/grpc: cancelled,deadline-exceeded,internal,resource-exhausted,unavailable`
 (names as Linkerd's, or numbers) with `retry.lacewing.io/limit` and `.../timeout`, retried on
-the grpc-status of a trailers-only answer.
+the grpc-status of a trailers-only answer. Failure accrual
+(`balancer.lacewing.io/failure-accrual: consecutive`) counts a call whose grpc-status is one
+of `GRPC_FAILURES` (the codes gRPC maps to HTTP 5xx) as a failure of its endpoint.
 
 What is rejected, with one reason each (as `core.routes`): a service or method that is not
 a gRPC name, a match with neither, an invalid regular expression, a filter GRPCRoute does not
@@ -55,13 +57,17 @@ from lacewing.core.routes import (
     _value_matches,
 )
 
-__all__ = ["GRPC_CODES", "KIND", "RETRY_GRPC", "parse_grpc_route"]
+__all__ = ["GRPC_CODES", "GRPC_FAILURES", "KIND", "RETRY_GRPC", "parse_grpc_route"]
 
 KIND: Final = "GRPCRoute"
 RETRY_GRPC: Final = "retry.lacewing.io/grpc"
 GRPC_CODES: Final = {"cancelled": 1, "unknown": 2, "deadline-exceeded": 4,
                      "resource-exhausted": 8, "aborted": 10, "internal": 13,
                      "unavailable": 14}  # fmt: skip
+# The grpc-status codes failure accrual counts against an endpoint: those gRPC maps to an
+# HTTP 5xx (UNKNOWN, DEADLINE_EXCEEDED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE, DATA_LOSS), as
+# an HTTPRoute's accrual counts 5xx answers; the others are the caller's business.
+GRPC_FAILURES: Final = frozenset({2, 4, 12, 13, 14, 15})
 _SERVICE = re.compile(r"[A-Za-z_][A-Za-z_0-9]*(\.[A-Za-z_][A-Za-z_0-9]*)*")
 _METHOD = re.compile(r"[A-Za-z_][A-Za-z_0-9]*")
 _GRPC_FILTERS: Final[dict[str, tuple[str, str, Callable[[object, str], object]]]] = {

@@ -12,7 +12,8 @@ the field.
      "services": [{"name": "web", "namespace": "demo", "clusterIP": "10.43.0.10",
                    "ports": [{"name": "http", "port": 8080, "targetPort": 8080,
                               "opaque": false}],
-                   "selector": {"app": "web"}}],
+                   "selector": {"app": "web"},
+                   "annotations": {"retry.lacewing.io/http": "5xx"}}],
      "pods": [{"name": "web-0", "namespace": "demo", "ip": "10.42.0.10",
                "labels": {"app": "web"}, "serviceAccount": "web", "ready": true,
                "meshed": true, "workload": {"kind": "Deployment", "name": "web"}}]}
@@ -86,6 +87,7 @@ class ServiceEntry:
     cluster_ip: str
     ports: tuple[ServicePort, ...]
     selector: Mapping[str, str] = field(default_factory=dict)
+    annotations: Mapping[str, str] = field(default_factory=dict)  # as a Kubernetes Service's
 
     @property
     def fqdn(self) -> str:
@@ -98,6 +100,7 @@ class ServiceEntry:
             "clusterIP": self.cluster_ip,
             "ports": [p.to_dict() for p in self.ports],
             "selector": dict(self.selector),
+            **({"annotations": dict(self.annotations)} if self.annotations else {}),
         }
 
     @classmethod
@@ -112,6 +115,7 @@ class ServiceEntry:
                 for i, p in enumerate(ports)
             ),
             selector=_labels(data, "selector", where),
+            annotations=_labels(data, "annotations", where) if "annotations" in data else {},
         )
 
 

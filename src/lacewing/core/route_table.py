@@ -12,7 +12,9 @@ HTTPRoute matches (ties go to the next line):
     2. a match with a method before one without
     3. more header matches first
     4. more query parameter matches first
-    5. the oldest route (creationTimestamp), then `namespace/name` alphabetically
+    5. the oldest route (creationTimestamp), then `namespace/name` alphabetically, then its
+       kind and group (an HTTPRoute and a GRPCRoute, or both groups' copies, may share a
+       name), then its place in the list
     6. the rule's, then the match's, place in its route
 
 A linear walk would cost a hundred comparisons on a Service with a hundred routes, so the
@@ -55,11 +57,12 @@ class RouteMatch:
     match: Match  # the match of the rule the request satisfied
 
 
-def _key(route: Route, rule_index: int, match_index: int, match: Match) -> tuple[object, ...]:
+def _key(route: Route, index: int, rule_index: int, match_index: int,
+         match: Match) -> tuple[object, ...]:  # fmt: skip
     return (_PATH_RANK[match.path.kind], -len(match.path.value),
             0 if match.method else 1, -len(match.headers), -len(match.query),
-            route.created or "~", f"{route.namespace}/{route.name}",
-            rule_index, match_index)  # fmt: skip
+            route.created or "~", f"{route.namespace}/{route.name}", route.kind, route.group,
+            index, rule_index, match_index)  # fmt: skip
 
 
 def _segment(match: Match) -> str | None:
@@ -88,8 +91,8 @@ class RouteTable:
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
         ranked = sorted(
-            (_key(route, r, m, match), RouteMatch(route, r, rule, match), match)
-            for route in self.routes
+            (_key(route, i, r, m, match), RouteMatch(route, r, rule, match), match)
+            for i, route in enumerate(self.routes)
             for r, rule in enumerate(route.rules)
             for m, match in enumerate(rule.matches)
         )  # the keys are unique (they end with the places), so values are never compared

@@ -345,7 +345,7 @@ class CrdKind:
     short_names: tuple[str, ...]
     spec: Schema
     spec_required: bool = True
-    status: bool = False  # a `status` subresource, written by a controller (HTTPRoute)
+    status: bool = False  # a `status` subresource, written by a controller (the routes)
 
     @property
     def api_version(self) -> str:
@@ -366,7 +366,7 @@ KINDS: tuple[CrdKind, ...] = (
     CrdKind(_P, "v1beta1", "NetworkAuthentication", "networkauthentications", ("netauthn",),
             _NETWORK),
     CrdKind(_P, "v1beta1", "HTTPRoute", "httproutes", (), _HTTP_ROUTE, status=True),
-    CrdKind(_P, "v1beta1", "GRPCRoute", "grpcroutes", (), _GRPC_ROUTE),
+    CrdKind(_P, "v1beta1", "GRPCRoute", "grpcroutes", (), _GRPC_ROUTE, status=True),
     CrdKind(_C, "v1alpha2", "ServiceProfile", "serviceprofiles", ("sp",), _SERVICE_PROFILE),
 )  # fmt: skip
 

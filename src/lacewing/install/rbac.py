@@ -53,7 +53,7 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
         # Route status (Accepted / ResolvedRefs per parent), written by destination.
         _rule(
             ["policy.lacewing.io", "gateway.networking.k8s.io"],
-            ["httproutes/status"],
+            ["httproutes/status", "grpcroutes/status"],
             ["get", "patch", "update"],
         ),
     ],

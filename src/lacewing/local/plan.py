@@ -170,6 +170,7 @@ def plan_cluster(name: str, spec: ClusterSpec) -> ClusterPlan:
                         ServicePort(p.name, p.port, p.port, p.opaque) for p in workload.ports
                     ),
                     selector=workload.labels,
+                    annotations=dict(workload.service_annotations),
                 )
             )
     return ClusterPlan(

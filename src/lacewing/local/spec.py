@@ -19,6 +19,9 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
           - {name: db, port: 5432, opaque: true}   # or protocol: opaque
         command: [python, -m, lacewing.local.demo.web, --port, "8080"]
         env: {GREETING: hello}
+        serviceAnnotations:       # its Service's annotations, as on Kubernetes: the timeout,
+          retry.lacewing.io/http: gateway-error   # retry and failure-accrual ones give the
+          timeout.lacewing.io/request: 2s         # Service a default route (docs/traffic.md)
     ---
     # more YAML documents: authorization policy, as on Kubernetes (docs/policy.md)
     apiVersion: policy.lacewing.io/v1beta1
@@ -46,7 +49,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lacewing.core.routes import RouteError, parse_route
+from lacewing.core.routes import ROUTE_ANNOTATIONS, RouteError, parse_route
 from lacewing.errors import UsageError
 
 __all__ = [
@@ -95,6 +98,7 @@ class WorkloadSpec:
     meshed: bool = True
     ports: tuple[PortSpec, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    service_annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def labels(self) -> dict[str, str]:
@@ -159,6 +163,23 @@ def _env(value: object, where: str) -> dict[str, str]:
     return env
 
 
+_ROUTE_PREFIXES = tuple({a.partition("/")[0] + "/" for a in ROUTE_ANNOTATIONS})
+
+
+def _annotations(value: object, where: str) -> dict[str, str]:
+    """A Service's annotations: strings; ours (retry, timeout, balancer) must be known ones."""
+    if not isinstance(value, dict):
+        raise _fail(where, "must be a map of name: value")
+    annotations: dict[str, str] = {}
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise _fail(f"{where}.{key}", 'must be a string (quote numbers: "3")')
+        if key.startswith(_ROUTE_PREFIXES) and key not in ROUTE_ANNOTATIONS:
+            raise _fail(f"{where}.{key}", f"unknown; known: {', '.join(ROUTE_ANNOTATIONS)}")
+        annotations[key] = item
+    return annotations
+
+
 def _port(value: object, where: str) -> PortSpec:
     if not isinstance(value, dict):
         raise _fail(where, "must be a map with name and port")
@@ -198,6 +219,7 @@ _WORKLOAD_FIELDS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "ports": ("ports", _ports),
     "command": ("command", _command),
     "env": ("env", _env),
+    "serviceAnnotations": ("service_annotations", _annotations),
 }
 
 
@@ -216,11 +238,32 @@ def _workload(value: object, where: str) -> WorkloadSpec:
         if key in value
     }
     workload = WorkloadSpec(**kwargs)
+    if workload.service_annotations:
+        _check_default_route(workload, f"{where}.serviceAnnotations")
     if workload.meshed:
         for i, port in enumerate(workload.ports):
             if port.port in PROXY_PORTS:
                 raise _fail(f"{where}.ports[{i}].port", "is used by the proxy in a meshed pod")
     return workload
+
+
+def _check_default_route(workload: WorkloadSpec, where: str) -> None:
+    """The Service's annotations must make a valid default route (as the destination
+    controller builds it: every request, to the Service itself)."""
+    if not workload.ports:
+        raise _fail(where, "a workload without ports has no Service to annotate")
+    route = {"apiVersion": "policy.lacewing.io/v1beta1", "kind": "HTTPRoute",
+             "metadata": {"name": "service-default", "namespace": workload.namespace,
+                          "annotations": dict(workload.service_annotations)},
+             "spec": {"parentRefs": [{"kind": "Service", "name": workload.name}],
+                      "rules": [{}]}}  # fmt: skip
+    try:
+        parse_route(route)
+    except RouteError as exc:
+        field_, _, message = str(exc).partition(": ")  # "metadata.annotations[KEY]: why"
+        if field_.startswith("metadata.annotations") and message:
+            raise _fail(where + field_.removeprefix("metadata.annotations"), message) from None
+        raise _fail(where, str(exc)) from None
 
 
 def parse_cluster(data: object) -> ClusterSpec:

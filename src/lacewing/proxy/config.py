@@ -210,7 +210,8 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _optional_addr,
         "host:port used INSTEAD of SO_ORIGINAL_DST for outbound "
-        "(hosts without iptables, loopback benchmark).",
+        "(hosts without iptables, loopback benchmark); with a destination controller it is "
+        "resolved (endpoints, routes) like an original destination.",
     ),
     Setting(
         "inbound_fixed_dst",

@@ -156,7 +156,7 @@ class Side:
 
     def pick(self, logical: Logical) -> Pick:
         """Where one request (or opaque connection) to `logical` goes; end the pick once."""
-        if self.discovery is not None and self.fixed_dst is None:
+        if self.discovery is not None:  # (a fixed destination is resolved like any other)
             return self.discovery.pick(logical)
         dst = logical.orig_dst
         pick = self._static.get(dst)
@@ -184,11 +184,7 @@ class Side:
 
     def discovering(self, dst: Addr) -> bool:
         """True while discovery has not yet answered about `dst`."""
-        return (
-            self.discovery is not None
-            and self.fixed_dst is None
-            and not (self.discovery.answered(dst))
-        )
+        return self.discovery is not None and not self.discovery.answered(dst)
 
     def policy_pending(self, dst: Addr) -> bool:
         """True while the policy controller has not yet answered about `dst`'s port."""

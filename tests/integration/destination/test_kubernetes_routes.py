@@ -1,4 +1,5 @@
-"""HTTPRoutes on the API test bed: status written back, and routes reaching a proxy's table.
+"""HTTPRoutes and GRPCRoutes on the API test bed: status written back, and routes reaching a
+proxy's table.
 
 The destination controller's Kubernetes source (real lightkube watches over HTTPS against the
 emulated API server, both HTTPRoute groups) with its status writer, a real destination server
@@ -54,6 +55,12 @@ GATEWAY_CRD = {
 }  # fmt: skip
 
 
+GRPC_GATEWAY_CRD = copy.deepcopy(GATEWAY_CRD)
+GRPC_GATEWAY_CRD["metadata"]["name"] = "grpcroutes.gateway.networking.k8s.io"
+GRPC_GATEWAY_CRD["spec"]["names"] = {"kind": "GRPCRoute", "listKind": "GRPCRouteList",
+                                     "plural": "grpcroutes", "singular": "grpcroute"}  # fmt: skip
+
+
 def service(name: str, ip: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": NS},
             "spec": {"clusterIP": ip, "ports": [{"name": "http", "port": 80,
@@ -77,8 +84,10 @@ class Running:
     server: DestinationServer
     writer: StatusWriter
 
-    def conditions(self, api: str, name: str) -> dict[str, tuple[str, str]] | None:
-        obj = self.api.get(api, "HTTPRoute", name, NS)
+    def conditions(
+        self, api: str, name: str, kind: str = "HTTPRoute"
+    ) -> dict[str, tuple[str, str]] | None:
+        obj = self.api.get(api, kind, name, NS)
         parents = ((obj or {}).get("status") or {}).get("parents") or []
         ours = [p for p in parents if p.get("controllerName") == CONTROLLER_NAME]
         if not ours:
@@ -87,10 +96,10 @@ class Running:
         return {c["type"]: (c["status"], c["reason"]) for c in ours[0]["conditions"]}
 
     async def wait_conditions(
-        self, api: str, name: str, timeout: float = 3.0
+        self, api: str, name: str, timeout: float = 3.0, kind: str = "HTTPRoute"
     ) -> dict[str, tuple[str, str]]:
         async with asyncio.timeout(timeout):
-            while (found := self.conditions(api, name)) is None:
+            while (found := self.conditions(api, name, kind)) is None:
                 await asyncio.sleep(0.02)
         return found
 
@@ -100,6 +109,7 @@ async def running(kube_api: KubeAPI) -> AsyncIterator[Running]:
     for crd in custom_resource_definitions():
         kube_api.create(crd)
     kube_api.create(GATEWAY_CRD)
+    kube_api.create(GRPC_GATEWAY_CRD)
     kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
     kube_api.create(service("web", "10.43.0.10"))
     client = connect_async(str(kube_api.kubeconfig))
@@ -171,6 +181,64 @@ async def test_invalid_routes_get_accepted_false_with_the_reason_and_valid_ones_
     assert after is not None and after["status"]["parents"][0] == theirs
     assert [p["controllerName"] for p in after["status"]["parents"]] == [
         "example.com/gw", CONTROLLER_NAME]  # fmt: skip
+
+
+def grpc_route(api: str, name: str, rules: list[dict[str, Any]]) -> dict[str, Any]:
+    obj = route(api, name, rules)
+    obj["kind"] = "GRPCRoute"
+    return obj
+
+
+async def test_grpc_routes_get_the_same_status_as_http_routes_in_both_groups(
+    running: Running,
+) -> None:
+    api = running.api
+    to_canary = [{"matches": [{"method": {"service": "hello.Greeter", "method": "SayHello"}}],
+                  "backendRefs": [{"name": "web-canary", "port": 80}]}]  # fmt: skip
+    bad_method = [{"matches": [{"method": {"service": "hello.Greeter", "method": "Say/Hello"}}],
+                   "backendRefs": [{"name": "web", "port": 80}]}]  # fmt: skip
+    accepted = {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}
+    missing = {"Accepted": ("False", "BackendNotFound"),
+               "ResolvedRefs": ("False", "BackendNotFound")}  # fmt: skip
+    for api_version in (GATEWAY, OURS):
+        api.create(grpc_route(api_version, "to-canary", to_canary))  # no web-canary yet
+        api.create(grpc_route(api_version, "bad-method", bad_method))
+        api.create(grpc_route(api_version, "plain", []))
+    for api_version in (GATEWAY, OURS):
+        assert await running.wait_conditions(api_version, "plain", kind="GRPCRoute") == accepted
+        found = await running.wait_conditions(api_version, "to-canary", kind="GRPCRoute")
+        assert found == missing, (api_version, found)
+        obj = api.get(api_version, "GRPCRoute", "to-canary", NS)
+        assert obj is not None
+        message = obj["status"]["parents"][0]["conditions"][0]["message"]
+        assert "Service shop/web-canary port 80 does not exist" in message
+        bad = await running.wait_conditions(api_version, "bad-method", kind="GRPCRoute")
+        assert bad["Accepted"] == ("False", "UnsupportedValue"), (api_version, bad)
+        obj = api.get(api_version, "GRPCRoute", "bad-method", NS)
+        assert obj is not None
+        assert "is not a gRPC method name" in obj["status"]["parents"][0]["conditions"][0][
+            "message"]  # fmt: skip
+        # an HTTPRoute of the same name is not touched (the kinds stay apart)
+        assert api.get(api_version, "HTTPRoute", "to-canary", NS) is None
+
+    # The backend appears: both groups' routes heal.
+    api.create(service("web-canary", "10.43.0.11"))
+    async with asyncio.timeout(2.0):
+        while any(running.conditions(v, "to-canary", "GRPCRoute") != accepted
+                  for v in (GATEWAY, OURS)):  # fmt: skip
+            await asyncio.sleep(0.02)
+    # The route now reaches a proxy's table, as a gRPC method match.
+    client = DestinationClient("127.0.0.1", running.server.bound_port, read_timeout=5.0)
+    try:
+        resolution = client.resolve("10.43.0.10:80")
+        assert await resolution.first_answer(3.0)  # (both groups' copies share a name)
+        async with asyncio.timeout(1.0):
+            while resolution.routes is None:
+                await asyncio.sleep(0.005)
+        found = resolution.routes.find(Request("POST", "/hello.Greeter/SayHello", {}.get))
+        assert found is not None and [b.name for b in found.rule.backends] == ["web-canary"]
+    finally:
+        await client.close()
 
 
 async def test_a_route_applied_reaches_the_proxy_route_table_and_changes_within_a_second(

@@ -50,3 +50,26 @@ def test_demo_table_agrees_with_the_traffic_generator() -> None:
     assert rows["web"]["TLS"] == rows["emoji"]["TLS"] == "100.00%", out
     assert "stopped and removed" in result.stderr
     assert leftovers(NAME) == []
+
+
+def test_demo_canary_shows_the_canary_taking_its_share_of_emoji() -> None:
+    name = run_name("tdcan")
+    try:
+        result = lacewing("demo", "--canary", "--duration", "20s", "--name", name, timeout=120)
+    finally:
+        lacewing("local", "down", "--name", name)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr + out
+    assert "emoji-canary with 10% of emoji's calls" in result.stderr
+    lines = out.splitlines()
+    header = lines[1].split()
+    rows = {line.split()[0]: dict(zip(header, line.split(), strict=True))
+            for line in lines[2:] if line.split() and line.split()[0] in (
+                "emoji", "emoji-canary", "web")}  # fmt: skip
+    assert set(rows) == {"web", "emoji", "emoji-canary"}, out
+    rps = {k: float(row["RPS"].removesuffix("rps")) for k, row in rows.items()}
+    share = rps["emoji-canary"] / (rps["emoji"] + rps["emoji-canary"])
+    print(f"demo --canary: {rps}, canary share {share:.3f}")
+    assert 0.03 <= share <= 0.2, out  # 10% of a few hundred calls
+    assert rows["emoji-canary"]["MESHED"] == "1/1" and rows["emoji-canary"]["TLS"] == "100.00%"
+    assert leftovers(name) == []

@@ -9,11 +9,15 @@ One cluster (`lwrt`) is shared by the module's tests, in file order:
     flaky   x1  answers every 5th GET 503, every POST 503  Service flaky.rt:8080
     faulty  x1  answers its pod name                     Service faulty.rt:8080
     brittle x2  brittle-1 answers 503 until healed       Service brittle.rt:8080
+    patient x1  answers after 2 s                        Service patient.rt:8080, annotated
+    steady  x1  answers every 5th GET 503                Service steady.rt:8080, annotated
     cli     x1  idle: every request starts in this pod
 
 The cluster file carries the routes as HTTPRoute documents (web 90/10 canary; slow with a
 200 ms request timeout; flaky with retries; faulty with 10% injected aborts; brittle with
-failure accrual after 3 consecutive failures);
+failure accrual after 3 consecutive failures); patient's and steady's Services carry
+timeout / retry annotations in the cluster file (`serviceAnnotations`) and no route: their
+default routes come from those, as a Kubernetes Service's annotations give;
 `lacewing local routes` replaces them while traffic runs. What is asserted is what the
 client in cli-0 saw, and the client proxy's own /metrics, as a user would read them.
 """
@@ -40,16 +44,18 @@ NAME = run_name("lwrt")
 APP = ["python", "-m", "tests.integration.local.route_app", "8080"]
 
 
-def workload(name: str, replicas: int = 1, **env: str) -> str:
+def workload(name: str, replicas: int = 1, notes: dict[str, str] | None = None,
+             **env: str) -> str:  # fmt: skip
     env_text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in {"PYTHONPATH": str(REPO),
                                                               **env}.items())  # fmt: skip
+    annotations = f"    serviceAnnotations: {json.dumps(notes)}\n" if notes else ""
     return f"""  - name: {name}
     namespace: rt
     replicas: {replicas}
     ports: [{{name: http, port: 8080}}]
     command: {json.dumps(APP)}
     env: {{{env_text}}}
-"""
+{annotations}"""
 
 
 def routes(web: int, canary: int) -> str:
@@ -114,6 +120,12 @@ CLUSTER = (
     + workload("flaky", FAIL_EVERY="5", POST_STATUS="503")
     + workload("faulty")
     + workload("brittle", replicas=2, FAIL_REPLICA="1")
+    + workload("patient", notes={"timeout.lacewing.io/request": "300ms"}, SLEEP_MS="2000")
+    + workload(
+        "steady",
+        notes={"retry.lacewing.io/http": "5xx", "retry.lacewing.io/limit": "2"},
+        FAIL_EVERY="5",
+    )
     + "  - name: cli\n    namespace: rt\n    command: [sleep, infinity]\n"
     + routes(90, 10)
 )
@@ -253,3 +265,17 @@ def test_a_failing_endpoint_is_ejected_and_probed_back_after_it_recovers(cluster
     again = client("http://brittle:8080/", 100)
     assert again["statuses"] == {"200": 100}
     assert stats("127.0.0.1", pod="brittle-1")["GET"] > broken  # the probe reached it: back
+
+
+def test_service_annotations_in_the_cluster_file_give_a_default_route(cluster: Path) -> None:
+    seen = client("http://patient:8080/", 5)
+    print(f"patient (Service timeout 300ms): 504 after {[round(x, 3) for x in seen['seconds']]} s")
+    assert seen["statuses"] == {"504": 5}
+    assert all(0.3 <= s <= 0.36 for s in seen["seconds"]), seen["seconds"]
+    seen = client("http://steady:8080/", 250, threads=4)
+    retries = metric("cli-0", "outbound_http_route_retry_requests_total",
+                     route_name="service-default", parent_name="steady")  # fmt: skip
+    print(f"steady (Service retries 5xx): {seen['statuses']} with {retries:g} retries")
+    assert seen["statuses"].get("200", 0) >= 990, seen["statuses"]
+    assert 150 <= retries <= 0.2 * 1000 + 100  # every 5th of ~1200 attempts failed once
+    assert stats("steady")["GET"] == 1000 + retries  # the app saw each retry

@@ -218,3 +218,18 @@ def test_the_segment_index_agrees_with_walking_every_match() -> None:
     for path in ("/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/c", "/c/", "/c/d", "/d", "//a"):
         walked = next((f for f, m in table._entries if m.path.matches(path)), None)
         assert table.match("GET", path, {}.get) == walked, path
+
+
+def test_routes_sharing_a_name_and_time_in_both_groups_or_kinds_build_one_table() -> None:
+    # Both groups' copies of one route (or an HTTPRoute and a GRPCRoute of one name), made in
+    # the same second: their keys used to tie, and sorting then compared the entries (TypeError)
+    rules = [{"matches": [{"path": {"type": "PathPrefix", "value": "/a"}}], "backendRefs": to("x")}]
+    grpc = route("same", [{"backendRefs": to("g")}])
+    grpc["kind"] = "GRPCRoute"
+    table = RouteTable([parse_route(route("same", rules)),
+                        parse_route(route("same", rules, group="policy.lacewing.io")),
+                        parse_route(grpc), parse_route(route("same", rules))])  # fmt: skip
+    assert len(table.entries()) == 4
+    found = table.find(Request("GET", "/a/b", {}.get))
+    assert found is not None and found.route.group == "gateway.networking.k8s.io"
+    assert found.route.kind == "HTTPRoute"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lacewing.errors import UsageError
-from lacewing.local.demo import CLUSTER_FILE
+from lacewing.local.demo import CANARY_FILE, CLUSTER_FILE
 from lacewing.local.spec import load_cluster_file, parse_cluster
 
 
@@ -74,6 +74,22 @@ def test_full_workload() -> None:
         (doc(ports=[{"port": 4191}]), "workloads[0].ports[0].port: is used by the proxy"),
         (doc(env={"1BAD": "x"}), "workloads[0].env.1BAD: is not a valid environment"),
         (doc(image="nginx"), "workloads[0].image: unknown field"),
+        (
+            doc(ports=[{"port": 80}], serviceAnnotations={"retry.lacewing.io/limit": 3}),
+            "workloads[0].serviceAnnotations.retry.lacewing.io/limit: must be a string",
+        ),
+        (
+            doc(ports=[{"port": 80}], serviceAnnotations={"retry.lacewing.io/htp": "5xx"}),
+            "workloads[0].serviceAnnotations.retry.lacewing.io/htp: unknown; known: ",
+        ),
+        (
+            doc(ports=[{"port": 80}], serviceAnnotations={"timeout.lacewing.io/request": "soon"}),
+            "workloads[0].serviceAnnotations[timeout.lacewing.io/request]: 'soon' is not a ",
+        ),
+        (
+            doc(serviceAnnotations={"timeout.lacewing.io/request": "1s"}),
+            "workloads[0].serviceAnnotations: a workload without ports has no Service",
+        ),
     ],
 )
 def test_bad_files_name_the_field(data: object, message: str) -> None:
@@ -158,3 +174,29 @@ spec:
         "cluster file: document 1 (GRPCRoute greet): spec.rules[0].matches[0].method.service: "
         "'hello/Greeter' is not a gRPC service name"
     )
+
+
+def test_service_annotations_reach_the_registry_services() -> None:
+    from lacewing.core.registry import Registry
+    from lacewing.local.plan import plan_cluster
+
+    notes = {"retry.lacewing.io/http": "5xx", "timeout.lacewing.io/request": "300ms",
+             "example.com/other": "kept"}  # fmt: skip
+    spec = parse_cluster(doc(ports=[{"name": "http", "port": 8080}], serviceAnnotations=notes))
+    assert spec.workloads[0].service_annotations == notes
+    plan = plan_cluster("t", spec)
+    assert plan.services[0].annotations == notes
+    back = Registry.from_dict({"cluster": "t", "revision": 1,
+                               "services": [plan.services[0].to_dict()], "pods": []})  # fmt: skip
+    assert back.services[0].annotations == notes
+
+
+def test_the_demo_canary_file_is_the_demo_plus_a_canary_taking_10_percent_of_emoji() -> None:
+    demo, canary = load_cluster_file(CLUSTER_FILE), load_cluster_file(CANARY_FILE)
+    assert canary.workloads[: len(demo.workloads)] == demo.workloads  # the same mesh
+    [extra] = canary.workloads[len(demo.workloads) :]
+    assert extra.name == "emoji-canary" and extra.ports == canary.workload("emoji").ports
+    [route] = canary.routes
+    assert route["spec"]["parentRefs"][0]["name"] == "emoji"
+    weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
+    assert weights == {"emoji": 90, "emoji-canary": 10}

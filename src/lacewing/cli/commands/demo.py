@@ -5,7 +5,8 @@ mesh carries vote-bot's traffic, takes a first snapshot (vote-bot's counts and e
 metrics, see `lacewing.local.demo.run`), then either refreshes a table every `REFRESH` seconds
 over the last `LIVE_WINDOW` seconds until Ctrl-C, or with `--duration` waits that long. It
 then prints the final table over the whole run, the line comparing it with vote-bot's own
-counts, and always tears the cluster down.
+counts, and always tears the cluster down. `--canary` runs `CANARY_FILE` instead: the same
+mesh plus emoji-canary, which an HTTPRoute gives 10% of web's calls to emoji.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import click
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 from lacewing.local import control, prometheus
-from lacewing.local.demo import CLUSTER_FILE
+from lacewing.local.demo import CANARY_FILE, CLUSTER_FILE
 from lacewing.local.demo.run import Measure, Snapshot, snapshot, wait_for_traffic
 from lacewing.local.state import ClusterState
 from lacewing.viz.scrape import parse_window
@@ -33,6 +34,7 @@ LIVE_WINDOW = 10.0
 class DemoOptions:
     duration: float | None = None
     name: str = "demo"
+    canary: bool = False  # the emoji-canary and its 90/10 HTTPRoute (canary.yaml)
 
 
 def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
@@ -66,9 +68,11 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
             f"a local cluster named {options.name!r} is already running",
             hint=f"stop it with `lacewing local down --name {options.name}` or use --name",
         )
-    out.warn("starting the demo mesh (web, emoji x2, voting, vote-bot) ...")
+    extra = ", emoji-canary with 10% of emoji's calls" if options.canary else ""
+    out.warn(f"starting the demo mesh (web, emoji x2, voting, vote-bot{extra}) ...")
     try:
-        control.up(CLUSTER_FILE, options.name, progress=out.warn)
+        control.up(CANARY_FILE if options.canary else CLUSTER_FILE, options.name,
+                   progress=out.warn)  # fmt: skip
         out.warn(prometheus.describe(ClusterState(options.name).dir))
         wait_for_traffic(options.name)
         first = snapshot(options.name)
@@ -94,8 +98,12 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
 @click.command("demo")
 @click.option("--duration", default=None, help="Run this long (e.g. 30s), print the table, stop.")
 @click.option("--name", default="demo", show_default=True, help="Name of the demo's cluster.")
+@click.option(
+    "--canary", is_flag=True, help="Add emoji-canary, given 10% of emoji's calls by an HTTPRoute."
+)
 @click.pass_obj
-def command(g: GlobalOptions, duration: str | None, name: str) -> int:
+def command(g: GlobalOptions, duration: str | None, name: str, canary: bool) -> int:
     """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
     seconds = None if duration is None else parse_window(duration, "--duration")
-    return run(DemoOptions(duration=seconds, name=control.selected_cluster(name)), g, Output())
+    options = DemoOptions(duration=seconds, name=control.selected_cluster(name), canary=canary)
+    return run(options, g, Output())

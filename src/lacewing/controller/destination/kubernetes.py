@@ -27,9 +27,9 @@ How Kubernetes objects map (the same choices Linkerd's destination makes):
 HTTPRoutes and GRPCRoutes of both groups (`ROUTE_KINDS`, watched when given) go through
 `routes.accept` against the Services; they do not hold back the first publication (a
 cluster without the Gateway API CRDs has no such kind to list), and every publication also
-hands the verdicts to `report` (which logs rejections) and each route with its verdict to
-`route_status` (`route_status.RouteStatusReporter`: writes `Accepted` / `ResolvedRefs` per
-parent when they differ from the route's `status.parents`).
+hands the verdicts to `report` (which logs rejections) and each route of every kind with
+its verdict to `route_status` (`route_status.RouteStatusReporter`: writes `Accepted` /
+`ResolvedRefs` per parent when they differ from the route's `status.parents`).
 """
 
 from __future__ import annotations
@@ -267,8 +267,7 @@ class KubernetesSource:
             self.report(verdicts)
         if self.route_status is not None:  # one verdict per object, in the same order
             for (kind, obj), verdict in zip(kinds, verdicts, strict=False):  # then Services'
-                if kind.startswith("HTTPRoute."):  # (GRPCRoute status: not written yet)
-                    self.route_status(kind, obj, verdict)
+                self.route_status(kind, obj, verdict)
         return directory
 
     async def run(self) -> None:

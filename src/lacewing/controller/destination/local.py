@@ -11,7 +11,9 @@ Directory stays published, so a bad write never empties every proxy's endpoints.
 Next to it, `routes.json` (written by `lacewing local up` from the cluster file's HTTPRoute
 documents, and replaced by `lacewing local routes`) holds the cluster's routes: a list of
 HTTPRoute objects, polled the same way. They go through `routes.accept` against the
-registry's Services; a rejected route is logged with its one-line reason and left out. A
+registry's Services (whose timeout / retry / failure-accrual annotations, from the cluster
+file's `serviceAnnotations`, give a Service its default route, as on Kubernetes); a rejected
+route is logged with its one-line reason and left out. A
 missing routes file means no routes; a malformed one keeps the last good routes.
 """
 
@@ -34,6 +36,7 @@ from lacewing.controller.destination.directory import (
 from lacewing.controller.destination.routes import accept
 from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
 from lacewing.core.registry import Registry, RegistryError
+from lacewing.core.routes import ROUTE_ANNOTATIONS
 
 __all__ = ["LocalSource", "directory_from_registry", "registry_path", "routes_path"]
 
@@ -81,6 +84,7 @@ def directory_from_registry(
                 Backend(ip=p.ip, ready=p.ready, pod=p.name)
                 for p in registry.endpoints(s, ready_only=False)
             ),
+            annotations={k: s.annotations[k] for k in ROUTE_ANNOTATIONS if k in s.annotations},
         )
         for s in registry.services
     )
@@ -130,11 +134,11 @@ class LocalSource:
 
     def _publish(self) -> None:
         directory = self._registry or Directory()
-        if self._routes:
+        if self._routes or any(s.annotations for s in directory.services):
             docs, verdicts = accept(self._routes, directory.services)
             for v in verdicts:
                 if not v.accepted:
-                    log.warning("route %s/%s not accepted (%s): %s", v.namespace, v.name,
+                    log.warning("%s %s/%s not accepted (%s): %s", v.kind, v.namespace, v.name,
                                 v.reason, v.message)  # fmt: skip
             directory = Directory(directory.services, directory.pods, docs)
         self.publish(directory)

@@ -1,4 +1,4 @@
-"""The `status.parents[]` an HTTPRoute should carry, and when it needs writing.
+"""The `status.parents[]` an HTTPRoute or GRPCRoute should carry, and when it needs writing.
 
 Gateway API lets several controllers report on one route: each owns the entries of
 `status.parents[]` with its `controllerName`. `parent_statuses(obj, verdict, controller,

@@ -5,13 +5,16 @@
 
 Each app is `python -m lacewing.local.demo.<app>`, a small stdlib HTTP server that finds its
 peers by Service name (`http://emoji:8080`), as it would in Kubernetes. `cluster.yaml` here is
-the cluster file `lacewing demo` starts; `CLUSTER_FILE` is its path.
+the cluster file `lacewing demo` starts; `CLUSTER_FILE` is its path. `canary.yaml`
+(`CANARY_FILE`, `lacewing demo --canary`) is the same mesh plus `emoji-canary`, which an
+HTTPRoute gives 10% of web's calls to emoji.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CLUSTER_FILE"]
+__all__ = ["CANARY_FILE", "CLUSTER_FILE"]
 
 CLUSTER_FILE = Path(__file__).with_name("cluster.yaml")
+CANARY_FILE = Path(__file__).with_name("canary.yaml")

@@ -106,15 +106,15 @@ class OutboundDiscovery:
         self._identities: dict[Addr, Identity | None] = {}  # pod address -> its identity
 
     def _destination(self, dst: Addr) -> _Destination:
-        return self._follow(self._dests, dst, str(dst), dst)
+        return self._follow(self._dests, dst, None, dst)  # (str(dst) costs 0.4 us: only if new)
 
-    def _follow(self, cache: dict[_K, _Destination], key: _K, authority: str, dst: Addr
+    def _follow(self, cache: dict[_K, _Destination], key: _K, authority: str | None, dst: Addr
                 ) -> _Destination:  # fmt: skip
         dest = cache.get(key)
         now = self.clock()
         if dest is None:
             balancer: Balancer[tuple[str, int]] = Balancer(clock=self.clock, rng=self.rng)
-            resolution = self.client.resolve(authority)
+            resolution = self.client.resolve(authority if authority is not None else str(dst))
             dest = cache[key] = _Destination(resolution, balancer, dst, now)
         elif dest.last_used + 1.0 < now:
             # Mark it used (at most once a second), so its stream is not evicted as idle;

@@ -15,6 +15,10 @@ asked `side.route_pick` for the stream's rule, backend and endpoint, as HTTP/1 d
                     call cancelled) and the client gets 504, gRPC DEADLINE_EXCEEDED (4)
     attempt expires `_attempt_expired`: retried when the policy retries 504 / deadline-
                     exceeded and may, else answered as above
+    no answer       the endpoint reset the stream (after REFUSED_STREAM's own retry, below)
+                    or lost the connection before a response head: `route_retry` as for a
+                    502 (gRPC: UNAVAILABLE), the answer the proxy would give, so a route
+                    retrying 5xx / gateway-error / unavailable sends it again
     response head   `route_retry`: an HTTP status in the policy, or for gRPC a trailers-only
                     answer whose grpc-status is in it (`retry.lacewing.io/grpc`), with the
                     whole request sent and kept and nothing answered to the client: the
@@ -157,8 +161,12 @@ def _attempt_expired(ex: H2Exchange, attempt: int) -> None:
     ex.down.flusher.flush()
 
 
-def route_retry(ex: H2Exchange, status: int, code: int | None) -> bool:
-    """Send the request again if the route retries this answer and may; True if sent."""
+def route_retry(ex: H2Exchange, status: int, code: int | None, *, ending: str = "answered"
+                ) -> bool:  # fmt: skip
+    """Send the request again if the route retries this answer and may; True if sent.
+    `ending` "failed": the endpoint reset or dropped the stream before any answer (asked as
+    the 502 / UNAVAILABLE the proxy would answer; the attempt's pick ends as a failure);
+    "refused": REFUSED_STREAM (the same, but the pick is cancelled: not processed there)."""
     routed = ex.routed
     plan = routed.plan if routed is not None else None
     policy = plan.rule.retry if plan is not None else None
@@ -186,7 +194,15 @@ def route_retry(ex: H2Exchange, status: int, code: int | None) -> bool:
             old.conn.reset_stream(ex.up_sid, ErrorCodes.CANCEL)
             old.flusher.mark(old)
         old.streams.pop(ex.up_sid, None)
-    ex.end_pick(200 if ex.grpc else status, now - ex.sent_at)
+    if ending != "answered":
+        if ex.pick is not None and ending == "refused":
+            ex.pick.cancel()
+        elif ex.pick is not None:
+            ex.pick.fail()  # the endpoint failed before answering
+    elif ex.grpc:
+        ex.end_grpc_pick(code, now - ex.sent_at)
+    else:
+        ex.end_pick(status, now - ex.sent_at)
     ex.pick, ex.routed = again.pick, again
     ex.attempts += 1
     plan.stats.retries += 1

@@ -28,6 +28,8 @@ It is a `proxy.exchange.Exchange`, told once how it ended (the first report wins
                                       if no answer and no request DATA went yet; else
                                       abandoned: RST REFUSED_STREAM (the client may retry)
     client reset or gone              abandoned: pick.cancel(); its RST code to the endpoint
+    (routed) lost or reset, no head   first, the route's retry as for a 502 / gRPC 14 answer
+                                      (`_route_retry`, `h2.routing`): pick.fail(), sent again
     both ends done                    the streams leave their connections (`finish`)
 
 gRPC (`content-type: application/grpc...`): the head ends the pick as above, but the response
@@ -47,6 +49,7 @@ import asyncio
 from collections import deque
 from typing import TYPE_CHECKING
 
+from lacewing.core.grpc_routes import GRPC_FAILURES
 from lacewing.proxy.exchange import Exchange
 from lacewing.proxy.h2 import routing
 from lacewing.proxy.h2.frames import ErrorCodes
@@ -97,6 +100,7 @@ class H2Exchange(Exchange):
         self.down_end_sent = False
         self.head_ms = 0.0
         self.counted = False  # gRPC: counted at its status, after the head
+        self.pick_elapsed: float | None = None  # gRPC with failure accrual: pick ends later
         self.finished = False
         self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
         self.touched = True  # a frame either way since the last sweep (`timed_out`)
@@ -124,6 +128,10 @@ class H2Exchange(Exchange):
             self.route.response(status, elapsed * 1000.0)
             self.tapped(now)
         if self.routed is not None:
+            rule = self.routed.rule
+            if self.grpc and rule is not None and rule.failure_accrual:
+                self.pick_elapsed = now - self.sent_at  # ended at its grpc-status
+                return
             self.end_pick(200 if self.grpc else status, now - self.sent_at)
             if not self.grpc:
                 self._count_route(status, elapsed)
@@ -153,7 +161,21 @@ class H2Exchange(Exchange):
         elif self.grpc and not self.counted:
             self._count_grpc(None)  # answered, then broken before its status
 
+    def end_grpc_pick(self, code: int | None, elapsed: float) -> None:
+        """End the pick of a routed gRPC call at its grpc-status: with the route's failure
+        accrual on, a code of `GRPC_FAILURES` counts towards ejecting the endpoint."""
+        pick, rule = self.pick, self.routed.rule if self.routed is not None else None
+        if pick is None:
+            return
+        if code in GRPC_FAILURES and rule is not None and rule.failure_accrual:
+            pick.fail_response(rule.failure_accrual)
+        else:
+            pick.done(True, elapsed)
+
     def _count_grpc(self, code: int | None) -> None:
+        if self.pick_elapsed is not None:  # (failure accrual: the pick waited for the status)
+            elapsed, self.pick_elapsed = self.pick_elapsed, None
+            self.end_grpc_pick(code, elapsed)
         if not self.counted:
             self.counted = True
             self.route.grpc_response(self.status, code, self.head_ms)
@@ -322,6 +344,8 @@ class H2Exchange(Exchange):
             return
         if code == ErrorCodes.REFUSED_STREAM and self._retry():
             return
+        if self._route_retry("refused" if code == ErrorCodes.REFUSED_STREAM else "failed"):
+            return
         if code == ErrorCodes.REFUSED_STREAM and not self.ended:
             self.abandoned()  # not processed there: says nothing about the endpoint
         elif self.ended:
@@ -341,7 +365,7 @@ class H2Exchange(Exchange):
 
     def endpoint_lost(self, reason: str) -> None:
         """The upstream connection is gone (closed, reset, protocol error)."""
-        if self.finished:
+        if self.finished or self._route_retry("failed"):
             return
         self.up_end_sent = True
         self.to_down.clear()  # that connection's window no longer matters
@@ -382,6 +406,13 @@ class H2Exchange(Exchange):
             old.stream_finished()
         self.down.pool.open(self, addr)
         return True
+
+    def _route_retry(self, ending: str) -> bool:
+        """Reset or dropped before any answer: the route's retry, if it retries a 502 (gRPC:
+        UNAVAILABLE) and may (`routing.route_retry`: all of the request sent and kept)."""
+        if self.ended or self.routed is None:
+            return False
+        return routing.route_retry(self, 502, GRPC_UNAVAILABLE, ending=ending)
 
     def deny(self, reason: str) -> None:
         """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""

@@ -87,7 +87,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         self.logical = Logical(dst, HTTP1)
         # With discovery the endpoint is re-picked per request; otherwise one pick serves all.
         # (a pick counts a request in flight: with discovery none is taken before a request)
-        repick = side.discovery is not None and side.fixed_dst is None
+        repick = side.discovery is not None
         self._pick: Pick | None = None if repick else side.pick(self.logical)
         self.target: Endpoint = Endpoint(dst) if self._pick is None else self._pick.endpoint
         self.endpoint = self.target.addr

@@ -138,3 +138,23 @@ def test_routes_next_to_the_registry_are_served_and_bad_ones_left_out(tmp_path: 
     assert not source.poll()
     routes_file.unlink()  # no file: no routes
     assert source.poll() and published[-1].routes == ()
+
+
+def test_a_services_annotations_are_its_default_route_without_any_routes_file(
+    tmp_path: Path,
+) -> None:
+    notes = {"timeout.lacewing.io/request": "300ms", "retry.lacewing.io/http": "5xx"}
+    base = registry(pod("web-0", "10.42.0.10"))
+    web = base.services[0]
+    annotated = ServiceEntry(web.name, web.namespace, web.cluster_ip, web.ports, web.selector,
+                             {**notes, "example.com/x": "ignored"})  # fmt: skip
+    path = tmp_path / "registry.json"
+    path.write_text(json.dumps(Registry("t", 1, (annotated, base.services[1]),
+                                        base.pods).to_dict()))  # fmt: skip
+    published: list[Directory] = []
+    assert LocalSource(path, published.append).poll()
+    [served] = published[-1].routes_for(parse_authority("10.43.0.10:80"))
+    route = json.loads(served)
+    assert route["metadata"]["name"] == "service-default"
+    assert route["metadata"]["annotations"] == notes
+    assert published[-1].routes_for(parse_authority("db.demo:5432")) == ()

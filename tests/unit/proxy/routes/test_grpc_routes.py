@@ -131,6 +131,12 @@ class Bed:
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "grpc"),),
                                     (Backend(ip, True, {"grpc": app.port}, name),)))  # fmt: skip
             pods.append(PodInfo(name, "shop", ip, None, "Deployment", name))
+        # `pair`: bad and canary behind one Service (failure accrual picks between them)
+        pair = tuple(Backend(f"127.0.0.{i + 1}", True, {"grpc": app.port}, name)
+                     for i, (name, app) in enumerate(self.apps.items())
+                     if name in ("bad", "canary"))  # fmt: skip
+        services.append(Service("pair", "shop", "10.43.0.40", (ServicePort(80, 80, "grpc"),),
+                                pair))  # fmt: skip
         docs, verdicts = accept(list(routes), services)
         assert all(v.accepted for v in verdicts), verdicts
         self.hub.publish(Directory(tuple(services), tuple(pods), docs))
@@ -282,6 +288,29 @@ async def test_retries_on_unavailable_within_the_budget(bed: Bed) -> None:
     overflow = f"outbound_grpc_route_retry_overflow_total{{{_labels('bad')}}} "
     line = next(x for x in metrics.split("\n") if x.startswith(overflow))
     assert int(line.rsplit(" ", 1)[1]) > 0  # the budget said no
+
+
+async def test_failure_accrual_counts_grpc_status_and_ejects_then_probes_back(bed: Bed) -> None:
+    accrual = {"balancer.lacewing.io/failure-accrual": "consecutive",
+               "balancer.lacewing.io/failure-accrual-consecutive-max-failures": "3"}  # fmt: skip
+    bed.publish(grpc_route("pair", [{"backendRefs": to(("pair", 1))}], **accrual))
+    await bed.routes_applied()
+    bad, good = bed.apps["bad"], bed.apps["canary"]
+    discovery = bed.proxy.sides[1].discovery
+    assert isinstance(discovery, OutboundDiscovery)
+    pair = "pair.shop.svc.cluster.local:80"
+    answers = Counter(code for code, _ in await bed.calls("Flaky", 200))
+    failed = bad.calls["Flaky"]  # every call there answered UNAVAILABLE (HTTP 200, grpc 14)
+    assert discovery.ejected_backends(pair) == [Addr("127.0.0.4", bad.port)]
+    assert 3 <= failed <= 4  # ejected after 3 in a row; a probe more if the backoff ran out
+    assert answers == {"UNAVAILABLE": failed, "OK": 200 - failed}
+    assert good.calls["Flaky"] == 200 - failed
+    bad.fail_every = 0  # it recovers
+    await asyncio.sleep(1.55)  # the first backoff: 1 s, up to 1.5 s with its jitter
+    again = Counter(code for code, _ in await bed.calls("Flaky", 100))
+    assert again == {"OK": 100}
+    assert bad.calls["Flaky"] > failed  # the probe reached it and succeeded: back
+    assert discovery.ejected_backends(pair) == []
 
 
 def _labels(route: str) -> str:
