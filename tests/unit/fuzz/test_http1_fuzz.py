@@ -167,6 +167,12 @@ def _targets(data: bytes) -> list[bytes]:
 
 @given(request_bytes(), st.lists(st.integers(0, 8) | st.integers(0, 10_000), max_size=4))
 @example(raw=b"GET /a HTTP/1.1\r\nHost: app\r\n\r\n", cuts=[1])  # found: "G" was lost
+# found: a request after an HTTP/1.0 one that ends the connection went to the endpoint
+@example(raw=b"GET / HTTP/1.0\r\n\r\nGET / HTTP/1.1\r\n\r\n", cuts=[])
+# found: an HTTP/1.0 keep-alive request lost its keep-alive upstream with its Connection header
+@example(
+    raw=b"GET / HTTP/1.0\r\nConnection: keep-alive, x-hop\r\n\r\nGET / HTTP/1.1\r\n\r\n", cuts=[]
+)
 def test_client_bytes_never_crash_the_proxy_or_reach_the_app_as_other_requests(
     raw: bytes, cuts: list[int]
 ) -> None:

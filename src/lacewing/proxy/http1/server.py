@@ -73,6 +73,12 @@ class _HeadTooLarge(Exception):
     pass
 
 
+class _AfterLast(Exception):
+    """Bytes of another request after one that ends the connection (HTTP/1.0 without
+    keep-alive, `Connection: close`): RFC 9112 9.6 says not to process them, so they are
+    dropped, never sent to an endpoint whose connection is closing for the same reason."""
+
+
 # A parser and its protocol point at each other; swapping in this callback-less parser when a
 # connection ends breaks the cycle, so the connection is freed at once, not by the cyclic GC.
 _DETACHED = HttpRequestParser(object())
@@ -131,6 +137,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         self._head_raw = 0
         self._broken = False
         self._too_large = False
+        self._after_last = False
         self._last_host = b"\0"
         self._last_route: RouteStats | None = None
 
@@ -154,6 +161,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
                 active.buf.append(data)
                 self._flush_up(active)
             return
+        if self._after_last:
+            return
         self._chunk = data
         if not self._in_message:
             self._fresh = True
@@ -166,6 +175,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             if self.active is not None and rest:
                 self.active.buf.append(rest)
         except HttpParserError:
+            if self._after_last:
+                return
             status, reason = (
                 (431, "request headers too large")
                 if self._too_large
@@ -281,6 +292,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         if self._in_message:  # the URL arrived in pieces
             self._url += url
             return
+        if self._after_last:
+            raise _AfterLast
         self._in_message = True
         self._begin_chunk = self._chunk if self._fresh else None
         self._fresh = False
@@ -376,8 +389,11 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             req.http10 = version == "1.0"
             req.is_head = method == b"HEAD"
             first = b"%s %s HTTP/%s" % (method, self._url, version.encode())
+            # an HTTP/1.0 request the client keeps alive says so upstream too (its Connection
+            # header went with the hop-by-hop ones), or the endpoint would end the connection
             head = rebuild(first, self._headers, self._conn_values or [],
-                           keep_upgrade=req.upgrade, close=False)  # fmt: skip
+                           keep_upgrade=req.upgrade, close=False,
+                           keep_alive=req.http10 and req.keep_alive)  # fmt: skip
             if len(head) > self.max_head + 2:
                 self._too_large = True
                 raise _HeadTooLarge
@@ -427,6 +443,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             return
         self._cur = None
         req.complete = True
+        if not req.keep_alive:
+            self._after_last = True
         if req.drain is not None:
             if req is self.active:
                 self._answer_own(req, *req.drain)
