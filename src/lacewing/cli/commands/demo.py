@@ -6,20 +6,28 @@ metrics, see `lacewing.local.demo.run`), then either refreshes a table every `RE
 over the last `LIVE_WINDOW` seconds until Ctrl-C, or with `--duration` waits that long. It
 then prints the final table over the whole run, the line comparing it with vote-bot's own
 counts, and always tears the cluster down.
+
+With `--policy` the cluster file gets the demo's authorization policy too
+(`lacewing.local.demo.POLICY_FILE`: the voting Server's routes, votes for web alone), and
+once traffic flows the demo shows a denied call (`lacewing.local.demo.denied`); the exit
+status is 1 if any of its calls got something else than the policy says.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 from lacewing.local import control, prometheus
-from lacewing.local.demo import CLUSTER_FILE
+from lacewing.local.demo import CLUSTER_FILE, POLICY_FILE
+from lacewing.local.demo import denied as policy_demo
 from lacewing.local.demo.run import Measure, Snapshot, snapshot, wait_for_traffic
 from lacewing.local.state import ClusterState
 from lacewing.viz.scrape import parse_window
@@ -33,6 +41,7 @@ LIVE_WINDOW = 10.0
 class DemoOptions:
     duration: float | None = None
     name: str = "demo"
+    policy: bool = False  # add the demo's authorization policy and show a denied call
 
 
 def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
@@ -67,10 +76,16 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
             hint=f"stop it with `lacewing local down --name {options.name}` or use --name",
         )
     out.warn("starting the demo mesh (web, emoji x2, voting, vote-bot) ...")
+    shown = None
     try:
-        control.up(CLUSTER_FILE, options.name, progress=out.warn)
+        with tempfile.TemporaryDirectory(prefix="lacewing-demo-") as tmp:
+            control.up(_cluster_file(options, Path(tmp)), options.name, progress=out.warn)
         out.warn(prometheus.describe(ClusterState(options.name).dir))
         wait_for_traffic(options.name)
+        if options.policy:
+            shown = policy_demo.show(options.name)
+            for line in shown.lines():
+                out.line(line)
         first = snapshot(options.name)
         try:
             if options.duration is not None:
@@ -86,16 +101,31 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
         out.out.write(render_plain(measure.rows, tls=True))
         ok, line = measure.agreement()
         out.line(line)
-        return 0 if ok else 1
+        return 0 if ok and (shown is None or shown.ok) else 1
     finally:
         out.warn(control.down(options.name))
+
+
+def _cluster_file(options: DemoOptions, tmp: Path) -> Path:
+    """The bundled cluster file, with the demo's policy documents after it for `--policy`."""
+    if not options.policy:
+        return CLUSTER_FILE
+    both = tmp / "cluster.yaml"
+    both.write_text(CLUSTER_FILE.read_text() + "\n---\n" + POLICY_FILE.read_text())
+    return both
 
 
 @click.command("demo")
 @click.option("--duration", default=None, help="Run this long (e.g. 30s), print the table, stop.")
 @click.option("--name", default="demo", show_default=True, help="Name of the demo's cluster.")
+@click.option(
+    "--policy",
+    is_flag=True,
+    help="Add authorization policy (votes for web only) and show a denied call.",
+)
 @click.pass_obj
-def command(g: GlobalOptions, duration: str | None, name: str) -> int:
+def command(g: GlobalOptions, duration: str | None, name: str, policy: bool) -> int:
     """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
     seconds = None if duration is None else parse_window(duration, "--duration")
-    return run(DemoOptions(duration=seconds, name=control.selected_cluster(name)), g, Output())
+    options = DemoOptions(duration=seconds, name=control.selected_cluster(name), policy=policy)
+    return run(options, g, Output())

@@ -5,13 +5,16 @@
 
 Each app is `python -m lacewing.local.demo.<app>`, a small stdlib HTTP server that finds its
 peers by Service name (`http://emoji:8080`), as it would in Kubernetes. `cluster.yaml` here is
-the cluster file `lacewing demo` starts; `CLUSTER_FILE` is its path.
+the cluster file `lacewing demo` starts; `CLUSTER_FILE` is its path. `policy.yaml`
+(`POLICY_FILE`) is the authorization policy `lacewing demo --policy` adds to it: the voting
+Server's routes, votes for web alone (docs/policy.md).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-__all__ = ["CLUSTER_FILE"]
+__all__ = ["CLUSTER_FILE", "POLICY_FILE"]
 
 CLUSTER_FILE = Path(__file__).with_name("cluster.yaml")
+POLICY_FILE = Path(__file__).with_name("policy.yaml")
