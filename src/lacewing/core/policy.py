@@ -64,6 +64,7 @@ Wire form (`policy_to_dict` / `policy_from_dict`, one JSON object; the stream se
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -328,6 +329,7 @@ class Decision:
         return (("srv_kind", self.srv_kind), ("srv_name", self.srv_name))
 
 
+@functools.lru_cache(maxsize=4096)  # a pod's clients are few; parsing is most of a decision
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
