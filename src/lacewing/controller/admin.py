@@ -5,9 +5,10 @@ Any component started through `lacewing.cli.serving.serve_until_signalled` gets 
 port): it runs next to the component's own (TLS) server, on its own listener, and is
 stopped with it. `/metrics` renders the `ConnectionStats` of each `ControllerServer` the
 component runs (`lacewing.controller.metrics`) and the process metrics; `/ready` and `/live`
-answer 200 while it runs. One request per connection, answered and closed; the listener and
-its tasks are `ControllerServer`'s (plaintext: metrics are not secret, and Prometheus
-scrapes them without a certificate).
+answer 200 while it runs; each server may add paths of its own (`admin_routes`: the policy
+controller's `/v1/inbound-probe`, which `lacewing check` asks). One request per connection,
+answered and closed; the listener and its tasks are `ControllerServer`'s (plaintext: metrics
+are not secret, and Prometheus scrapes them without a certificate).
 """
 
 from __future__ import annotations
@@ -15,7 +16,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from lacewing.controller.https import ControllerServer, RequestHead, json_response, read_head
+from lacewing.controller.https import (
+    AdminRoute,
+    ControllerServer,
+    RequestHead,
+    json_response,
+    read_head,
+)
 from lacewing.controller.metrics import render
 from lacewing.proxy.metrics import process_metrics
 
@@ -32,6 +39,9 @@ class AdminServer(ControllerServer):
     def __init__(self, host: str, port: int, servers: Sequence[ControllerServer]) -> None:
         super().__init__(host, port, None)
         self.servers = list(servers)
+        self.routes: dict[str, AdminRoute] = {}
+        for server in self.servers:
+            self.routes.update(server.admin_routes())
 
     def metrics(self) -> str:
         lines = render((s.label, s.stats) for s in self.servers)
@@ -53,6 +63,8 @@ class AdminServer(ControllerServer):
             )
         elif head.path in ("/ready", "/live"):
             writer.write(json_response(200, {"status": "ok"}))
+        elif head.path in self.routes:
+            writer.write(json_response(*self.routes[head.path](head.query)))
         else:
             writer.write(json_response(404, {"error": f"no {head.path}"}))
         await writer.drain()

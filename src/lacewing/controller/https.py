@@ -29,14 +29,21 @@ import contextlib
 import json
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from http import HTTPStatus
 
 from lacewing.controller.metrics import ConnectionStats
 from lacewing.errors import CertificateError, UsageError
 
-__all__ = ["MAX_HEAD", "ControllerServer", "RequestHead", "json_response", "read_head"]
+__all__ = [
+    "MAX_HEAD",
+    "AdminRoute",
+    "ControllerServer",
+    "RequestHead",
+    "json_response",
+    "read_head",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +62,9 @@ def json_response(status: int, body: object) -> bytes:
     ).encode() + payload
 
 
+AdminRoute = Callable[[str], tuple[int, dict[str, object]]]
+
+
 @dataclass(frozen=True)
 class RequestHead:
     method: str
@@ -62,6 +72,8 @@ class RequestHead:
     """The target without its query string."""
     headers: dict[str, str]
     """Lower-cased names; a repeated header keeps its last value."""
+    query: str = ""
+    """The target's query string (after `?`), raw."""
 
 
 async def read_head(
@@ -84,7 +96,8 @@ async def read_head(
         name, sep, value = line.partition(":")
         if sep:
             headers[name.strip().lower()] = value.strip()
-    return RequestHead(method, target.split("?", 1)[0], headers)
+    path, _, query = target.partition("?")
+    return RequestHead(method, path, headers, query)
 
 
 class ControllerServer:
@@ -116,6 +129,11 @@ class ControllerServer:
             listener = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             listener.sni_callback = self._pick_context
             self._listener = listener
+
+    def admin_routes(self) -> Mapping[str, AdminRoute]:
+        """Extra GET paths this server offers on the component's plaintext admin port
+        (`lacewing.controller.admin`): path -> handler(raw query) -> (status, JSON body)."""
+        return {}
 
     @property
     def bound_port(self) -> int:

@@ -15,10 +15,18 @@ and a list of `Authorization`s. An authorization admits a client when **both** h
   (`IdentityMatch`: `any` meshed client, an `exact` name, or a `suffix` from `*.ns.svc...`).
 
 `evaluate` walks the authorizations in order and returns the first that admits the client.
-When none does:
-- an HTTP request (`path` given) for one of the pod's kubelet probe paths, with `GET`, is
-  admitted by the built-in `probe` authorization (as Linkerd does: on default-policy ports and
-  on Servers; HTTPRoutes, which would switch this off, are not built yet);
+Per HTTP request (`path` given) on a port whose Server has HTTPRoutes (`PortPolicy.routes`,
+`PortRoute`: `core.inbound_routes`), the request is first matched against the routes
+(`core.route_table.RouteTable`, Gateway API precedence): no match -> `Decision.not_found`
+(the proxy answers 404, counts `inbound_http_route_not_found_total`); a match -> that
+route's own authorizations, then the port's. Decisions on HTTP requests carry the route
+(`route_kind`, `route_name`): the route's (`HTTPRoute`, its name), or, on a port without
+routes, Linkerd's built-in `default` route (`route_kind="default"`, `route_name="default"`,
+or `probe` for a probe). When no authorization admits the client:
+- an HTTP request for one of the pod's kubelet probe paths, with `GET`, on a port without
+  routes, is admitted by the built-in `probe` authorization (as Linkerd does: on
+  default-policy ports and on Servers; a Server with HTTPRoutes gets no probe paths, its
+  routes say what is served);
 - otherwise, with `audit` set, the client is admitted and `Decision.audit_denied` says it would
   have been denied (`authz_kind="default"`, `authz_name="audit"`, as Linkerd labels it);
 - otherwise denied (`authz_kind=""`, `authz_name=""`).
@@ -46,15 +54,25 @@ Wire form (`policy_to_dict` / `policy_from_dict`, one JSON object; the stream se
                          "unauthenticated": false,
                          "identities": [{"exact": "web.shop.serviceaccount.identity..."},
                                         {"suffix": ".ops.serviceaccount.identity..."},
-                                        {"any": true}]}]}
+                                        {"any": true}]}],
+     "routes": [{"name": "web-get", "group": "policy.lacewing.io", "created": "...",
+                 "matches": [{"path": {"type": "PathPrefix", "value": "/api"}}],
+                 "authorizations": [...as above...]}]}
+
+("routes" may be absent: a port without routes, as older controllers sent it.)
 """
 
 from __future__ import annotations
 
+import functools
 import ipaddress
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from lacewing.core.inbound_routes import match_from_dict, match_to_dict
+from lacewing.core.route_table import RouteTable
+from lacewing.core.routes import Match, Route, RouteError, Rule
 
 __all__ = [
     "ALL_NETWORKS",
@@ -68,6 +86,7 @@ __all__ = [
     "Network",
     "PolicyError",
     "PortPolicy",
+    "PortRoute",
     "ResolvedDefault",
     "default_authorizations",
     "default_port_policy",
@@ -217,6 +236,30 @@ class Authorization:
 
 
 @dataclass(frozen=True)
+class PortRoute:
+    """One HTTPRoute of the port's Server: which requests it matches, who may send them."""
+
+    name: str
+    group: str
+    matches: tuple[Match, ...]
+    authorizations: tuple[Authorization, ...] = ()
+    created: str = ""
+    kind: str = "HTTPRoute"  # the route_kind label
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "group": self.group,
+            "created": self.created,
+            "matches": [match_to_dict(m) for m in self.matches],
+            "authorizations": [a.to_dict() for a in self.authorizations],
+        }
+
+
+_NO_HEADER: Final[Callable[[str], str | None]] = lambda _name: None  # noqa: E731
+
+
+@dataclass(frozen=True)
 class PortPolicy:
     """What a proxy enforces on one inbound port of one pod (see the module docstring)."""
 
@@ -227,6 +270,30 @@ class PortPolicy:
     authorizations: tuple[Authorization, ...] = ()
     audit: bool = False
     probe_paths: tuple[str, ...] = ()
+    routes: tuple[PortRoute, ...] = ()
+    # built once per policy: the routes' table, and its routes back to ours
+    _table: RouteTable | None = field(default=None, init=False, repr=False, compare=False)
+    _by_route: dict[tuple[str, str], PortRoute] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not self.routes:
+            return
+        table = RouteTable(
+            Route(r.name, "", r.group, (), (Rule(r.matches),), r.created) for r in self.routes
+        )
+        object.__setattr__(self, "_table", table)
+        self._by_route.update(((r.group, r.name), r) for r in self.routes)
+
+    def route_for(
+        self, method: str, path: str, header: Callable[[str], str | None] = _NO_HEADER
+    ) -> PortRoute | None:
+        """The route a request takes (None: no route matches it); only with `routes`."""
+        assert self._table is not None
+        path, _, query = path.partition("?")
+        found = self._table.match(method, path or "/", header, query)
+        return None if found is None else self._by_route[(found.route.group, found.route.name)]
 
 
 @dataclass(frozen=True)
@@ -239,17 +306,30 @@ class Decision:
     authz_kind: str = ""
     authz_name: str = ""
     audit_denied: bool = False  # admitted only because the port is in audit mode
+    route_kind: str = ""  # per HTTP request: "HTTPRoute" or "default"; "" per connection
+    route_name: str = ""
+    not_found: bool = False  # the port has routes and none matched (denied: 404)
 
     @property
     def labels(self) -> tuple[tuple[str, str], ...]:
-        return (
+        """`inbound_*_authz_*_total` labels (HTTP decisions add the route's)."""
+        out: tuple[tuple[str, str], ...] = (
             ("srv_kind", self.srv_kind),
             ("srv_name", self.srv_name),
             ("authz_kind", self.authz_kind),
             ("authz_name", self.authz_name),
         )
+        if self.route_kind:
+            out += (("route_kind", self.route_kind), ("route_name", self.route_name))
+        return out
+
+    @property
+    def server_labels(self) -> tuple[tuple[str, str], ...]:
+        """`inbound_http_route_not_found_total` labels: the server only, as Linkerd's."""
+        return (("srv_kind", self.srv_kind), ("srv_name", self.srv_name))
 
 
+@functools.lru_cache(maxsize=4096)  # a pod's clients are few; parsing is most of a decision
 def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     try:
         ip = ipaddress.ip_address(text.strip("[]"))
@@ -267,19 +347,33 @@ def evaluate(
     *,
     method: str | None = None,
     path: str | None = None,
+    header: Callable[[str], str | None] = _NO_HEADER,
 ) -> Decision:
-    """Admit or deny one client (per connection; per request with `method` and `path`)."""
+    """Admit or deny one client (per connection; per request with `method` and `path`, and
+    `header(lower-case name)` for routes that match headers)."""
     ip = _ip(client_ip)
     srv = (policy.server_kind, policy.server_name)
+    authorizations = policy.authorizations
+    route = ("", "")
+    if path is not None:
+        route = ("default", "default")
+        if policy.routes:
+            found = policy.route_for(method or "", path, header)
+            if found is None:
+                return Decision(False, *srv, not_found=True)
+            route = (found.kind, found.name)
+            authorizations = found.authorizations + authorizations
+        elif method == "GET" and path.split("?", 1)[0] in policy.probe_paths:
+            route = ("default", "probe")
     if ip is not None:  # an unparsable peer address matches no network: only audit admits it
-        for authz in policy.authorizations:
+        for authz in authorizations:
             if authz.admits(client_identity, ip):
-                return Decision(True, *srv, authz.kind, authz.name)
-    if path is not None and method == "GET" and path.split("?", 1)[0] in policy.probe_paths:
-        return Decision(True, *srv, "default", "probe")
+                return Decision(True, *srv, authz.kind, authz.name, False, *route)
+    if route == ("default", "probe"):
+        return Decision(True, *srv, "default", "probe", False, *route)
     if policy.audit:
-        return Decision(True, *srv, "default", "audit", audit_denied=True)
-    return Decision(False, *srv)
+        return Decision(True, *srv, "default", "audit", True, *route)
+    return Decision(False, *srv, "", "", False, *route)
 
 
 def default_authorizations(
@@ -357,6 +451,7 @@ def policy_to_dict(policy: PortPolicy) -> dict[str, Any]:
         "audit": policy.audit,
         "probePaths": list(policy.probe_paths),
         "authorizations": [a.to_dict() for a in policy.authorizations],
+        **({"routes": [r.to_dict() for r in policy.routes]} if policy.routes else {}),
     }
 
 
@@ -418,6 +513,9 @@ def policy_from_dict(data: object) -> PortPolicy:
     paths = _field(data, "probePaths", list, "policy")
     if not all(isinstance(p, str) for p in paths):
         raise PolicyError("policy.probePaths: expected a list of strings")
+    routes = data.get("routes") or []
+    if not isinstance(routes, list):
+        raise PolicyError("policy.routes: expected a list")
     return PortPolicy(
         port=port,
         server_kind=_field(server, "kind", str, "policy.server"),
@@ -429,4 +527,30 @@ def policy_from_dict(data: object) -> PortPolicy:
         ),
         audit=_field(data, "audit", bool, "policy"),
         probe_paths=tuple(paths),
+        routes=tuple(_route_from_dict(r, f"policy.routes[{i}]") for i, r in enumerate(routes)),
+    )
+
+
+def _route_from_dict(data: object, where: str) -> PortRoute:
+    if not isinstance(data, dict):
+        raise PolicyError(f"{where}: expected an object")
+    try:
+        matches = tuple(
+            match_from_dict(m, f"{where}.matches[{i}]")
+            for i, m in enumerate(_field(data, "matches", list, where))
+        )
+    except RouteError as exc:
+        raise PolicyError(str(exc)) from None
+    if not matches:
+        raise PolicyError(f"{where}.matches: expected at least one match")
+    created = data.get("created", "")
+    return PortRoute(
+        name=_field(data, "name", str, where),
+        group=_field(data, "group", str, where),
+        matches=matches,
+        authorizations=tuple(
+            _authorization_from_dict(a, f"{where}.authorizations[{i}]")
+            for i, a in enumerate(_field(data, "authorizations", list, where))
+        ),
+        created=created if isinstance(created, str) else "",
     )

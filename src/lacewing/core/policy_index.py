@@ -22,9 +22,14 @@ the pods, the namespaces' annotations and the install settings (`PolicyConfig`);
    left out, so a missing reference fails closed. Then the Server's `accessPolicy` (default
    `deny`) decides the rest: `audit` turns audit on, another default policy adds its
    authorization after the explicit ones.
-   AuthorizationPolicies that target an HTTPRoute are accepted but not compiled yet (routes
-   are not built), so they authorize nothing.
-4. The pod's HTTP probe paths on that port become `probe_paths` (both cases).
+4. The Server's HTTPRoutes (`core.inbound_routes.ServerRoute`: a parentRef naming it, in
+   its namespace) become `PortPolicy.routes`, oldest first, each with the authorizations of
+   the AuthorizationPolicies whose targetRef is that route (kind HTTPRoute, its name, its
+   group: an empty group means policy.lacewing.io), compiled as in 3. The Server's own
+   authorizations (3) apply to every route as well (`core.policy.evaluate` tries the
+   route's first); a request matching none of the routes is the proxy's 404.
+5. The pod's HTTP probe paths on that port become `probe_paths`, unless the Server has
+   HTTPRoutes (as in Linkerd: its routes then say what is served, probes included).
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from lacewing.core.policy import (
     IdentityMatch,
     Network,
     PortPolicy,
+    PortRoute,
     default_authorizations,
     default_port_policy,
     parse_networks,
@@ -51,6 +57,7 @@ from lacewing.core.policy_resources import (
     NetworkAuthentication,
     Resource,
     Server,
+    ServerRoute,
 )
 
 __all__ = ["PodPorts", "PolicyConfig", "PolicyIndex", "pod_from_object"]
@@ -152,6 +159,7 @@ class PolicyIndex:
     _pods: dict[tuple[str, str], PodPorts] = field(init=False, repr=False, compare=False)
     _servers: dict[str, list[Server]] = field(init=False, repr=False, compare=False)
     _policies: dict[str, list[AuthorizationPolicy]] = field(init=False, repr=False, compare=False)
+    _routes: dict[str, list[ServerRoute]] = field(init=False, repr=False, compare=False)
     _mesh: dict[tuple[str, str], MeshTLSAuthentication] = field(
         init=False, repr=False, compare=False
     )
@@ -162,19 +170,25 @@ class PolicyIndex:
     def __post_init__(self) -> None:
         servers: dict[str, list[Server]] = {}
         policies: dict[str, list[AuthorizationPolicy]] = {}
+        routes: dict[str, list[ServerRoute]] = {}
         for r in self.resources:
             if isinstance(r, Server):
                 servers.setdefault(r.namespace, []).append(r)
             elif isinstance(r, AuthorizationPolicy):
                 policies.setdefault(r.namespace, []).append(r)
+            elif isinstance(r, ServerRoute):
+                routes.setdefault(r.namespace, []).append(r)
         for group in servers.values():
             group.sort(key=lambda s: (s.created, s.name))
+        for rlist in routes.values():
+            rlist.sort(key=lambda r: (r.created, r.name, r.group))
         for plist in policies.values():
             plist.sort(key=lambda p: p.name)
         set_ = object.__setattr__
         set_(self, "_pods", _by_key(self.pods))
         set_(self, "_servers", servers)
         set_(self, "_policies", policies)
+        set_(self, "_routes", routes)
         set_(
             self,
             "_mesh",
@@ -227,6 +241,7 @@ class PolicyIndex:
             and (authz := self._compile(policy)) is not None
         ]
         fallback, audit = default_authorizations(server.access_policy, networks)
+        routes = self._server_routes(server)
         return PortPolicy(
             port,
             "server",
@@ -234,8 +249,26 @@ class PolicyIndex:
             server.protocol,
             tuple(authorizations) + fallback,
             audit,
-            probes,
+            () if routes else probes,
+            routes,
         )
+
+    def _server_routes(self, server: Server) -> tuple[PortRoute, ...]:
+        out = []
+        for route in self._routes.get(server.namespace, []):
+            if server.name not in route.servers:
+                continue
+            authorizations = tuple(
+                authz
+                for policy in self._policies.get(server.namespace, [])
+                if policy.target.kind == "HTTPRoute"
+                and policy.target.name == route.name
+                and (policy.target.group or "policy.lacewing.io") == route.group
+                and (authz := self._compile(policy)) is not None
+            )
+            out.append(PortRoute(route.name, route.group, route.matches, authorizations,
+                                 route.created))  # fmt: skip
+        return tuple(out)
 
     def _identity(self, namespace: str, service_account: str) -> str:
         return f"{service_account}.{namespace}{_IDENTITY_INFIX}{self.config.trust_domain}"

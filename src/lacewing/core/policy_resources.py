@@ -1,7 +1,8 @@
 """The policy.lacewing.io resources, parsed and validated from Kubernetes dicts.
 
 `parse_resource(obj)` turns one Server, AuthorizationPolicy, MeshTLSAuthentication or
-NetworkAuthentication (any version of the `policy.lacewing.io` group) into a frozen model, or
+NetworkAuthentication (any version of the `policy.lacewing.io` group), or an HTTPRoute with
+a Server parent (`core.inbound_routes`; either HTTPRoute group), into a frozen model, or
 raises `PolicyError` with one line naming the resource and the field:
 
     Server shop/web-http: spec.port: 70000 is not a port number (1-65535) or a port name
@@ -22,6 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
+from lacewing.core.inbound_routes import ServerRoute, parse_server_route
 from lacewing.core.policy import (
     DEFAULT_POLICIES,
     PROTOCOLS,
@@ -29,6 +31,8 @@ from lacewing.core.policy import (
     Network,
     PolicyError,
 )
+from lacewing.core.routes import API_GROUPS as ROUTE_GROUPS
+from lacewing.core.routes import RouteError
 
 __all__ = [
     "GROUP",
@@ -40,6 +44,7 @@ __all__ = [
     "Ref",
     "Resource",
     "Server",
+    "ServerRoute",
     "parse_resource",
 ]
 
@@ -116,7 +121,9 @@ class NetworkAuthentication:
     networks: tuple[Network, ...]
 
 
-Resource = Server | AuthorizationPolicy | MeshTLSAuthentication | NetworkAuthentication
+Resource = (
+    Server | AuthorizationPolicy | MeshTLSAuthentication | NetworkAuthentication | ServerRoute
+)
 
 
 class _Where:
@@ -236,8 +243,13 @@ def _server(spec: Obj, ns: str, name: str, meta: Obj, where: _Where) -> Server:
 
 def _authorization_policy(spec: Obj, ns: str, name: str, where: _Where) -> AuthorizationPolicy:
     target = _ref(spec.get("targetRef"), "spec.targetRef", where)
-    if target.kind in ("Server", "HTTPRoute"):
+    if target.kind == "Server":
         _policy_group(target, "spec.targetRef", where)
+    elif target.kind == "HTTPRoute":
+        if target.group not in ("", *ROUTE_GROUPS):
+            raise where.fail(
+                "spec.targetRef.group", f"an HTTPRoute is in {' or '.join(ROUTE_GROUPS)}"
+            )
     elif target.kind == "Namespace":
         _core_group(target, "spec.targetRef", where)
         if target.name != ns:
@@ -335,6 +347,8 @@ def parse_resource(obj: object) -> Resource:
     assert isinstance(meta, Mapping)
     ns, name = str(meta.get("namespace") or ""), str(meta.get("name") or "")
     where = _Where(str(kind), ns, name)
+    if kind == "HTTPRoute":
+        return _server_route(obj, where)
     if kind not in KINDS:
         raise PolicyError(f"{kind!r} is not a policy kind ({', '.join(KINDS)})")
     if not isinstance(api_version, str) or api_version.partition("/")[0] != GROUP:
@@ -351,3 +365,13 @@ def parse_resource(obj: object) -> Resource:
     if kind == "MeshTLSAuthentication":
         return _mesh_tls(spec, ns, name, where)
     return _network_authn(spec, ns, name, where)
+
+
+def _server_route(obj: Obj, where: _Where) -> ServerRoute:
+    try:
+        route = parse_server_route(obj)
+    except RouteError as exc:
+        raise PolicyError(f"{where.prefix}: {exc}") from None
+    if route is None:
+        raise where.fail("spec.parentRefs", "no parent of kind Server (policy.lacewing.io)")
+    return route

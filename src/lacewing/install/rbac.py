@@ -57,11 +57,13 @@ CLUSTER_RULES: dict[str, list[dict[str, Any]]] = {
             ["get", "patch", "update"],
         ),
     ],
-    # Servers, AuthorizationPolicies, the authentications, and the Pods and Namespaces whose
+    # Servers, AuthorizationPolicies, the authentications, HTTPRoutes (those with a Server
+    # parent are inbound routes), and the Pods and Namespaces whose
     # labels, ports, probes and default-policy annotations they apply to.
     "policy": [
         _rule([""], ["pods", "namespaces"], _READ),
         _rule(["policy.lacewing.io"], _POLICY_KINDS, _READ),
+        _rule(["gateway.networking.k8s.io"], ["httproutes"], _READ),  # if installed
     ],
     "proxy-injector": [
         _rule([""], ["namespaces", "replicationcontrollers"], _READ),

@@ -34,7 +34,8 @@ The first document is the LocalCluster. Every further one is, as on Kubernetes:
   to one of its Services, checked with `core.routes.parse_route` and kept in `ClusterSpec.routes`
   (`load_routes_file` reads a file of routes only: what `lacewing local routes` sets while the
   cluster runs);
-- a Server, AuthorizationPolicy, MeshTLSAuthentication or NetworkAuthentication (checked by the
+- a Server, AuthorizationPolicy, MeshTLSAuthentication, NetworkAuthentication or an
+  HTTPRoute whose parent is a Server (an inbound route; checked by the
   policy controller's own parser, `core.policy_resources.parse_resource`) or a Namespace, whose
   `config.lacewing.io/default-inbound-policy` annotation applies; kept in `ClusterSpec.policy`
   for the local policy controller.
@@ -49,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lacewing.core.inbound_routes import has_server_parent
 from lacewing.core.routes import ROUTE_ANNOTATIONS, RouteError, parse_route
 from lacewing.errors import UsageError
 
@@ -335,10 +337,19 @@ def load_cluster_file(path: str | Path) -> ClusterSpec:
     policy: list[Mapping[str, Any]] = []
     for number, doc in enumerate(documents[1:], start=2):
         if isinstance(doc, dict) and doc.get("kind") in ROUTE_KINDS:
-            routes.extend(parse_routes([doc], first=number))
+            inbound = doc.get("kind") == "HTTPRoute" and has_server_parent(doc)
+            if inbound:  # a Server's routes: inbound policy's (docs/policy.md)
+                policy.append(_policy_document(doc, number))
+            if not inbound or _service_parent(doc):
+                routes.extend(parse_routes([doc], first=number))
         else:
             policy.append(_policy_document(doc, number))
     return ClusterSpec(workloads=spec.workloads, routes=tuple(routes), policy=tuple(policy))
+
+
+def _service_parent(doc: Mapping[str, Any]) -> bool:
+    refs = (doc.get("spec") or {}).get("parentRefs") or []
+    return any(isinstance(r, dict) and r.get("kind") == "Service" for r in refs)
 
 
 def load_routes_file(path: str | Path) -> tuple[dict[str, Any], ...]:
@@ -369,7 +380,7 @@ def _policy_document(doc: object, number: int) -> Mapping[str, Any]:
         ):
             raise _fail(f"{where} (Namespace).metadata.annotations", "must map names to strings")
         return doc
-    if kind not in POLICY_KINDS:
+    if kind not in POLICY_KINDS and kind != "HTTPRoute":
         kinds = ", ".join((*ROUTE_KINDS, *POLICY_KINDS))
         raise _fail(f"{where}.kind", f"{kind!r}: only {kinds} and Namespace may follow")
     meta = doc.get("metadata")

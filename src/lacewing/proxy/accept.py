@@ -249,6 +249,9 @@ def h2_server(side: Side, dst: Addr, stats: TcpStats) -> H2Server:
     return H2Server(side, dst, stats)
 
 
+_HTTP = (Protocol.HTTP1, Protocol.HTTP2)
+
+
 def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) -> bool:
     """Inbound policy for a new connection (after TLS): False when it was refused (aborted,
     before a byte reached the app, and counted as `inbound_tcp_authz_deny_total`)."""
@@ -258,8 +261,8 @@ def admit(side: Side, transport: asyncio.Transport, dst: Addr, proto: Protocol) 
     client, ip = side.client_of(transport)
     verdict = gate.connection(dst.port, client, ip)
     labels = verdict.decision.labels + side.tls
-    if verdict.accept and not (verdict.http_only and proto is not Protocol.HTTP1):
-        if not verdict.http_only:  # (probe-only: each request decides and is counted)
+    if verdict.accept and not (verdict.http_only and proto not in _HTTP):
+        if not verdict.http_only:  # (probes/routes only: each request decides, is counted)
             side.metrics.authorized("inbound_tcp_authz_allow_total", str(dst), labels)
         return True
     side.metrics.authorized("inbound_tcp_authz_deny_total", str(dst), labels)

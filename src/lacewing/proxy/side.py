@@ -93,7 +93,13 @@ class Decided(Protocol):
     def allowed(self) -> bool: ...
 
     @property
+    def not_found(self) -> bool: ...  # per request: the Server's routes match none
+
+    @property
     def labels(self) -> TlsLabels: ...
+
+    @property
+    def server_labels(self) -> TlsLabels: ...
 
 
 class Closable(Protocol):
@@ -114,7 +120,13 @@ class Gate(Protocol):
     def connection(self, port: int, client_identity: str | None, client_ip: str) -> Verdict: ...
 
     def request(
-        self, port: int, client_identity: str | None, client_ip: str, method: str, path: str
+        self,
+        port: int,
+        client_identity: str | None,
+        client_ip: str,
+        method: str,
+        path: str,
+        header: Callable[[str], str | None] | None = None,
     ) -> Decided: ...
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from tests.integration.cli.conftest import CliResult
@@ -94,6 +95,43 @@ def test_authz_lists_each_port_with_what_the_controller_compiles(
         ["8080", "server/web-http", "default/probe", "GET /ready (kubelet probes)"],
         ["9090", "default/all-unauthenticated", "default/all-unauthenticated", "any client"],
     ]  # fmt: skip
+
+
+def test_authz_shows_the_routes_of_a_server(kube_api: KubeAPI, lacewing: Lacewing) -> None:
+    route = {
+        "apiVersion": P,
+        "kind": "HTTPRoute",
+        "metadata": {"name": "web-books", "namespace": "shop"},
+        "spec": {
+            "parentRefs": [{"group": "policy.lacewing.io", "kind": "Server", "name": "web-http"}],
+            "rules": [{"matches": [{"path": {"type": "PathPrefix", "value": "/books"}}]}],
+        },
+    }
+    outbound = {**route, "metadata": {"name": "web-out", "namespace": "shop"},
+                "spec": {"parentRefs": [{"kind": "Service", "name": "web"}]}}  # fmt: skip
+    on_route = {
+        "apiVersion": P,
+        "kind": "AuthorizationPolicy",
+        "metadata": {"name": "books-from-bots", "namespace": "shop"},
+        "spec": {
+            "targetRef": {"group": "policy.lacewing.io", "kind": "HTTPRoute", "name": "web-books"},
+            "requiredAuthenticationRefs": [
+                {"group": "policy.lacewing.io", "kind": "MeshTLSAuthentication", "name": "bots"}
+            ],
+        },
+    }
+    _install(kube_api, *SHOP, route, outbound, on_route)
+    result = lacewing("--kubeconfig", str(kube_api.kubeconfig), "authz", "-n", "shop", "deploy/web")
+    assert result.code == 0, result.err
+    assert result.err == ""  # the Service-parented route is the destination's, not a problem
+    rows = [re.split(r"\s{2,}", line) for line in result.out.splitlines()]
+    bots = "*.bots.serviceaccount.identity.lacewing.cluster.local"
+    assert rows[1:4] == [
+        ["8080", "server/web-http", "authorizationpolicy/books-from-bots on httproute/web-books",
+         bots],
+        ["8080", "server/web-http", "authorizationpolicy/web-from-bots", bots],
+        ["8080", "server/web-http", "(no route matches)", "404 for every client"],
+    ], result.out  # fmt: skip
 
 
 def test_authz_mistakes_are_one_line(kube_api: KubeAPI, lacewing: Lacewing) -> None:

@@ -21,6 +21,7 @@ import pytest
 import yaml
 from tests.integration.cli.conftest import CliResult
 from tests.integration.cli.injector import ThreadedInjector
+from tests.integration.cli.policy_controller import ThreadedPolicy
 from tests.support.kubeapi import KubeAPI
 from tests.unit.healthcheck.version_server import serve_version_document
 
@@ -160,6 +161,26 @@ def injector(kube_api: KubeAPI, tmp_path: Path) -> Iterator[Callable[[str], Thre
 Injector = Callable[..., ThreadedInjector]
 
 
+@pytest.fixture
+def policy(kube_api: KubeAPI) -> Iterator[Callable[[str], ThreadedPolicy]]:
+    """`policy(namespace)` runs the policy controller its pods would (policy_controller.py);
+    call it once the kubelet made the pods."""
+    started: list[ThreadedPolicy] = []
+
+    def serve(namespace: str = "lacewing") -> ThreadedPolicy:
+        running = ThreadedPolicy(kube_api, namespace)
+        running.start()
+        started.append(running)
+        return running
+
+    yield serve
+    for running in started:
+        running.stop()
+
+
+Policy = Callable[..., ThreadedPolicy]
+
+
 def install(api: KubeAPI, lacewing: Lacewing, namespace: str = "lacewing") -> None:
     """`lacewing install --crds | kubectl apply -f -`, then the same for `lacewing install`
     (applied with server-side apply through `Cluster.apply`)."""
@@ -179,11 +200,13 @@ def test_check_waits_for_pods_then_passes(
     latest_is: Callable[[str], None],
     golden: Any,
     injector: Injector,
+    policy: Policy,
 ) -> None:
     latest_is(__version__)
     install(kube_api, lacewing)
     injector()
     kube_api.kubelet.sync()
+    policy()
     result = check(lacewing, kube_api, "--wait", "0")
     assert result.code == 1
     assert failures(result.out) == [
@@ -207,11 +230,12 @@ def test_check_waits_for_pods_then_passes(
 
 
 def test_wait_retries_until_pods_become_ready(
-    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector, policy: Policy
 ) -> None:
     install(kube_api, lacewing)
     injector()
     kube_api.kubelet.sync()
+    policy()
     sleeps: list[float] = []
 
     def sleep(seconds: float) -> None:  # the kubelet makes pods ready while we wait
@@ -294,11 +318,12 @@ def _replace_identity(api: KubeAPI, anchor: pki.CertifiedKey, issuer: pki.Certif
 
 
 @pytest.fixture
-def healthy(kube_api: KubeAPI, lacewing: Lacewing, injector: Injector) -> KubeAPI:
+def healthy(kube_api: KubeAPI, lacewing: Lacewing, injector: Injector, policy: Policy) -> KubeAPI:
     install(kube_api, lacewing)
     injector()
     kube_api.kubelet.sync()
     kube_api.kubelet.mark_ready()
+    policy()
     return kube_api
 
 
@@ -384,11 +409,12 @@ def test_webhook_cert_for_the_wrong_service(healthy: KubeAPI, lacewing: Lacewing
 
 
 def test_another_namespace_with_dash_l(
-    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector, policy: Policy
 ) -> None:
     install(kube_api, lacewing, namespace="mesh")
     injector("mesh")
     kube_api.kubelet.sync()
+    policy("mesh")
     args = ("--kubeconfig", str(kube_api.kubeconfig), "-L", "mesh", "check", "--wait", "0")
     result = lacewing(*args, "--skip-version-check")
     assert failures(result.out) == [
@@ -456,11 +482,12 @@ def test_states_that_will_not_heal_fail_at_once(
 
 
 def test_the_webhook_unreachable_from_the_api_server(
-    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector, policy: Policy
 ) -> None:
     install(kube_api, lacewing)
     kube_api.kubelet.sync()
     kube_api.kubelet.mark_ready()
+    policy()
     running = injector()
     assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
     running.stop()  # the API server's calls to the webhook now fail (failurePolicy Ignore)
@@ -472,6 +499,27 @@ def test_the_webhook_unreachable_from_the_api_server(
     assert kube_api.list("v1", "Pod", "default") == []  # a dry run: nothing was stored
     injector()  # healed
     assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
+
+
+def test_the_policy_api_not_answering_fails_with_a_hint(
+    kube_api: KubeAPI, lacewing: Lacewing, injector: Injector, policy: Policy
+) -> None:
+    install(kube_api, lacewing)
+    injector()
+    kube_api.kubelet.sync()
+    kube_api.kubelet.mark_ready()
+    result = check(lacewing, kube_api, "--wait", "0", "--skip-version-check")
+    assert result.code == 1  # the pod is "ready", but nothing answers on its admin port
+    assert failures(result.out) == ["the policy API answers"]
+    assert "did not answer on its admin port 9990" in result.out
+    assert "    kubectl -n lacewing logs deploy/lacewing-policy -c policy; it answers once" in (
+        result.out
+    )
+    running = policy()  # the controller starts: its watches list, it knows its own pod
+    assert check(lacewing, kube_api, "--wait", "0", "--skip-version-check").code == 0
+    running.stop()
+    result = check(lacewing, kube_api, "--wait", "0", "--skip-version-check")
+    assert failures(result.out) == ["the policy API answers"]
 
 
 # -- node architectures (check --pre) -------------------------------------------------------------

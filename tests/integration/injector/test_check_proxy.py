@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from tests.integration.cli.policy_controller import ThreadedPolicy
 from tests.integration.injector.conftest import ControlPlane, namespace
 
 from lacewing import __version__
@@ -249,8 +250,13 @@ async def test_the_cli_runs_the_data_plane_categories_after_the_control_planes(
             main(argv)
         return exited.value.code
 
-    async with PodMetrics(cp):
-        code = await cp.run(run_cli)
+    policy = ThreadedPolicy(cp.api, "lacewing")  # what the policy pod would answer `check`
+    await cp.run(policy.start)
+    try:
+        async with PodMetrics(cp):
+            code = await cp.run(run_cli)
+    finally:
+        await cp.run(policy.stop)
     out = capsys.readouterr().out
     assert out.index("lacewing-existence\n") < out.index("lacewing-data-plane\n")
     assert "√ data plane proxies are ready" in out

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from tests.integration.cli.policy_controller import ThreadedPolicy
 from tests.support.kubeapi.testbed import KubeAPI, start_kube_api
 from tests.support.netns.bed import PYTHON, Cluster, Pod, Proc, sh
 
@@ -380,12 +381,19 @@ def _run(
     # proxy-init): `lacewing check`, run beside the API, dry-runs a Pod and sees it injected.
     injector = pods["proxy-injector"]
     api.route_webhook("lacewing", "lacewing-proxy-injector", 443, f"https://{injector.ip}:8443")
-    checked = api_pod.run(
-        [PYTHON, "-m", "lacewing.cli.main", "--kubeconfig", str(kubeconfig), "check",
-         "--wait", "30", "--skip-version-check"],
-        timeout=90,
-        env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])},
-    )  # fmt: skip
+    # (the policy pod is a test-bed object only: its controller runs in this process, beside
+    # the API in its namespace, asked by `check` through pods/proxy as the pod would be)
+    policy = ThreadedPolicy(api, "lacewing")
+    api_pod.in_netns(policy.start, timeout=20)  # its threads and sockets stay in there
+    try:
+        checked = api_pod.run(
+            [PYTHON, "-m", "lacewing.cli.main", "--kubeconfig", str(kubeconfig), "check",
+             "--wait", "30", "--skip-version-check"],
+            timeout=90,
+            env={"PYTHONPATH": str(Path(__file__).resolve().parents[3])},
+        )  # fmt: skip
+    finally:
+        policy.stop()
     report = checked.stdout.decode()
     assert checked.returncode == 0, report + checked.stderr.decode()
     assert "√ dry-run pods come back injected\n" in report

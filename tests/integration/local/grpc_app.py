@@ -35,6 +35,8 @@ def _unary(request: bytes, context: grpc.ServicerContext) -> bytes:
 
 
 def _echo_metadata(request: bytes, context: grpc.ServicerContext) -> bytes:
+    if request:  # a named call (the policy matrix)
+        print(f"seen grpc {request.decode(errors='replace')}", flush=True)
     sent = dict(context.invocation_metadata()).get("x-lw-sent", "")
     context.set_trailing_metadata((("x-lw-echo", sent),))
     return POD

@@ -5,8 +5,9 @@
 HTTP: `{"target": T, "status": 200, "body": "..."}` (status 0 when no answer came).
 TCP: connects, sends the path's last segment and a newline, reads the answer:
 `{"target": T, "status": "echoed"|"closed", "body": "..."}`.
-gRPC (`grpc://host:port/case`): one unary call to grpc_app's `lw.Echo/Unary` with the case
-name: `{"status": "OK", "body": POD}` or the gRPC status name (`PERMISSION_DENIED`).
+gRPC (`grpc://host:port/case`, or `grpc://host:port/METHOD/case`): one unary call to
+grpc_app's `lw.Echo/Unary` (or `lw.Echo/METHOD`) with the case name: `{"status": "OK",
+"body": POD}` or the gRPC status name (`PERMISSION_DENIED`, `NOT_FOUND`).
 """
 
 from __future__ import annotations
@@ -52,10 +53,11 @@ def _grpc(url: str) -> tuple[object, str]:
     import grpc
 
     parts = urllib.parse.urlsplit(url)
-    token = parts.path.rsplit("/", 1)[-1]
+    method, _, token = parts.path.strip("/").rpartition("/")
     with grpc.insecure_channel(f"{parts.hostname}:{parts.port}") as channel:
         try:
-            answer = channel.unary_unary("/lw.Echo/Unary")(token.encode(), timeout=5)
+            call = channel.unary_unary(f"/lw.Echo/{method or 'Unary'}")
+            answer = call(token.encode(), timeout=5)
         except grpc.RpcError as exc:
             return exc.code().name, str(exc.details())
     return "OK", answer.decode(errors="replace")

@@ -73,3 +73,27 @@ def test_demo_canary_shows_the_canary_taking_its_share_of_emoji() -> None:
     assert 0.03 <= share <= 0.2, out  # 10% of a few hundred calls
     assert rows["emoji-canary"]["MESHED"] == "1/1" and rows["emoji-canary"]["TLS"] == "100.00%"
     assert leftovers(name) == []
+
+
+def test_demo_with_policy_shows_a_denied_call_and_still_agrees() -> None:
+    """`lacewing demo --policy`: web's votes still pass (the table agrees with vote-bot), and
+    the bot, calling voting itself, gets what the voting Server's routes say."""
+    name = run_name("tdemop")
+    try:
+        result = lacewing("demo", "--policy", "--duration", "5s", "--name", name, timeout=110)
+    finally:
+        lacewing("local", "down", "--name", name)
+    out = result.stdout
+    assert result.returncode == 0, result.stderr + out
+    lines = out.splitlines()
+    assert lines[:4] == [
+        "policy: from vote-bot-0 (identity bot.emojivoto...) to voting:",
+        "  GET /leaderboard: 200 (route voting-leaderboard: any meshed client)",
+        "  POST /vote?choice=:ghost:: 403 (route voting-vote: web's identity only; the app "
+        "never sees it)",
+        "  GET /admin: 404 (no route of voting-http matches; the proxy says so)",
+    ], out
+    assert re.search(r"web's proxy counted \d+ responses, \d+ successful: they agree", out), out
+    rows = {line.split()[0]: line.split() for line in lines if line.startswith("voting ")}
+    assert float(rows["voting"][2].removesuffix("%")) >= 80, out  # web's votes still pass
+    assert leftovers(name) == []

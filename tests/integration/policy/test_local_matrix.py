@@ -18,6 +18,13 @@ the server app's own log of what reached it (a denied request must never appear 
               Server and no authorization (denies everyone)
     pa/greeter 50051 Server greeter-grpc (gRPC): ServiceAccount good; a denied call is
               grpc-status 7 (PERMISSION_DENIED), as grpcio reports it
+    pa/api    8083 Server api-routes (HTTP/1), no Server-wide authorization, two HTTPRoutes:
+              api-books (gateway.networking.k8s.io, GET /books...: ServiceAccount good) and
+              api-public (policy.lacewing.io, /public...: every network, no identity);
+              anything else is 404 (no route), for every client
+    pa/gw     50051 Server gw-grpc (gRPC), one HTTPRoute gw-metadata (POST
+              /lw.Echo/Metadata: ServiceAccount good); the Unary method matches no route:
+              NOT_FOUND
 """
 
 from __future__ import annotations
@@ -71,21 +78,23 @@ def _workloads() -> dict[str, Any]:
                 {"name": "suffix", "port": 8081},
                 {"name": "net", "port": 8082},
                 {"name": "tcp", "port": 9000, "opaque": True},
+                {"name": "routes", "port": 8083},
             ],
-            "command": _app("8080,8081,8082", "9000"),
+            "command": _app("8080,8081,8082,8083", "9000"),
             "env": env,
         },
     ]
-    workloads.append(
-        {
-            "name": "greeter",
-            "namespace": "pa",
-            "ports": [{"name": "grpc", "port": 50051}],
-            "command": [sys.executable, "-m", "tests.integration.local.grpc_app", "server",
-                        "50051"],
-            "env": env,
-        }
-    )  # fmt: skip
+    for name in ("greeter", "gw"):
+        workloads.append(
+            {
+                "name": name,
+                "namespace": "pa",
+                "ports": [{"name": "grpc", "port": 50051}],
+                "command": [sys.executable, "-m", "tests.integration.local.grpc_app", "server",
+                            "50051"],
+                "env": env,
+            }
+        )  # fmt: skip
     for ns in DEFAULTS:
         ports = [{"name": "http", "port": 8080}]
         if ns == "open":
@@ -101,7 +110,9 @@ def _meta(name: str, ns: str = "pa") -> dict[str, str]:
     return {"name": name, "namespace": ns}
 
 
-def _authz(name: str, server: str, *refs: tuple[str, str]) -> dict[str, Any]:
+def _authz(
+    name: str, server: str, *refs: tuple[str, str], target: dict[str, str] | None = None
+) -> dict[str, Any]:
     required = [
         {
             "kind": kind,
@@ -117,7 +128,8 @@ def _authz(name: str, server: str, *refs: tuple[str, str]) -> dict[str, Any]:
         "kind": "AuthorizationPolicy",
         "metadata": _meta(name),
         "spec": {
-            "targetRef": {"group": "policy.lacewing.io", "kind": "Server", "name": server},
+            "targetRef": target
+            or {"group": "policy.lacewing.io", "kind": "Server", "name": server},
             "requiredAuthenticationRefs": required,
         },
     }
@@ -177,8 +189,54 @@ def _policy(plain_ip: str) -> list[dict[str, Any]]:
             },
         },
         _authz("greeter-grpc-good", "greeter-grpc", ("ServiceAccount", "good")),
+        *_route_policy(),
     ]
     return docs
+
+
+def _http_route(name: str, server: str, group: str, match: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "apiVersion": f"{group}/{'v1' if group.startswith('gateway') else 'v1beta1'}",
+        "kind": "HTTPRoute",
+        "metadata": _meta(name),
+        "spec": {
+            "parentRefs": [{"group": "policy.lacewing.io", "kind": "Server", "name": server}],
+            "rules": [{"matches": [match]}],
+        },
+    }
+
+
+def _route_target(name: str, group: str) -> dict[str, str]:
+    return {"group": group, "kind": "HTTPRoute", "name": name}
+
+
+def _route_policy() -> list[dict[str, Any]]:
+    """Route-scoped authorization: the Servers api-routes and gw-grpc, their routes."""
+    gw, ours = "gateway.networking.k8s.io", "policy.lacewing.io"
+    prefix = {"type": "PathPrefix", "value": "/books"}
+    grpc_server = _server("gw-grpc", "grpc", "gRPC")
+    grpc_server["spec"]["podSelector"] = {"matchLabels": {"app": "gw"}}
+    return [
+        _server("api-routes", "routes", "HTTP/1"),
+        _http_route("api-books", "api-routes", gw, {"path": prefix, "method": "GET"}),
+        _authz("api-books-good", "", ("ServiceAccount", "good"),
+               target=_route_target("api-books", gw)),
+        _http_route("api-public", "api-routes", ours,
+                    {"path": {"type": "PathPrefix", "value": "/public"}}),
+        {
+            "apiVersion": P,
+            "kind": "NetworkAuthentication",
+            "metadata": _meta("everyone"),
+            "spec": {"networks": [{"cidr": "0.0.0.0/0"}, {"cidr": "::/0"}]},
+        },
+        _authz("api-public-all", "", ("NetworkAuthentication", "everyone"),
+               target=_route_target("api-public", ours)),
+        grpc_server,
+        _http_route("gw-metadata", "gw-grpc", gw,
+                    {"path": {"type": "Exact", "value": "/lw.Echo/Metadata"}, "method": "POST"}),
+        _authz("gw-metadata-good", "", ("ServiceAccount", "good"),
+               target=_route_target("gw-metadata", gw)),
+    ]  # fmt: skip
 
 
 # (case, client pod, target, expected client result, app pod that would log it)
@@ -209,6 +267,18 @@ CASES: list[tuple[str, str, str, object]] = [
     ("grpc-allowed", "good", "grpc://greeter.pa:50051", "OK"),
     ("grpc-wrong", "bad", "grpc://greeter.pa:50051", "PERMISSION_DENIED"),
     ("grpc-unmeshed", "plain", "grpc://greeter.pa:50051", "PERMISSION_DENIED"),
+    # route-scoped (port 8083: a Server whose HTTPRoutes say what it serves)
+    ("route-books-good", "good", "http://api.pa:8083/books", 200),
+    ("route-books-bad", "bad", "http://api.pa:8083/books", 403),
+    ("route-books-unmeshed", "plain", "http://api.pa:8083/books", 403),
+    ("route-public-unmeshed", "plain", "http://api.pa:8083/public", 200),
+    ("route-public-bad", "bad", "http://api.pa:8083/public", 200),
+    ("route-none-good", "good", "http://api.pa:8083/elsewhere", 404),
+    ("route-none-unmeshed", "plain", "http://api.pa:8083/elsewhere", 404),
+    ("route-prefix-is-a-segment", "good", "http://api.pa:8083/bookshelf", 404),
+    ("grpc-route-good", "good", "grpc://gw.pa:50051/Metadata", "OK"),
+    ("grpc-route-bad", "bad", "grpc://gw.pa:50051/Metadata", "PERMISSION_DENIED"),
+    ("grpc-route-none", "good", "grpc://gw.pa:50051/Unary", "NOT_FOUND"),
 ]
 
 
@@ -249,19 +319,22 @@ def results(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, dict
         logs = {}
         for pod in {_app_pod(t) for _, _, t, _ in CASES}:
             logs[pod] = lacewing("local", "logs", "--name", NAME, pod).stdout
-        metrics = lacewing(
-            "local",
-            "exec",
-            "--name",
-            NAME,
-            "audit-0",
-            "--",
-            sys.executable,
-            "-c",
-            "import urllib.request as u;"
-            "print(u.urlopen('http://127.0.0.1:4191/metrics', timeout=5).read().decode())",
-        )
-        out["_"] = {"logs": logs, "audit_metrics": metrics.stdout}
+        metrics = {
+            pod: lacewing(
+                "local",
+                "exec",
+                "--name",
+                NAME,
+                pod,
+                "--",
+                sys.executable,
+                "-c",
+                "import urllib.request as u;"
+                "print(u.urlopen('http://127.0.0.1:4191/metrics', timeout=5).read().decode())",
+            ).stdout
+            for pod in ("audit-0", "api-0")
+        }
+        out["_"] = {"logs": logs, "audit_metrics": metrics["audit-0"], "api": metrics["api-0"]}
         yield out
     finally:
         lacewing("local", "down", "--name", NAME, timeout=120)
@@ -289,3 +362,30 @@ def test_audit_mode_admits_and_counts_what_it_would_deny(
     lines = [m for m in metrics.splitlines() if m.startswith("inbound_http_authz_allow_total{")]
     audited = [m for m in lines if 'authz_kind="default"' in m and 'authz_name="audit"' in m]
     assert audited and float(audited[0].rsplit(" ", 1)[1]) >= 1, lines
+
+
+def _samples(metrics: str, family: str, **labels: str) -> float:
+    total = 0.0
+    for line in metrics.splitlines():
+        if line.startswith(family + "{") and all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def test_route_decisions_are_counted_with_the_route_as_linkerd_labels_them(
+    results: dict[str, dict[str, Any]],
+) -> None:
+    api = results["_"]["api"]
+    # three requests matched no route of api-routes (two /elsewhere, one /bookshelf)
+    assert _samples(api, "inbound_http_route_not_found_total", srv_kind="server",
+                    srv_name="api-routes") == 3, api  # fmt: skip
+    assert _samples(api, "inbound_http_authz_allow_total", srv_name="api-routes",
+                    authz_name="api-books-good", route_kind="HTTPRoute",
+                    route_name="api-books") == 1  # fmt: skip
+    assert _samples(api, "inbound_http_authz_deny_total", srv_name="api-routes",
+                    route_kind="HTTPRoute", route_name="api-books") == 2  # fmt: skip
+    assert _samples(api, "inbound_http_authz_allow_total", srv_name="api-routes",
+                    authz_name="api-public-all", route_name="api-public") == 2  # fmt: skip
+    # a Server without routes: Linkerd's default route
+    assert _samples(api, "inbound_http_authz_allow_total", srv_name="api-http",
+                    route_kind="default", route_name="default") >= 1  # fmt: skip

@@ -106,7 +106,7 @@ async def feed(raw: bytes) -> RequestHead | tuple[int, dict[str, object]]:
 
 async def test_read_head_parses_and_refuses() -> None:
     head = await feed(b"POST /v1/certify?x=1 HTTP/1.1\r\nContent-Length: 3\r\nX-A:b\r\n\r\n")
-    assert head == RequestHead("POST", "/v1/certify", {"content-length": "3", "x-a": "b"})
+    assert head == RequestHead("POST", "/v1/certify", {"content-length": "3", "x-a": "b"}, "x=1")
     assert await feed(b"GARBAGE\r\n\r\n") == (400, {"error": "malformed request line"})
     too_long = b"GET / HTTP/1.1\r\nX: " + b"a" * 80 + b"\r\n\r\n"
     assert await feed(too_long) == (431, {"error": "request head too large"})

@@ -200,3 +200,63 @@ def test_the_demo_canary_file_is_the_demo_plus_a_canary_taking_10_percent_of_emo
     assert route["spec"]["parentRefs"][0]["name"] == "emoji"
     weights = {b["name"]: b["weight"] for b in route["spec"]["rules"][0]["backendRefs"]}
     assert weights == {"emoji": 90, "emoji-canary": 10}
+
+
+INBOUND = """
+workloads:
+  - {name: web, ports: [{name: http, port: 8080}], command: [sleep, "1"]}
+---
+apiVersion: policy.lacewing.io/v1beta1
+kind: Server
+metadata: {name: web-http}
+spec: {podSelector: {matchLabels: {app: web}}, port: http}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-in}
+spec:
+  parentRefs: [{group: policy.lacewing.io, kind: Server, name: web-http}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /api}}]}%s]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: web-both}
+spec:
+  parentRefs: [{group: policy.lacewing.io, kind: Server, name: web-http},
+               {kind: Service, name: web, port: 8080}]
+  rules: [{matches: [{path: {type: PathPrefix, value: /both}}],
+           backendRefs: [{name: web, port: 8080}]}]
+"""
+
+
+def test_a_servers_routes_go_to_policy_and_a_route_with_both_parents_to_both(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(INBOUND % "")
+    spec = load_cluster_file(path)
+    assert [d["metadata"]["name"] for d in spec.policy] == ["web-http", "web-in", "web-both"]
+    assert [d["metadata"]["name"] for d in spec.routes] == ["web-both"]
+
+
+def test_an_inbound_route_with_a_filter_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "cluster.yaml"
+    path.write_text(INBOUND % ", filters: [{type: RequestHeaderModifier}]")
+    with pytest.raises(UsageError) as caught:
+        load_cluster_file(path)
+    assert str(caught.value) == (
+        "cluster file: document 3: HTTPRoute default/web-in: spec.rules[1].filters: not served"
+        " on a route whose parents are Servers (inbound routes take matches only)"
+    )
+
+
+def test_the_demos_policy_file_is_valid_with_its_cluster_file(tmp_path: Path) -> None:
+    from lacewing.local.demo import POLICY_FILE
+
+    path = tmp_path / "cluster.yaml"
+    path.write_text(CLUSTER_FILE.read_text() + "\n---\n" + POLICY_FILE.read_text())
+    spec = load_cluster_file(path)
+    kinds = sorted(d["kind"] for d in spec.policy)
+    assert kinds == ["AuthorizationPolicy"] * 2 + ["HTTPRoute"] * 2 + [
+        "MeshTLSAuthentication"] * 2 + ["Server"]  # fmt: skip
+    assert spec.routes == ()

@@ -13,7 +13,12 @@ One row per authorization of each declared container port:
     8080  server/echo-http             default/probe                         GET / (kubelet probes)
     9090  default/all-unauthenticated  default/all-unauthenticated           any client
 
-A port that admits nobody has one row with `(none: denied)`. Resources that do not validate
+A Server with HTTPRoutes (those whose parent is the Server, of both groups) adds a row per
+authorization of each route (`authorizationpolicy/NAME on httproute/ROUTE`), a
+`httproute/ROUTE` row for a route with none of its own (the Server's apply), and
+`(no route matches)` with `404` for what the routes leave out; the kubelet probe row goes,
+as the probes' authorization does. A port that admits nobody has one row with
+`(none: denied)`. Resources that do not validate
 are left out, as the controller leaves them out, and named on stderr.
 """
 
@@ -65,17 +70,27 @@ def authz_rows(policies: list[Any]) -> list[tuple[str, str, str, str]]:
     rows = []
     for policy in policies:
         server = f"{policy.server_kind}/{policy.server_name}"
+        port = str(policy.port)
         authorizations = list(policy.authorizations)
-        if not authorizations and not policy.probe_paths and not policy.audit:
-            rows.append((str(policy.port), server, "(none: denied)", ""))
+        routed = any(r.authorizations for r in policy.routes)
+        if not authorizations and not policy.probe_paths and not policy.audit and not routed:
+            rows.append((port, server, "(none: denied)", ""))
             continue
+        for route in policy.routes:
+            on = f"httproute/{route.name}"
+            if not route.authorizations:
+                rows.append((port, server, on, "only the Server's authorizations"))
+            for authz in route.authorizations:
+                rows.append((port, server, f"{authz.kind}/{authz.name} on {on}", _clients(authz)))
         for authz in authorizations:
-            rows.append((str(policy.port), server, f"{authz.kind}/{authz.name}", _clients(authz)))
+            rows.append((port, server, f"{authz.kind}/{authz.name}", _clients(authz)))
         if policy.probe_paths:
             paths = ", ".join(f"GET {p}" for p in policy.probe_paths)
             rows.append((str(policy.port), server, "default/probe", f"{paths} (kubelet probes)"))
         if policy.audit:
             rows.append((str(policy.port), server, "default/audit", _AUDITED))
+        if policy.routes:
+            rows.append((port, server, "(no route matches)", "404 for every client"))
     return rows
 
 
@@ -104,6 +119,22 @@ def _config(cluster: Any, namespace: str) -> Any:
     )
 
 
+def _server_routes(cluster: Any, ns: str) -> list[Obj]:
+    """The namespace's HTTPRoutes with a Server parent, of both groups (the Gateway API's
+    only when its CRDs are installed)."""
+    from lacewing.core.inbound_routes import has_server_parent
+    from lacewing.k8s.cluster import ClusterApiError
+
+    found: list[Obj] = []
+    for api_version in ("policy.lacewing.io/v1beta1", "gateway.networking.k8s.io/v1"):
+        try:
+            found += cluster.list(api_version, "HTTPRoute", ns)
+        except ClusterApiError as exc:
+            if exc.code != 404:
+                raise
+    return [r for r in found if has_server_parent(r)]
+
+
 def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
     from lacewing.controller.policy import index_from_objects
     from lacewing.controller.policy.kubernetes import RESOURCE_KINDS
@@ -127,6 +158,7 @@ def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
                 "the policy.lacewing.io CRDs are not installed",
                 hint="lacewing install --crds | kubectl apply -f -",
             ) from None
+        resources += _server_routes(cluster, ns)
         namespace = cluster.get("v1", "Namespace", ns)
     index, problems = index_from_objects(resources, pods, [namespace] if namespace else [], config)
     for problem in problems:

@@ -90,7 +90,8 @@ def _kubernetes(
     from lacewing.k8s.watch import KindWatch, connect_async
 
     client = connect_async(options.kubeconfig or ctx.kubeconfig, ctx.context)
-    watches: dict[str, Any] = {k: KindWatch(client, k) for k in KubernetesSource.KINDS}
+    kinds = (*KubernetesSource.KINDS, *KubernetesSource.ROUTE_KINDS)
+    watches: dict[str, Any] = {k: KindWatch(client, k) for k in kinds}
     source = KubernetesSource(watches, publish, config)
 
     async def run() -> None:

@@ -7,20 +7,28 @@ over the last `LIVE_WINDOW` seconds until Ctrl-C, or with `--duration` waits tha
 then prints the final table over the whole run, the line comparing it with vote-bot's own
 counts, and always tears the cluster down. `--canary` runs `CANARY_FILE` instead: the same
 mesh plus emoji-canary, which an HTTPRoute gives 10% of web's calls to emoji.
+
+With `--policy` the cluster file gets the demo's authorization policy too
+(`lacewing.local.demo.POLICY_FILE`: the voting Server's routes, votes for web alone), and
+once traffic flows the demo shows a denied call (`lacewing.local.demo.denied`); the exit
+status is 1 if any of its calls got something else than the policy says.
 """
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 from lacewing.local import control, prometheus
-from lacewing.local.demo import CANARY_FILE, CLUSTER_FILE
+from lacewing.local.demo import CANARY_FILE, CLUSTER_FILE, POLICY_FILE
+from lacewing.local.demo import denied as policy_demo
 from lacewing.local.demo.run import Measure, Snapshot, snapshot, wait_for_traffic
 from lacewing.local.state import ClusterState
 from lacewing.viz.scrape import parse_window
@@ -35,6 +43,7 @@ class DemoOptions:
     duration: float | None = None
     name: str = "demo"
     canary: bool = False  # the emoji-canary and its 90/10 HTTPRoute (canary.yaml)
+    policy: bool = False  # add the demo's authorization policy and show a denied call
 
 
 def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
@@ -70,11 +79,16 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
         )
     extra = ", emoji-canary with 10% of emoji's calls" if options.canary else ""
     out.warn(f"starting the demo mesh (web, emoji x2, voting, vote-bot{extra}) ...")
+    shown = None
     try:
-        control.up(CANARY_FILE if options.canary else CLUSTER_FILE, options.name,
-                   progress=out.warn)  # fmt: skip
+        with tempfile.TemporaryDirectory(prefix="lacewing-demo-") as tmp:
+            control.up(_cluster_file(options, Path(tmp)), options.name, progress=out.warn)
         out.warn(prometheus.describe(ClusterState(options.name).dir))
         wait_for_traffic(options.name)
+        if options.policy:
+            shown = policy_demo.show(options.name)
+            for line in shown.lines():
+                out.line(line)
         first = snapshot(options.name)
         try:
             if options.duration is not None:
@@ -90,9 +104,20 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
         out.out.write(render_plain(measure.rows, tls=True))
         ok, line = measure.agreement()
         out.line(line)
-        return 0 if ok else 1
+        return 0 if ok and (shown is None or shown.ok) else 1
     finally:
         out.warn(control.down(options.name))
+
+
+def _cluster_file(options: DemoOptions, tmp: Path) -> Path:
+    """The bundled cluster file (or the canary's), with the demo's policy documents after it
+    for `--policy`."""
+    base = CANARY_FILE if options.canary else CLUSTER_FILE
+    if not options.policy:
+        return base
+    both = tmp / "cluster.yaml"
+    both.write_text(base.read_text() + "\n---\n" + POLICY_FILE.read_text())
+    return both
 
 
 @click.command("demo")
@@ -101,9 +126,16 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
 @click.option(
     "--canary", is_flag=True, help="Add emoji-canary, given 10% of emoji's calls by an HTTPRoute."
 )
+@click.option(
+    "--policy",
+    is_flag=True,
+    help="Add authorization policy (votes for web only) and show a denied call.",
+)
 @click.pass_obj
-def command(g: GlobalOptions, duration: str | None, name: str, canary: bool) -> int:
+def command(g: GlobalOptions, duration: str | None, name: str, canary: bool, policy: bool) -> int:
     """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
     seconds = None if duration is None else parse_window(duration, "--duration")
-    options = DemoOptions(duration=seconds, name=control.selected_cluster(name), canary=canary)
+    options = DemoOptions(
+        duration=seconds, name=control.selected_cluster(name), canary=canary, policy=policy
+    )
     return run(options, g, Output())

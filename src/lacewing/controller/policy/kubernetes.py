@@ -8,6 +8,11 @@ they describe (`index_from_objects`, pure). Nothing is published before every ki
 listed once, so a proxy never gets a policy compiled from half the cluster (a Server seen
 before its AuthorizationPolicy would deny everything for a moment).
 
+HTTPRoutes of both groups (`ROUTE_KINDS`, watched when given) are folded in the same way,
+but only those with a parentRef of kind Server (the others are the destination
+controller's), and they do not hold back the first publication: a cluster without the
+Gateway API CRDs (whose watch never lists) still gets its policy.
+
 Each object is parsed when its event arrives. A resource that does not parse
 (`core.policy_resources.parse_resource`) is left out of the index, as if it did not exist,
 and logged once (when it arrives or changes) with the parser's one-line reason; the
@@ -22,6 +27,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
+from lacewing.core.inbound_routes import has_server_parent
 from lacewing.core.policy import PolicyError
 from lacewing.core.policy_index import PodPorts, PolicyConfig, PolicyIndex, pod_from_object
 from lacewing.core.policy_resources import GROUP, Resource, parse_resource
@@ -80,6 +86,7 @@ class KubernetesSource:
     """
 
     KINDS = (*RESOURCE_KINDS, "Pod", "Namespace")
+    ROUTE_KINDS = ("HTTPRoute.gateway.networking.k8s.io", "HTTPRoute.policy.lacewing.io")
 
     def __init__(
         self,
@@ -98,7 +105,7 @@ class KubernetesSource:
         """Fold one event in; True when the index should be republished."""
         if event.type == "SYNCED":
             self._synced.add(event.kind)
-            return len(self._synced) == len(self.KINDS)
+            return self._synced.issuperset(self.KINDS)
         deleted = event.type == "DELETED"
         if event.kind == "Pod":
             if deleted:
@@ -112,19 +119,31 @@ class KubernetesSource:
                 self.namespaces.pop(name, None)
             else:
                 self.namespaces[name] = dict(meta.get("annotations") or {})
+        elif event.kind in self.ROUTE_KINDS:
+            self._route(event, deleted)
         else:
             self._resource(event, deleted)
-        return len(self._synced) == len(self.KINDS)
+        return self._synced.issuperset(self.KINDS)
 
-    def _resource(self, event: _Event, deleted: bool) -> None:
+    def _route(self, event: _Event, deleted: bool) -> None:
+        kind, _, group = event.kind.partition(".")
+        obj = dict(event.object)
+        obj.setdefault("apiVersion", f"{group}/{'v1' if group != GROUP else POLICY_VERSION}")
+        obj.setdefault("kind", kind)
+        if not deleted and not has_server_parent(obj):
+            deleted = True  # (no longer) inbound policy's: as if gone
+        self._resource(event, deleted, obj)
+
+    def _resource(self, event: _Event, deleted: bool, obj: Obj | None = None) -> None:
         key = (event.kind, *event.key)
         self.resources.pop(key, None)
         self.problems.pop(key, None)
         if deleted:
             return
-        obj = dict(event.object)  # list items may come without apiVersion and kind
-        obj.setdefault("apiVersion", f"{GROUP}/{POLICY_VERSION}")
-        obj.setdefault("kind", event.kind)
+        if obj is None:
+            obj = dict(event.object)  # list items may come without apiVersion and kind
+            obj.setdefault("apiVersion", f"{GROUP}/{POLICY_VERSION}")
+            obj.setdefault("kind", event.kind)
         try:
             self.resources[key] = parse_resource(obj)
         except PolicyError as exc:

@@ -5,8 +5,9 @@ namespace, name and labels; their container ports are the target ports of the Se
 select them (named as the Service port is), since the local runtime declares ports on its
 workloads, not on pods. Policy resources and namespace annotations come from `policy_file`
 (Kubernetes YAML documents: Server, AuthorizationPolicy, MeshTLSAuthentication,
-NetworkAuthentication, and Namespace objects whose `config.lacewing.io/default-inbound-policy`
-annotation applies), when one is given. Local pods have no kubelet, hence no probe paths.
+NetworkAuthentication, HTTPRoutes with a Server parent, and Namespace objects whose
+`config.lacewing.io/default-inbound-policy` annotation applies), when one is given. Local
+pods have no kubelet, hence no probe paths.
 
 `LocalSource.run` stats both files every `interval` seconds (0.2 s by default, well inside
 the one-second budget) and rebuilds the index when either one's (mtime, size, inode) changed.
@@ -29,6 +30,7 @@ from typing import Any
 import yaml
 
 from lacewing.controller.policy.kubernetes import RESOURCE_KINDS, index_from_objects
+from lacewing.core.inbound_routes import has_server_parent
 from lacewing.core.policy_index import PolicyConfig, PolicyIndex
 from lacewing.core.registry import Registry, RegistryError
 
@@ -75,7 +77,12 @@ def pods_from_registry(registry: Registry) -> list[Obj]:
 def index_from_local(
     registry: Registry | None, documents: list[Obj], config: PolicyConfig
 ) -> tuple[PolicyIndex, list[str]]:
-    resources = [d for d in documents if d.get("kind") in RESOURCE_KINDS]
+    resources = [
+        d
+        for d in documents
+        if d.get("kind") in RESOURCE_KINDS
+        or (d.get("kind") == "HTTPRoute" and has_server_parent(d))  # the rest: outbound's
+    ]
     namespaces = [d for d in documents if d.get("kind") == "Namespace"]
     pods = pods_from_registry(registry) if registry is not None else []
     return index_from_objects(resources, pods, namespaces, config)

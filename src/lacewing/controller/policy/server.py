@@ -10,6 +10,16 @@
     GET /ready -> 200 once a source has published, else 503.
     Bad requests -> 400 with {"error": "...", "hint": "..."}.
 
+On the component's plaintext admin port (`lacewing.controller.admin`, 9990), without a
+certificate, for `lacewing check`:
+
+    GET /v1/inbound-probe?namespace=NS&pod=POD&port=N
+    -> 200 {"type": "POLICY", "server": {"kind": ..., "name": ...}, "authorizations": 2,
+            "routes": 0}                     (what the stream would send first, summed up:
+                                              who is authorized stays on the mTLS API)
+    -> 200 {"type": "NOT_FOUND", "error": ...}    the pod is not known
+    -> 503 {"error": "no policy compiled yet", ...} before the first publication
+
 How it works: sources call `Hub.publish(index)`; the hub keeps the latest `PolicyIndex` and
 wakes every stream (an asyncio.Event replaced on each publication). A stream recompiles its
 (pod, port) against the new index (`PolicyIndex.port_policy`, a few dictionary lookups) and
@@ -30,7 +40,7 @@ import json
 import ssl
 from urllib.parse import parse_qs, urlsplit
 
-from lacewing.controller.https import MAX_HEAD, ControllerServer, json_response
+from lacewing.controller.https import MAX_HEAD, AdminRoute, ControllerServer, json_response
 from lacewing.core.policy import PortPolicy, policy_to_dict
 from lacewing.core.policy_index import PolicyIndex
 
@@ -93,6 +103,29 @@ class PolicyServer(ControllerServer):
     ) -> None:
         super().__init__(host, port, ssl_context)
         self.hub, self.heartbeat = hub, heartbeat
+
+    def admin_routes(self) -> dict[str, AdminRoute]:
+        return {"/v1/inbound-probe": self.probe}
+
+    def probe(self, query: str) -> tuple[int, dict[str, object]]:
+        """One answer, summed up, for the plaintext admin port (see the module docstring)."""
+        asked = _query(parse_qs(query))
+        if isinstance(asked, str):
+            return 400, {"error": asked, "hint": "ask /v1/inbound-probe?namespace=&pod=&port="}
+        index = self.hub.index
+        if index is None:
+            return 503, {"error": "no policy compiled yet: the source has not listed every kind",
+                         "hint": "the controller's log says which watch fails"}  # fmt: skip
+        namespace, pod, port = asked
+        policy = index.port_policy(namespace, pod, port)
+        if policy is None:
+            return 200, {"type": "NOT_FOUND", "error": f"pod {namespace}/{pod} is not known"}
+        return 200, {
+            "type": "POLICY",
+            "server": {"kind": policy.server_kind, "name": policy.server_name},
+            "authorizations": len(policy.authorizations),
+            "routes": len(policy.routes),
+        }
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

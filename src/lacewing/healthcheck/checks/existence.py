@@ -12,6 +12,8 @@ outside-the-cluster peer.
 `lacewing-config` checks that the objects `lacewing install` creates exist, kind by kind
 (`CONFIG_KINDS`): the expected names come from the manifests `install` renders
 (`facts.rendered()`), so this list can never drift from what install emits.
+
+"the policy API answers" (`checks.policy`) asks the policy controller about its own pod.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lacewing.healthcheck.checks import installed
+from lacewing.healthcheck.checks.policy import POLICY_API_ANSWERS
 from lacewing.healthcheck.facts import Facts
 from lacewing.healthcheck.model import Category, Check, Outcome
 
@@ -169,6 +172,7 @@ LACEWING_EXISTENCE: Category[Facts] = Category(
             fatal=True,
             retry_deadline=True,
         ),
+        POLICY_API_ANSWERS,
         Check(
             "cluster networks contain all node podCIDRs",
             "add every node's podCIDR to clusterNetworks: lacewing upgrade --set ...",

@@ -34,7 +34,7 @@ last stream ends, or when the side's grace period aborts it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from lacewing.proxy.config import Addr
 from lacewing.proxy.h2 import routing
@@ -46,6 +46,7 @@ from lacewing.proxy.h2.pool import pool_of
 from lacewing.proxy.h2.settings import H2Limits
 from lacewing.proxy.h2.stream import H2Exchange
 from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.policy.gate import NOT_FOUND_GRPC_STATUS, NOT_FOUND_HTTP_STATUS, counter
 from lacewing.proxy.routes import Routed
 from lacewing.proxy.side import Side
 from lacewing.proxy.targets import HTTP2, Endpoint, Logical, Pick
@@ -121,8 +122,7 @@ class H2Server(H2Peer):
         self.streams[sid] = ex
         if ended:
             ex.req_ended = True
-        if self._gate is not None and not self._authorized(headers):
-            ex.deny("unauthorized request on this port")
+        if self._gate is not None and not self._authorized(ex, headers):
             return
         if routed is not None and not routing.arm(ex):
             return  # answered by the proxy, or held by an injected delay
@@ -172,21 +172,21 @@ class H2Server(H2Peer):
         ex.pick = pick
         return pick.endpoint.addr
 
-    def _authorized(self, headers: Headers) -> bool:
-        """Inbound policy for one request, counted as HTTP/1's are."""
+    def _authorized(self, ex: H2Exchange, headers: Headers) -> bool:
+        """Inbound policy for one request, counted as HTTP/1's are; a refused one is answered."""
         gate, side = self._gate, self.side
         assert gate is not None
         client, ip = self._client
         method = (pseudo(headers, b":method") or b"").decode("latin-1")
         path = (pseudo(headers, b":path") or b"").decode("latin-1")
-        decision = gate.request(self.dst.port, client, ip, method, path)
-        labels = decision.labels + side.tls
-        name = (
-            "inbound_http_authz_allow_total"
-            if decision.allowed
-            else "inbound_http_authz_deny_total"
-        )
-        side.metrics.authorized(name, self.target_addr, labels)
+        decision = gate.request(self.dst.port, client, ip, method, path, _header_of(headers))
+        family, labels = counter(decision)
+        side.metrics.authorized(family, self.target_addr, labels + side.tls)
+        if decision.not_found:
+            ex.deny("no route of this port's server matches", NOT_FOUND_HTTP_STATUS,
+                    NOT_FOUND_GRPC_STATUS)  # fmt: skip
+        elif not decision.allowed:
+            ex.deny("unauthorized request on this port")
         return decision.allowed
 
     def on_data(self, sid: int, data: bytes, flow: int, ended: bool) -> None:
@@ -309,7 +309,7 @@ class H2Server(H2Peer):
         self.flusher.flush()
 
 
-def _header_of(headers: HeaderList) -> Callable[[str], str | None]:
+def _header_of(headers: Sequence[tuple[bytes, bytes]]) -> Callable[[str], str | None]:
     """`header(name)` for the route matcher: the first value of a lower-case header name."""
 
     def header(name: str) -> str | None:

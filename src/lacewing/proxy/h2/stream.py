@@ -414,13 +414,14 @@ class H2Exchange(Exchange):
             return False
         return routing.route_retry(self, 502, GRPC_UNAVAILABLE, ending=ending)
 
-    def deny(self, reason: str) -> None:
-        """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED), never sent on."""
+    def deny(self, reason: str, status: int = 403, grpc: int = GRPC_PERMISSION_DENIED) -> None:
+        """Inbound policy refused the request: 403 (gRPC: PERMISSION_DENIED; or another
+        answer, such as 404 / NOT_FOUND for a request no route matches), never sent on."""
         if self.grpc:
-            self.grpc_own(GRPC_PERMISSION_DENIED)
+            self.grpc_own(grpc)
         else:
-            self.refused(403, self.down.side.clock())
-        self._answer(error_headers(self.grpc, 403, reason, GRPC_PERMISSION_DENIED), reason)
+            self.refused(status, self.down.side.clock())
+        self._answer(error_headers(self.grpc, status, reason, grpc), reason)
 
     def _answer(self, headers: list[tuple[bytes, bytes]], reason: str, body: bool = True) -> None:
         """Send the proxy's own response down (trailers-only for gRPC) and end the exchange."""

@@ -60,6 +60,7 @@ from lacewing.proxy.http1.head import (
 from lacewing.proxy.http1.routing import RouteSteps
 from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.metrics import RouteStats, TcpStats
+from lacewing.proxy.policy.gate import NOT_FOUND_HTTP_STATUS, counter
 from lacewing.proxy.routes import Routed
 from lacewing.proxy.side import Side
 from lacewing.proxy.targets import HTTP1, Endpoint, Logical, Pick
@@ -667,13 +668,14 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         assert gate is not None
         client, ip = self._client
         path = self._url.decode("latin-1")
-        decision = gate.request(self.dst.port, client, ip, method.decode("latin-1"), path)
-        labels = decision.labels + side.tls
-        if decision.allowed:
-            side.metrics.authorized("inbound_http_authz_allow_total", self.target_addr, labels)
-            return
-        side.metrics.authorized("inbound_http_authz_deny_total", self.target_addr, labels)
-        req.error = (403, "unauthorized request on this port")
+        decision = gate.request(self.dst.port, client, ip, method.decode("latin-1"), path,
+                                self._header)  # fmt: skip
+        family, labels = counter(decision)
+        side.metrics.authorized(family, self.target_addr, labels + side.tls)
+        if decision.not_found:
+            req.error = (NOT_FOUND_HTTP_STATUS, "no route of this port's server matches")
+        elif not decision.allowed:
+            req.error = (403, "unauthorized request on this port")
 
     # -- errors ------------------------------------------------------------------------
     def _head_timed_out(self) -> None:

@@ -128,6 +128,7 @@ _TCP_FAMILIES = (
 AUTHZ_FAMILIES = {
     "inbound_http_authz_allow_total": "HTTP requests authorized by inbound policy.",
     "inbound_http_authz_deny_total": "HTTP requests denied by inbound policy.",
+    "inbound_http_route_not_found_total": "HTTP requests that matched no route of their Server.",
     "inbound_tcp_authz_allow_total": "Connections authorized by inbound policy.",
     "inbound_tcp_authz_deny_total": "Connections denied by inbound policy.",
 }

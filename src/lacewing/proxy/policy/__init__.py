@@ -11,15 +11,21 @@ from lacewing.proxy.policy.client import PolicyClient, PortWatch
 from lacewing.proxy.policy.gate import (
     DENY_GRPC_STATUS,
     DENY_HTTP_STATUS,
+    NOT_FOUND_GRPC_STATUS,
+    NOT_FOUND_HTTP_STATUS,
     ConnectionVerdict,
     InboundGate,
+    counter,
 )
 
 __all__ = [
     "DENY_GRPC_STATUS",
     "DENY_HTTP_STATUS",
+    "NOT_FOUND_GRPC_STATUS",
+    "NOT_FOUND_HTTP_STATUS",
     "ConnectionVerdict",
     "InboundGate",
     "PolicyClient",
     "PortWatch",
+    "counter",
 ]

@@ -262,10 +262,12 @@ class PathGate:
     def __init__(self) -> None:
         self.asked: list[tuple[int, str | None, str, str]] = []
 
-    def request(self, port: int, client: str | None, ip: str, method: str, path: str) -> Any:
+    def request(
+        self, port: int, client: str | None, ip: str, method: str, path: str, header: Any = None
+    ) -> Any:
         self.asked.append((port, client, method, path))
         allowed = path in ("/ok", "/helloworld.Greeter/SayHello")
-        return SimpleNamespace(allowed=allowed, labels=(("srv_name", "web"),))
+        return SimpleNamespace(allowed=allowed, not_found=False, labels=(("srv_name", "web"),))
 
 
 async def test_inbound_policy_authorizes_every_stream_on_its_own() -> None:
