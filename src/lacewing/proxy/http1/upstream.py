@@ -100,6 +100,7 @@ class UpstreamConn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.stats.opened += 1
+        self.opened_at = self.stats.clock()
 
     def data_received(self, data: bytes) -> None:
         self.stats.read_bytes += len(data)
@@ -138,7 +139,7 @@ class UpstreamConn(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.stats.closed += 1
+        self.stats.close(exc, self.opened_at)
         self.parser = _DETACHED
         server = self.server
         if server is None:

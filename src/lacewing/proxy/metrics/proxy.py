@@ -19,7 +19,10 @@ observation is one `bisect` and two additions.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
+from collections.abc import Callable
+from errno import errorcode
 from typing import Any
 
 from lacewing.proxy.metrics.text import family_header, labels, number, sample
@@ -40,19 +43,59 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 _BOUNDS = (*LATENCY_BUCKETS_MS, float("inf"))
+# a connection's lifetime: decades from 1 ms to ~28 h
+TCP_DURATION_BUCKETS_MS: tuple[float, ...] = tuple(10.0**i for i in range(9))
+_TCP_BOUNDS = (*TCP_DURATION_BUCKETS_MS, float("inf"))
 TlsLabels = tuple[tuple[str, str], ...]
 TLS_DISABLED: TlsLabels = (("tls", "disabled"),)
 TLS_PASSTHRU: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "passthru"))
 
 
 class TcpStats:
-    __slots__ = ("closed", "opened", "read_bytes", "write_bytes")
+    """One (direction, peer, target_addr, tls) key's connections. A connection notes
+    `opened_at = stats.clock()` when it opens and calls `close(exc, opened_at)` once when it is
+    lost: that counts `tcp_close_total{classification, errno}` and observes its lifetime in
+    `tcp_connection_duration_ms` (a dict lookup and a few additions, once per connection)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("clock", "closed", "closes", "opened", "read_bytes", "write_bytes")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.opened = 0
         self.closed = 0
         self.read_bytes = 0
         self.write_bytes = 0
+        # (classification, errno name or "") -> lifetimes of the connections closed so
+        self.closes: dict[tuple[str, str], DurationStats] = {}
+
+    def close(self, exc: BaseException | None, opened_at: float) -> None:
+        """A connection counted here is gone: `exc` is what asyncio's `connection_lost` got
+        (None: a clean close; an OSError carries the errno Linkerd labels it with)."""
+        self.closed += 1
+        if exc is None:
+            key = _CLEAN
+        else:
+            code = getattr(exc, "errno", None)
+            key = ("failure", errorcode.get(code, str(code)) if isinstance(code, int) else "")
+        stats = self.closes.get(key)
+        if stats is None:
+            stats = self.closes[key] = DurationStats()
+        ms = (self.clock() - opened_at) * 1000.0
+        stats.buckets[bisect_left(TCP_DURATION_BUCKETS_MS, ms)] += 1
+        stats.count += 1
+        stats.total_ms += ms
+
+
+class DurationStats:
+    __slots__ = ("buckets", "count", "total_ms")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(TCP_DURATION_BUCKETS_MS) + 1)
+        self.count = 0
+        self.total_ms = 0.0
+
+
+_CLEAN = ("success", "")
 
 
 class ResponseStats:
@@ -118,7 +161,6 @@ class RouteStats:
 
 _TCP_FAMILIES = (
     ("tcp_open_total", "counter", "Total count of opened connections.", "opened"),
-    ("tcp_close_total", "counter", "Total count of closed connections.", "closed"),
     ("tcp_open_connections", "gauge", "Number of currently-open connections.", None),
     ("tcp_read_bytes_total", "counter", "Total count of bytes read from peers.", "read_bytes"),
     ("tcp_write_bytes_total", "counter", "Total count of bytes written to peers.", "write_bytes"),
@@ -136,7 +178,8 @@ AUTHZ_FAMILIES = {
 class ProxyMetrics:
     """Every request/TCP counter of one proxy process."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # connections' lifetimes (TcpStats.close)
         self.tcp: dict[tuple[str, str, str, TlsLabels], TcpStats] = {}
         self.routes: dict[tuple[str, str, str, TlsLabels], RouteStats] = {}
         self.errors: dict[tuple[str, str], int] = {}
@@ -151,7 +194,7 @@ class ProxyMetrics:
         key = (direction, peer, target_addr, tls)
         stats = self.tcp.get(key)
         if stats is None:
-            stats = self.tcp[key] = TcpStats()
+            stats = self.tcp[key] = TcpStats(self.clock)
         return stats
 
     def route(self, direction: str, authority: str, target_addr: str, tls: TlsLabels) -> RouteStats:
@@ -211,6 +254,7 @@ class ProxyMetrics:
             for key, tstats in tcp:
                 value = tstats.opened - tstats.closed if attr is None else getattr(tstats, attr)
                 out.append(sample(name, _tcp_labels(key), value))
+        out += _tcp_closes(tcp)
         for family, help_text in AUTHZ_FAMILIES.items():  # only with inbound policy on
             counted = sorted(kv for kv in self.authz.items() if kv[0][0] == family)
             if counted:
@@ -227,6 +271,24 @@ class ProxyMetrics:
                     out.append(sample(name, labels(("error",), (error,)), count))
         out += self.http_routes.render()
         return out
+
+
+def _tcp_closes(tcp: list[tuple[tuple[str, str, str, TlsLabels], TcpStats]]) -> list[str]:
+    """`tcp_close_total` and `tcp_connection_duration_ms`, by classification and errno."""
+    closes = [(f'{_tcp_labels(key)},classification="{cls}",errno="{errno}"', d)
+              for key, tstats in tcp for (cls, errno), d in sorted(tstats.closes.items())]
+    out = family_header("tcp_close_total", "counter", "Total count of closed connections.")
+    out += [sample("tcp_close_total", lbl, d.count) for lbl, d in closes]
+    name = "tcp_connection_duration_ms"
+    out += family_header(name, "histogram", "Connection lifetimes.")
+    for lbl, d in closes:
+        running = 0
+        for bound, count in zip(_TCP_BOUNDS, d.buckets, strict=True):
+            running += count
+            out.append(f'{name}_bucket{{{lbl},le="{number(bound)}"}} {running}')
+        out.append(sample(f"{name}_sum", lbl, d.total_ms))
+        out.append(sample(f"{name}_count", lbl, d.count))
+    return out
 
 
 def _status(status: int) -> str:
