@@ -10,8 +10,11 @@ Label sets (as the Linkerd proxy sets them, minus the ones that need the control
 - `inbound_tcp_errors_total` / `outbound_tcp_errors_total{error}` count connections the proxy
   refused (no original destination, connection limit).
 `tls` is a tuple of label pairs so that "no_identity" can carry its `no_tls_reason`.
-gRPC responses (HTTP/2) also carry `grpc_status` (a number; empty when the stream ended
-without one) and are classified by it: success only for grpc-status 0, as Linkerd does.
+gRPC responses (HTTP/2) also carry `grpc_status` and, under the name Linkerd's docs and older
+dashboards use, `grpc_status_code` (the same number; empty when the stream ended without one)
+and are classified by it: success only for grpc-status 0, as Linkerd does.
+TCP closes carry `classification` and `errno` (see `TcpStats`), and each close's connection
+lifetime goes into `tcp_connection_duration_ms` (buckets 1 ms .. 10^8 ms, decades).
 
 Histogram buckets are stored per bucket (not cumulative) and cumulated when rendered; an
 observation is one `bisect` and two additions.
@@ -186,9 +189,11 @@ class ProxyMetrics:
         # (family, target_addr, labels) -> count; families in AUTHZ_FAMILIES
         self.authz: dict[tuple[str, str, TlsLabels], int] = {}
         self.tap = TapPoint()  # proxy.tap's switch, shared by every RouteStats
-        from lacewing.proxy.metrics.routes import RouteMetrics  # (it imports this module)
+        from lacewing.proxy.metrics.control import ControlMetrics  # (these import this module)
+        from lacewing.proxy.metrics.routes import RouteMetrics
 
         self.http_routes = RouteMetrics()  # per-route families (proxy.routes)
+        self.control = ControlMetrics(clock)  # the proxy's own control-plane clients
 
     def tcp_stats(self, direction: str, peer: str, target_addr: str, tls: TlsLabels) -> TcpStats:
         key = (direction, peer, target_addr, tls)
@@ -226,8 +231,8 @@ class ProxyMetrics:
                 extra = labels(("status_code", "classification"), (_status(status), cls))
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
             for (status, code), stats in sorted(route.grpc.items()):
-                extra = labels(("status_code", "classification", "grpc_status"),
-                               (_status(status), _grpc_class(code), _grpc(code)))  # fmt: skip
+                grpc = _grpc(code)
+                extra = labels(_GRPC_LABELS, (_status(status), _grpc_class(code), grpc, grpc))
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
         out += family_header(
             "response_latency_ms", "histogram", "Elapsed times between a request's headers "
@@ -237,7 +242,8 @@ class ProxyMetrics:
             base = _route_labels(key)
             series = [(f'{base},status_code="{_status(status)}"', stats)
                       for (status, _cls), stats in sorted(route.responses.items())]  # fmt: skip
-            series += [(f'{base},status_code="{_status(s)}",grpc_status="{_grpc(code)}"', stats)
+            series += [(f'{base},status_code="{_status(s)}",grpc_status="{_grpc(code)}",'
+                        f'grpc_status_code="{_grpc(code)}"', stats)
                        for (s, code), stats in sorted(route.grpc.items())]  # fmt: skip
             for lbl, stats in series:
                 running = 0
@@ -270,13 +276,17 @@ class ProxyMetrics:
                 if d == direction:
                     out.append(sample(name, labels(("error",), (error,)), count))
         out += self.http_routes.render()
+        out += self.control.render()
         return out
 
 
 def _tcp_closes(tcp: list[tuple[tuple[str, str, str, TlsLabels], TcpStats]]) -> list[str]:
     """`tcp_close_total` and `tcp_connection_duration_ms`, by classification and errno."""
-    closes = [(f'{_tcp_labels(key)},classification="{cls}",errno="{errno}"', d)
-              for key, tstats in tcp for (cls, errno), d in sorted(tstats.closes.items())]
+    closes = [
+        (f'{_tcp_labels(key)},classification="{cls}",errno="{errno}"', d)
+        for key, tstats in tcp
+        for (cls, errno), d in sorted(tstats.closes.items())
+    ]
     out = family_header("tcp_close_total", "counter", "Total count of closed connections.")
     out += [sample("tcp_close_total", lbl, d.count) for lbl, d in closes]
     name = "tcp_connection_duration_ms"
@@ -289,6 +299,9 @@ def _tcp_closes(tcp: list[tuple[tuple[str, str, str, TlsLabels], TcpStats]]) -> 
         out.append(sample(f"{name}_sum", lbl, d.total_ms))
         out.append(sample(f"{name}_count", lbl, d.count))
     return out
+
+
+_GRPC_LABELS = ("status_code", "classification", "grpc_status", "grpc_status_code")
 
 
 def _status(status: int) -> str:
