@@ -99,16 +99,12 @@ LOADS = [  # (pod, url): every edge of the picture above
 
 
 def _loads(count: int, rate: float) -> list[threading.Thread]:
-    args = ("loadgen.py", str(count), str(rate), "4")
-    threads = [
-        threading.Thread(
-            target=run_in,
-            args=(pod, args[0], url, *args[1:]),
-            kwargs={"timeout": count / rate + 60},
-            daemon=True,
-        )
-        for pod, url in LOADS
-    ]
+    def load(pod: str, url: str) -> None:  # (the cluster going down may end it first)
+        lacewing("local", "exec", "--name", NAME, pod, "--", sys.executable,
+                 str(SCRIPTS / "loadgen.py"), url, str(count), str(rate), "4",
+                 timeout=count / rate + 60)  # fmt: skip
+
+    threads = [threading.Thread(target=load, args=edge, daemon=True) for edge in LOADS]
     for t in threads:
         t.start()
     return threads
@@ -124,11 +120,11 @@ def prom(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NodePrometheus]:
         up = lacewing("local", "up", "-f", str(spec), "--name", NAME)
         assert up.returncode == 0, up.stderr
         assert "prometheus: running (pid " in up.stderr, up.stderr
-        for t in _loads(10, 10.0):  # every series exists and is scraped before the load
-            t.join()
+        for pod, url in LOADS:  # every series exists, and is scraped, before the load
+            assert run_in(pod, "loadgen.py", url, "8", "8", "4")["ok"] == 6, (pod, url)
         assert run_in("raw-0", "resets.py", "mid", "8080", "5") == {"reset": 5}
         assert run_in("mid-0", "resets.py", "srv", "8080", "5") == {"reset": 5}
-        threads = _loads(600, 10.0)  # 60 s of load on each edge, queried while it runs
+        threads = _loads(400, 10.0)  # 40 s of load on each edge, queried while it runs
         time.sleep(12)
         yield NodePrometheus(f"lwl-{NAME}-node")
     finally:
