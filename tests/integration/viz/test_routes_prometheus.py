@@ -6,8 +6,8 @@ load generator in cli-0 sends a known number of requests to each; the requests, 
 RPS `viz routes` prints must agree with the generator's counts within 5%.
 
 Timing, for the 5%: the route series exist (a short warm-up) more than a window before the
-figures are read, and the measured load starts 10 s after the warm-up, so a window that starts
-in between holds the load and only the load; every view is asked in those 10 s (the fixture
+figures are read, and the measured load starts 20 s after the warm-up, so a window that starts
+in between holds the load and only the load; every view is asked in those 20 s (the fixture
 fails if the machine was too slow). Prometheus' `increase()` then extrapolates only over the
 gaps between the window's edges and the scrapes next to them (1 s scrapes: about 1 s of 60).
 """
@@ -96,7 +96,7 @@ ASKED = {  # every view the tests check, asked at once (the window moves on)
     "table": ("deploy/cli", "table"),
     "wide": ("deploy/cli", "wide"),
 }
-GAP = 10.0  # between the warm-up and the load: the time there is to ask everything
+GAP = 20.0  # between the warm-up and the load: the time there is to ask everything
 
 
 @pytest.fixture(scope="module")
