@@ -556,6 +556,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
 
     def response_complete(self, conn: UpstreamConn) -> None:
         req = self.active
+        if req is not None and req.ttfb:  # ended without a body: counted at its end
+            req.first_byte(self._clock())
         out = self._dout
         if out:
             data = b"".join(out) if len(out) > 1 else out[0]

@@ -3,7 +3,9 @@
 Label sets (as the Linkerd proxy sets them, minus the ones that need the control plane):
 - HTTP: `request_total{direction, authority, target_addr, tls}`;
   `response_total{..., status_code, classification}` and the `response_latency_ms` histogram
-  (Linkerd's buckets, time from the request's head to the response's head).
+  (Linkerd's buckets; time to first byte, as Linkerd: from the request's head to the
+  response's first body byte, or to its end when it has none; gRPC: to the response head).
+  `Exchange.first_byte` counts the response then.
 - TCP: `tcp_open_total`, `tcp_close_total`, `tcp_open_connections`, `tcp_read_bytes_total`,
   `tcp_write_bytes_total` with `{direction, peer, target_addr, tls}`; `peer="src"` is the
   accepted connection, `peer="dst"` the one the proxy opened.
@@ -236,7 +238,7 @@ class ProxyMetrics:
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
         out += family_header(
             "response_latency_ms", "histogram", "Elapsed times between a request's headers "
-            "being received and its response's headers being sent."
+            "being received and its response's first body byte (or its end)."
         )  # fmt: skip
         for key, route in routes:
             base = _route_labels(key)
