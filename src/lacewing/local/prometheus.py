@@ -158,7 +158,11 @@ class LocalPrometheus:
         self.dir.mkdir(parents=True, exist_ok=True)
         netns.sh("ip", "-n", self.node_netns, "addr", "add", f"{NODE_ADDR}/24", "dev", BRIDGE)
         config = local_config(
-            str(self.targets_file), CONTROL_PLANE_NS, SCRAPE_INTERVAL, str(self.controllers_file)
+            str(self.targets_file),
+            CONTROL_PLANE_NS,
+            SCRAPE_INTERVAL,
+            str(self.controllers_file),
+            self_addr=f"127.0.0.1:{PORT}",
         )
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
         argv = [

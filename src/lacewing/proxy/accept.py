@@ -107,6 +107,7 @@ class Accepted(asyncio.Protocol):
         self.dst = dst
         self.stats = side.metrics.tcp_stats(side.direction, "src", str(dst), side.tls)
         self.stats.opened += 1
+        self.opened_at = self.stats.clock()
         side.conns[transport] = self
         loop = asyncio.get_running_loop()
         if dst.port in side.config.opaque_ports:
@@ -231,7 +232,7 @@ class Accepted(asyncio.Protocol):
         if self._waiting is not None:
             self._waiting.cancel()
         if self.stats is not None and self.transport is not None:
-            self.stats.closed += 1
+            self.stats.close(exc, self.opened_at)
             self.side.conns.pop(self.transport, None)
         self._done = True
 

@@ -6,7 +6,9 @@ happened on the wire, and the exchange turns that into the two things every endi
 produce exactly once, the response metrics and the balancer's outcome:
 
     codec reports                         metrics (response_total, latency)   pick
-    answered(status, now)  response head  status, latency                     done(ok)
+    answered(status, now)  response head  status; latency at first_byte(now)  done(ok)
+    first_byte(now)        its first body (the first body byte or its end:
+                           byte, or end   time to first byte, as Linkerd)
     failed(status, now)    the endpoint   the proxy's own status (502, 504)   fail()
                            could not be
                            reached / died
@@ -54,6 +56,8 @@ class Exchange:
     attempts = 0  # retries sent
     method = ""  # kept only while someone taps (`tapping`)
     path = ""
+    ttfb = False  # answered; its response metrics wait for the first body byte (`first_byte`)
+    head_at = 0.0  # when the response head came
 
     def __init__(self, route: RouteStats, start: float, pick: Pick | None = None) -> None:
         self.route, self.start = route, start
@@ -61,13 +65,18 @@ class Exchange:
             self.pick = pick
 
     def answered(self, status: int, now: float) -> None:
-        """The endpoint's response head is on its way to the client."""
+        """The endpoint's response head is on its way to the client (its response metrics wait
+        for `first_byte`, but for a 101: an upgraded connection has no HTTP body)."""
         if self.ended:
             return
         self.ended = True
         self.status = status
+        self.head_at = now
         elapsed = now - self.start
-        self.route.response(status, elapsed * 1000.0)
+        if status == 101:
+            self.route.response(status, elapsed * 1000.0)
+        else:
+            self.ttfb = True
         pick = self.pick
         if self.routed is not None:
             self.end_pick(status, elapsed)
@@ -77,6 +86,13 @@ class Exchange:
         hub = self.route.tap.hub
         if hub is not None:
             hub.ended(self, now)
+
+    def first_byte(self, now: float) -> None:
+        """The response's first body byte came (or it ended without one): `response_total` and
+        `response_latency_ms` count it now, time to first byte, as Linkerd measures."""
+        if self.ttfb:
+            self.ttfb = False
+            self.route.response(self.status, (now - self.start) * 1000.0)
 
     def tapping(self) -> bool:
         """Is someone tapping? (a codec then keeps `method` and `path` on the exchange)"""
@@ -117,9 +133,13 @@ class Exchange:
         if self.pick is not None:
             self.pick.cancel()
         self.ended = True
+        if self.ttfb:  # answered, then broken before any body: counted at its head
+            self.first_byte(self.head_at)
 
     def _own(self, status: int, now: float) -> None:
         if self.ended:
+            if self.ttfb:  # answered, then failed before any body
+                self.first_byte(now)
             return
         self.ended = True
         self.status = status

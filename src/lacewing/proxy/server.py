@@ -162,6 +162,14 @@ class ProxyServer:
         self.metrics = ProxyMetrics()
         self.sides = build_sides(config, self.metrics, connector, clock, destination_tls,
                                  policy_tls)  # fmt: skip
+        discovery, policy = self.sides[1].discovery, self.sides[0].policy_client
+        clients: list[DestinationClient | PolicyClient] = []
+        if isinstance(discovery, OutboundDiscovery):
+            clients.append(discovery.client)
+        if isinstance(policy, PolicyClient):
+            clients.append(policy)
+        for client in clients:  # their control_* metrics, by the address each dials
+            client.control = self.metrics.control.addr(f"{client.host}:{client.port}")
         self.admin = AdminServer(
             AdminState(self.metrics.render, lambda: self.ready, self.request_shutdown,
                        policy=self.policy_snapshot())

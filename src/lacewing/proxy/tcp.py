@@ -24,10 +24,12 @@ __all__ = ["TunnelConn", "TunnelEnd", "join"]
 
 
 class TunnelEnd(asyncio.Protocol):
-    __slots__ = ("_eof", "_on_lost", "_pending", "closed", "peer", "stats", "transport")
+    __slots__ = ("_eof", "_on_lost", "_pending", "closed", "opened_at", "peer", "stats",
+                 "transport")  # fmt: skip
 
     def __init__(self, stats: TcpStats, on_lost: Callable[[], None] | None = None) -> None:
         self.stats = stats
+        self.opened_at = stats.clock()
         self.transport: asyncio.Transport | None = None
         self.peer: TunnelEnd | None = None
         self._pending: list[bytes] = []
@@ -106,7 +108,7 @@ class TunnelEnd(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.stats.closed += 1
+        self.stats.close(exc, self.opened_at)
         peer = self.peer
         if peer is not None and not peer.closed and peer.transport is not None:
             if exc is None:

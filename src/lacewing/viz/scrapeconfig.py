@@ -134,11 +134,18 @@ def file_sd_targets(targets: Iterable[ProxyTarget], control_plane_ns: str) -> li
 
 
 def local_config(
-    targets_file: str, control_plane_ns: str, interval: str, controllers_file: str | None = None
+    targets_file: str,
+    control_plane_ns: str,
+    interval: str,
+    controllers_file: str | None = None,
+    self_addr: str | None = None,
 ) -> dict[str, Any]:
     """The whole prometheus.yml of a local cluster: the proxies' job, targets from
     `targets_file`, and with `controllers_file` the control plane's admin ports (job
-    `lacewing-controller`, targets labelled `namespace`, `pod`, `component` as written)."""
+    `lacewing-controller`, targets labelled `namespace`, `pod`, `component` as written); with
+    `self_addr`, Prometheus' own metrics (job `prometheus`, as Linkerd's viz Prometheus
+    scrapes itself: its dashboards' "is Prometheus receiving data" panel asks
+    `prometheus_ready`)."""  # fmt: skip
     jobs: list[dict[str, Any]] = [
         {
             "job_name": PROXY_JOB,
@@ -157,6 +164,8 @@ def local_config(
                 "file_sd_configs": [{"files": [controllers_file], "refresh_interval": "5s"}],
             }
         )
+    if self_addr is not None:
+        jobs.append({"job_name": "prometheus", "static_configs": [{"targets": [self_addr]}]})
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
         "scrape_configs": jobs,

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import errno
+
 from tests.unit.proxy.promtext import parse
 
 from lacewing.proxy.metrics import LATENCY_BUCKETS_MS, ProxyMetrics, process_metrics
@@ -37,20 +39,44 @@ def test_requests_responses_and_histogram_render() -> None:
 
 
 def test_tcp_counters_and_open_gauge() -> None:
-    m = ProxyMetrics()
+    now = [100.0]
+    m = ProxyMetrics(clock=lambda: now[0])
     s = m.tcp_stats("outbound", "src", "10.0.0.9:80", TLS_PASSTHRU)
-    s.opened += 2
-    s.closed += 1
+    s.opened += 3
+    opened_at = s.clock()
+    now[0] += 0.5  # 500 ms later
+    s.close(None, opened_at)
+    s.close(ConnectionResetError(errno.ECONNRESET, "reset by peer"), opened_at)
     s.read_bytes += 100
     m.error("outbound", "no_original_dst")
     samples = parse("\n".join(m.render()))
     lbl = {"direction": "outbound", "peer": "src", "target_addr": "10.0.0.9:80",
            "tls": "no_identity", "no_tls_reason": "passthru"}  # fmt: skip
-    assert samples[("tcp_open_total", lbl)] == 2
-    assert samples[("tcp_close_total", lbl)] == 1
+    assert samples[("tcp_open_total", lbl)] == 3
+    ok = {**lbl, "classification": "success", "errno": ""}
+    reset = {**lbl, "classification": "failure", "errno": "ECONNRESET"}
+    assert samples[("tcp_close_total", ok)] == 1
+    assert samples[("tcp_close_total", reset)] == 1
     assert samples[("tcp_open_connections", lbl)] == 1
     assert samples[("tcp_read_bytes_total", lbl)] == 100
     assert samples[("outbound_tcp_errors_total", {"error": "no_original_dst"})] == 1
+    # lifetimes: 500 ms is in le="1000", not le="100"
+    assert samples[("tcp_connection_duration_ms_bucket", {**ok, "le": "100"})] == 0
+    assert samples[("tcp_connection_duration_ms_bucket", {**ok, "le": "1000"})] == 1
+    assert samples[("tcp_connection_duration_ms_bucket", {**reset, "le": "+Inf"})] == 1
+    assert samples[("tcp_connection_duration_ms_sum", reset)] == 500
+    assert samples[("tcp_connection_duration_ms_count", ok)] == 1
+
+
+def test_a_failure_without_errno_is_a_failure_with_an_empty_errno() -> None:
+    m = ProxyMetrics()
+    s = m.tcp_stats("inbound", "src", "10.0.0.9:80", TLS_DISABLED)
+    s.opened += 1
+    s.close(TimeoutError(), s.clock())
+    samples = parse("\n".join(m.render()))
+    lbl = {"direction": "inbound", "peer": "src", "target_addr": "10.0.0.9:80",
+           "tls": "disabled", "classification": "failure", "errno": ""}  # fmt: skip
+    assert samples[("tcp_close_total", lbl)] == 1
 
 
 def test_process_metrics_are_plausible() -> None:

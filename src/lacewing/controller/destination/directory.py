@@ -54,6 +54,7 @@ class PodInfo:
     workload_name: str | None = None
     # Ports its proxy does not intercept inbound: served by the app itself, so no identity.
     skip_inbound_ports: frozenset[int] = frozenset()
+    service_account: str | None = None  # its `dst_serviceaccount` label (Linkerd's)
 
 
 @dataclass(frozen=True)
@@ -171,5 +172,7 @@ class Directory:
             labels["pod"] = pod.name
             if pod.workload_kind and pod.workload_name:
                 labels[pod.workload_kind.lower()] = pod.workload_name
+            if pod.service_account:
+                labels["serviceaccount"] = pod.service_account
             identity = None if port in pod.skip_inbound_ports else pod.identity
         return Endpoint(ip, port, identity=identity, opaque=opaque, labels=labels)

@@ -101,8 +101,8 @@ def _pod_info(pod: Obj, trust_domain: str) -> PodInfo | None:
     ns, name = meta.get("namespace", ""), meta.get("name", "")
     labels = meta.get("labels") or {}
     identity = None
+    sa = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or "default")
     if MESHED_LABEL in labels:
-        sa = spec.get("serviceAccountName") or spec.get("serviceAccount") or "default"
         with contextlib.suppress(IdentityParseError):
             identity = Identity(ns, sa, trust_domain).name
     kind = workload = None
@@ -118,7 +118,7 @@ def _pod_info(pod: Obj, trust_domain: str) -> PodInfo | None:
             if kind == "ReplicaSet" and hash_label and workload.endswith("-" + hash_label):
                 kind, workload = "Deployment", workload[: -len(hash_label) - 1]
             break
-    return PodInfo(name, ns, ip, identity, kind, workload, _skipped_ports(meta, spec))
+    return PodInfo(name, ns, ip, identity, kind, workload, _skipped_ports(meta, spec), sa)
 
 
 def _skipped_ports(meta: Obj, spec: Obj) -> frozenset[int]:

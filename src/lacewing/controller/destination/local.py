@@ -71,6 +71,7 @@ def directory_from_registry(
             identity=_identity(p.namespace, p.service_account, trust_domain) if p.meshed else None,
             workload_kind=p.workload.kind,
             workload_name=p.workload.name,
+            service_account=p.service_account,
         )
         for p in registry.pods
     )

@@ -41,6 +41,7 @@ import logging
 import ssl
 import time
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lacewing.core.discovery import (
@@ -54,6 +55,9 @@ from lacewing.core.discovery import (
 from lacewing.core.route_table import RouteTable
 from lacewing.core.routes import Route, RouteError, parse_route
 from lacewing.proxy.transport.stream import get_lines, within
+
+if TYPE_CHECKING:
+    from lacewing.proxy.metrics.control import ControlStats
 
 __all__ = ["DestinationClient", "Resolution"]
 
@@ -133,6 +137,8 @@ class Resolution:
 
 
 class DestinationClient:
+    control: ControlStats | None = None  # its `control_*` metrics (set by the proxy)
+
     def __init__(
         self,
         host: str,
@@ -233,6 +239,7 @@ class DestinationClient:
             ssl_context=self.ssl_context,
             server_hostname=self.server_hostname,
             timeout=self.read_timeout,
+            control=self.control,
         ) as (status, reader):
             if status == b"400":
                 log.warning("destination refused authority %s", resolution.authority)

@@ -173,7 +173,7 @@ class H2Upstream(H2Peer):
             return
         self.closed = True
         self.goaway = True
-        self.stats.closed += 1
+        self.stats.close(exc, self.opened_at)
         self.pool.forget(self)
         self._unblock()
         for ex in list(self.streams.values()):

@@ -62,6 +62,7 @@ class H2Peer(asyncio.Protocol):
         self.flusher = flusher
         self.limits = limits
         self.stats = stats
+        self.opened_at = stats.clock()  # its lifetime ends at `stats.close`
         self.conn = H2Codec(self.client_side, limits, self, clock)
         self.conn.initiate()
         self.transport: asyncio.Transport | None = None

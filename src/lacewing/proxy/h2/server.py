@@ -271,7 +271,7 @@ class H2Server(H2Peer):
         if self.closed:
             return
         self.closed = True
-        self.stats.closed += 1
+        self.stats.close(exc, self.opened_at)
         if self.transport is not None:
             self.side.conns.pop(self.transport, None)
         for ex in list(self.streams.values()):

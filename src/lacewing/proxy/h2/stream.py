@@ -125,7 +125,8 @@ class H2Exchange(Exchange):
         if self.grpc:
             self.head_ms = elapsed * 1000.0
         else:
-            self.route.response(status, elapsed * 1000.0)
+            self.head_at = now
+            self.ttfb = True  # counted at the first DATA frame, or the stream's end
             self.tapped(now)
         if self.routed is not None:
             rule = self.routed.rule
@@ -158,6 +159,8 @@ class H2Exchange(Exchange):
     def _abandoned(self) -> None:
         if not self.ended:
             self.abandoned()
+        elif self.ttfb:  # (its end: the response had no DATA, or broke before any)
+            self.first_byte(self.down.side.clock())
         elif self.grpc and not self.counted:
             self._count_grpc(None)  # answered, then broken before its status
 
@@ -325,6 +328,8 @@ class H2Exchange(Exchange):
         down.flusher.mark(down)
 
     def response_data(self, data: bytes, flow: int, ended: bool) -> None:
+        if self.ttfb:  # the first DATA frame: time to first byte
+            self.first_byte(self.down.side.clock())
         self.touched = True
         self.to_down.append([data, flow])
         if ended:

@@ -104,6 +104,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         self._client: tuple[str | None, str] = (None, "")
         self.target_addr = str(dst)
         self.src = stats
+        self.opened_at = stats.clock()
         self.max_head = side.config.max_header_bytes
         self._clock = side.clock
         self._pool_cap = side.pool.cap
@@ -220,7 +221,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.src.closed += 1
+        self.src.close(exc, self.opened_at)
         self.side.conns.pop(self.transport, None)  # type: ignore[arg-type]
         if self._connect_task is not None:
             self._connect_task.cancel()
@@ -574,6 +575,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
 
     def response_complete(self, conn: UpstreamConn) -> None:
         req = self.active
+        if req is not None and req.ttfb:  # ended without a body: counted at its end
+            req.first_byte(self._clock())
         out = self._dout
         if out:
             data = b"".join(out) if len(out) > 1 else out[0]

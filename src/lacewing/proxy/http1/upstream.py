@@ -17,6 +17,7 @@ told that the Content-Length it announces has no body behind it.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Protocol, cast
 
 from httptools import HttpParserError, HttpParserUpgrade, HttpResponseParser
@@ -50,6 +51,7 @@ class Downstream(Protocol):
     active: Request | None
     closing: bool
     _dout: list[bytes]
+    _clock: Callable[[], float]
 
     def pause(self, reason: int) -> None: ...
 
@@ -100,6 +102,7 @@ class UpstreamConn(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         self.stats.opened += 1
+        self.opened_at = self.stats.clock()
 
     def data_received(self, data: bytes) -> None:
         self.stats.read_bytes += len(data)
@@ -138,7 +141,7 @@ class UpstreamConn(asyncio.Protocol):
         if self.closed:
             return
         self.closed = True
-        self.stats.closed += 1
+        self.stats.close(exc, self.opened_at)
         self.parser = _DETACHED
         server = self.server
         if server is None:
@@ -263,6 +266,9 @@ class UpstreamConn(asyncio.Protocol):
         server = self.server
         if server is None:
             return
+        req = server.active
+        if req is not None and req.ttfb:  # the first body byte: time to first byte
+            req.first_byte(server._clock())
         if self._rechunk:
             server._dout += (b"%x\r\n" % len(body), body, b"\r\n")
         else:

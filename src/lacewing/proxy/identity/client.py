@@ -21,10 +21,14 @@ import json
 import ssl
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from lacewing.core.identity import Identity
 from lacewing.errors import IdentityError
 from lacewing.tls.bundle import TrustBundle
+
+if TYPE_CHECKING:
+    from lacewing.proxy.metrics.control import ControlStats
 
 __all__ = ["CertifyResponse", "IdentityClient"]
 
@@ -39,6 +43,8 @@ class CertifyResponse:
 
 
 class IdentityClient:
+    control: ControlStats | None = None  # its `control_*` metrics (set by the proxy)
+
     def __init__(
         self,
         host: str,
@@ -75,7 +81,7 @@ class IdentityClient:
     async def certify(self, identity: Identity, token: str, csr_pem: str) -> CertifyResponse:
         body = json.dumps({"identity": identity.name, "token": token, "csr": csr_pem}).encode()
         try:
-            status, payload = await asyncio.wait_for(self._post(body), self.timeout)
+            status, payload = await asyncio.wait_for(self._counted(body), self.timeout)
         except TimeoutError:
             raise IdentityError(
                 f"identity service at {self.address} did not answer within {self.timeout:g}s"
@@ -97,6 +103,20 @@ class IdentityClient:
             message = answer.get("error") if isinstance(answer, dict) else None
             raise IdentityError(f"identity service refused ({status}): {message or 'no reason'}")
         return _parse_answer(answer)
+
+    async def _counted(self, body: bytes) -> tuple[int, bytes]:
+        """`_post`, counted in `control` (`control_*` metrics) when the proxy set it."""
+        control = self.control
+        if control is None:
+            return await self._post(body)
+        started = control.request()
+        try:
+            status, payload = await self._post(body)
+        except BaseException:
+            control.response(0, started)  # no answer (timed out, refused, TLS failed)
+            raise
+        control.response(status, started)
+        return status, payload
 
     async def _post(self, body: bytes) -> tuple[int, bytes]:
         reader, writer = await asyncio.open_connection(

@@ -76,6 +76,7 @@ __all__ = [
     "ALPN_OPAQUE",
     "MESH_ALPN",
     "TLS_DETECT_TIMEOUT",
+    "TLS_NOT_DISCOVERED",
     "TLS_NO_CLIENT_HELLO",
     "TLS_PROTOCOLS",
     "ConnectTlsError",
@@ -148,6 +149,9 @@ def passthru_labels(sni: str) -> TlsLabels:
 
 TLS_NO_CLIENT_HELLO: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "no_tls_from_remote"))
 TLS_DETECT_TIMEOUT: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "detect_timeout"))
+TLS_NOT_DISCOVERED: TlsLabels = (
+    ("tls", "no_identity"), ("no_tls_reason", "not_provided_by_service_discovery")
+)  # fmt: skip
 
 
 def inbound_tls_route(

@@ -66,7 +66,13 @@ from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.identity.client import IdentityClient
 from lacewing.proxy.identity.holder import TlsHolder
 from lacewing.proxy.identity.keygen import PendingKey
-from lacewing.proxy.identity.mtls import MESH_ALPN, MeshTlsConnector, MeshTlsTerminator
+from lacewing.proxy.identity.mtls import (
+    MESH_ALPN,
+    TLS_NO_CLIENT_HELLO,
+    TLS_NOT_DISCOVERED,
+    MeshTlsConnector,
+    MeshTlsTerminator,
+)
 from lacewing.proxy.identity.renewal import CertificateManager, Clock
 from lacewing.proxy.metrics.text import sample
 from lacewing.proxy.server import DestinationTls, ProxyServer
@@ -242,12 +248,17 @@ class MeshedProxyServer(ProxyServer):
         # TLS naming this identity is terminated; other TLS passes through to the app
         self.terminator = MeshTlsTerminator(self.holder, local_identity=identity.identity)
         self.sides[0].tls_terminator = self.terminator
+        # plaintext through a meshed proxy is "no identity", with Linkerd's reasons (tls="disabled"
+        # is for a proxy without identity): from an unmeshed client, to an endpoint that
+        # discovery gave no identity
+        self.sides[0].tls, self.sides[1].tls = TLS_NO_CLIENT_HELLO, TLS_NOT_DISCOVERED
         client = IdentityClient(
             identity.service_addr.host,
             identity.service_addr.port,
             identity.service_identity,
             self.bundle,
         )
+        client.control = self.metrics.control.addr(client.address)
         self.certificates = CertificateManager(
             identity.identity, client, self._read_token, self.holder, clock=clock, key=key
         )

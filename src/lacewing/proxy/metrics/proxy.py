@@ -3,15 +3,20 @@
 Label sets (as the Linkerd proxy sets them, minus the ones that need the control plane):
 - HTTP: `request_total{direction, authority, target_addr, tls}`;
   `response_total{..., status_code, classification}` and the `response_latency_ms` histogram
-  (Linkerd's buckets, time from the request's head to the response's head).
+  (Linkerd's buckets; time to first byte, as Linkerd: from the request's head to the
+  response's first body byte, or to its end when it has none; gRPC: to the response head).
+  `Exchange.first_byte` counts the response then.
 - TCP: `tcp_open_total`, `tcp_close_total`, `tcp_open_connections`, `tcp_read_bytes_total`,
   `tcp_write_bytes_total` with `{direction, peer, target_addr, tls}`; `peer="src"` is the
   accepted connection, `peer="dst"` the one the proxy opened.
 - `inbound_tcp_errors_total` / `outbound_tcp_errors_total{error}` count connections the proxy
   refused (no original destination, connection limit).
 `tls` is a tuple of label pairs so that "no_identity" can carry its `no_tls_reason`.
-gRPC responses (HTTP/2) also carry `grpc_status` (a number; empty when the stream ended
-without one) and are classified by it: success only for grpc-status 0, as Linkerd does.
+gRPC responses (HTTP/2) also carry `grpc_status` and, under the name Linkerd's docs and older
+dashboards use, `grpc_status_code` (the same number; empty when the stream ended without one)
+and are classified by it: success only for grpc-status 0, as Linkerd does.
+TCP closes carry `classification` and `errno` (see `TcpStats`), and each close's connection
+lifetime goes into `tcp_connection_duration_ms` (buckets 1 ms .. 10^8 ms, decades).
 
 Histogram buckets are stored per bucket (not cumulative) and cumulated when rendered; an
 observation is one `bisect` and two additions.
@@ -19,7 +24,10 @@ observation is one `bisect` and two additions.
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_left
+from collections.abc import Callable
+from errno import errorcode
 from typing import Any
 
 from lacewing.proxy.metrics.text import family_header, labels, number, sample
@@ -40,19 +48,59 @@ LATENCY_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 _BOUNDS = (*LATENCY_BUCKETS_MS, float("inf"))
+# a connection's lifetime: decades from 1 ms to ~28 h
+TCP_DURATION_BUCKETS_MS: tuple[float, ...] = tuple(10.0**i for i in range(9))
+_TCP_BOUNDS = (*TCP_DURATION_BUCKETS_MS, float("inf"))
 TlsLabels = tuple[tuple[str, str], ...]
 TLS_DISABLED: TlsLabels = (("tls", "disabled"),)
 TLS_PASSTHRU: TlsLabels = (("tls", "no_identity"), ("no_tls_reason", "passthru"))
 
 
 class TcpStats:
-    __slots__ = ("closed", "opened", "read_bytes", "write_bytes")
+    """One (direction, peer, target_addr, tls) key's connections. A connection notes
+    `opened_at = stats.clock()` when it opens and calls `close(exc, opened_at)` once when it is
+    lost: that counts `tcp_close_total{classification, errno}` and observes its lifetime in
+    `tcp_connection_duration_ms` (a dict lookup and a few additions, once per connection)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("clock", "closed", "closes", "opened", "read_bytes", "write_bytes")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
         self.opened = 0
         self.closed = 0
         self.read_bytes = 0
         self.write_bytes = 0
+        # (classification, errno name or "") -> lifetimes of the connections closed so
+        self.closes: dict[tuple[str, str], DurationStats] = {}
+
+    def close(self, exc: BaseException | None, opened_at: float) -> None:
+        """A connection counted here is gone: `exc` is what asyncio's `connection_lost` got
+        (None: a clean close; an OSError carries the errno Linkerd labels it with)."""
+        self.closed += 1
+        if exc is None:
+            key = _CLEAN
+        else:
+            code = getattr(exc, "errno", None)
+            key = ("failure", errorcode.get(code, str(code)) if isinstance(code, int) else "")
+        stats = self.closes.get(key)
+        if stats is None:
+            stats = self.closes[key] = DurationStats()
+        ms = (self.clock() - opened_at) * 1000.0
+        stats.buckets[bisect_left(TCP_DURATION_BUCKETS_MS, ms)] += 1
+        stats.count += 1
+        stats.total_ms += ms
+
+
+class DurationStats:
+    __slots__ = ("buckets", "count", "total_ms")
+
+    def __init__(self) -> None:
+        self.buckets = [0] * (len(TCP_DURATION_BUCKETS_MS) + 1)
+        self.count = 0
+        self.total_ms = 0.0
+
+
+_CLEAN = ("success", "")
 
 
 class ResponseStats:
@@ -118,7 +166,6 @@ class RouteStats:
 
 _TCP_FAMILIES = (
     ("tcp_open_total", "counter", "Total count of opened connections.", "opened"),
-    ("tcp_close_total", "counter", "Total count of closed connections.", "closed"),
     ("tcp_open_connections", "gauge", "Number of currently-open connections.", None),
     ("tcp_read_bytes_total", "counter", "Total count of bytes read from peers.", "read_bytes"),
     ("tcp_write_bytes_total", "counter", "Total count of bytes written to peers.", "write_bytes"),
@@ -137,22 +184,25 @@ AUTHZ_FAMILIES = {
 class ProxyMetrics:
     """Every request/TCP counter of one proxy process."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock  # connections' lifetimes (TcpStats.close)
         self.tcp: dict[tuple[str, str, str, TlsLabels], TcpStats] = {}
         self.routes: dict[tuple[str, str, str, TlsLabels], RouteStats] = {}
         self.errors: dict[tuple[str, str], int] = {}
         # (family, target_addr, labels) -> count; families in AUTHZ_FAMILIES
         self.authz: dict[tuple[str, str, TlsLabels], int] = {}
         self.tap = TapPoint()  # proxy.tap's switch, shared by every RouteStats
-        from lacewing.proxy.metrics.routes import RouteMetrics  # (it imports this module)
+        from lacewing.proxy.metrics.control import ControlMetrics  # (these import this module)
+        from lacewing.proxy.metrics.routes import RouteMetrics
 
         self.http_routes = RouteMetrics()  # per-route families (proxy.routes)
+        self.control = ControlMetrics(clock)  # the proxy's own control-plane clients
 
     def tcp_stats(self, direction: str, peer: str, target_addr: str, tls: TlsLabels) -> TcpStats:
         key = (direction, peer, target_addr, tls)
         stats = self.tcp.get(key)
         if stats is None:
-            stats = self.tcp[key] = TcpStats()
+            stats = self.tcp[key] = TcpStats(self.clock)
         return stats
 
     def route(self, direction: str, authority: str, target_addr: str, tls: TlsLabels) -> RouteStats:
@@ -184,18 +234,19 @@ class ProxyMetrics:
                 extra = labels(("status_code", "classification"), (_status(status), cls))
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
             for (status, code), stats in sorted(route.grpc.items()):
-                extra = labels(("status_code", "classification", "grpc_status"),
-                               (_status(status), _grpc_class(code), _grpc(code)))  # fmt: skip
+                grpc = _grpc(code)
+                extra = labels(_GRPC_LABELS, (_status(status), _grpc_class(code), grpc, grpc))
                 out.append(sample("response_total", f"{base},{extra}", stats.count))
         out += family_header(
             "response_latency_ms", "histogram", "Elapsed times between a request's headers "
-            "being received and its response's headers being sent."
+            "being received and its response's first body byte (or its end)."
         )  # fmt: skip
         for key, route in routes:
             base = _route_labels(key)
             series = [(f'{base},status_code="{_status(status)}"', stats)
                       for (status, _cls), stats in sorted(route.responses.items())]  # fmt: skip
-            series += [(f'{base},status_code="{_status(s)}",grpc_status="{_grpc(code)}"', stats)
+            series += [(f'{base},status_code="{_status(s)}",grpc_status="{_grpc(code)}",'
+                        f'grpc_status_code="{_grpc(code)}"', stats)
                        for (s, code), stats in sorted(route.grpc.items())]  # fmt: skip
             for lbl, stats in series:
                 running = 0
@@ -212,6 +263,7 @@ class ProxyMetrics:
             for key, tstats in tcp:
                 value = tstats.opened - tstats.closed if attr is None else getattr(tstats, attr)
                 out.append(sample(name, _tcp_labels(key), value))
+        out += _tcp_closes(tcp)
         for family, help_text in AUTHZ_FAMILIES.items():  # only with inbound policy on
             counted = sorted(kv for kv in self.authz.items() if kv[0][0] == family)
             if counted:
@@ -227,7 +279,32 @@ class ProxyMetrics:
                 if d == direction:
                     out.append(sample(name, labels(("error",), (error,)), count))
         out += self.http_routes.render()
+        out += self.control.render()
         return out
+
+
+def _tcp_closes(tcp: list[tuple[tuple[str, str, str, TlsLabels], TcpStats]]) -> list[str]:
+    """`tcp_close_total` and `tcp_connection_duration_ms`, by classification and errno."""
+    closes = [
+        (f'{_tcp_labels(key)},classification="{cls}",errno="{errno}"', d)
+        for key, tstats in tcp
+        for (cls, errno), d in sorted(tstats.closes.items())
+    ]
+    out = family_header("tcp_close_total", "counter", "Total count of closed connections.")
+    out += [sample("tcp_close_total", lbl, d.count) for lbl, d in closes]
+    name = "tcp_connection_duration_ms"
+    out += family_header(name, "histogram", "Connection lifetimes.")
+    for lbl, d in closes:
+        running = 0
+        for bound, count in zip(_TCP_BOUNDS, d.buckets, strict=True):
+            running += count
+            out.append(f'{name}_bucket{{{lbl},le="{number(bound)}"}} {running}')
+        out.append(sample(f"{name}_sum", lbl, d.total_ms))
+        out.append(sample(f"{name}_count", lbl, d.count))
+    return out
+
+
+_GRPC_LABELS = ("status_code", "classification", "grpc_status", "grpc_status_code")
 
 
 def _status(status: int) -> str:

@@ -42,10 +42,14 @@ import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from lacewing.core.policy import PolicyError, PortPolicy, policy_from_dict, policy_to_dict
 from lacewing.proxy.transport.stream import get_lines, within
+
+if TYPE_CHECKING:
+    from lacewing.proxy.metrics.control import ControlStats
 
 __all__ = ["PolicyClient", "PortWatch"]
 
@@ -93,6 +97,8 @@ class PortWatch:
 
 
 class PolicyClient:
+    control: ControlStats | None = None  # its `control_*` metrics (set by the proxy)
+
     def __init__(
         self,
         host: str,
@@ -212,6 +218,7 @@ class PolicyClient:
             ssl_context=self.ssl_context,
             server_hostname=self.server_hostname,
             timeout=self.read_timeout,
+            control=self.control,
         ) as (status, reader):
             if status == b"400":
                 log.warning("the policy controller refused port %d of %s/%s", watch.port,

@@ -20,7 +20,10 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from lacewing.proxy.metrics.control import ControlStats
 
 __all__ = ["SslContext", "get_lines", "within"]
 
@@ -42,24 +45,40 @@ async def get_lines(
     ssl_context: SslContext,
     server_hostname: str | None,
     timeout: float,
+    control: ControlStats | None = None,
 ) -> AsyncIterator[tuple[bytes, asyncio.StreamReader]]:
-    """Open the stream at `path`; yields the response status (b"200") and the reader."""
+    """Open the stream at `path`; yields the response status (b"200") and the reader.
+    `control`: where the request and its response head are counted (`control_*` metrics)."""
     context = ssl_context() if callable(ssl_context) else ssl_context
     if context is None and ssl_context is not None:
         raise ConnectionError("no client certificate yet")  # back off and try again
-    reader, writer = await within(
-        asyncio.open_connection(
-            host, port, ssl=context, server_hostname=server_hostname if context else None
-        ),
-        timeout,
-    )
+    started = control.request() if control is not None else 0.0
+    try:
+        reader, writer = await within(
+            asyncio.open_connection(
+                host, port, ssl=context, server_hostname=server_hostname if context else None
+            ),
+            timeout,
+        )
+    except BaseException:
+        if control is not None:
+            control.response(0, started)
+        raise
     try:
         writer.write(
             f"GET {path} HTTP/1.1\r\nHost: {host}\r\nAccept: application/json\r\n\r\n".encode()
         )
-        await writer.drain()
-        head = await within(reader.readuntil(b"\r\n\r\n"), timeout)
-        yield (head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""), reader
+        try:
+            await writer.drain()
+            head = await within(reader.readuntil(b"\r\n\r\n"), timeout)
+        except BaseException:
+            if control is not None:
+                control.response(0, started)
+            raise
+        status = head.split(b" ", 2)[1] if head.count(b" ") >= 2 else b""
+        if control is not None:
+            control.response(int(status) if status.isdigit() else 0, started)
+        yield status, reader
     finally:
         writer.close()
         with contextlib.suppress(Exception):

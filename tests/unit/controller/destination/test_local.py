@@ -68,6 +68,7 @@ def test_service_names_and_cluster_ip_resolve_to_ready_pods_with_identity() -> N
         "service": "web",
         "pod": "web-0",
         "deployment": "web",
+        "serviceaccount": "web",  # dst_serviceaccount, as Linkerd labels it
     }
     assert resolve(directory, "10.43.0.10:80") == (True, endpoints)
     assert resolve(directory, "web.demo.svc.cluster.local:80") == (True, endpoints)

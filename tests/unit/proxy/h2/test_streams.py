@@ -325,3 +325,27 @@ async def test_an_answer_before_the_upload_ended_closes_the_stream_on_both_layer
     ]
     assert server.streams == {} and server.conn.streams == {}  # nothing left to count
     await net.close()
+
+
+async def test_latency_is_time_to_the_first_data_frame_as_linkerd_measures() -> None:
+    app = App(A)  # answers by hand below
+    net = Net([app])
+    _, wire = net.client()
+    net.now = 1.0
+    wire.peer.send_headers(1, GET, end_stream=True)
+    await net.settle()
+    up = app.wires[0].peer
+    sid = app.requests[0].stream_id
+    net.now = 1.1
+    up.send_headers(sid, [(b":status", b"200")])
+    await net.settle()
+    assert responses(net) == {}  # the head alone: not yet
+    net.now = 1.6
+    up.send_data(sid, b"late body", end_stream=True)
+    await net.settle()
+    assert b"".join(e.data for e in wire.of(h2.events.DataReceived)) == b"late body"
+    assert responses(net) == {("200", "success", "-"): 1}
+    m = parse("\n".join(net.metrics.render()) + "\n")
+    sums = [v for (name, _), v in m.items() if name == "response_latency_ms_sum"]
+    assert [round(v, 6) for v in sums] == [600.0]  # request at 1.0 -> first DATA at 1.6
+    await net.close()
