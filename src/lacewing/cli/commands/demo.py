@@ -6,12 +6,22 @@ metrics, see `lacewing.local.demo.run`), then either refreshes a table every `RE
 over the last `LIVE_WINDOW` seconds until Ctrl-C, or with `--duration` waits that long. It
 then prints the final table over the whole run, the line comparing it with vote-bot's own
 counts, and always tears the cluster down.
+
+While it runs, the viz dashboard (`lacewing.viz.dashboard`, the page `viz dashboard --local`
+serves) is served on 127.0.0.1 from the cluster's Prometheus, and its URL is printed on
+stderr (`lacewing dashboard: http://127.0.0.1:PORT/`) once the mesh carries traffic. The
+port is `--dashboard-port` (50750 by default, as `viz dashboard`'s; 0 picks a free one); when
+the default is taken, a free one is used and the line says so. Without Prometheus there are
+no figures to show, so there is no dashboard, and the Prometheus line says how to install it.
+The server stops before the cluster goes.
 """
 
 from __future__ import annotations
 
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import click
@@ -33,6 +43,39 @@ LIVE_WINDOW = 10.0
 class DemoOptions:
     duration: float | None = None
     name: str = "demo"
+    dashboard_port: int | None = None  # None: viz dashboard's default, or any free port
+
+
+@contextmanager
+def _dashboard(options: DemoOptions, ctx: GlobalOptions, out: Output) -> Iterator[None]:
+    """Serve the viz dashboard of the demo's cluster on 127.0.0.1 while the block runs."""
+    import lacewing.cli.commands.viz  # noqa: F401  (first: it adds viz_dashboard's command)
+    from lacewing.cli.commands.viz_dashboard import (
+        DEFAULT_PORT,
+        DashboardOptions,
+        dashboard_source,
+        open_server,
+    )
+    from lacewing.viz.dashboard.api import Api
+    from lacewing.viz.dashboard.server import DashboardServer, running
+
+    if prometheus.pid(ClusterState(options.name).dir) is None:
+        yield  # no figures to show; the prometheus line said why
+        return
+    source = dashboard_source(DashboardOptions(local=options.name), ctx)
+    note = ""
+    if options.dashboard_port is None:
+        try:
+            server = DashboardServer(Api(source), "127.0.0.1", DEFAULT_PORT)
+        except OSError:
+            server = open_server(Api(source), "127.0.0.1", 0)
+            note = f" (port {DEFAULT_PORT} is taken)"
+    else:
+        server = open_server(Api(source), "127.0.0.1", options.dashboard_port)
+    with running(server):
+        out.warn(f"lacewing dashboard: {server.url}{note}")
+        out.err.flush()
+        yield
 
 
 def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
@@ -72,14 +115,15 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
         out.warn(prometheus.describe(ClusterState(options.name).dir))
         wait_for_traffic(options.name)
         first = snapshot(options.name)
-        try:
-            if options.duration is not None:
-                out.warn(f"running for {options.duration:g}s ...")
-                time.sleep(options.duration)
-            else:
-                _live(options, out, first)
-        except KeyboardInterrupt:
-            pass
+        with _dashboard(options, ctx, out):
+            try:
+                if options.duration is not None:
+                    out.warn(f"running for {options.duration:g}s ...")
+                    time.sleep(options.duration)
+                else:
+                    _live(options, out, first)
+            except KeyboardInterrupt:
+                pass
         last = snapshot(options.name)
         measure = Measure.between(first, last)
         out.line(f"lacewing demo: golden metrics over the last {measure.window:.1f}s")
@@ -94,8 +138,15 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
 @click.command("demo")
 @click.option("--duration", default=None, help="Run this long (e.g. 30s), print the table, stop.")
 @click.option("--name", default="demo", show_default=True, help="Name of the demo's cluster.")
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of the dashboard on 127.0.0.1 (0: any free one) [default: 50750, else any].",
+)
 @click.pass_obj
-def command(g: GlobalOptions, duration: str | None, name: str) -> int:
+def command(g: GlobalOptions, duration: str | None, name: str, dashboard_port: int | None) -> int:
     """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
     seconds = None if duration is None else parse_window(duration, "--duration")
-    return run(DemoOptions(duration=seconds, name=control.selected_cluster(name)), g, Output())
+    options = DemoOptions(seconds, control.selected_cluster(name), dashboard_port)
+    return run(options, g, Output())

@@ -34,10 +34,10 @@ from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import RuntimeEnvError
 from lacewing.local.control import CLUSTER_ENV, selected_cluster
 from lacewing.viz.dashboard.api import Api, Source
-from lacewing.viz.dashboard.server import DashboardServer
+from lacewing.viz.dashboard.server import DashboardServer, running
 from lacewing.viz.summary import InventoryItem
 
-__all__ = ["dashboard_command", "run_dashboard"]
+__all__ = ["DashboardOptions", "dashboard_command", "dashboard_source", "open_server", "run_dashboard"]
 
 DEFAULT_PORT = 50750
 
@@ -73,35 +73,37 @@ def dashboard_source(options: DashboardOptions, ctx: GlobalOptions) -> Source:
     return Source(prom, kube_items)
 
 
-def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> int:
-    source = dashboard_source(options, ctx)
+def open_server(api: Api, address: str, port: int) -> DashboardServer:
     try:
-        server = DashboardServer(Api(source), options.address, options.port)
+        return DashboardServer(api, address, port)
     except OSError as exc:
         raise RuntimeEnvError(
-            f"cannot listen on {options.address}:{options.port}: {exc.strerror or exc}",
+            f"cannot listen on {address}:{port}: {exc.strerror or exc}",
             hint="choose another --port (0 picks a free one)",
         ) from None
+
+
+def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> int:
+    source = dashboard_source(options, ctx)
+    server = open_server(Api(source), options.address, options.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    runner = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
-    runner.start()
     try:
-        out.line(f"lacewing dashboard: {server.url}")
-        out.warn(f"figures from Prometheus at {source.prometheus.where}; Ctrl-C stops it")
-        out.out.flush()
-        if options.browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            webbrowser.open(server.url)
-        while not stop.wait(3600):
-            pass
+        with running(server):
+            out.line(f"lacewing dashboard: {server.url}")
+            out.warn(f"figures from Prometheus at {source.prometheus.where}; Ctrl-C stops it")
+            out.out.flush()
+            if options.browser and (
+                os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            ):
+                webbrowser.open(server.url)
+            while not stop.wait(3600):
+                pass
     finally:
-        server.shutdown()
-        runner.join(timeout=5)
-        server.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0

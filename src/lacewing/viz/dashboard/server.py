@@ -6,16 +6,21 @@ node namespace). It listens on 127.0.0.1 by default (`--address` to change it); 
 a free one, which `url` reports. `serve_forever` returns when `shutdown` is called from
 another thread or the process gets SIGINT / SIGTERM (see the CLI); `close` releases the socket.
 No request is logged (the CLI prints the URL, and errors go to the page).
+`running(server)` serves on a named thread for the length of a `with` block (`viz
+dashboard`, `lacewing demo`) and always shuts the server down and closes it at its end.
 """
 
 from __future__ import annotations
 
 import http.server
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from lacewing.viz.dashboard.api import Api
 
-__all__ = ["DashboardServer"]
+__all__ = ["DashboardServer", "running"]
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -57,3 +62,16 @@ class DashboardServer(http.server.ThreadingHTTPServer):
 
     def close(self) -> None:
         self.server_close()
+
+
+@contextmanager
+def running(server: DashboardServer) -> Iterator[DashboardServer]:
+    """Serve on a thread while the block runs; shut down, join and close at its end."""
+    runner = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
+    runner.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        runner.join(timeout=5)
+        server.close()
