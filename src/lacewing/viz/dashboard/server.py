@@ -16,11 +16,15 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
-from lacewing.viz.dashboard.api import Api
+__all__ = ["DashboardServer", "Handles", "running"]
 
-__all__ = ["DashboardServer", "running"]
+
+class Handles(Protocol):
+    """What answers: `lacewing.viz.dashboard.api.Api`, or `forward.Forward` (the cluster's)."""
+
+    def handle(self, target: str) -> tuple[int, str, bytes]: ...
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -50,7 +54,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class DashboardServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, api: Api, address: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, api: Handles, address: str = "127.0.0.1", port: int = 0) -> None:
         self.api = api
         super().__init__((address, port), _Handler)
 
