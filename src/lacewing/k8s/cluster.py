@@ -405,14 +405,22 @@ class Cluster:
 
     @contextmanager
     def pod_proxy_open(
-        self, namespace: str, pod: str, port: int, path: str, params: dict[str, str] | None = None
+        self,
+        namespace: str,
+        pod: str,
+        port: int,
+        path: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Iterator[httpx.Response]:
         """GET `path` from a pod's `port` through the API server, the answer streamed (no read
         timeout: a tap is quiet between requests). Any status: the caller reads it."""
         url = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
         timeout = httpx.Timeout(10.0, read=None)
         try:
-            with self._http.stream("GET", url, params=params, timeout=timeout) as response:
+            with self._http.stream(
+                "GET", url, params=params, headers=headers, timeout=timeout
+            ) as response:
                 yield response
         except httpx.HTTPError as exc:
             raise ClusterUnreachable(

@@ -3,6 +3,8 @@
     ServiceAccount, ClusterRole (pods get/list, deployments get), ClusterRoleBinding   tap
     Role + RoleBinding in the control plane's namespace   tap may read the trust anchors'
                         ConfigMap (only that one), which it cannot mount across namespaces
+    Secret              tap-token: a random token (made at each render) that /tap requests
+                        must carry; `viz tap` reads it, so reading it is the right to tap
     Deployment, Service tap: `lacewing viz tap-relay` (`lacewing.viz.taprelay`) on 8089; a
                         projected token for identity's audience, so identity gives it the
                         certificate of `tap.lacewing-viz.serviceaccount.identity.lacewing.<td>`,
@@ -18,6 +20,8 @@ injected (the namespace is not), and are sized for a Raspberry Pi.
 
 from __future__ import annotations
 
+import base64
+import secrets
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -139,7 +143,7 @@ def _deployment(v: VizValues, name: str, labels: dict[str, str], container: Doc,
     ]
 
 
-def _tap(v: VizValues) -> list[Doc]:
+def _tap(v: VizValues, token: str) -> list[Doc]:
     from lacewing.install.sidecar import (
         IDENTITY_TOKEN_AUDIENCE,
         IDENTITY_TOKEN_DIR,
@@ -182,20 +186,33 @@ def _tap(v: VizValues) -> list[Doc]:
         "--identity-addr", identity, "--identity-token-file", IDENTITY_TOKEN_PATH,
         "--trust-roots-configmap", f"{cp}/{TRUST_ROOTS_CONFIG_MAP}",
         "--trust-domain", v.trust_domain, "--state-dir", "/var/run/lacewing-tap",
+        "--token-file", "/var/run/lacewing-tap-token/token",
     ]  # fmt: skip
     container = _container(v, "tap", args, TAP_PORT)
     container["volumeMounts"] = [
         {"name": IDENTITY_TOKEN_VOLUME, "mountPath": IDENTITY_TOKEN_DIR, "readOnly": True},
         {"name": "state", "mountPath": "/var/run/lacewing-tap"},
+        {"name": "token", "mountPath": "/var/run/lacewing-tap-token", "readOnly": True},
     ]
-    token = {"serviceAccountToken": {"audience": IDENTITY_TOKEN_AUDIENCE,
-                                     "expirationSeconds": 86400,
-                                     "path": IDENTITY_TOKEN_PATH.rsplit("/", 1)[1]}}  # fmt: skip
+    account_token = {
+        "audience": IDENTITY_TOKEN_AUDIENCE,
+        "expirationSeconds": 86400,
+        "path": IDENTITY_TOKEN_PATH.rsplit("/", 1)[1],
+    }
+    projected = {"serviceAccountToken": account_token}
     volumes = [
-        {"name": IDENTITY_TOKEN_VOLUME, "projected": {"sources": [token]}},
+        {"name": IDENTITY_TOKEN_VOLUME, "projected": {"sources": [projected]}},
         {"name": "state", "emptyDir": {"medium": "Memory", "sizeLimit": "1Mi"}},
+        {"name": "token", "secret": {"secretName": "tap-token"}},
     ]
-    return docs + _deployment(v, "tap", TAP_LABELS, container, volumes)
+    secret = {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(v, "tap-token", TAP_LABELS),
+        "type": "Opaque",
+        "data": {"token": base64.b64encode(token.encode()).decode()},
+    }
+    return [*docs, secret, *_deployment(v, "tap", TAP_LABELS, container, volumes)]
 
 
 def _web(v: VizValues) -> list[Doc]:
@@ -216,5 +233,5 @@ def _web(v: VizValues) -> list[Doc]:
     return _rbac(v, "web", WEB_LABELS, rules) + _deployment(v, "web", WEB_LABELS, container, [])
 
 
-def render_components(v: VizValues) -> list[Doc]:
-    return _tap(v) + _web(v)
+def render_components(v: VizValues, token: str | None = None) -> list[Doc]:
+    return _tap(v, token or secrets.token_urlsafe(32)) + _web(v)

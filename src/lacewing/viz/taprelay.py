@@ -5,8 +5,11 @@ On Kubernetes the CLI holds no certificate of the mesh, and only the tap identit
 tap policy. So the tap component, a pod of service account `tap` in `lacewing-viz`, gets that
 identity's certificate from the identity controller as every proxy gets its own (a CSR plus its
 projected service-account token), and serves one plaintext HTTP API on `TAP_RELAY_PORT`, which
-the CLI reaches through the API server's pod proxy (`pods/<tap pod>:8089/proxy/tap`; who may do
-that is Kubernetes RBAC on `pods/proxy` in `lacewing-viz`):
+the CLI reaches through the API server's pod proxy (`pods/<tap pod>:8089/proxy/tap`). The port
+is also reachable from any pod, so `/tap` wants the header `TOKEN_HEADER` equal to the token
+of the Secret `lacewing-viz/tap-token` (random, made by `viz install`, mounted here): who may
+tap is who may read that Secret and proxy to the pod (Kubernetes RBAC), and any other request
+is a 401.
 
     GET /tap?namespace=NS&resource=deploy/NAME[&to=deploy/X&to_namespace=&path=/p&method=GET
              &authority=a&max_rps=R&duration=S]
@@ -28,6 +31,7 @@ but `RelayServer` does I/O.
 
 from __future__ import annotations
 
+import hmac
 import http.server
 import json
 import socket
@@ -35,15 +39,29 @@ import ssl
 import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from lacewing.errors import LacewingError, RuntimeEnvError, UsageError
 from lacewing.viz.tap import parse_target, tap_filter
 from lacewing.viz.tapclient import TAP_PORT, TapClient
 
-__all__ = ["HEARTBEAT", "TAP_RELAY_PORT", "RelayServer", "TapQuery", "TappedPod", "tapped_pods"]
+__all__ = [
+    "HEARTBEAT",
+    "TAP_RELAY_PORT",
+    "TOKEN_HEADER",
+    "TOKEN_KEY",
+    "TOKEN_SECRET",
+    "RelayServer",
+    "TapQuery",
+    "TappedPod",
+    "tapped_pods",
+]
 
 TAP_RELAY_PORT = 8089  # Linkerd's tap API port
+TOKEN_HEADER = "X-Lacewing-Tap-Token"
+TOKEN_SECRET = "tap-token"  # in lacewing-viz
+TOKEN_KEY = "token"
 HEARTBEAT = 5.0
 PROXY_CONTAINER = "lacewing-proxy"
 
@@ -171,6 +189,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         if path != "/tap":
             self._json(404, {"error": f"no such path {path!r}: GET /tap?resource=..."})
             return
+        if not self.server.authorized(self.headers.get(TOKEN_HEADER, "")):
+            self._json(401, {"error": f"tap: no valid {TOKEN_HEADER} header (the token of "
+                                      f"Secret lacewing-viz/{TOKEN_SECRET})"})  # fmt: skip
+            return
         try:
             tap = TapQuery.parse(query)
             pods = tapped_pods(self.server.cluster, tap, self.server.trust_domain)
@@ -243,11 +265,21 @@ class RelayServer(http.server.ThreadingHTTPServer):
         address: tuple[str, int],
         cluster: Any,
         context: Callable[[], ssl.SSLContext],
+        token_file: Path,
         trust_domain: str = "cluster.local",
         connect: Callable[[str], socket.socket] = _connect,
     ) -> None:
         self.cluster = cluster
         self.context = context
+        self.token_file = token_file
         self.trust_domain = trust_domain
         self.connect = connect
         super().__init__(address, _Handler)
+
+    def authorized(self, offered: str) -> bool:
+        """The offered token equals the Secret's (read each time: an update takes effect)."""
+        try:
+            token = self.token_file.read_text().strip()
+        except OSError:
+            return False
+        return bool(token) and hmac.compare_digest(offered.encode(), token.encode())

@@ -232,6 +232,18 @@ def test_tap_shows_the_requests_made_during_the_test_with_their_identities(meshe
         assert e["tls"] == "true", e
 
 
+def test_the_tap_component_refuses_whoever_lacks_the_token(meshed: Bed) -> None:
+    """Any pod can reach the tap pod's port: without the Secret's token it gets a 401."""
+    (tap,) = meshed.pods("lacewing-viz", "app.kubernetes.io/name=tap")
+    ip = tap["status"]["podIP"]
+    code, body = netns.in_netns(
+        meshed.node.network.node,
+        lambda: netns.http_get(ip, 8089, "/tap?resource=deploy/echo&namespace=shop", timeout=10),
+    )  # fmt: skip
+    assert code == 401, body
+    assert b"no valid X-Lacewing-Tap-Token header" in body, body
+
+
 def test_tap_errors_are_one_line(meshed: Bed) -> None:
     out = meshed.lacewing("viz", "tap", "deploy/nope", "-n", "shop", "--duration", "2s")
     assert out.returncode != 0

@@ -154,7 +154,8 @@ class ApiServer:
         timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
         async with aiohttp.ClientSession(timeout=timeout) as session:
             try:
-                async with session.get(url) as up:
+                passed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-")}
+                async with session.get(url, headers=passed) as up:
                     kind = up.headers.get("Content-Type", "text/plain")
                     if up.content_length is not None or up.status != 200:
                         body = await asyncio.wait_for(up.read(), 5)

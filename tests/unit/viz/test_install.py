@@ -93,6 +93,12 @@ def test_tap_component_has_the_tap_identity_and_only_the_access_it_needs() -> No
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tap",
                                     "namespace": "lacewing-viz"}]  # fmt: skip
     assert _by(docs, "Service", "tap")["spec"]["ports"][0]["port"] == 8089
+    # a fresh random token per render, mounted for the relay's --token-file
+    tokens = {_by(render_viz(VizValues()), "Secret", "tap-token")["data"]["token"] for _ in "ab"}
+    assert len(tokens) == 2
+    assert args[args.index("--token-file") + 1] == "/var/run/lacewing-tap-token/token"
+    (secret_volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    assert secret_volume["secret"]["secretName"] == "tap-token"
 
 
 def test_web_component_serves_the_dashboard_from_the_viz_prometheus() -> None:

@@ -34,6 +34,7 @@ class RelayOptions:
     identity_token_file: Path
     trust_roots_configmap: str
     state_dir: Path
+    token_file: Path
     namespace: str
     service_account: str = "tap"
     trust_domain: str = "cluster.local"
@@ -94,7 +95,8 @@ def run_tap_relay(options: RelayOptions, ctx: GlobalOptions, out: Output) -> int
 
         async def serve(_context: object) -> None:
             server = RelayServer((host.strip("[]") or "0.0.0.0", int(port)), cluster,
-                                 certified.holder.client_context, options.trust_domain)  # fmt: skip
+                                 certified.holder.client_context, options.token_file,
+                                 options.trust_domain)  # fmt: skip
             runner = threading.Thread(target=server.serve_forever, name="tap-relay", daemon=True)
             runner.start()
             out.line(f"tap: serving the tap API on {options.listen}")
@@ -126,6 +128,12 @@ def run_tap_relay(options: RelayOptions, ctx: GlobalOptions, out: Output) -> int
 )
 @click.option("--state-dir", default="/var/run/lacewing-tap", type=click.Path(path_type=Path))
 @click.option(
+    "--token-file",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="The token /tap requests must carry (Secret lacewing-viz/tap-token).",
+)
+@click.option(
     "--namespace", "pod_namespace", envvar="LACEWING_POD_NAMESPACE", default="lacewing-viz"
 )
 @click.option("--service-account", envvar="LACEWING_POD_SERVICE_ACCOUNT", default="tap")
@@ -138,11 +146,13 @@ def tap_relay_command(
     identity_token_file: Path,
     trust_roots_configmap: str,
     state_dir: Path,
+    token_file: Path,
     pod_namespace: str,
     service_account: str,
     trust_domain: str,
 ) -> int:
     """viz's tap component: taps the proxies with the tap identity for the CLI."""
     options = RelayOptions(listen, identity_addr, identity_token_file, trust_roots_configmap,
-                           state_dir, pod_namespace, service_account, trust_domain)  # fmt: skip
+                           state_dir, token_file, pod_namespace, service_account,
+                           trust_domain)  # fmt: skip
     return run_tap_relay(options, g, Output())

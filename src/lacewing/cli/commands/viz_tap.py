@@ -15,6 +15,7 @@ proxies itself. Otherwise Kubernetes: the CLI asks the viz install's tap compone
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -51,7 +52,13 @@ def _kubernetes_stream(
     from lacewing.cli.commands.viz_install import connect
     from lacewing.errors import RuntimeEnvError
     from lacewing.viz.install import NAMESPACE
-    from lacewing.viz.taprelay import TAP_RELAY_PORT, TapQuery
+    from lacewing.viz.taprelay import (
+        TAP_RELAY_PORT,
+        TOKEN_HEADER,
+        TOKEN_KEY,
+        TOKEN_SECRET,
+        TapQuery,
+    )
 
     query = TapQuery(options.resource, options.namespace, options.to, options.to_namespace,
                      options.path, options.method, options.authority, options.max_rps,
@@ -68,9 +75,15 @@ def _kubernetes_stream(
             hint="`lacewing viz install | kubectl apply -f -`, then `lacewing viz check`",
         )
     tap_pod = pods[0]["metadata"]["name"]
+    secret = cluster.get("v1", "Secret", TOKEN_SECRET, NAMESPACE)  # who may read it may tap
+    token = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
+    if not token:
+        raise UsageError(f"Secret {NAMESPACE}/{TOKEN_SECRET} has no {TOKEN_KEY}",
+                         hint="`lacewing viz install | kubectl apply -f -` makes it")  # fmt: skip
+    headers = {TOKEN_HEADER: base64.b64decode(token).decode()}
     deadline = None if options.duration is None else time.monotonic() + options.duration
     with cluster.pod_proxy_open(NAMESPACE, tap_pod, TAP_RELAY_PORT, "tap",
-                                query.params()) as answer:  # fmt: skip
+                                query.params(), headers) as answer:  # fmt: skip
         if answer.status_code != 200:
             body = answer.read().decode(errors="replace")
             try:
