@@ -33,6 +33,7 @@ from lacewing.viz.install import (
     NAMESPACE,
     PORT,
     PROMETHEUS_LABELS,
+    VizValues,
     parse_sets,
     render_viz,
 )
@@ -131,12 +132,20 @@ def run_uninstall(
     options: VizInstallOptions, ctx: GlobalOptions, out: Output, connect: Any = connect
 ) -> int:
     output = _output(options.output)
-    docs = [skeleton(d) for d in render_viz(parse_sets(())) if not d["metadata"].get("namespace")]
+    # what deleting the namespace does not take: cluster-wide objects, and tap's Role and
+    # RoleBinding in the control plane's namespace
+    docs = [
+        skeleton(d)
+        for d in render_viz(parse_sets(()))
+        if d["metadata"].get("namespace") in (None, VizValues().control_plane_namespace)
+    ]
     if not options.ignore_cluster:
         cluster = connect(ctx)
         present = []
         for doc in docs:
-            if cluster.get(doc["apiVersion"], doc["kind"], doc["metadata"]["name"]) is not None:
+            meta = doc["metadata"]
+            found = cluster.get(doc["apiVersion"], doc["kind"], meta["name"], meta.get("namespace"))
+            if found is not None:
                 present.append(doc)
         docs = present
         if not docs:
