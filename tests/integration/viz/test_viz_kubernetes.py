@@ -157,6 +157,8 @@ def test_install_check_stat_uninstall(kube_api: Any, prometheus: str, tmp_path: 
         "√ lacewing-viz ConfigMap exists",
         "√ prometheus pod is running",
         "√ can query Prometheus",
+        "√ tap pod is running",
+        "√ web pod is running",
         "√ Prometheus scrapes the lacewing proxies",
         "",
         "Status check results are √",

@@ -76,6 +76,13 @@ class KubeVizFacts:
         )
         return pods
 
+    def component_pods(self, name: str) -> list[Mapping[str, Any]]:
+        selector = f"app.kubernetes.io/name={name},app.kubernetes.io/part-of=lacewing-viz"
+        pods: list[Mapping[str, Any]] = self.cluster.list(
+            "v1", "Pod", namespace=NAMESPACE, label_selector=selector
+        )
+        return pods
+
     @cached_property
     def _prometheus(self) -> Prometheus:
         url = str((self.config() or {}).get("prometheusUrl") or "")
