@@ -105,6 +105,7 @@ def run_tap_relay(options: RelayOptions, ctx: GlobalOptions, out: Output) -> int
                 await stop.wait()
             finally:
                 await asyncio.to_thread(server.shutdown)
+                runner.join(timeout=5)
                 server.server_close()
 
         await serve_over(tls, "tap", out, stop, serve)
