@@ -142,6 +142,8 @@ def _proxy_env(values: Values, component: str | None) -> list[dict[str, Any]]:
         "INBOUND_LISTEN_ADDR": f"0.0.0.0:{p.ports.inbound}",
         "OUTBOUND_LISTEN_ADDR": f"127.0.0.1:{p.ports.outbound}",
         "ADMIN_LISTEN_ADDR": f"0.0.0.0:{p.ports.admin}",
+        # tap (mutual TLS; by default only viz's tap component may: lacewing.proxy.tap)
+        "TAP_LISTEN_ADDR": f"0.0.0.0:{p.ports.tap}",
         "LOG_LEVEL": p.log_level,
         "OPAQUE_PORTS": p.opaque_ports,
         "INBOUND_FORWARD_HOST": "127.0.0.1",
@@ -206,6 +208,7 @@ def proxy_container(
         "ports": [
             {"name": PROXY_PORT_NAME, "containerPort": p.ports.inbound, "protocol": "TCP"},
             {"name": ADMIN_PORT_NAME, "containerPort": p.ports.admin, "protocol": "TCP"},
+            {"name": TAP_PORT_NAME, "containerPort": p.ports.tap, "protocol": "TCP"},
         ],
         "readinessProbe": _probe("/ready", 2),
         "livenessProbe": _probe("/live", 10),

@@ -26,6 +26,8 @@ from __future__ import annotations
 import email.utils
 import json
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -400,6 +402,32 @@ class Cluster:
             "GET", f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
         )
         return response.text
+
+    @contextmanager
+    def pod_proxy_open(
+        self,
+        namespace: str,
+        pod: str,
+        port: int,
+        path: str,
+        params: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Iterator[httpx.Response]:
+        """GET `path` from a pod's `port` through the API server, the answer streamed (no read
+        timeout: a tap is quiet between requests). Any status: the caller reads it."""
+        url = f"/api/v1/namespaces/{namespace}/pods/{pod}:{port}/proxy/{path.lstrip('/')}"
+        timeout = httpx.Timeout(10.0, read=None)
+        try:
+            with self._http.stream(
+                "GET", url, params=params, headers=headers, timeout=timeout
+            ) as response:
+                yield response
+        except httpx.HTTPError as exc:
+            raise ClusterUnreachable(
+                f"cannot reach {pod}:{port} through the Kubernetes API at {self.server}: "
+                f"{exc or type(exc).__name__}",
+                hint=_UNREACHABLE_HINT,
+            ) from None
 
     def can_i(
         self, verb: str, resource: str, group: str = "", namespace: str | None = None

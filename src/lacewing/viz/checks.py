@@ -7,6 +7,8 @@
     √ prometheus pod is running              (skipped with prometheusUrl: not ours to run)
     √ can query Prometheus                   (`up`, through the API server's pod proxy, or
                                               the prometheusUrl)
+    √ tap pod is running                     (viz tap on Kubernetes goes through it)
+    √ web pod is running                     (viz dashboard on Kubernetes shows it)
     √ Prometheus scrapes the lacewing proxies (a warning: no meshed pod is not an error)
 
 The checks receive a `VizFacts`: the CLI's object that reads the cluster (see
@@ -15,7 +17,7 @@ The checks receive a `VizFacts`: the CLI's object that reads the cluster (see
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from lacewing.healthcheck.model import Category, Check, Outcome
@@ -35,6 +37,8 @@ class VizFacts(Protocol):
     def config(self) -> Mapping[str, Any] | None: ...
 
     def prometheus_pods(self) -> list[Mapping[str, Any]]: ...
+
+    def component_pods(self, name: str) -> list[Mapping[str, Any]]: ...
 
     def query(self, promql: str) -> list[Series]: ...
 
@@ -84,6 +88,21 @@ def _running(facts: VizFacts) -> Outcome:
     return Outcome.ok()
 
 
+def _component(name: str) -> Callable[[VizFacts], Outcome]:
+    def check(facts: VizFacts) -> Outcome:
+        pods = facts.component_pods(name)
+        if not pods:
+            return Outcome.fail(f"no {name} pod in {NAMESPACE}")
+        problems = [p for p in (_pod_problem(pod) for pod in pods) if p]
+        if len(problems) == len(pods):
+            if any("BackOff" in p for p in problems):
+                return Outcome.give_up(problems[0])
+            return Outcome.fail(problems[0])
+        return Outcome.ok()
+
+    return check
+
+
 def _query(facts: VizFacts) -> Outcome:
     facts.query("up")  # raises, with Prometheus' or the transport's reason, when it cannot
     return Outcome.ok()
@@ -123,6 +142,15 @@ def viz_categories() -> list[Category[VizFacts]]:
                     _query,
                     fatal=True,
                     retry_deadline=True,
+                ),
+                *(
+                    Check(
+                        f"{name} pod is running",
+                        f"see `kubectl -n {NAMESPACE} logs deploy/{name}`",
+                        _component(name),
+                        retry_deadline=True,
+                    )
+                    for name in ("tap", "web")
                 ),
                 Check(
                     "Prometheus scrapes the lacewing proxies",

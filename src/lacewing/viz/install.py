@@ -14,7 +14,8 @@
                         50m / 128Mi, limits 500m / 384Mi, 6h retention, 1 GiB emptyDir),
                         non-root, read-only root filesystem, /-/ready and /-/healthy probes
 
-With `--set prometheusUrl=URL` only the Namespace and the config are rendered: that
+Then viz's own components, tap and web (`lacewing.viz.install_components`), with or without
+our Prometheus. With `--set prometheusUrl=URL` no Prometheus is rendered: that
 Prometheus must scrape the proxies itself (`lacewing.viz.scrapeconfig.kubernetes_proxy_job`
 prints the job). Values come from `--set key=value`; an unknown key or a bad value is a
 `ConfigError` naming it.
@@ -23,12 +24,14 @@ prints the job). Values come from `--set key=value`; an unknown key or a bad val
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import yaml
 
 from lacewing.errors import ConfigError
+from lacewing.install.values import ImageValues
+from lacewing.viz.install_components import render_components
 from lacewing.viz.scrapeconfig import kubernetes_controller_job, kubernetes_proxy_job
 
 __all__ = [
@@ -66,6 +69,9 @@ class VizValues:
     memory_request: str = "128Mi"
     memory_limit: str = "384Mi"
     storage_limit: str = "1Gi"
+    image: str = field(default_factory=lambda: ImageValues().ref)  # tap and web
+    trust_domain: str = "cluster.local"
+    cluster_domain: str = "cluster.local"
 
 
 _KEYS = {
@@ -79,6 +85,9 @@ _KEYS = {
     "prometheus.resources.memory.limit": "memory_limit",
     "prometheus.storageLimit": "storage_limit",
     "controlPlaneNamespace": "control_plane_namespace",
+    "image": "image",
+    "identityTrustDomain": "trust_domain",
+    "clusterDomain": "cluster_domain",
 }
 _DURATION = re.compile(r"^(\d+(ms|s|m|h|d|w|y))+$")
 _QUANTITY = re.compile(r"^\d+(\.\d+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
@@ -93,7 +102,8 @@ def _check(field: str, value: str) -> None:
         raise ConfigError(f"--set {key}={value}: not a resource quantity", hint="e.g. 500m, 384Mi")
     if field == "prometheus_url" and value and not _URL.match(value):
         raise ConfigError(f"--set {key}={value}: not an http(s) URL", hint="e.g. http://prom:9090")
-    if field in ("prometheus_image", "control_plane_namespace") and not value:
+    if field in ("prometheus_image", "control_plane_namespace", "image", "trust_domain",
+                 "cluster_domain") and not value:  # fmt: skip
         raise ConfigError(f"--set {key}= needs a value")
 
 
@@ -260,4 +270,4 @@ def render_viz(v: VizValues) -> list[Doc]:
     docs = [namespace, config]
     if not v.prometheus_url:
         docs += _prometheus(v)
-    return docs
+    return docs + render_components(v)

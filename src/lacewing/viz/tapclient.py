@@ -7,13 +7,17 @@ socket to that pod's tap port) and the client certificate in `context` differ:
   cluster's issuer (`<state>/identity/issuer`), so it issues itself a short-lived leaf for
   `TAP_CLIENT_IDENTITY` (the viz tap component's identity, the one every proxy's default tap
   policy allows) and opens each socket inside the cluster's node namespace, to the pod's IP;
-- Kubernetes (not wired yet): `connect` is a port-forward to the pod's 4190 (or the viz tap
-  component, which holds that identity's certificate from the identity controller and relays).
+- Kubernetes: the viz tap component (`lacewing.viz.taprelay`, service account `tap` in
+  `lacewing-viz`) holds that identity's certificate from the identity controller, opens each
+  pod's IP, and names the proxy's own identity (`server_name(pod)`, from the pod's service
+  account) so the handshake also checks that it talks to that pod's proxy.
 
 Each pod's stream is read on its own daemon thread (a blocking TLS socket) into one queue;
 `events()` yields them (each with `pod` added) until the deadline, Ctrl-C, or every stream
-ended. A refusal (403 from the tap policy, a failed handshake) is a `RuntimeEnvError` with
-one line that says which pod and why.
+ended; with `heartbeat`, an empty dict whenever that long passed without one (a relay writes
+something then, which is how it learns that its own client went away). A refusal
+(403 from the tap policy, a failed handshake) is a `RuntimeEnvError` with one
+line that says which pod and why.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -55,9 +59,15 @@ def request_bytes(tap_filter: TapFilter) -> bytes:
 
 
 class TapClient:
-    def __init__(self, context: ssl.SSLContext, connect: Callable[[str], socket.socket]) -> None:
+    def __init__(
+        self,
+        context: ssl.SSLContext,
+        connect: Callable[[str], socket.socket],
+        server_name: Callable[[str], str | None] = lambda pod: None,
+    ) -> None:
         self.context = context
         self.connect = connect
+        self.server_name = server_name
 
     def open(self, pod: str, tap_filter: TapFilter) -> tuple[ssl.SSLSocket, bytes]:
         """A tap stream from `pod`'s proxy, its 200 head read (and the bytes after it);
@@ -67,7 +77,7 @@ class TapClient:
         except OSError as exc:
             raise RuntimeEnvError(f"tap: cannot reach {pod}:{TAP_PORT}: {exc}") from None
         try:
-            sock = self.context.wrap_socket(raw, server_hostname=None)
+            sock = self.context.wrap_socket(raw, server_hostname=self.server_name(pod))
             sock.sendall(request_bytes(tap_filter))
             head = b""
             while b"\r\n\r\n" not in head:
@@ -90,8 +100,14 @@ class TapClient:
         sock.settimeout(None)  # events may be far apart
         return sock, body
 
-    def events(self, pods: list[str], tap_filter: TapFilter, duration: float | None = None,
-               opened: Callable[[], None] | None = None) -> Iterator[dict[str, Any]]:  # fmt: skip
+    def events(
+        self,
+        pods: list[str],
+        tap_filter: TapFilter,
+        duration: float | None = None,
+        opened: Callable[[], None] | None = None,
+        heartbeat: float | None = None,
+    ) -> Generator[dict[str, Any], None, None]:
         """Every pod's events, merged, until `duration` seconds or all streams end;
         `opened()` is called once every pod's tap is open."""
         socks = []
@@ -111,6 +127,7 @@ class TapClient:
                 opened()
             deadline = None if duration is None else time.monotonic() + duration
             open_streams = len(threads)
+            last = time.monotonic()
             while open_streams:
                 wait = 0.5 if deadline is None else min(0.5, deadline - time.monotonic())
                 if wait <= 0:
@@ -118,6 +135,9 @@ class TapClient:
                 try:
                     pod, line = lines.get(timeout=wait)
                 except queue.Empty:
+                    if heartbeat is not None and time.monotonic() - last >= heartbeat:
+                        last = time.monotonic()
+                        yield {}
                     continue
                 if line is None:
                     open_streams -= 1
@@ -128,6 +148,7 @@ class TapClient:
                     continue
                 if isinstance(event, dict) and "direction" in event:
                     event["pod"] = pod
+                    last = time.monotonic()
                     yield event
         finally:
             for _pod, sock, _early in socks:

@@ -131,13 +131,16 @@ def test_install_check_stat_uninstall(kube_api: Any, prometheus: str, tmp_path: 
 
     code, manifest, _ = _run(run_install, VizInstallOptions(), g)
     assert code == 0
+    # viz extends an installed control plane: tap's Role goes in its namespace
+    assert kube_api.kubectl("create", "namespace", "lacewing").returncode == 0
     applied = kube_api.kubectl("apply", "-f", "-", input=manifest)
     assert applied.returncode == 0, applied.stderr
     assert "deployment.apps/prometheus created" in applied.stdout
     assert kube_api.kubectl("apply", "-f", "-", input=SHOP).returncode == 0
     kube_api.kubelet.sync()
     kube_api.kubelet.mark_ready()
-    (pod,) = [p["metadata"]["name"] for p in kube_api.list("v1", "Pod", "lacewing-viz")]
+    pods = kube_api.list("v1", "Pod", "lacewing-viz")
+    (pod,) = [p["metadata"]["name"] for p in pods if p["metadata"]["name"].startswith("prom")]
     kube_api.route_pod_proxy("lacewing-viz", pod, 9090, prometheus)
 
     # Prometheus needs a few scrapes of the stand-in before the checks and rates are there
@@ -154,6 +157,8 @@ def test_install_check_stat_uninstall(kube_api: Any, prometheus: str, tmp_path: 
         "√ lacewing-viz ConfigMap exists",
         "√ prometheus pod is running",
         "√ can query Prometheus",
+        "√ tap pod is running",
+        "√ web pod is running",
         "√ Prometheus scrapes the lacewing proxies",
         "",
         "Status check results are √",
@@ -186,6 +191,12 @@ def test_install_check_stat_uninstall(kube_api: Any, prometheus: str, tmp_path: 
         ("Namespace", "lacewing-viz"),
         ("ClusterRole", "lacewing-viz-prometheus"),
         ("ClusterRoleBinding", "lacewing-viz-prometheus"),
+        ("ClusterRole", "lacewing-viz-tap"),
+        ("ClusterRoleBinding", "lacewing-viz-tap"),
+        ("Role", "lacewing-viz-tap-trust-roots"),
+        ("RoleBinding", "lacewing-viz-tap-trust-roots"),
+        ("ClusterRole", "lacewing-viz-web"),
+        ("ClusterRoleBinding", "lacewing-viz-web"),
     ]
     deleted = kube_api.kubectl("delete", "-f", "-", input=skeletons)
     assert deleted.returncode == 0, deleted.stderr

@@ -12,7 +12,8 @@ away, or the cluster being replaced; with `allowWatchBookmarks` it sends a BOOKM
 `bookmark_interval` passes without an event. `GET .../pods/<name>:<port>/proxy/<path>` (how
 `kubectl get --raw` and `lacewing check --proxy` read a pod's metrics) is answered from the URL
 the test registered for that pod and port (`KubeAPI.route_pod_proxy`), 503 otherwise, as an
-API server answers when it cannot reach the pod.
+API server answers when it cannot reach the pod; an answer without Content-Length (viz's tap
+stream) is passed on chunk by chunk as it comes, as the API server's proxy does.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ class ApiServer:
                 return web.Response(text="ok")
             pods = parts[:3] == ["api", "v1", "namespaces"] and parts[4:5] == ["pods"]
             if pods and parts[6:7] == ["proxy"] and request.method == "GET":
-                return await self._pod_proxy(cluster, parts, user, request.query_string)
+                return await self._pod_proxy(cluster, parts, user, request)
             if request.method == "GET":
                 discovery = self._discovery(cluster, parts, request)
                 if discovery is not None:
@@ -137,8 +138,8 @@ class ApiServer:
             return _error(ApiError(500, "InternalError", f"emulator bug: {exc!r}"))
 
     async def _pod_proxy(
-        self, cluster: Cluster, parts: list[str], user: TokenInfo, query: str = ""
-    ) -> web.Response:
+        self, cluster: Cluster, parts: list[str], user: TokenInfo, request: web.Request
+    ) -> web.StreamResponse:
         namespace, target, path = parts[3], parts[5], "/".join(parts[7:])
         name, _, port_text = target.partition(":")
         cluster.auth.authorize("get", "pods/proxy", "", namespace, name, user)
@@ -147,13 +148,30 @@ class ApiServer:
             raise ApiError(
                 503, "ServiceUnavailable", f"error trying to reach pod {name}:{port_text}"
             )
-        async with aiohttp.ClientSession() as session:
+        query = request.query_string
+        url = f"{base}/{path}" + (f"?{query}" if query else "")
+        # no total timeout: an answer without Content-Length (a tap) is streamed as it comes
+        timeout = aiohttp.ClientTimeout(total=None, sock_connect=5)
+        async with aiohttp.ClientSession(timeout=timeout) as session:
             try:
-                url = f"{base}/{path}" + (f"?{query}" if query else "")
-                async with session.get(url, timeout=aiohttp.ClientTimeout(5)) as up:
-                    body = await up.read()
+                passed = {k: v for k, v in request.headers.items() if k.lower().startswith("x-")}
+                async with session.get(url, headers=passed) as up:
                     kind = up.headers.get("Content-Type", "text/plain")
-                    return web.Response(status=up.status, body=body, headers={"Content-Type": kind})
+                    if up.content_length is not None or up.status != 200:
+                        body = await asyncio.wait_for(up.read(), 5)
+                        return web.Response(
+                            status=up.status, body=body, headers={"Content-Type": kind}
+                        )
+                    out = web.StreamResponse(status=up.status, headers={"Content-Type": kind})
+                    out.enable_chunked_encoding()
+                    await out.prepare(request)
+                    try:
+                        async for chunk in up.content.iter_any():
+                            await out.write(chunk)
+                        await out.write_eof()
+                    except (ConnectionResetError, aiohttp.ClientError):
+                        pass  # either end went away: the other one is closed with it
+                    return out
             except (aiohttp.ClientError, TimeoutError) as exc:
                 raise ApiError(
                     503, "ServiceUnavailable", f"error trying to reach pod: {exc}"

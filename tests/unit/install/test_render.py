@@ -125,7 +125,9 @@ def test_sidecar_is_what_the_task_says() -> None:
     proxy = sidecar.proxy_container(values)
     assert proxy["name"] == "lacewing-proxy"
     ports = {p["name"]: p["containerPort"] for p in proxy["ports"]}
-    assert ports == {"lacewing-proxy": 4143, "lacewing-admin": 4191}
+    assert ports == {"lacewing-proxy": 4143, "lacewing-admin": 4191, "lacewing-tap": 4190}
+    env = {e["name"]: e.get("value") for e in proxy["env"]}
+    assert env["LACEWING_PROXY_TAP_LISTEN_ADDR"] == "0.0.0.0:4190"
     assert proxy["readinessProbe"]["httpGet"] == {"path": "/ready", "port": "lacewing-admin"}
     assert proxy["livenessProbe"]["httpGet"] == {"path": "/live", "port": "lacewing-admin"}
     security = proxy["securityContext"]

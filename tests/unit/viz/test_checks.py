@@ -19,6 +19,9 @@ class Facts:
     values: Mapping[str, Any] | None = field(default_factory=lambda: {"prometheusUrl": ""})
     pods: list[Mapping[str, Any]] = field(default_factory=list)
     up: list[Series] | None = None
+    components: dict[str, list[Mapping[str, Any]]] = field(
+        default_factory=lambda: {"tap": [_pod("Running", True)], "web": [_pod("Running", True)]}
+    )
 
     def namespace_exists(self) -> bool:
         return self.namespace
@@ -28,6 +31,9 @@ class Facts:
 
     def prometheus_pods(self) -> list[Mapping[str, Any]]:
         return self.pods
+
+    def component_pods(self, name: str) -> list[Mapping[str, Any]]:
+        return self.components.get(name, [])
 
     def query(self, promql: str) -> list[Series]:
         if self.up is None:
@@ -70,6 +76,18 @@ def test_healthy_and_failures() -> None:
         Status.WARNING,
         "no lacewing-proxy target (no meshed pod yet?)",
     )
+
+
+def test_tap_and_web_pods_are_checked_and_do_not_stop_the_rest() -> None:
+    facts = Facts(
+        pods=[_pod("Running", True)],
+        up=[({"job": "lacewing-proxy"}, 1.0)],
+        components={"tap": [_pod("Pending", False)]},
+    )
+    results = {name: (status, error) for name, status, error in _results(facts)}
+    assert results["tap pod is running"] == (Status.ERROR, "pod prometheus-1 is Pending")
+    assert results["web pod is running"] == (Status.ERROR, "no web pod in lacewing-viz")
+    assert results["Prometheus scrapes the lacewing proxies"] == (Status.SUCCESS, "")
 
 
 def test_an_existing_prometheus_skips_the_pod_check() -> None:

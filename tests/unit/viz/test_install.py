@@ -30,7 +30,7 @@ def test_valid_for_kubernetes(version: str, sets: tuple[str, ...]) -> None:
 
 def test_prometheus_deployment_and_its_scrape_job() -> None:
     docs = render_viz(VizValues())
-    assert [d["kind"] for d in docs] == [
+    assert [d["kind"] for d in docs][:8] == [
         "Namespace", "ConfigMap", "ServiceAccount", "ClusterRole", "ClusterRoleBinding",
         "ConfigMap", "Service", "Deployment",
     ]  # fmt: skip
@@ -55,9 +55,61 @@ def test_prometheus_deployment_and_its_scrape_job() -> None:
 
 def test_an_existing_prometheus_renders_none_of_ours() -> None:
     docs = render_viz(parse_sets(["prometheusUrl=http://prom.monitoring:9090"]))
-    assert [d["kind"] for d in docs] == ["Namespace", "ConfigMap"]
+    assert [d["kind"] for d in docs][:2] == ["Namespace", "ConfigMap"]
+    assert not [d for d in docs if "prometheus" in d["metadata"]["name"]]
     values = yaml.safe_load(docs[1]["data"]["values"])
     assert values["prometheusUrl"] == "http://prom.monitoring:9090"
+    (web,) = _by(docs, "Deployment", "web")["spec"]["template"]["spec"]["containers"]
+    assert web["args"][-2:] == ["--prometheus-url", "http://prom.monitoring:9090"]
+
+
+def test_tap_component_has_the_tap_identity_and_only_the_access_it_needs() -> None:
+    docs = render_viz(parse_sets(["identityTrustDomain=example.org"]))
+    tap = _by(docs, "Deployment", "tap")
+    pod = tap["spec"]["template"]["spec"]
+    # service account `tap` in lacewing-viz: identity names it tap.lacewing-viz.serviceaccount...
+    assert pod["serviceAccountName"] == "tap" and tap["metadata"]["namespace"] == "lacewing-viz"
+    assert tap["spec"]["template"]["metadata"]["annotations"] == {"lacewing.io/inject": "disabled"}
+    (container,) = pod["containers"]
+    args = container["args"]
+    assert args[:2] == ["viz", "tap-relay"]
+    assert args[args.index("--identity-addr") + 1] == (
+        "lacewing-identity.lacewing.svc.cluster.local:8080"
+    )
+    assert args[args.index("--trust-domain") + 1] == "example.org"
+    (token,) = [v for v in pod["volumes"] if v["name"] == "lacewing-identity-token"]
+    source = token["projected"]["sources"][0]["serviceAccountToken"]
+    assert source["audience"] == "identity.lacewing.io"
+    assert container["securityContext"]["readOnlyRootFilesystem"] is True
+    assert _by(docs, "ClusterRole", "lacewing-viz-tap")["rules"] == [
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]},
+        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get"]},
+    ]
+    role = _by(docs, "Role", "lacewing-viz-tap-trust-roots")
+    assert role["metadata"]["namespace"] == "lacewing"
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"],
+                              "resourceNames": ["lacewing-identity-trust-roots"]}]  # fmt: skip
+    binding = _by(docs, "RoleBinding", "lacewing-viz-tap-trust-roots")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "tap",
+                                    "namespace": "lacewing-viz"}]  # fmt: skip
+    assert _by(docs, "Service", "tap")["spec"]["ports"][0]["port"] == 8089
+    # a fresh random token per render, mounted for the relay's --token-file
+    tokens = {_by(render_viz(VizValues()), "Secret", "tap-token")["data"]["token"] for _ in "ab"}
+    assert len(tokens) == 2
+    assert args[args.index("--token-file") + 1] == "/var/run/lacewing-tap-token/token"
+    (secret_volume,) = [v for v in pod["volumes"] if v["name"] == "token"]
+    assert secret_volume["secret"]["secretName"] == "tap-token"
+
+
+def test_web_component_serves_the_dashboard_from_the_viz_prometheus() -> None:
+    docs = render_viz(VizValues())
+    (container,) = _by(docs, "Deployment", "web")["spec"]["template"]["spec"]["containers"]
+    assert container["args"] == [
+        "viz", "dashboard", "--here", "--no-browser", "--address", "0.0.0.0", "--port", "8084",
+        "--prometheus-url", "http://prometheus.lacewing-viz.svc.cluster.local:9090",
+    ]  # fmt: skip
+    rules = _by(docs, "ClusterRole", "lacewing-viz-web")["rules"]
+    assert all(set(r["verbs"]) <= {"get", "list"} for r in rules)
 
 
 @pytest.mark.parametrize(

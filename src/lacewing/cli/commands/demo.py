@@ -12,6 +12,14 @@ With `--policy` the cluster file gets the demo's authorization policy too
 (`lacewing.local.demo.POLICY_FILE`: the voting Server's routes, votes for web alone), and
 once traffic flows the demo shows a denied call (`lacewing.local.demo.denied`); the exit
 status is 1 if any of its calls got something else than the policy says.
+
+While it runs, the viz dashboard (`lacewing.viz.dashboard`, the page `viz dashboard --local`
+serves) is served on 127.0.0.1 from the cluster's Prometheus, and its URL is printed on
+stderr (`lacewing dashboard: http://127.0.0.1:PORT/`) once the mesh carries traffic. The
+port is `--dashboard-port` (50750 by default, as `viz dashboard`'s; 0 picks a free one); when
+the default is taken, a free one is used and the line says so. Without Prometheus there are
+no figures to show, so there is no dashboard, and the Prometheus line says how to install it.
+The server stops before the cluster goes.
 """
 
 from __future__ import annotations
@@ -19,6 +27,8 @@ from __future__ import annotations
 import tempfile
 import time
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,6 +54,39 @@ class DemoOptions:
     name: str = "demo"
     canary: bool = False  # the emoji-canary and its 90/10 HTTPRoute (canary.yaml)
     policy: bool = False  # add the demo's authorization policy and show a denied call
+    dashboard_port: int | None = None  # None: viz dashboard's default, or any free port
+
+
+@contextmanager
+def _dashboard(options: DemoOptions, ctx: GlobalOptions, out: Output) -> Iterator[None]:
+    """Serve the viz dashboard of the demo's cluster on 127.0.0.1 while the block runs."""
+    import lacewing.cli.commands.viz  # noqa: F401  (first: it adds viz_dashboard's command)
+    from lacewing.cli.commands.viz_dashboard import (
+        DEFAULT_PORT,
+        DashboardOptions,
+        dashboard_source,
+        open_server,
+    )
+    from lacewing.viz.dashboard.api import Api
+    from lacewing.viz.dashboard.server import DashboardServer, running
+
+    if prometheus.pid(ClusterState(options.name).dir) is None:
+        yield  # no figures to show; the prometheus line said why
+        return
+    source = dashboard_source(DashboardOptions(local=options.name), ctx)
+    note = ""
+    if options.dashboard_port is None:
+        try:
+            server = DashboardServer(Api(source), "127.0.0.1", DEFAULT_PORT)
+        except OSError:
+            server = open_server(Api(source), "127.0.0.1", 0)
+            note = f" (port {DEFAULT_PORT} is taken)"
+    else:
+        server = open_server(Api(source), "127.0.0.1", options.dashboard_port)
+    with running(server):
+        out.warn(f"lacewing dashboard: {server.url}{note}")
+        out.err.flush()
+        yield
 
 
 def _live(options: DemoOptions, out: Output, first: Snapshot) -> None:
@@ -90,14 +133,15 @@ def run(options: DemoOptions, ctx: GlobalOptions, out: Output) -> int:
             for line in shown.lines():
                 out.line(line)
         first = snapshot(options.name)
-        try:
-            if options.duration is not None:
-                out.warn(f"running for {options.duration:g}s ...")
-                time.sleep(options.duration)
-            else:
-                _live(options, out, first)
-        except KeyboardInterrupt:
-            pass
+        with _dashboard(options, ctx, out):
+            try:
+                if options.duration is not None:
+                    out.warn(f"running for {options.duration:g}s ...")
+                    time.sleep(options.duration)
+                else:
+                    _live(options, out, first)
+            except KeyboardInterrupt:
+                pass
         last = snapshot(options.name)
         measure = Measure.between(first, last)
         out.line(f"lacewing demo: golden metrics over the last {measure.window:.1f}s")
@@ -131,11 +175,28 @@ def _cluster_file(options: DemoOptions, tmp: Path) -> Path:
     is_flag=True,
     help="Add authorization policy (votes for web only) and show a denied call.",
 )
+@click.option(
+    "--dashboard-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Port of the dashboard on 127.0.0.1 (0: any free one) [default: 50750, else any].",
+)
 @click.pass_obj
-def command(g: GlobalOptions, duration: str | None, name: str, canary: bool, policy: bool) -> int:
+def command(
+    g: GlobalOptions,
+    duration: str | None,
+    name: str,
+    canary: bool,
+    policy: bool,
+    dashboard_port: int | None,
+) -> int:
     """Run a demo mesh on this machine and show its live metrics (needs root and Linux)."""
     seconds = None if duration is None else parse_window(duration, "--duration")
     options = DemoOptions(
-        duration=seconds, name=control.selected_cluster(name), canary=canary, policy=policy
+        duration=seconds,
+        name=control.selected_cluster(name),
+        canary=canary,
+        policy=policy,
+        dashboard_port=dashboard_port,
     )
     return run(options, g, Output())

@@ -293,13 +293,14 @@ def edges_command(
 
 
 def _add_install_commands() -> None:
+    from lacewing.cli.commands.viz_component import tap_relay_command
     from lacewing.cli.commands.viz_dashboard import dashboard_command
     from lacewing.cli.commands.viz_install import check_command, install_command, uninstall_command
     from lacewing.cli.commands.viz_routes import routes_command
     from lacewing.cli.commands.viz_tap import tap_command, top_command
 
     for sub in (install_command, uninstall_command, check_command, dashboard_command,
-                tap_command, top_command, routes_command):  # fmt: skip
+                tap_command, top_command, routes_command, tap_relay_command):  # fmt: skip
         command.add_command(sub)
 
 

@@ -1,7 +1,12 @@
-"""`lacewing viz dashboard`: serve the web dashboard on this machine and print its URL.
+"""`lacewing viz dashboard`: the web dashboard on 127.0.0.1 here, and its URL printed.
 
-The server (`lacewing.viz.dashboard`) runs here, in the foreground, until SIGINT or SIGTERM.
-Its figures come from the Prometheus `viz stat` would ask (`--local [NAME]` or
+On Kubernetes, when the viz install's `web` pod runs (and neither `--here`, `--local` nor
+`--prometheus-url` is given), the local server only forwards each request to that pod through
+the API server's pod proxy (`lacewing.viz.dashboard.forward`): the dashboard of the cluster,
+with the kubeconfig's credentials, as `kubectl port-forward` would. Otherwise the dashboard
+itself (`lacewing.viz.dashboard`) runs here (what the web pod runs, with `--here`), in the
+foreground, until SIGINT or SIGTERM. Its figures come from the Prometheus `viz stat` would
+ask (`--local [NAME]` or
 `$LACEWING_LOCAL_CLUSTER`: the cluster's own, in its node namespace; `--prometheus-url`;
 otherwise the Kubernetes viz install's, through the API server's pod proxy, so no
 port-forward is needed for the data), and which resources exist (MESHED) from the local
@@ -34,10 +39,17 @@ from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import RuntimeEnvError
 from lacewing.local.control import CLUSTER_ENV, selected_cluster
 from lacewing.viz.dashboard.api import Api, Source
-from lacewing.viz.dashboard.server import DashboardServer
+from lacewing.viz.dashboard.forward import Forward, web_pod
+from lacewing.viz.dashboard.server import DashboardServer, Handles, running
 from lacewing.viz.summary import InventoryItem
 
-__all__ = ["dashboard_command", "run_dashboard"]
+__all__ = [
+    "DashboardOptions",
+    "dashboard_command",
+    "dashboard_source",
+    "open_server",
+    "run_dashboard",
+]
 
 DEFAULT_PORT = 50750
 
@@ -49,6 +61,7 @@ class DashboardOptions:
     browser: bool = True
     local: str | None = None
     prometheus_url: str | None = None
+    here: bool = False
 
 
 def dashboard_source(options: DashboardOptions, ctx: GlobalOptions) -> Source:
@@ -73,35 +86,57 @@ def dashboard_source(options: DashboardOptions, ctx: GlobalOptions) -> Source:
     return Source(prom, kube_items)
 
 
-def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> int:
-    source = dashboard_source(options, ctx)
+def open_server(api: Handles, address: str, port: int) -> DashboardServer:
     try:
-        server = DashboardServer(Api(source), options.address, options.port)
+        return DashboardServer(api, address, port)
     except OSError as exc:
         raise RuntimeEnvError(
-            f"cannot listen on {options.address}:{options.port}: {exc.strerror or exc}",
+            f"cannot listen on {address}:{port}: {exc.strerror or exc}",
             hint="choose another --port (0 picks a free one)",
         ) from None
+
+
+def _in_cluster(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> Forward | None:
+    """The viz install's web pod to forward to, when that is what is asked."""
+    if options.here or options.prometheus_url or options.local or os.environ.get(CLUSTER_ENV):
+        return None
+    from lacewing.cli.commands.viz_install import connect
+    from lacewing.viz.install_components import WEB_PORT
+
+    cluster = connect(ctx)
+    pod = web_pod(cluster)
+    if pod is None:
+        out.warn("the viz install runs no ready web pod (`lacewing viz check`): "
+                 "serving the dashboard here")  # fmt: skip
+        return None
+    return Forward(cluster, pod, WEB_PORT)
+
+
+def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) -> int:
+    forward = _in_cluster(options, ctx, out)
+    api: Handles
+    if forward is not None:
+        api, where = forward, f"the viz install's dashboard: {forward.where}"
+    else:
+        source = dashboard_source(options, ctx)
+        api, where = Api(source), f"figures from Prometheus at {source.prometheus.where}"
+    server = open_server(api, options.address, options.port)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-    runner = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
-    runner.start()
     try:
-        out.line(f"lacewing dashboard: {server.url}")
-        out.warn(f"figures from Prometheus at {source.prometheus.where}; Ctrl-C stops it")
-        out.out.flush()
-        if options.browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            webbrowser.open(server.url)
-        while not stop.wait(3600):
-            pass
+        with running(server):
+            out.line(f"lacewing dashboard: {server.url}")
+            out.warn(f"{where}; Ctrl-C stops it")
+            out.out.flush()
+            if options.browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+                webbrowser.open(server.url)
+            while not stop.wait(3600):
+                pass
     finally:
-        server.shutdown()
-        runner.join(timeout=5)
-        server.close()
         for s, handler in previous.items():
             signal.signal(s, handler)
     return 0
@@ -120,6 +155,7 @@ def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) ->
     help=f"Show a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
 )
 @click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@click.option("--here", is_flag=True, help="Serve it from this process, not the cluster's.")
 @click.pass_obj
 def dashboard_command(
     g: GlobalOptions,
@@ -128,7 +164,8 @@ def dashboard_command(
     no_browser: bool,
     local: str | None,
     prometheus_url: str | None,
+    here: bool,
 ) -> int:
-    """Serve the web dashboard here and print its URL: `lacewing viz dashboard --local`."""
-    options = DashboardOptions(port, address, not no_browser, local, prometheus_url)
+    """Open the web dashboard and print its URL: `lacewing viz dashboard [--local]`."""
+    options = DashboardOptions(port, address, not no_browser, local, prometheus_url, here)
     return run_dashboard(options, g, Output())

@@ -33,6 +33,7 @@ from lacewing.viz.install import (
     NAMESPACE,
     PORT,
     PROMETHEUS_LABELS,
+    VizValues,
     parse_sets,
     render_viz,
 )
@@ -72,6 +73,13 @@ class KubeVizFacts:
     def prometheus_pods(self) -> list[Mapping[str, Any]]:
         pods: list[Mapping[str, Any]] = self.cluster.list(
             "v1", "Pod", namespace=NAMESPACE, label_selector=SELECTOR
+        )
+        return pods
+
+    def component_pods(self, name: str) -> list[Mapping[str, Any]]:
+        selector = f"app.kubernetes.io/name={name},app.kubernetes.io/part-of=lacewing-viz"
+        pods: list[Mapping[str, Any]] = self.cluster.list(
+            "v1", "Pod", namespace=NAMESPACE, label_selector=selector
         )
         return pods
 
@@ -131,12 +139,20 @@ def run_uninstall(
     options: VizInstallOptions, ctx: GlobalOptions, out: Output, connect: Any = connect
 ) -> int:
     output = _output(options.output)
-    docs = [skeleton(d) for d in render_viz(parse_sets(())) if not d["metadata"].get("namespace")]
+    # what deleting the namespace does not take: cluster-wide objects, and tap's Role and
+    # RoleBinding in the control plane's namespace
+    docs = [
+        skeleton(d)
+        for d in render_viz(parse_sets(()))
+        if d["metadata"].get("namespace") in (None, VizValues().control_plane_namespace)
+    ]
     if not options.ignore_cluster:
         cluster = connect(ctx)
         present = []
         for doc in docs:
-            if cluster.get(doc["apiVersion"], doc["kind"], doc["metadata"]["name"]) is not None:
+            meta = doc["metadata"]
+            found = cluster.get(doc["apiVersion"], doc["kind"], meta["name"], meta.get("namespace"))
+            if found is not None:
                 present.append(doc)
         docs = present
         if not docs:

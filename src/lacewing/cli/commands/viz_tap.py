@@ -8,13 +8,14 @@ one JSON object a line) until Ctrl-C or `--duration` seconds. `top RESOURCE` agg
 same stream by path (`lacewing.viz.tap.Top`): on a terminal the table is redrawn every
 second; otherwise (or at the end) it is printed once.
 
-Where: a local cluster (`--local [NAME]` or `$LACEWING_LOCAL_CLUSTER`). Kubernetes is not
-wired yet (a port-forward per pod, or the viz tap component, would give `TapClient` its
-sockets): it says so in one line.
+Where: a local cluster (`--local [NAME]` or `$LACEWING_LOCAL_CLUSTER`): the CLI taps the
+proxies itself. Otherwise Kubernetes: the CLI asks the viz install's tap component
+(`lacewing.viz.taprelay`) through the API server's pod proxy and reads its event stream.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -45,7 +46,73 @@ class TapOptions:
     local: str | None = None
 
 
-def _stream(options: TapOptions, out: Output) -> Iterator[dict[str, Any]]:
+def _kubernetes_stream(
+    options: TapOptions, ctx: GlobalOptions, out: Output
+) -> Iterator[dict[str, Any]]:
+    from lacewing.cli.commands.viz_install import connect
+    from lacewing.errors import RuntimeEnvError
+    from lacewing.viz.install import NAMESPACE
+    from lacewing.viz.taprelay import (
+        TAP_RELAY_PORT,
+        TOKEN_HEADER,
+        TOKEN_KEY,
+        TOKEN_SECRET,
+        TapQuery,
+    )
+
+    query = TapQuery(options.resource, options.namespace, options.to, options.to_namespace,
+                     options.path, options.method, options.authority, options.max_rps,
+                     options.duration)  # fmt: skip
+    cluster = connect(ctx)
+    pods = [
+        p for p in cluster.list("v1", "Pod", namespace=NAMESPACE,
+                                label_selector="app.kubernetes.io/name=tap")
+        if (p.get("status") or {}).get("phase") == "Running"
+    ]  # fmt: skip
+    if not pods:
+        raise UsageError(
+            f"no running tap pod in {NAMESPACE}: viz tap on Kubernetes goes through it",
+            hint="`lacewing viz install | kubectl apply -f -`, then `lacewing viz check`",
+        )
+    tap_pod = pods[0]["metadata"]["name"]
+    secret = cluster.get("v1", "Secret", TOKEN_SECRET, NAMESPACE)  # who may read it may tap
+    token = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
+    if not token:
+        raise UsageError(f"Secret {NAMESPACE}/{TOKEN_SECRET} has no {TOKEN_KEY}",
+                         hint="`lacewing viz install | kubectl apply -f -` makes it")  # fmt: skip
+    headers = {TOKEN_HEADER: base64.b64decode(token).decode()}
+    deadline = None if options.duration is None else time.monotonic() + options.duration
+    with cluster.pod_proxy_open(NAMESPACE, tap_pod, TAP_RELAY_PORT, "tap",
+                                query.params(), headers) as answer:  # fmt: skip
+        if answer.status_code != 200:
+            body = answer.read().decode(errors="replace")
+            try:
+                data = json.loads(body)
+                why = data.get("error") or data.get("message") or body
+            except ValueError:
+                why = body.strip() or f"HTTP {answer.status_code}"
+            raise RuntimeEnvError(f"tap ({NAMESPACE}/{tap_pod}): {why}")
+        for line in answer.iter_lines():
+            if deadline is not None and time.monotonic() > deadline:
+                return
+            if not line.strip():
+                continue
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if "tapping" in event:
+                names = event["tapping"]
+                out.warn(f"tapping {len(names)} pod(s) of {options.resource} in "
+                         f"{options.namespace} through {NAMESPACE}/{tap_pod}")  # fmt: skip
+                out.err.flush()
+            elif "direction" in event:
+                yield event
+
+
+def _stream(options: TapOptions, ctx: GlobalOptions, out: Output) -> Iterator[dict[str, Any]]:
     from lacewing.local.control import CLUSTER_ENV, check_machine, read_pods, selected_cluster
     from lacewing.local.plan import netns_prefix
     from lacewing.local.state import ClusterState
@@ -61,11 +128,8 @@ def _stream(options: TapOptions, out: Output) -> Iterator[dict[str, Any]]:
                         options.method, options.authority, options.max_rps)  # fmt: skip
     local = options.local or os.environ.get(CLUSTER_ENV)
     if not local:
-        raise UsageError(
-            "viz tap needs a local cluster for now",
-            hint="pass --local NAME (or set LACEWING_LOCAL_CLUSTER); on Kubernetes, "
-            "port-forward a pod's 4190 is the next step (docs/viz.md)",
-        )
+        yield from _kubernetes_stream(options, ctx, out)
+        return
     cluster = selected_cluster(local)
     check_machine()
     pods = [
@@ -98,7 +162,7 @@ def _stream(options: TapOptions, out: Output) -> Iterator[dict[str, Any]]:
 def run_tap(options: TapOptions, ctx: GlobalOptions, out: Output) -> int:
     from lacewing.viz.tap import tap_line
 
-    events = _stream(options, out)
+    events = _stream(options, ctx, out)
     try:
         for event in events:
             if options.output == "json":
@@ -116,7 +180,7 @@ def run_top(options: TapOptions, ctx: GlobalOptions, out: Output) -> int:
 
     top = Top()
     live = out.is_terminal and options.output != "json"
-    events = _stream(options, out)
+    events = _stream(options, ctx, out)
     drawn = time.monotonic()
     try:
         for event in events:

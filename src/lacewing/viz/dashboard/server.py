@@ -6,16 +6,25 @@ node namespace). It listens on 127.0.0.1 by default (`--address` to change it); 
 a free one, which `url` reports. `serve_forever` returns when `shutdown` is called from
 another thread or the process gets SIGINT / SIGTERM (see the CLI); `close` releases the socket.
 No request is logged (the CLI prints the URL, and errors go to the page).
+`running(server)` serves on a named thread for the length of a `with` block (`viz
+dashboard`, `lacewing demo`) and always shuts the server down and closes it at its end.
 """
 
 from __future__ import annotations
 
 import http.server
-from typing import Any
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Protocol
 
-from lacewing.viz.dashboard.api import Api
+__all__ = ["DashboardServer", "Handles", "running"]
 
-__all__ = ["DashboardServer"]
+
+class Handles(Protocol):
+    """What answers: `lacewing.viz.dashboard.api.Api`, or `forward.Forward` (the cluster's)."""
+
+    def handle(self, target: str) -> tuple[int, str, bytes]: ...
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -45,7 +54,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 class DashboardServer(http.server.ThreadingHTTPServer):
     daemon_threads = True
 
-    def __init__(self, api: Api, address: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, api: Handles, address: str = "127.0.0.1", port: int = 0) -> None:
         self.api = api
         super().__init__((address, port), _Handler)
 
@@ -57,3 +66,16 @@ class DashboardServer(http.server.ThreadingHTTPServer):
 
     def close(self) -> None:
         self.server_close()
+
+
+@contextmanager
+def running(server: DashboardServer) -> Iterator[DashboardServer]:
+    """Serve on a thread while the block runs; shut down, join and close at its end."""
+    runner = threading.Thread(target=server.serve_forever, name="dashboard-http", daemon=True)
+    runner.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        runner.join(timeout=5)
+        server.close()
