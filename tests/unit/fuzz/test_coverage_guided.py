@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tests.unit.fuzz.coverage_guided import ROOT, targets
 
 pytest.importorskip("atheris", reason="atheris is not installed: pip install atheris (`make fuzz`)")
