@@ -732,5 +732,6 @@ FAULTS: tuple[Fault, ...] = (
         "certificate expired",
         f"identity refused past the {LIFETIME} s certificate lifetime",
         certificate_expired,
+        tools=("tcpdump",),  # the capture: only TLS records on the wire
     ),
 )
