@@ -18,7 +18,7 @@ in protocol detection, as they do in the cluster):
 
 The proxy runs as `python bench/flood_memory.py --serve` (the real `lacewing.proxy` serve,
 plus a SIGUSR1 handler that appends one JSON line of the numbers above to a file, and
-SIGUSR2 that trims first). With `--haproxy` the same floods hit HAProxy in TCP mode in the
+SIGUSR2 that trims first). With `--haproxy` the same floods hit HAProxy (HTTP mode) in the
 same run (the reference's RSS, for the ratio). Prints one table; every process it starts
 is stopped by PID, and the flood's sockets are closed, when it ends or fails.
 """
@@ -210,14 +210,23 @@ def _haproxy(args: argparse.Namespace) -> list[int] | None:
     port = _free_port()
     workdir = Path(tempfile.mkdtemp(prefix="flood-haproxy-"))
     config = workdir / "haproxy.cfg"
+    # HTTP mode: an idle connection waits for its request head, as the proxy's detection
+    # does (in TCP mode HAProxy would dial the server for each). HAProxy reserves two fds per
+    # connection, so under this machine's hard limit (20,000) it takes 9,850 at most; the
+    # rest wait in the listen backlog and the table says how many it held.
+    nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    maxconn = min(args.connections + 50, (nofile - 300) // 2)
+    print(f"haproxy maxconn {maxconn} (fd limit {nofile})")
     config.write_text(
-        f"global\n  maxconn {args.connections + 100}\n"
-        "defaults\n  mode tcp\n  timeout connect 5s\n  timeout client 60s\n"
-        "  timeout server 60s\n"
+        f"global\n  maxconn {maxconn}\n  ulimit-n {nofile}\n"
+        "defaults\n  mode http\n  timeout connect 5s\n  timeout client 60s\n"
+        "  timeout server 60s\n  timeout http-request 60s\n"
         f"frontend f\n  bind 127.0.0.1:{port}\n  default_backend b\n"
         "backend b\n  server s 127.0.0.1:9\n"
     )
-    proc = subprocess.Popen([binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [binary, "-db", "-f", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         _wait_listening(port, proc)
         time.sleep(1)

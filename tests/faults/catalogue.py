@@ -28,7 +28,7 @@ from datetime import UTC, datetime
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 
-from tests.faults.cluster import LIFETIME, SRV_ID, FaultCluster
+from tests.faults.cluster import LIFETIME, SRV_ID, FaultCluster, rss_kib
 from tests.faults.runner import Fault, Injected
 
 __all__ = ["FAULTS"]
@@ -267,16 +267,42 @@ def _attack(cluster: FaultCluster, pod: str, *args: str, timeout: float) -> dict
     return result
 
 
+FLOOD_SETTLED_KIB = 32 * MIB
+"""After the flood srv-0's proxy returns to within this of its RSS before, in FLOOD_SETTLE s
+(lacewing.proxy.memory trims the heap the flood left once it has passed)."""
+FLOOD_SETTLE = 30.0
+
+
 def connection_flood(cluster: FaultCluster) -> Injected:
     target = cluster.ip("srv-0")
+    proxy = cluster.pid("srv-0", "proxy")
+    before = rss_kib(proxy) or 0
     hit = time.time()
     result = _attack(cluster, "atk-0", "flood", target, "8080", "10000", "5", timeout=120)
     problems = []
     if result["opened"] != 10000:
         problems.append(f"only {result['opened']} of 10000 connections opened: {result}")
-    return Injected(
-        [hit], notes=[f"10,000 idle connections to srv-0 held 5 s: {result}"], problems=problems
-    )
+    closed = time.time()
+    settled = None
+    while time.time() - closed < FLOOD_SETTLE:
+        now = rss_kib(proxy) or 0
+        if now - before <= FLOOD_SETTLED_KIB:
+            settled = time.time() - closed
+            break
+        time.sleep(0.5)
+    after = rss_kib(proxy) or 0
+    notes = [f"10,000 idle connections to srv-0 held 5 s: {result}"]
+    if settled is None:
+        problems.append(
+            f"srv-0's proxy RSS {after / 1024:.1f} MiB {FLOOD_SETTLE:.0f} s after the flood, "
+            f"more than {FLOOD_SETTLED_KIB / MIB:.0f} MiB above its {before / 1024:.1f} MiB before"
+        )
+    else:
+        notes.append(
+            f"srv-0's proxy RSS {before / 1024:.1f} MiB before; {after / 1024:.1f} MiB "
+            f"{settled:.1f} s after the flood closed (heap trimmed once the load passed)"
+        )
+    return Injected([hit], notes=notes, problems=problems)
 
 
 def slowloris(cluster: FaultCluster) -> Injected:
