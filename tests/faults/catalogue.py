@@ -268,9 +268,11 @@ def _attack(cluster: FaultCluster, pod: str, *args: str, timeout: float) -> dict
 
 
 FLOOD_SETTLED_KIB = 32 * MIB
-"""After the flood srv-0's proxy returns to within this of its RSS before, in FLOOD_SETTLE s
-(lacewing.proxy.memory trims the heap the flood left once it has passed)."""
-FLOOD_SETTLE = 30.0
+"""FLOOD_SETTLE s after the flood srv-0's proxy is back within this of its RSS before
+(lacewing.proxy.memory trims the heap the flood left once it has passed). The whole window
+is watched: RSS first rises after the clients close (each closed connection is relayed to
+the app, see tests/faults/defects.py), so a sample right after the flood proves nothing."""
+FLOOD_SETTLE = 40.0
 
 
 def connection_flood(cluster: FaultCluster) -> Injected:
@@ -283,24 +285,26 @@ def connection_flood(cluster: FaultCluster) -> Injected:
     if result["opened"] != 10000:
         problems.append(f"only {result['opened']} of 10000 connections opened: {result}")
     closed = time.time()
-    settled = None
+    samples: list[tuple[float, int]] = []
     while time.time() - closed < FLOOD_SETTLE:
-        now = rss_kib(proxy) or 0
-        if now - before <= FLOOD_SETTLED_KIB:
-            settled = time.time() - closed
-            break
+        samples.append((time.time() - closed, rss_kib(proxy) or 0))
         time.sleep(0.5)
-    after = rss_kib(proxy) or 0
-    notes = [f"10,000 idle connections to srv-0 held 5 s: {result}"]
-    if settled is None:
+    peak_at, peak = max(samples, key=lambda s: s[1])
+    within = [t for t, kib in samples if t > peak_at and kib - before <= FLOOD_SETTLED_KIB]
+    back = within[0] if within else None
+    after = samples[-1][1]
+    notes = [
+        f"10,000 idle connections to srv-0 held 5 s: {result}",
+        f"srv-0's proxy RSS {before / 1024:.1f} MiB before; after the flood closed: peak "
+        f"{peak / 1024:.1f} MiB at +{peak_at:.1f} s, within {FLOOD_SETTLED_KIB // MIB} MiB of "
+        f"before again at "
+        + (f"+{back:.1f} s" if back is not None else "no time")
+        + f", {after / 1024:.1f} MiB at +{FLOOD_SETTLE:.0f} s",
+    ]
+    if after - before > FLOOD_SETTLED_KIB:
         problems.append(
             f"srv-0's proxy RSS {after / 1024:.1f} MiB {FLOOD_SETTLE:.0f} s after the flood, "
             f"more than {FLOOD_SETTLED_KIB / MIB:.0f} MiB above its {before / 1024:.1f} MiB before"
-        )
-    else:
-        notes.append(
-            f"srv-0's proxy RSS {before / 1024:.1f} MiB before; {after / 1024:.1f} MiB "
-            f"{settled:.1f} s after the flood closed (heap trimmed once the load passed)"
         )
     return Injected([hit], notes=notes, problems=problems)
 
