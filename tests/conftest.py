@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
-import shutil
 
 import pytest
+
+from tests.support.tools import missing
 
 pytest_plugins = [
     "tests.support.kubeapi.pytest_plugin",
@@ -28,8 +29,9 @@ def _root_skip_reason() -> str | None:
     if os.geteuid() != 0:
         return "needs root (network namespaces, iptables)"
     for tool in ("ip", "iptables"):
-        if shutil.which(tool) is None:
-            return f"needs `{tool}` on PATH"
+        reason = missing(tool)
+        if reason is not None:
+            return reason
     return None
 
 

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from tests.faults.cluster import LIFETIME, REPO
+from tests.faults.defects import DEFECTS
 from tests.faults.runner import LEAD, LOAD, RECOVERED, TAIL, Row
 
 __all__ = ["machine", "render", "write"]
@@ -101,6 +102,16 @@ def render(rows: Sequence[Row], about: list[tuple[str, str]], command: str) -> s
             f"{_mib(peak)} | {_mib(after)} | +{r.fault.rss_bound_kib / 1024:.0f} | "
             f"{'pass' if r.passed else 'FAIL'} |"
         )
+    lines += ["", "## Defects found", ""]
+    fixed = sum(d.status == "fixed" for d in DEFECTS)
+    lines.append(
+        f"What the suite and the fuzzers (tests/unit/fuzz) found: {fixed} fixed, "
+        f"{len(DEFECTS) - fixed} open (tests/faults/defects.py)."
+    )
+    lines += ["", "| found by | case | status | test, or what is left |", "|---|---|---|---|"]
+    for d in DEFECTS:
+        cells = (d.found_by, d.case, d.status, d.guard)
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
     lines += ["", "## Each fault", ""]
     for r in rows:
         lines.append(f"**{r.fault.name}**: {r.fault.what}. RSS bound: {r.fault.rss_bound_why}.")

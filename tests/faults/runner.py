@@ -57,6 +57,7 @@ class Fault:
     short: bool = False  # part of the short run in `make test`
     rss_bound_kib: int = DEFAULT_RSS_BOUND_KIB
     rss_bound_why: str = "churn only: renewals, a few reconnections"
+    tools: tuple[str, ...] = ()  # commands its checks run (tests.support.tools: the packages)
 
 
 @dataclass

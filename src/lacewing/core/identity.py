@@ -220,7 +220,7 @@ class LocalTokenValidator:
 
     def check(self, token: str) -> TokenReview:
         parts = token.strip().split(":")
-        if len(parts) != 4 or parts[0] != _LOCAL_TOKEN_VERSION:
+        if not token.isascii() or len(parts) != 4 or parts[0] != _LOCAL_TOKEN_VERSION:
             return TokenReview.refused("token is not a local-runtime token (v1:NS:SA:MAC)")
         _, namespace, service_account, mac = parts
         expected = _local_mac(self.key, namespace, service_account)

@@ -43,16 +43,23 @@ def token_review_request(token: str, audience: str = IDENTITY_AUDIENCE) -> dict[
 
 
 def interpret(answer: dict[str, Any], audience: str = IDENTITY_AUDIENCE) -> TokenReview:
-    """Turn a TokenReview's status into our verdict (pure; tested on its own)."""
+    """Turn a TokenReview's status into our verdict (pure; tested on its own).
+
+    Shapes are checked, not assumed: a status, user or audiences of the wrong JSON type (a
+    broken API server or a proxy in front of it) is a refusal, never a TypeError.
+    """
     status = answer.get("status") or {}
+    if not isinstance(status, dict):
+        return TokenReview.refused("the Kubernetes API answered a TokenReview without a status")
     if status.get("error"):
         return TokenReview.refused(str(status["error"]))
-    if not status.get("authenticated"):
+    if status.get("authenticated") is not True:
         return TokenReview.refused("the Kubernetes API did not authenticate the token")
     audiences = status.get("audiences")
-    if audiences is not None and audience not in audiences:
+    if audiences is not None and (not isinstance(audiences, list) or audience not in audiences):
         return TokenReview.refused(f"the token is not for audience {audience}")
-    username = str((status.get("user") or {}).get("username") or "")
+    user = status.get("user")
+    username = str((user if isinstance(user, dict) else {}).get("username") or "")
     if not username.startswith(_SA_PREFIX):
         return TokenReview.refused(
             f"the token is for {username or 'nobody'}, not a service account"

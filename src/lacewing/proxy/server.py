@@ -13,7 +13,8 @@ Shutdown (SIGTERM, SIGINT or POST /shutdown) goes in stages, as uvicorn's does:
 3. abort what is left, close pooled upstream connections, cancel owned tasks, close admin.
 One idle sweeper task (every half idle-timeout) closes client connections and pooled upstream
 connections that saw no traffic for a whole period, and drops discovery's per-destination
-services (balancer, endpoints) unused for an idle timeout.
+services (balancer, endpoints) unused for an idle timeout. Another (`lacewing.proxy.memory`)
+returns the heap a connection peak left behind to the kernel once the peak has passed.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from lacewing.proxy.admin import AdminServer, AdminState
 from lacewing.proxy.config import Addr, Config
 from lacewing.proxy.discovery import DestinationClient
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
+from lacewing.proxy.memory import PERIOD as MEMORY_PERIOD
+from lacewing.proxy.memory import AfterLoad, glibc_trim, rss_kib
 from lacewing.proxy.metrics import ProxyMetrics
 from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.policy.gate import InboundGate
@@ -201,6 +204,7 @@ class ProxyServer:
                 f"cannot listen: {exc.strerror or exc}",
                 hint="is another proxy running? set LACEWING_PROXY_*_LISTEN_ADDR",
             ) from None
+        release = glibc_trim()  # (ctypes: imported before the drop, like LAZY_MODULES)
         if drop_privileges(cfg.run_as_uid, cfg.run_as_gid):
             log.info("running as uid %d gid %d", os.getuid(), os.getgid())
         feed = inbound.policy_client
@@ -208,6 +212,9 @@ class ProxyServer:
             feed.prefetch(sorted(cfg.inbound_ports))
         period = max(cfg.idle_timeout / 2, 0.05)
         self.tasks.spawn(self._sweep(period), name="lacewing-idle-sweeper")
+        if release is not None:
+            after_load = AfterLoad(release, rss_kib)
+            self.tasks.spawn(self._release_after_load(after_load), name="lacewing-after-load")
         # Start-up objects live as long as the process: keep them out of every GC pass.
         gc.freeze()
         self.ready = True
@@ -245,6 +252,11 @@ class ProxyServer:
                     side.mux_pool.sweep()
                 if side.discovery is not None:  # per-destination services unused for long
                     side.discovery.evict_idle(max(self.config.idle_timeout, 60.0))
+
+    async def _release_after_load(self, after_load: AfterLoad) -> None:
+        while True:
+            await asyncio.sleep(MEMORY_PERIOD)
+            after_load.observe(sum(len(side.conns) for side in self.sides))
 
     async def _close_listeners(self) -> None:
         for server in self.listeners:

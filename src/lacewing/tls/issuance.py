@@ -114,9 +114,14 @@ class IssuedLeaf:
 
 
 def load_csr(pem: bytes | str) -> x509.CertificateSigningRequest:
-    """Parse a PEM CSR and verify its self-signature (CertificateError if either fails)."""
-    data = pem.encode() if isinstance(pem, str) else pem
-    try:
+    """Parse a PEM CSR and verify its self-signature (CertificateError if either fails).
+
+    The subject and the extensions are parsed here too (cryptography parses them on first
+    access), so a signed CSR whose names or extensions are malformed DER is refused as
+    malformed (400) rather than failing later, in the name checks, with a ValueError.
+    """
+    try:  # PEM is ASCII; a str from JSON may hold anything, lone surrogates included
+        data = pem.encode("ascii") if isinstance(pem, str) else pem
         csr = x509.load_pem_x509_csr(data)
     except ValueError:
         raise CertificateError("the CSR is not a PEM certificate signing request") from None
@@ -126,6 +131,11 @@ def load_csr(pem: bytes | str) -> x509.CertificateSigningRequest:
         valid = False
     if not valid:
         raise CertificateError("the CSR's signature does not verify")
+    try:
+        csr.subject.rfc4514_string()
+        list(csr.extensions)
+    except (ValueError, x509.DuplicateExtension, x509.UnsupportedGeneralNameType) as exc:
+        raise CertificateError(f"the CSR's subject or extensions do not parse: {exc}") from None
     return csr
 
 

@@ -20,6 +20,7 @@ from tests.faults.cluster import REPO, FaultCluster
 from tests.faults.report import write
 from tests.faults.runner import Fault, Row, run_fault
 from tests.integration.local.conftest import run_name
+from tests.support.tools import require
 
 pytestmark = [pytest.mark.root]
 
@@ -32,8 +33,6 @@ ROWS: list[Row] = []
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
-    if os.system("command -v tcpdump >/dev/null") != 0 and FULL:
-        pytest.skip("needs tcpdump (Debian package `tcpdump`)")
     c = FaultCluster(NAME, tmp_path_factory.mktemp("faults"))
     try:
         c.up()
@@ -48,7 +47,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultCluster]:
 
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("fault", CHOSEN, ids=[f.name.replace(" ", "-") for f in CHOSEN])
-def test_fault(cluster: FaultCluster, fault: Fault) -> None:
+def test_fault(fault: Fault, request: pytest.FixtureRequest) -> None:
+    for tool in fault.tools:  # before the cluster: a missing tool skips only its faults
+        require(tool)
+    cluster: FaultCluster = request.getfixturevalue("cluster")
     row = run_fault(cluster, fault)
     ROWS.append(row)
     c = row.counts

@@ -26,6 +26,7 @@ import pytest
 from tests.support.netns import bed
 from tests.support.netns.bed import PYTHON, Cluster, Pod, Proc
 from tests.support.netns.scrape import scrape, total
+from tests.support.tools import require
 from tests.unit.proxy.identity.pki import Pki
 
 from lacewing.core.identity import Identity, mint_local_token
@@ -157,6 +158,7 @@ def _tcp_payloads(pcap: bytes, a: str, b: str) -> list[bytes]:
 
 
 def test_curl_between_meshed_pods_is_mutual_tls_on_the_wire(mesh: Mesh) -> None:
+    require("tcpdump")  # (was a FileNotFoundError on the pcap where tcpdump is missing)
     node = Pod("node", mesh.cluster.node, "", mesh.cluster)
     capture = mesh.files / "bridge.pcap"
     # The server pod's port on the node's bridge: forwarded frames do not show on the bridge

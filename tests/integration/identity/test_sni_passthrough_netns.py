@@ -35,6 +35,7 @@ from tests.integration.identity.test_mtls_netns import (
 )
 from tests.support.netns.bed import Cluster, Pod
 from tests.support.netns.scrape import Sample, scrape, total
+from tests.support.tools import require
 from tests.unit.proxy.identity.pki import Pki
 
 from lacewing.core.identity import Identity
@@ -149,6 +150,7 @@ def test_tls_without_a_server_name_reaches_the_app_too(bed: Bed) -> None:
 
 
 def test_a_meshed_client_still_gets_mutual_tls_terminated_by_the_proxy(bed: Bed) -> None:
+    require("tcpdump")
     node = Pod("node", bed.cluster.node, "", bed.cluster)
     capture = bed.files / "bridge.pcap"
     port = f"lwtv{list(bed.cluster.pods).index('server')}"  # the server pod's bridge port

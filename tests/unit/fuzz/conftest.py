@@ -1,7 +1,8 @@
 """Fuzzing profiles: short in `make test` (CI), long with `make fuzz` (LACEWING_FUZZ=long).
 
 Each fuzz test is a hypothesis property over a parser that sees untrusted bytes. The `ci`
-profile keeps the whole directory to well under a minute; `long` runs many more examples.
+profile keeps the whole directory to about a minute (68 s on a loaded 2-core machine, with the
+coverage-guided runner's own check); `long` runs many more examples.
 A failure hypothesis finds is printed with its smallest example; keep it as a regression
 case (`@example(...)`) beside the property it broke.
 """

@@ -116,7 +116,7 @@ class IdentityServer(ControllerServer):
         if method != "POST":
             return 405, {"error": "use POST /v1/certify"}
         length_text = head.headers.get("content-length", "")
-        if not length_text.isdigit():
+        if not (length_text.isascii() and length_text.isdigit()):  # "²".isdigit() is True
             return 411, {"error": "a Content-Length header is required"}
         length = int(length_text)
         if length > _MAX_BODY:
@@ -124,7 +124,7 @@ class IdentityServer(ControllerServer):
         raw = await reader.readexactly(length)
         try:
             body = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: arrays nested ~1,000 deep
             return 400, {"error": "the body is not JSON"}
         result = await self.service.certify(body)
         return result.status, result.body

@@ -5,6 +5,9 @@ endpoint's MAX_CONCURRENT_STREAMS, no GOAWAY seen, not closed); `start(exchange)
 stream with the exchange's request head. Events from the endpoint go to the exchange that
 owns the stream (`H2Exchange.response_*`, `reset_by_endpoint`, `endpoint_lost`).
 
+When a certificate of its mutual TLS expires, the connection drains the same way from our
+side (`certificate_expired`): a GOAWAY, no new streams, closed after the last one ends.
+
 GOAWAY from the endpoint: the connection takes no new streams (the pool forgets it); with
 NO_ERROR the streams it still serves finish and those past its last stream id are refused
 back to their clients; with an error code, every stream is lost. When this connection's
@@ -158,6 +161,20 @@ class H2Upstream(H2Peer):
         if not self.streams and self.goaway and self.transport is not None and not self.closed:
             self.write_out()
             self.transport.close()
+
+    def certificate_expired(self) -> None:
+        """Its mutual TLS rests on an expired certificate (`mtls.ExpiryWatch`): it takes no
+        new streams, tells the endpoint with a GOAWAY (NO_ERROR), and closes when the streams
+        in flight have finished (`stream_finished`), as an HTTP/1 connection finishes its
+        request first."""
+        if not self.streams:
+            self.close()
+            return
+        self.goaway = True
+        self.pool.forget(self)
+        if self.transport is not None and not self.closed:
+            self.conn.close_connection(ErrorCodes.NO_ERROR, 0)  # (we accept no pushed streams)
+            self.write_out()
 
     def close(self) -> None:
         """Close now (idle, or shutdown): a GOAWAY, then the socket."""

@@ -118,6 +118,18 @@ async def test_http_surface_is_small_and_answers_json(identity_server: RunningId
         port, b"POST /v1/certify HTTP/1.1\r\nContent-Length: 999999\r\n\r\n", anchors
     )
     assert too_big.startswith(b"HTTP/1.1 413")
+    # Found by tests/unit/fuzz/test_identity_fuzz.py: both used to end the connection with no
+    # answer (a traceback in the log): "²" passes str.isdigit() but not int(), and arrays
+    # nested 40,000 deep are a RecursionError in json.loads.
+    superscript = await _raw(
+        port, b"POST /v1/certify HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n{}", anchors
+    )
+    assert superscript.startswith(b"HTTP/1.1 411")
+    nested = await _raw(
+        port, b"POST /v1/certify HTTP/1.1\r\nContent-Length: 40000\r\n\r\n" + b"[" * 40_000, anchors
+    )
+    assert nested.startswith(b"HTTP/1.1 400") and b"not JSON" in nested
+    assert identity_server.server.stats.errors.get("internal", 0) == 0
 
 
 def test_the_memfd_files_do_not_outlive_the_load() -> None:

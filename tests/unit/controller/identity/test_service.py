@@ -4,6 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
 from tests.unit.proxy.identity.pki import Pki
 
 from lacewing.controller.identity.service import IdentityService
@@ -55,6 +56,16 @@ async def test_a_good_token_gets_a_leaf_for_its_identity(pki: Pki) -> None:
     assert (service.issued, service.refused) == (1, 0)
 
 
+def _unparsable_san_csr() -> str:
+    raw = x509.UnrecognizedExtension(x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME, b"\x01\x02")
+    builder = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([]))
+    csr = builder.add_extension(raw, critical=False).sign(new_private_key(), hashes.SHA256())
+    return csr.public_bytes(serialization.Encoding.PEM).decode()
+
+
+_UNPARSABLE_SAN = _unparsable_san_csr()
+
+
 @pytest.mark.parametrize(
     ("body", "status", "message"),
     [
@@ -64,6 +75,12 @@ async def test_a_good_token_gets_a_leaf_for_its_identity(pki: Pki) -> None:
         ({"identity": "web.shop.cluster.local"}, 400, "not an identity name"),
         ({"token": "v1:shop:web:00"}, 401, "token refused"),
         ({"token": mint_local_token(KEY, "shop", "admin")}, 403, "token proves admin.shop"),
+        # Found by tests/unit/fuzz/test_identity_fuzz.py (each raised out of certify): JSON's
+        # "\ud800" is a lone surrogate, which str.encode() refuses; a signed CSR whose SAN
+        # extension is not DER GeneralNames failed in the name checks with a ValueError.
+        ({"csr": "\ud800"}, 400, "not a PEM"),
+        ({"token": "v1:shop:web:\ud800"}, 401, "not a local-runtime token"),
+        ({"csr": _UNPARSABLE_SAN}, 400, "extensions do not parse"),
     ],
 )
 async def test_bad_requests_are_refused_with_a_clear_status(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import ssl
 import time
 from collections.abc import AsyncIterator
@@ -167,6 +168,34 @@ async def test_a_connection_ends_with_its_certificate_and_traffic_stops_closed(
         assert 'error="tls_expired"' in "\n".join(mesh.client.metrics.render())
     finally:
         await _shutdown(mesh)
+
+
+async def test_an_http2_connection_drains_when_its_certificate_expires(
+    pki: Pki, backend: Backend
+) -> None:
+    # (the expiry note of issue 14: outbound HTTP/2 was closed at once, failing the streams
+    # in flight, where HTTP/1 finishes its request first)
+    async with h2_backend(delay=1.5) as port:
+        mesh = await _pair(pki, backend, API, backend_port=port, b_lifetime=timedelta(seconds=4))
+        try:
+            out = mesh.client.bound["outbound"].port
+            assert (await h2_requests(out, [b"/warm"]))[0] == {1: b"/warm"}
+            creds = mesh.terminator.holder.credentials
+            assert creds is not None
+            deadline = math.ceil(creds.not_after.timestamp())  # (ExpiryWatch's whole second)
+            await asyncio.sleep(max(0.0, deadline - 0.7 - time.time()))
+            # in flight when both proxies' watches fire: it finishes over the old connection
+            bodies, events = await h2_requests(out, [b"/across"])
+            assert time.time() > deadline
+            assert bodies == {1: b"/across"}, events
+            assert mesh.connector.expiry.expired == 1
+            # then that connection is gone, and a new handshake fails on the expired certificate
+            _, events = await h2_requests(out, [b"/after"])
+            statuses = [dict(e.headers)[b":status"] for e in events if hasattr(e, "headers")]
+            assert statuses == [b"502"], events
+            assert mesh.connector.handshakes == 1
+        finally:
+            await _shutdown(mesh)
 
 
 async def test_a_wrong_identity_fails_closed_and_is_counted(pki: Pki, backend: Backend) -> None:
