@@ -223,14 +223,16 @@ def _profile(
     for result, row in deployed:
         if result.error is not None or not row.proxies:
             continue
+        h2 = result.family == "h2"  # h2load, not wrk
+        args = (sup, row.proxies, row.url, plan.profile_s, cpu, h2)
         try:
             if result.key.startswith("lacewing") and py_spy() is not None:
                 print(f"-- {result.label}: profiling with py-spy", file=sys.stderr)
-                result.profiles = profile_proxies(sup, row.proxies, row.url, plan.profile_s, cpu)
+                result.profiles = profile_proxies(*args)
             print(f"-- {result.label}: sampling with perf", file=sys.stderr)
-            result.components = cpu_by_component(sup, row.proxies, row.url, plan.profile_s, cpu)
+            result.components = cpu_by_component(*args)
             print(f"-- {result.label}: counting system calls with strace", file=sys.stderr)
-            result.syscalls = count_syscalls(sup, row.proxies, row.url, plan.profile_s, cpu)
+            result.syscalls = count_syscalls(*args)
         except (BenchError, ParseError) as exc:
             run.notes.append(f"Profiling {result.label} failed: {exc}")
 

@@ -342,15 +342,22 @@ def start_lacewing_base(sup: Supervisor, env: Env) -> Deployed:
     return start_lacewing(sup, env, exe=_baseline_exe(env))
 
 
-def start_lacewing_h2(sup: Supervisor, env: Env) -> Deployed:
+def start_lacewing_h2(sup: Supervisor, env: Env, *, exe: str | None = None) -> Deployed:
     inbound_port, outbound_port = free_port(), free_port()
+    tag = "-base" if exe else ""
     inbound = _start_lacewing_proxy(
-        sup, env, "lacewing-h2-inbound", "INBOUND", inbound_port, env.backend_h2_port
-    )
+        sup, env, f"lacewing{tag}-h2-inbound", "INBOUND", inbound_port, env.backend_h2_port,
+        exe=exe,
+    )  # fmt: skip
     outbound = _start_lacewing_proxy(
-        sup, env, "lacewing-h2-outbound", "OUTBOUND", outbound_port, inbound_port
-    )
+        sup, env, f"lacewing{tag}-h2-outbound", "OUTBOUND", outbound_port, inbound_port,
+        exe=exe,
+    )  # fmt: skip
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_lacewing_h2_base(sup: Supervisor, env: Env) -> Deployed:
+    return start_lacewing_h2(sup, env, exe=_baseline_exe(env))
 
 
 MESH_NAMESPACE = "bench"
@@ -523,4 +530,11 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec("direct-h2", "direct h2c (no proxy)", "h2", lambda: None, start_direct_h2),
     RowSpec("haproxy-h2", "HAProxy pair, HTTP/2", "h2", _haproxy_missing, start_haproxy_h2),
     RowSpec("lacewing-h2", "lacewing pair, HTTP/2", "h2", _lacewing_missing, start_lacewing_h2),
+    RowSpec(
+        "lacewing-h2-base",
+        "lacewing pair, HTTP/2, baseline tree",
+        "h2",
+        lambda: None,
+        start_lacewing_h2_base,
+    ),
 )

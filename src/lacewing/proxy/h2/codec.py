@@ -33,7 +33,7 @@ caller sends it and closes); a stream error queues RST_STREAM and tells the hand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hpack import HPACKError, OversizedHeaderListError
@@ -51,12 +51,15 @@ from lacewing.proxy.h2.settings import H2Limits
 
 __all__ = ["H2Codec", "H2Handler"]
 
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]  # what the handler gets is a tuple (`hblock`)
 _MAX_CONTINUATIONS = 32
 _SETTINGS = int(FrameType.SETTINGS)
 _DATA = int(FrameType.DATA)
 _HEADERS = int(FrameType.HEADERS)
 _CONTINUATION = int(FrameType.CONTINUATION)
+_BLOCK_FLAGS = fr.PADDED | fr.PRIORITY_FLAG | fr.END_HEADERS
+_HEAD_PACK = fr.HEAD.pack
+_HEAD_UNPACK = fr.HEAD.unpack_from
 
 
 class H2Handler(Protocol):
@@ -171,8 +174,10 @@ class H2Codec:
         flags = fr.END_STREAM if end_stream else 0
         size = self.max_outbound_frame_size
         out = self.out
-        if len(block) <= size:
-            out += fr.frame(_HEADERS, flags | fr.END_HEADERS, sid, block)
+        n = len(block)
+        if n <= size:
+            out += _HEAD_PACK(n >> 16, n & 0xFFFF, _HEADERS, flags | fr.END_HEADERS, sid)
+            out += block
         else:
             out += fr.frame(FrameType.HEADERS, flags, sid, block[:size])
             for i in range(size, len(block), size):
@@ -195,7 +200,9 @@ class H2Codec:
         n = len(data)
         stream.window -= n
         self.window -= n
-        self.out += fr.frame(_DATA, fr.END_STREAM if end_stream else 0, sid, data)
+        out = self.out
+        out += _HEAD_PACK(n >> 16, n & 0xFFFF, _DATA, 1 if end_stream else 0, sid)
+        out += data
         if end_stream:
             self._local_end(sid, stream)
 
@@ -269,16 +276,34 @@ class H2Codec:
             end = len(data)
             max_frame = self.max_inbound_frame_size
             frame = self._frame
-            while end - pos >= fr.HEAD_LEN:
-                length, ftype, flags, sid = fr.parse_head(data, pos)
+            unpack = _HEAD_UNPACK
+            while end - pos >= 9:
+                hi, lo, ftype, flags, sid = unpack(data, pos)
+                length = (hi << 16) | lo
                 if length > max_frame:
                     raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "frame larger than "
                                   "SETTINGS_MAX_FRAME_SIZE")  # fmt: skip
-                start = pos + fr.HEAD_LEN
+                start = pos + 9
                 if end - start < length:
                     break
                 pos = start + length
-                frame(ftype, flags, sid, data[start:pos])
+                # the fast path: a whole header block or DATA on an open connection (most
+                # frames); every other frame goes through `_frame`'s checks and dispatch
+                if ftype < 2 and self._settings_seen and self._cont is None:
+                    try:
+                        if ftype:
+                            if flags & _BLOCK_FLAGS == fr.END_HEADERS:  # unpadded, no priority
+                                self._block(sid & 0x7FFFFFFF, flags, data[start:pos])
+                            else:
+                                self._headers(flags, sid & 0x7FFFFFFF, data[start:pos])
+                        else:
+                            self._data(flags, sid & 0x7FFFFFFF, data[start:pos])
+                    except H2Error as exc:
+                        if not exc.stream:
+                            raise
+                        self._stream_error(exc.stream, exc.code)
+                else:
+                    frame(ftype, flags, sid & 0x7FFFFFFF, data[start:pos])
             if pos < end:
                 buf += data[pos:]
         except H2Error as exc:
@@ -391,6 +416,8 @@ class H2Codec:
             self._cont = (sid, first_flags, parts, size)
 
     def _block(self, sid: int, flags: int, block: bytes) -> None:
+        if sid == 0:
+            raise H2Error(ErrorCodes.PROTOCOL_ERROR, "HEADERS on stream 0")
         stream = self.streams.get(sid)
         if stream is None:
             opens = not self.client_side and sid & 1 and sid > self.highest_inbound_stream_id

@@ -57,7 +57,6 @@ from lacewing.proxy.h2.headers import (
     Headers,
     error_headers,
     grpc_status,
-    pseudo,
 )
 from lacewing.proxy.metrics import RouteStats
 
@@ -71,39 +70,43 @@ __all__ = ["H2Exchange"]
 
 
 class H2Exchange(Exchange):
+    # Flags and fields most exchanges never change are class attributes (as `Exchange`'s
+    # are): an instance sets only what differs, which a stream per request makes worth it.
     timer: asyncio.TimerHandle | None = None  # a route's request timeout (`h2.routing`)
     try_timer: asyncio.TimerHandle | None = None  # this attempt's timeout
     hold: asyncio.TimerHandle | None = None  # an injected delay
     try_timeout = 0.0
     replay: list[bytes] | None = None  # the request DATA, while it fits MAX_REPLAY
     replay_size = 0
+    up: H2Upstream | None = None
+    up_sid = 0
+    req_ended = False
+    req_trailers: Headers | None = None
+    up_end_sent = False
+    resp_ended = False
+    resp_trailers: Headers | None = None
+    down_end_sent = False
+    head_ms = 0.0
+    counted = False  # gRPC: counted at its status, after the head
+    finished = False
+    touched = True  # a frame either way since the last sweep (`timed_out`)
+    logical: Logical | None = None  # what was picked for (a retry picks again)
+    authority = ""
+    sent_up = False  # request DATA went to the endpoint (no retry after that)
+    retried = False
 
-    def __init__(self, down: H2Server, sid: int, headers: list[tuple[bytes, bytes]], grpc: bool,
+    def __init__(self, down: H2Server, sid: int, headers: Headers, grpc: bool,
                  route: RouteStats, start: float, pick: Pick | None) -> None:  # fmt: skip
         self.down = down
         self.down_sid = sid
         self.headers = headers
         self.grpc = grpc
-        super().__init__(route, start, pick)
-        self.up: H2Upstream | None = None
-        self.up_sid = 0
+        self.route, self.start = route, start  # (`Exchange.__init__`, inlined)
+        if pick is not None:
+            self.pick = pick
         self.to_up: deque[list[object]] = deque()  # [data, flow-controlled length]
         self.to_down: deque[list[object]] = deque()
-        self.req_ended = False
-        self.req_trailers: list[tuple[bytes, bytes]] | None = None
-        self.up_end_sent = False
-        self.resp_ended = False
-        self.resp_trailers: list[tuple[bytes, bytes]] | None = None
-        self.down_end_sent = False
-        self.head_ms = 0.0
-        self.counted = False  # gRPC: counted at its status, after the head
-        self.finished = False
         self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
-        self.touched = True  # a frame either way since the last sweep (`timed_out`)
-        self.logical: Logical | None = None  # what was picked for (a retry picks again)
-        self.authority = ""
-        self.sent_up = False  # request DATA went to the endpoint (no retry after that)
-        self.retried = False
         self.quiet_since = start
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
@@ -121,15 +124,17 @@ class H2Exchange(Exchange):
         if self.grpc:
             self.head_ms = elapsed * 1000.0
         else:
-            self.route.response(status, elapsed * 1000.0)
-            self.tapped(now)
+            route = self.route
+            route.response(status, elapsed * 1000.0)
+            if route.tap.hub is not None:
+                self.tapped(now)
         if self.routed is not None:
             self.end_pick(200 if self.grpc else status, now - self.sent_at)
             if not self.grpc:
                 self._count_route(status, elapsed)
             return
         pick = self.pick
-        if pick is not None:
+        if pick is not None and pick.ticket is not None:
             pick.done(True, now - self.sent_at)
 
     def _failed(self, status: int, code: int | None) -> None:
@@ -254,7 +259,7 @@ class H2Exchange(Exchange):
 
     def request_ended(self, trailers: Headers | None = None) -> None:
         if trailers is not None:
-            self.req_trailers = list(trailers)
+            self.req_trailers = trailers
         self.req_ended = True
         self.pump_up()
 
@@ -275,12 +280,12 @@ class H2Exchange(Exchange):
     # -- events from the endpoint (H2Upstream) ---------------------------------------------
     def informational(self, headers: Headers) -> None:
         if not self.down.closed and not self.down_end_sent:
-            self.down.conn.send_headers(self.down_sid, list(headers))
+            self.down.conn.send_headers(self.down_sid, headers)
             self.down.flusher.mark(self.down)
 
     def response_head(self, headers: Headers, ended: bool) -> None:
-        raw = pseudo(headers, b":status")
-        status = int(raw) if raw is not None and raw.isdigit() else 502
+        raw = headers[0][1]  # the codec checked: `:status` first, three digits
+        status = int(raw)
         if self.routed is not None and not self.ended:
             code = grpc_status(headers) if self.grpc and ended else None
             if routing.route_retry(self, status, code):
@@ -289,7 +294,7 @@ class H2Exchange(Exchange):
         down = self.down
         if down.closed or self.down_end_sent:
             return
-        out = list(headers) if self.routed is None else routing.response_fields(self, list(headers))
+        out = headers if self.routed is None else routing.response_fields(self, list(headers))
         if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
             self.resp_ended = True
             self.down_end_sent = True
@@ -304,16 +309,35 @@ class H2Exchange(Exchange):
 
     def response_data(self, data: bytes, flow: int, ended: bool) -> None:
         self.touched = True
-        self.to_down.append([data, flow])
         if ended:
             self.resp_ended = True
+        down = self.down
+        if not self.to_down and self.status and not self.down_end_sent and not down.closed \
+                and not down.paused_writing:  # fmt: skip
+            # the fast path (`pump_down` without the queue): nothing waits before this frame
+            conn, sid = down.conn, self.down_sid
+            n = len(data)
+            if n <= conn.max_outbound_frame_size and (not n or n <= conn.send_window(sid)):
+                conn.send_data(sid, data, ended)
+                down.flusher.mark(down)
+                up = self.up
+                if flow and up is not None and not up.closed:
+                    up.conn.acknowledge_received_data(flow, self.up_sid)
+                    up.flusher.mark(up)
+                if ended:
+                    self.down_end_sent = True
+                    if self.grpc:
+                        self._count_grpc(None)  # ended without trailers: no grpc-status
+                    self._response_done()
+                return
+        self.to_down.append([data, flow])
         self.pump_down()
 
     def response_ended(self, trailers: Headers | None = None) -> None:
         if self.resp_ended:
             return
         if trailers is not None:
-            self.resp_trailers = list(trailers)
+            self.resp_trailers = trailers
         self.resp_ended = True
         self.pump_down()
 
