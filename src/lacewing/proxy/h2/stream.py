@@ -312,24 +312,27 @@ class H2Exchange(Exchange):
         if ended:
             self.resp_ended = True
         down = self.down
-        if not self.to_down and self.status and not self.down_end_sent and not down.closed \
-                and not down.paused_writing:  # fmt: skip
-            # the fast path (`pump_down` without the queue): nothing waits before this frame
-            conn, sid = down.conn, self.down_sid
-            n = len(data)
-            if n <= conn.max_outbound_frame_size and (not n or n <= conn.send_window(sid)):
-                conn.send_data(sid, data, ended)
+        # the fast path (`pump_down` without the queue): nothing waits before this frame
+        if (
+            not self.to_down
+            and self.status
+            and not self.down_end_sent
+            and not down.closed
+            and not down.paused_writing
+            and down.conn.try_send_data(self.down_sid, data, ended)
+        ):
+            if not down.dirty:
                 down.flusher.mark(down)
-                up = self.up
-                if flow and up is not None and not up.closed:
-                    up.conn.acknowledge_received_data(flow, self.up_sid)
-                    up.flusher.mark(up)
-                if ended:
-                    self.down_end_sent = True
-                    if self.grpc:
-                        self._count_grpc(None)  # ended without trailers: no grpc-status
-                    self._response_done()
-                return
+            up = self.up
+            if flow and up is not None and not up.closed:
+                up.conn.acknowledge_received_data(flow, self.up_sid)
+                up.flusher.mark(up)
+            if ended:
+                self.down_end_sent = True
+                if self.grpc:
+                    self._count_grpc(None)  # ended without trailers: no grpc-status
+                self._response_done()
+            return
         self.to_down.append([data, flow])
         self.pump_down()
 
@@ -483,18 +486,23 @@ class H2Exchange(Exchange):
         self.finished = True
         if self.timer is not None or self.try_timer is not None or self.hold is not None:
             routing.stop_timers(self)
-        self._abandoned()
+        if not self.ended or (self.grpc and not self.counted):
+            self._abandoned()
         down, up = self.down, self.up
-        self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
+        if self.to_up:
+            self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
         down.streams.pop(self.down_sid, None)
         if not self.req_ended and not down.closed:  # answered before the upload ended: the
             down.conn.reset_stream(self.down_sid, ErrorCodes.NO_ERROR)  # rest is not wanted
             down.flusher.mark(down)
         if up is not None:
-            self._drop(self.to_down, up, self.up_sid)
+            if self.to_down:
+                self._drop(self.to_down, up, self.up_sid)
             up.streams.pop(self.up_sid, None)
-            up.stream_finished()
-        down.stream_finished()
+            if not up.streams:
+                up.stream_finished()
+        if not down.streams:
+            down.stream_finished()
 
 
 def _pump(queue: deque[list[object]], to: H2Peer, sid: int, end: bool) -> tuple[int, bool]:
