@@ -45,9 +45,8 @@ class H2Pool:
         self._last_conns: list[H2Upstream] = []
 
     def open(self, ex: H2Exchange, addr: Addr) -> None:
-        if addr is self._last_addr:  # the same endpoint as the last stream (not hashed)
-            conns = self._last_conns
-        else:
+        conns: list[H2Upstream] | None = self._last_conns
+        if addr is not self._last_addr:  # else the same endpoint as the last stream
             conns = self.conns.get(addr)
             if conns is not None:
                 self._last_addr, self._last_conns = addr, conns
