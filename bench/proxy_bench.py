@@ -223,7 +223,7 @@ def _profile(
     for result, row in deployed:
         if result.error is not None or not row.proxies:
             continue
-        h2 = result.family == "h2"  # h2load, not wrk
+        h2 = result.family.startswith("h2")  # h2load, not wrk
         args = (sup, row.proxies, row.url, plan.profile_s, cpu, h2)
         try:
             if result.key.startswith("lacewing") and py_spy() is not None:
