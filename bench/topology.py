@@ -58,6 +58,7 @@ class Env:
     backend_port: int = 0
     backend_h2_port: int = 0
     baseline: str | None = None  # another checkout's `lacewing`, for the -base rows
+    h2_streams: int = 10  # streams in flight per connection of the h2 rows' 16-connection runs
     _pki: Pki | None = field(default=None, repr=False)
 
     def pki(self) -> Pki:
@@ -252,6 +253,23 @@ def start_haproxy_h2_tls(sup: Supervisor, env: Env) -> Deployed:
     )  # fmt: skip
     outbound = _start_haproxy(
         sup, env, "haproxy-h2-tls-outbound", outbound_port, inbound_port, h2,
+        f" ssl crt {pki.client} ca-file {pki.ca} verify required alpn h2"
+        f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
+    )  # fmt: skip
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_haproxy_tls_h2mesh(sup: Supervisor, env: Env) -> Deployed:
+    """HTTP/1 from the client and to the backend, HTTP/2 inside mutual TLS (ALPN h2) between
+    the two proxies: the other way two meshed proxies can carry HTTP/1 (Linkerd's)."""
+    pki = env.pki()
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_haproxy(
+        sup, env, "haproxy-tls-h2mesh-inbound", inbound_port, env.backend_port,
+        f" ssl crt {pki.server} ca-file {pki.ca} verify required alpn h2", "",
+    )  # fmt: skip
+    outbound = _start_haproxy(
+        sup, env, "haproxy-tls-h2mesh-outbound", outbound_port, inbound_port, "",
         f" ssl crt {pki.client} ca-file {pki.ca} verify required alpn h2"
         f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
     )  # fmt: skip
@@ -541,6 +559,13 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec("haproxy-tls", "HAProxy pair, mTLS", "tls", _haproxy_missing, start_haproxy_tls),
     RowSpec(
         "lacewing-mtls", "lacewing pair, mTLS", "tls", _lacewing_mtls_missing, start_lacewing_mtls
+    ),
+    RowSpec(
+        "haproxy-tls-h2mesh",
+        "HAProxy pair, mTLS, HTTP/2 between the proxies",
+        "tls",
+        _haproxy_missing,
+        start_haproxy_tls_h2mesh,
     ),
     RowSpec(
         "lacewing-base",
