@@ -211,11 +211,13 @@ def _start_haproxy(
     upstream: int,
     bind_opts: str,
     server_opts: str,
+    frontend_extra: str = "",
 ) -> Child:
     conf = env.workdir / f"{name}.cfg"
     conf.write_text(
         _HAPROXY_HEAD
-        + f"frontend in\n    bind 127.0.0.1:{listen}{bind_opts}\n    default_backend out\n"
+        + f"frontend in\n    bind 127.0.0.1:{listen}{bind_opts}\n{frontend_extra}"
+        + "    default_backend out\n"
         + f"backend out\n    server up 127.0.0.1:{upstream}{server_opts}\n"
     )
     child = sup.start(name, [_haproxy(), "-f", str(conf), "-db"], cpu=env.proxy_cpu)
@@ -272,6 +274,9 @@ def start_haproxy_tls_h2mesh(sup: Supervisor, env: Env) -> Deployed:
         sup, env, "haproxy-tls-h2mesh-outbound", outbound_port, inbound_port, "",
         f" ssl crt {pki.client} ca-file {pki.ca} verify required alpn h2"
         f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
+        # an HTTP/2 answer has no reason phrase, and h2load --h1 (the fixed-rate step)
+        # counts `HTTP/1.1 200 ` as no status at all
+        "    http-response set-status 200 reason OK if { status 200 }\n",
     )  # fmt: skip
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
 
