@@ -45,7 +45,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lacewing.proxy.exchange import Exchange
 from lacewing.proxy.h2 import routing
@@ -67,6 +67,8 @@ if TYPE_CHECKING:
     from lacewing.proxy.targets import Logical, Pick
 
 __all__ = ["H2Exchange"]
+
+_NO_DATA: Any = ()  # an exchange's queue before anything waited in it (see `H2Exchange.to_up`)
 
 
 class H2Exchange(Exchange):
@@ -94,6 +96,10 @@ class H2Exchange(Exchange):
     authority = ""
     sent_up = False  # request DATA went to the endpoint (no retry after that)
     retried = False
+    # DATA waiting for the other side's window, [data, flow-controlled length] each; an
+    # exchange whose DATA always goes on at once (most) never makes its queues
+    to_up: deque[list[object]] = _NO_DATA
+    to_down: deque[list[object]] = _NO_DATA
 
     def __init__(self, down: H2Server, sid: int, headers: Headers, grpc: bool,
                  route: RouteStats, start: float, pick: Pick | None) -> None:  # fmt: skip
@@ -104,8 +110,6 @@ class H2Exchange(Exchange):
         self.route, self.start = route, start  # (`Exchange.__init__`, inlined)
         if pick is not None:
             self.pick = pick
-        self.to_up: deque[list[object]] = deque()  # [data, flow-controlled length]
-        self.to_down: deque[list[object]] = deque()
         self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
         self.quiet_since = start
 
@@ -250,7 +254,10 @@ class H2Exchange(Exchange):
     # -- events from the client (H2Server) -------------------------------------------------
     def request_data(self, data: bytes, flow: int, ended: bool) -> None:
         self.touched = True
-        self.to_up.append([data, flow])
+        queue = self.to_up
+        if queue is _NO_DATA:
+            queue = self.to_up = deque()
+        queue.append([data, flow])
         if self.replay is not None:
             routing.keep(self, data)
         if ended:
@@ -333,7 +340,10 @@ class H2Exchange(Exchange):
                     self._count_grpc(None)  # ended without trailers: no grpc-status
                 self._response_done()
             return
-        self.to_down.append([data, flow])
+        queue = self.to_down
+        if queue is _NO_DATA:
+            queue = self.to_down = deque()
+        queue.append([data, flow])
         self.pump_down()
 
     def response_ended(self, trailers: Headers | None = None) -> None:
@@ -371,7 +381,8 @@ class H2Exchange(Exchange):
         if self.finished:
             return
         self.up_end_sent = True
-        self.to_down.clear()  # that connection's window no longer matters
+        if self.to_down:
+            self.to_down.clear()  # that connection's window no longer matters
         if self.ended:
             self._abandoned()
             self._drop(self.to_up, self.down, self.down_sid)
