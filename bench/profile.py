@@ -1,7 +1,8 @@
 """Where a Python proxy spends its CPU: py-spy samples during an extra load run.
 
 `profile_proxies` attaches `py-spy record --format raw --nonblocking` to each proxy process of
-a row while wrk drives 16 connections through the pair (an extra run, after the measured ones,
+a row while wrk drives 16 connections through the pair (h2load, h2c, 16 connections x 10
+streams for an HTTP/2 row: `load_argv`) (an extra run, after the measured ones,
 because sampling costs the proxies time). py-spy's raw format is one collapsed stack per line,
 `frame;frame;...;leaf count`, each frame `function (file:line)`; idle threads are left out, so
 every sample is time spent working. `summarize` turns that into the functions with the most
@@ -36,12 +37,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.parse import parse_perf_dso, parse_strace_summary, parse_wrk
+from bench.parse import parse_h2load, parse_perf_dso, parse_strace_summary, parse_wrk
 from bench.procs import BenchError, Child, Supervisor, run_tool
 
 __all__ = [
     "COMPONENTS",
     "ENTRY_SHARE",
+    "H2_LOAD",
     "LOOP_FRAMES",
     "SYSCALL_GROUPS",
     "Hotspot",
@@ -50,6 +52,7 @@ __all__ = [
     "components",
     "count_syscalls",
     "cpu_by_component",
+    "load_argv",
     "profile_proxies",
     "py_spy",
     "summarize",
@@ -123,10 +126,29 @@ def summarize(lines: Iterable[str], top: int = 10) -> Profile:
     return Profile(total, ranked(self_counts), ranked(incl_counts))
 
 
+H2_LOAD = (16, 10)  # connections x streams each, as the h2 rows' closed-loop runs
+
+
+def load_argv(url: str, seconds: float, h2: bool = False, latency: bool = False) -> list[str]:
+    """The load of a profiling run: wrk at 16 connections, or for an HTTP/2 row h2load (h2c)
+    at 16 connections x 10 streams, as that row's measured runs."""
+    duration = max(1, round(seconds))
+    if h2:
+        clients, streams = H2_LOAD
+        return ["h2load", f"--clients={clients}", f"--max-concurrent-streams={streams}",
+                f"--duration={duration}", url]  # fmt: skip
+    return ["wrk", "-t1", "-c16", f"-d{duration}s", *(["--latency"] if latency else []), url]
+
+
+def _requests(out: str, h2: bool) -> int:
+    return parse_h2load(out).succeeded if h2 else parse_wrk(out).requests
+
+
 def profile_proxies(
-    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int
-) -> dict[str, Profile]:
-    """Sample each proxy while wrk runs; {proxy name: Profile}."""
+    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int,
+    h2: bool = False,
+) -> dict[str, Profile]:  # fmt: skip
+    """Sample each proxy while the load runs; {proxy name: Profile}."""
     tool = py_spy()
     if tool is None:
         return {}
@@ -149,9 +171,7 @@ def profile_proxies(
             str(out),
         ]
         recorders.append((proxy, out, sup.start(f"py-spy-{proxy.name}", argv, cpu=cpu)))
-    run_tool(
-        ["wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", url], cpu=cpu, timeout_s=seconds + 30
-    )
+    run_tool(load_argv(url, seconds, h2), cpu=cpu, timeout_s=seconds + 30)
     profiles: dict[str, Profile] = {}
     for proxy, out, recorder in recorders:
         with contextlib.suppress(subprocess.TimeoutExpired):
@@ -182,9 +202,10 @@ class Syscalls:
 
 
 def count_syscalls(
-    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int
-) -> dict[str, Syscalls]:
-    """Attach strace -c to each proxy while wrk runs; {proxy name: Syscalls}."""
+    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int,
+    h2: bool = False,
+) -> dict[str, Syscalls]:  # fmt: skip
+    """Attach strace -c to each proxy while the load runs; {proxy name: Syscalls}."""
     tool = shutil.which("strace")
     if tool is None or not proxies:
         return {}
@@ -201,12 +222,9 @@ def count_syscalls(
                 raise BenchError(f"{tracer.name} did not attach", hint=f"see {tracer.log}")
             time.sleep(0.05)
     try:
-        wrk = parse_wrk(
-            run_tool(
-                ["wrk", "-t1", "-c16", f"-d{max(1, round(seconds))}s", "--latency", url],
-                cpu=cpu,
-                timeout_s=seconds + 30,
-            )
+        requests = _requests(
+            run_tool(load_argv(url, seconds, h2, latency=True), cpu=cpu, timeout_s=seconds + 30),
+            h2,
         )
     finally:
         for _, _, tracer in tracers:
@@ -218,7 +236,7 @@ def count_syscalls(
     counts: dict[str, Syscalls] = {}
     for proxy, out, _ in tracers:
         if out.exists():
-            counts[proxy.name] = Syscalls(wrk.requests, parse_strace_summary(out.read_text()))
+            counts[proxy.name] = Syscalls(requests, parse_strace_summary(out.read_text()))
     return counts
 
 
@@ -244,9 +262,10 @@ def components(shares: Mapping[str, float]) -> dict[str, float]:
 
 
 def cpu_by_component(
-    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int
-) -> dict[str, dict[str, float]]:
-    """perf-sample each proxy while wrk runs; {proxy name: {component: share}}."""
+    sup: Supervisor, proxies: tuple[Child, ...], url: str, seconds: float, cpu: int,
+    h2: bool = False,
+) -> dict[str, dict[str, float]]:  # fmt: skip
+    """perf-sample each proxy while the load runs; {proxy name: {component: share}}."""
     tool = shutil.which("perf")
     if tool is None or not proxies:
         return {}
@@ -268,7 +287,7 @@ def cpu_by_component(
             str(duration),
         ]
         recorders.append((proxy, out, sup.start(f"perf-{proxy.name}", argv, cpu=cpu)))
-    run_tool(["wrk", "-t1", "-c16", f"-d{duration}s", url], cpu=cpu, timeout_s=seconds + 30)
+    run_tool(load_argv(url, seconds, h2), cpu=cpu, timeout_s=seconds + 30)
     result: dict[str, dict[str, float]] = {}
     for proxy, out, recorder in recorders:
         with contextlib.suppress(subprocess.TimeoutExpired):

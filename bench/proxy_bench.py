@@ -81,6 +81,13 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="new mTLS connections in the handshake soak (default 50000, --quick 2000; 0: none)",
     )
     parser.add_argument(
+        "--h2-streams",
+        type=int,
+        default=10,
+        help="streams in flight per connection in the HTTP/2 rows' 16-connection runs "
+        "(default 10; 1: the same 16 requests in flight as the HTTP/1 rows)",
+    )
+    parser.add_argument(
         "--baseline",
         help="another checkout's `lacewing` entry point: adds the -base rows (same pairs from "
         "that tree, in the same run)",
@@ -88,6 +95,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.baseline is not None and not os.access(args.baseline, os.X_OK):
         parser.error(f"--baseline {args.baseline}: not an executable")
+    if not 1 <= args.h2_streams <= 100:
+        parser.error("--h2-streams must be between 1 and 100")
     if args.soak is not None and not 0 <= args.soak <= 1_000_000:
         parser.error("--soak must be between 0 and 1000000")
     if args.profile is None:
@@ -226,14 +235,16 @@ def _profile(
     for result, row in deployed:
         if result.error is not None or not row.proxies:
             continue
+        h2 = result.family.startswith("h2")  # h2load, not wrk
+        args = (sup, row.proxies, row.url, plan.profile_s, cpu, h2)
         try:
             if result.key.startswith("lacewing") and py_spy() is not None:
                 print(f"-- {result.label}: profiling with py-spy", file=sys.stderr)
-                result.profiles = profile_proxies(sup, row.proxies, row.url, plan.profile_s, cpu)
+                result.profiles = profile_proxies(*args)
             print(f"-- {result.label}: sampling with perf", file=sys.stderr)
-            result.components = cpu_by_component(sup, row.proxies, row.url, plan.profile_s, cpu)
+            result.components = cpu_by_component(*args)
             print(f"-- {result.label}: counting system calls with strace", file=sys.stderr)
-            result.syscalls = count_syscalls(sup, row.proxies, row.url, plan.profile_s, cpu)
+            result.syscalls = count_syscalls(*args)
         except (BenchError, ParseError) as exc:
             run.notes.append(f"Profiling {result.label} failed: {exc}")
 
@@ -243,7 +254,7 @@ def _estimate_s(plan: Plan, rows: int) -> float:
     return plan.settle_s + rows * (per_row + 1.0)
 
 
-def _setup(plan: Plan, load_cpu: int, proxy_cpu: int) -> list[str]:
+def _setup(plan: Plan, load_cpu: int, proxy_cpu: int, h2_streams: int = 10) -> list[str]:
     return [
         f"Everything on loopback. Load generator and backend pinned to CPU {load_cpu}, "
         f"both proxies of a pair to CPU {proxy_cpu} (taskset).",
@@ -254,6 +265,9 @@ def _setup(plan: Plan, load_cpu: int, proxy_cpu: int) -> list[str]:
         f"{plan.warmup_s:g} s warm-up (the 16-connection run in {plan.rounds} rounds); fixed "
         f"rate {plan.rate:,} req/s for {plan.duration_s:g} s with h2load (wrk cannot hold a "
         "rate; h2load paces each connection and logs every request in microseconds).",
+        "HTTP/2 rows: h2load with prior knowledge (h2c) from the client and to the backend "
+        f"(nginx `http2`), 1 connection x 1 stream and 16 connections x {h2_streams} streams; "
+        "the `over mTLS` rows carry HTTP/2 inside mutual TLS (ALPN h2) between the proxies.",
         f"Memory: VmRSS idle, then after each of {plan.mem_runs} wrk runs at "
         f"{plan.mem_connections} connections ({plan.mem_run_s:g} s each); RSS, PSS and private "
         "anonymous memory from /proc/PID/smaps_rollup idle and halfway through each of those "
@@ -305,13 +319,15 @@ def execute(args: argparse.Namespace) -> Run:
     wanted = set(args.rows.split(",")) | {"direct"} if args.rows else every
     started = dt.datetime.now(dt.UTC)
     with tempfile.TemporaryDirectory(prefix="lwb-") as tmp, Supervisor(Path(tmp)) as sup:
-        env = Env(workdir=Path(tmp), load_cpu=load_cpu, proxy_cpu=proxy_cpu, baseline=args.baseline)
+        env = Env(workdir=Path(tmp), load_cpu=load_cpu, proxy_cpu=proxy_cpu,
+                  baseline=args.baseline, h2_streams=args.h2_streams)  # fmt: skip
         backend_version = start_backend(sup, env)
         backend = sup.children[-1]
         run = Run(
             title=f"lacewing proxy benchmark, {started:%Y-%m-%d %H:%M} UTC",
             machine=_machine(backend_version),
-            setup=_setup(plan, load_cpu, proxy_cpu) + ([cpu_note] if cpu_note else []),
+            setup=_setup(plan, load_cpu, proxy_cpu, args.h2_streams)
+            + ([cpu_note] if cpu_note else []),
         )
         deployed = _deploy(run, wanted, sup, env)
 

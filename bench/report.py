@@ -291,7 +291,12 @@ def _us(v: float | None) -> str:
     return "-" if v is None else f"{v:,.0f}"
 
 
-BASELINES = {"plain": "haproxy", "tls": "haproxy-tls", "h2": "haproxy-h2"}
+BASELINES = {
+    "plain": "haproxy",
+    "tls": "haproxy-tls",
+    "h2": "haproxy-h2",
+    "h2-tls": "haproxy-h2-tls",
+}
 
 
 def _baseline(run: Run, row: RowResult) -> RowResult | None:
@@ -348,7 +353,7 @@ def _section_added(run: Run) -> list[str]:
         return ["## Latency added per pair", "", "Not measured: the direct row did not run.", ""]
     rows = []
     for row in run.rows.values():
-        if not row.measured or row is direct or row.family == "h2":  # compared with HTTP/1 only
+        if not row.measured or row is direct or row.family.startswith("h2"):  # HTTP/1 only
             continue
         assert row.c1 and direct.c1
         ref = _baseline(run, row)

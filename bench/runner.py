@@ -22,10 +22,11 @@ Every row goes through the same steps (`steps(plan)`, in this order):
 The exec -> ready time of each proxy (`Child.ready_s`, certificate included for the meshed
 ones) is recorded when the row starts.
 
-Rows of the `h2` family take the same steps with h2load speaking HTTP/2 with prior knowledge
-instead of wrk: `H2_STREAMS` streams in flight per connection (one for the 1-connection run),
-percentiles from h2load's per-request log; they have no fixed-rate step (their baseline is the
-HAProxy h2 pair, and the fixed-rate comparison is an HTTP/1 one).
+Rows of the `h2` and `h2-tls` families take the same steps with h2load speaking HTTP/2 with
+prior knowledge instead of wrk: `Env.h2_streams` streams in flight per connection (default
+`H2_STREAMS`; one for the 1-connection run), percentiles from h2load's per-request log; they
+have no fixed-rate step (their baseline is the HAProxy h2 pair of the family, and the
+fixed-rate comparison is an HTTP/1 one).
 
 Why h2load for the fixed rate: wrk has no rate control; h2load (Debian nghttp2-client) paces
 each connection at --rps, is written in C so it stays cheap on the shared core, and logs every
@@ -233,8 +234,8 @@ def _h2load(url: str, clients: int, streams: int, seconds: float, env: Env) -> W
 
 def _load(result: RowResult, url: str, connections: int, seconds: float, env: Env) -> WrkResult:
     """wrk for HTTP/1 rows, h2load (h2c) for the h2 family."""
-    if result.family == "h2":
-        return _h2load(url, connections, H2_STREAMS if connections > 1 else 1, seconds, env)
+    if result.family.startswith("h2"):
+        return _h2load(url, connections, env.h2_streams if connections > 1 else 1, seconds, env)
     return _wrk(url, connections, seconds, env)
 
 
@@ -332,7 +333,7 @@ def _c16(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: C
 
 def _fixed(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
     """The fixed-rate run, and how busy the proxies' core was meanwhile (ours, and in all)."""
-    if result.family == "h2":
+    if result.family.startswith("h2"):
         return
     log = env.workdir / f"h2load-{result.key}.log"
     before = [sum(cpu_seconds(p.pid)) for p in deployed.proxies]

@@ -13,7 +13,8 @@ The backend (nginx `return 200 "ok"`, or HAProxy `http-request return` when ngin
 and the load generator share core `env.load_cpu`; the proxies of a pair share `env.proxy_cpu`.
 The backend answers HTTP/1.1 on `env.backend_port` and HTTP/2 with prior knowledge (h2c) on
 `env.backend_h2_port`; the `h2` rows speak h2c end to end (h2load -> pair -> backend), the
-HAProxy h2 pair with `proto h2` on every bind and server line.
+HAProxy h2 pair with `proto h2` on every bind and server line. The `h2-tls` rows do the same
+with HTTP/2 inside mutual TLS (ALPN h2) between the two proxies of the pair.
 
 The lacewing mTLS row (`start_lacewing_mtls`) runs the real identity path: a
 `lacewing controller identity` on loopback issues both proxies' certificates (and one more, for
@@ -57,6 +58,7 @@ class Env:
     backend_port: int = 0
     backend_h2_port: int = 0
     baseline: str | None = None  # another checkout's `lacewing`, for the -base rows
+    h2_streams: int = 10  # streams in flight per connection of the h2 rows' 16-connection runs
     _pki: Pki | None = field(default=None, repr=False)
 
     def pki(self) -> Pki:
@@ -87,7 +89,7 @@ class Deployed:
 class RowSpec:
     key: str
     label: str
-    family: str  # "plain", "tls" or "h2": the HAProxy row of the same family is the baseline
+    family: str  # "plain", "tls", "h2" or "h2-tls": the HAProxy row of that family is the baseline
     missing: Callable[[], str | None]
     start: Callable[[Supervisor, Env], Deployed]
 
@@ -209,11 +211,13 @@ def _start_haproxy(
     upstream: int,
     bind_opts: str,
     server_opts: str,
+    frontend_extra: str = "",
 ) -> Child:
     conf = env.workdir / f"{name}.cfg"
     conf.write_text(
         _HAPROXY_HEAD
-        + f"frontend in\n    bind 127.0.0.1:{listen}{bind_opts}\n    default_backend out\n"
+        + f"frontend in\n    bind 127.0.0.1:{listen}{bind_opts}\n{frontend_extra}"
+        + "    default_backend out\n"
         + f"backend out\n    server up 127.0.0.1:{upstream}{server_opts}\n"
     )
     child = sup.start(name, [_haproxy(), "-f", str(conf), "-db"], cpu=env.proxy_cpu)
@@ -236,6 +240,44 @@ def start_haproxy_h2(sup: Supervisor, env: Env) -> Deployed:
         sup, env, "haproxy-h2-inbound", inbound_port, env.backend_h2_port, h2, h2
     )
     outbound = _start_haproxy(sup, env, "haproxy-h2-outbound", outbound_port, inbound_port, h2, h2)
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_haproxy_h2_tls(sup: Supervisor, env: Env) -> Deployed:
+    """h2c from the client and to the backend; between the two, HTTP/2 inside mutual TLS
+    (ALPN h2): streams multiplexed over the pooled TLS connections."""
+    pki = env.pki()
+    inbound_port, outbound_port = free_port(), free_port()
+    h2 = " proto h2"
+    inbound = _start_haproxy(
+        sup, env, "haproxy-h2-tls-inbound", inbound_port, env.backend_h2_port,
+        f" ssl crt {pki.server} ca-file {pki.ca} verify required alpn h2", h2,
+    )  # fmt: skip
+    outbound = _start_haproxy(
+        sup, env, "haproxy-h2-tls-outbound", outbound_port, inbound_port, h2,
+        f" ssl crt {pki.client} ca-file {pki.ca} verify required alpn h2"
+        f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
+    )  # fmt: skip
+    return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_haproxy_tls_h2mesh(sup: Supervisor, env: Env) -> Deployed:
+    """HTTP/1 from the client and to the backend, HTTP/2 inside mutual TLS (ALPN h2) between
+    the two proxies: the other way two meshed proxies can carry HTTP/1 (Linkerd's)."""
+    pki = env.pki()
+    inbound_port, outbound_port = free_port(), free_port()
+    inbound = _start_haproxy(
+        sup, env, "haproxy-tls-h2mesh-inbound", inbound_port, env.backend_port,
+        f" ssl crt {pki.server} ca-file {pki.ca} verify required alpn h2", "",
+    )  # fmt: skip
+    outbound = _start_haproxy(
+        sup, env, "haproxy-tls-h2mesh-outbound", outbound_port, inbound_port, "",
+        f" ssl crt {pki.client} ca-file {pki.ca} verify required alpn h2"
+        f" sni str({SERVER_NAME}) verifyhost {SERVER_NAME}",
+        # an HTTP/2 answer has no reason phrase, and h2load --h1 (the fixed-rate step)
+        # counts `HTTP/1.1 200 ` as no status at all
+        "    http-response set-status 200 reason OK if { status 200 }\n",
+    )  # fmt: skip
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
 
 
@@ -342,15 +384,22 @@ def start_lacewing_base(sup: Supervisor, env: Env) -> Deployed:
     return start_lacewing(sup, env, exe=_baseline_exe(env))
 
 
-def start_lacewing_h2(sup: Supervisor, env: Env) -> Deployed:
+def start_lacewing_h2(sup: Supervisor, env: Env, *, exe: str | None = None) -> Deployed:
     inbound_port, outbound_port = free_port(), free_port()
+    tag = "-base" if exe else ""
     inbound = _start_lacewing_proxy(
-        sup, env, "lacewing-h2-inbound", "INBOUND", inbound_port, env.backend_h2_port
-    )
+        sup, env, f"lacewing{tag}-h2-inbound", "INBOUND", inbound_port, env.backend_h2_port,
+        exe=exe,
+    )  # fmt: skip
     outbound = _start_lacewing_proxy(
-        sup, env, "lacewing-h2-outbound", "OUTBOUND", outbound_port, inbound_port
-    )
+        sup, env, f"lacewing{tag}-h2-outbound", "OUTBOUND", outbound_port, inbound_port,
+        exe=exe,
+    )  # fmt: skip
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
+
+
+def start_lacewing_h2_base(sup: Supervisor, env: Env) -> Deployed:
+    return start_lacewing_h2(sup, env, exe=_baseline_exe(env))
 
 
 MESH_NAMESPACE = "bench"
@@ -369,7 +418,7 @@ def _lacewing_mtls_missing() -> str | None:
 
 
 def _start_identity_controller(
-    sup: Supervisor, env: Env, base: bool = False
+    sup: Supervisor, env: Env, base: bool = False, tag: str = ""
 ) -> tuple[int, str, Path]:
     """The identity CA on loopback, with a fresh trust anchor and issuer, local tokens.
 
@@ -377,7 +426,7 @@ def _start_identity_controller(
     """
     from lacewing.tls.pki import generate_issuer, generate_trust_anchor
 
-    files = env.workdir / ("mesh-base" if base else "mesh")
+    files = env.workdir / (("mesh-base" if base else "mesh") + tag)
     issuer_dir = files / "issuer"
     issuer_dir.mkdir(parents=True)
     anchor = generate_trust_anchor()
@@ -394,7 +443,7 @@ def _start_identity_controller(
         "--trust-anchors-file", str(files / "ca.crt"), "--validator", "local",
         "--local-token-key-file", str(files / "token.key"), "--listen-addr", f"127.0.0.1:{port}",
     ]  # fmt: skip
-    child = sup.start(f"identity-controller{'-base' if base else ''}", argv, cpu=env.load_cpu)
+    child = sup.start(f"identity-controller{'-base' if base else ''}{tag}", argv, cpu=env.load_cpu)
     sup.wait_tcp(child, port, timeout_s=20)
     return port, anchor.cert_pem, files
 
@@ -466,7 +515,14 @@ def _soak_client(files: Path, controller: int, anchors: str) -> tuple[Path, Path
     return cert, key_file, ca
 
 
-def start_lacewing_mtls(sup: Supervisor, env: Env, *, exe: str | None = None) -> Deployed:
+def start_lacewing_h2_mtls(sup: Supervisor, env: Env) -> Deployed:
+    """The meshed pair carrying HTTP/2: h2c from the load generator and to the backend, HTTP/2
+    multiplexed over mutual TLS (ALPN h2) between the two proxies."""
+    return start_lacewing_mtls(sup, env, backend_port=env.backend_h2_port, tag="-h2")
+
+
+def start_lacewing_mtls(sup: Supervisor, env: Env, *, exe: str | None = None,
+                        backend_port: int | None = None, tag: str = "") -> Deployed:  # fmt: skip
     """Two meshed proxies: the outbound one originates mTLS to the inbound one's listener.
 
     Both get leaf certificates from a `lacewing controller identity` started here (local
@@ -476,19 +532,22 @@ def start_lacewing_mtls(sup: Supervisor, env: Env, *, exe: str | None = None) ->
     """
     from lacewing.core.identity import Identity
 
-    controller, anchors, files = _start_identity_controller(sup, env, exe is not None)
+    controller, anchors, files = _start_identity_controller(sup, env, exe is not None, tag)
     inbound_port, outbound_port = free_port(), free_port()
     server = Identity(MESH_NAMESPACE, "server")
-    tag = "-base" if exe else ""
+    tag = ("-base" if exe else "") + tag
     inbound = _start_lacewing_proxy(
-        sup, env, f"lacewing{tag}-mtls-inbound", "INBOUND", inbound_port, env.backend_port,
-        _identity_env(files, controller, anchors, "server"), exe=exe,
+        sup, env, f"lacewing{tag}-mtls-inbound", "INBOUND", inbound_port,
+        backend_port or env.backend_port, _identity_env(files, controller, anchors, "server"),
+        exe=exe,
     )  # fmt: skip
     outbound = _start_lacewing_proxy(
         sup, env, f"lacewing{tag}-mtls-outbound", "OUTBOUND", outbound_port, inbound_port,
         {**_identity_env(files, controller, anchors, "client"),
          "LACEWING_IDENTITY_PEERS": f"127.0.0.1:{inbound_port}={server.name}"}, exe=exe,
     )  # fmt: skip
+    if backend_port is not None:  # (the soak is an HTTP/1 client: the HTTP/1 row has it)
+        return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound))
     cert, key, ca = _soak_client(files, controller, anchors)
     soak = SoakTarget(inbound_port, server.name, cert, key, ca)
     return Deployed(f"http://127.0.0.1:{outbound_port}/", (outbound, inbound), soak)
@@ -507,6 +566,13 @@ ROWS: tuple[RowSpec, ...] = (
         "lacewing-mtls", "lacewing pair, mTLS", "tls", _lacewing_mtls_missing, start_lacewing_mtls
     ),
     RowSpec(
+        "haproxy-tls-h2mesh",
+        "HAProxy pair, mTLS, HTTP/2 between the proxies",
+        "tls",
+        _haproxy_missing,
+        start_haproxy_tls_h2mesh,
+    ),
+    RowSpec(
         "lacewing-base",
         "lacewing pair, HTTP, baseline tree",
         "plain",
@@ -523,4 +589,25 @@ ROWS: tuple[RowSpec, ...] = (
     RowSpec("direct-h2", "direct h2c (no proxy)", "h2", lambda: None, start_direct_h2),
     RowSpec("haproxy-h2", "HAProxy pair, HTTP/2", "h2", _haproxy_missing, start_haproxy_h2),
     RowSpec("lacewing-h2", "lacewing pair, HTTP/2", "h2", _lacewing_missing, start_lacewing_h2),
+    RowSpec(
+        "haproxy-h2-tls",
+        "HAProxy pair, HTTP/2 over mTLS",
+        "h2-tls",
+        _haproxy_missing,
+        start_haproxy_h2_tls,
+    ),
+    RowSpec(
+        "lacewing-h2-mtls",
+        "lacewing pair, HTTP/2 over mTLS",
+        "h2-tls",
+        _lacewing_mtls_missing,
+        start_lacewing_h2_mtls,
+    ),
+    RowSpec(
+        "lacewing-h2-base",
+        "lacewing pair, HTTP/2, baseline tree",
+        "h2",
+        lambda: None,
+        start_lacewing_h2_base,
+    ),
 )

@@ -40,6 +40,7 @@ class H2Upstream(H2Peer):
 
     def __init__(self, pool: H2Pool, addr: Addr, stats: TcpStats, limits: H2Limits) -> None:
         super().__init__(pool.flusher, limits, stats, pool.side.clock)
+        self.clock = pool.side.clock
         self.pool = pool
         self.addr = addr
         self.goaway = False
@@ -66,16 +67,18 @@ class H2Upstream(H2Peer):
             self.pool.forget(self)
             return False
         end = ex.req_ended and not ex.to_up and ex.req_trailers is None
-        conn.send_headers(sid, ex.headers, end_stream=end)
-        ex.sent_at = self.pool.side.clock()
+        conn.send_headers(sid, ex.headers, end)
+        ex.sent_at = self.clock()
         ex.up, ex.up_sid = self, sid
-        ex.up_end_sent = end
+        if end:
+            ex.up_end_sent = True
         self.streams[sid] = ex
         self.swept = False
         if self.paused_writing and ex.down not in self._blocked:
             self._blocked.append(ex.down)
             ex.down.block_reading()
-        self.flusher.mark(self)
+        if not self.dirty:
+            self.flusher.mark(self)
         if not end:
             ex.pump_up()
         return True

@@ -33,7 +33,7 @@ caller sends it and closes); a stream error queues RST_STREAM and tells the hand
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from hpack import HPACKError, OversizedHeaderListError
@@ -51,12 +51,19 @@ from lacewing.proxy.h2.settings import H2Limits
 
 __all__ = ["H2Codec", "H2Handler"]
 
-Headers = list[tuple[bytes, bytes]]
+Headers = Sequence[tuple[bytes, bytes]]  # what the handler gets is a tuple (`hblock`)
 _MAX_CONTINUATIONS = 32
 _SETTINGS = int(FrameType.SETTINGS)
 _DATA = int(FrameType.DATA)
 _HEADERS = int(FrameType.HEADERS)
 _CONTINUATION = int(FrameType.CONTINUATION)
+_END_STREAM = fr.END_STREAM
+_END_HEADERS = fr.END_HEADERS
+_PADDED = fr.PADDED
+_END_BLOCK = fr.END_HEADERS | fr.END_STREAM
+_BLOCK_FLAGS = fr.PADDED | fr.PRIORITY_FLAG | fr.END_HEADERS
+_HEAD_PACK = fr.HEAD.pack
+_HEAD_UNPACK = fr.HEAD.unpack_from
 
 
 class H2Handler(Protocol):
@@ -91,10 +98,13 @@ class H2Codec:
         self.handler = handler
         self.clock = clock
         self.streams: dict[int, _Stream] = {}
+        self._stream_window = limits.stream_window
+        self._conn_update_at = limits.connection_window // 2  # WINDOW_UPDATE at half the window
         self.out = bytearray()
         self._buf = bytearray()
         self._preface = not client_side  # still expecting the client's preface
         self._settings_seen = False
+        self._plain = False  # SETTINGS seen and no header block pending: the fast path's cue
         self._decoder = BlockDecoder(limits.max_header_list_size)
         self._encoder = BlockEncoder()
         # peer's settings
@@ -163,21 +173,28 @@ class H2Codec:
             if not self.client_side or sid < self._next_sid:
                 return  # a stream that is gone: nothing to send it
             stream = self.streams[sid] = _Stream(self._remote_initial_window,
-                                                 self.limits.stream_window)  # fmt: skip
+                                                 self._stream_window)  # fmt: skip
             self._next_sid = sid + 2
         elif stream.local_closed:
             return
         block = self._encoder.encode(headers)
-        flags = fr.END_STREAM if end_stream else 0
         size = self.max_outbound_frame_size
         out = self.out
-        if len(block) <= size:
-            out += fr.frame(_HEADERS, flags | fr.END_HEADERS, sid, block)
-        else:
-            out += fr.frame(FrameType.HEADERS, flags, sid, block[:size])
-            for i in range(size, len(block), size):
-                last = fr.END_HEADERS if i + size >= len(block) else 0
-                out += fr.frame(FrameType.CONTINUATION, last, sid, block[i : i + size])
+        n = len(block)
+        if n <= size:  # one frame (almost always)
+            out += _HEAD_PACK(n >> 16, n & 0xFFFF, _HEADERS, _END_BLOCK if end_stream
+                              else _END_HEADERS, sid)  # fmt: skip
+            out += block
+            if end_stream:
+                stream.local_closed = True
+                if stream.remote_closed:
+                    del self.streams[sid]
+            return
+        flags = fr.END_STREAM if end_stream else 0
+        out += fr.frame(FrameType.HEADERS, flags, sid, block[:size])
+        for i in range(size, len(block), size):
+            last = fr.END_HEADERS if i + size >= len(block) else 0
+            out += fr.frame(FrameType.CONTINUATION, last, sid, block[i : i + size])
         if end_stream:
             self._local_end(sid, stream)
 
@@ -187,6 +204,26 @@ class H2Codec:
             return 0
         return min(stream.window, self.window)
 
+    def try_send_data(self, sid: int, data: bytes, end_stream: bool) -> bool:
+        """`send_data` if all of `data` may go now in one frame (windows, frame size), else
+        False and nothing sent: one call for the common case of a small DATA passed on."""
+        stream = self.streams.get(sid)
+        if stream is None or stream.local_closed:
+            return False
+        n = len(data)
+        if n and (n > stream.window or n > self.window or n > self.max_outbound_frame_size):
+            return False
+        stream.window -= n
+        self.window -= n
+        out = self.out
+        out += _HEAD_PACK(n >> 16, n & 0xFFFF, _DATA, 1 if end_stream else 0, sid)
+        out += data
+        if end_stream:
+            stream.local_closed = True
+            if stream.remote_closed:
+                del self.streams[sid]
+        return True
+
     def send_data(self, sid: int, data: bytes, end_stream: bool = False) -> None:
         """Send `data` (at most `send_window(sid)` and the peer's frame size)."""
         stream = self.streams.get(sid)
@@ -195,7 +232,9 @@ class H2Codec:
         n = len(data)
         stream.window -= n
         self.window -= n
-        self.out += fr.frame(_DATA, fr.END_STREAM if end_stream else 0, sid, data)
+        out = self.out
+        out += _HEAD_PACK(n >> 16, n & 0xFFFF, _DATA, 1 if end_stream else 0, sid)
+        out += data
         if end_stream:
             self._local_end(sid, stream)
 
@@ -219,16 +258,17 @@ class H2Codec:
         """`n` flow-controlled bytes of stream `sid` were passed on: the peer may send more."""
         if n <= 0:
             return
-        self._recv_due += n
-        if self._recv_due >= self.limits.connection_window // 2:
-            self.out += fr.window_update(0, self._recv_due)
-            self._recv_window += self._recv_due
-            self._recv_due = 0
+        due = self._recv_due + n
+        if due >= self._conn_update_at:
+            self.out += fr.window_update(0, due)
+            self._recv_window += due
+            due = 0
+        self._recv_due = due
         stream = self.streams.get(sid)
         if stream is None or stream.remote_closed:
             return
         stream.recv_due += n
-        if stream.recv_due >= self.limits.stream_window // 2:
+        if stream.recv_due >= self._stream_window // 2:
             self.out += fr.window_update(sid, stream.recv_due)
             stream.recv_window += stream.recv_due
             stream.recv_due = 0
@@ -269,16 +309,34 @@ class H2Codec:
             end = len(data)
             max_frame = self.max_inbound_frame_size
             frame = self._frame
-            while end - pos >= fr.HEAD_LEN:
-                length, ftype, flags, sid = fr.parse_head(data, pos)
+            unpack = _HEAD_UNPACK
+            while end - pos >= 9:
+                hi, lo, ftype, flags, sid = unpack(data, pos)
+                length = (hi << 16) | lo
                 if length > max_frame:
                     raise H2Error(ErrorCodes.FRAME_SIZE_ERROR, "frame larger than "
                                   "SETTINGS_MAX_FRAME_SIZE")  # fmt: skip
-                start = pos + fr.HEAD_LEN
+                start = pos + 9
                 if end - start < length:
                     break
                 pos = start + length
-                frame(ftype, flags, sid, data[start:pos])
+                # the fast path: a whole header block or DATA on an open connection (most
+                # frames); every other frame goes through `_frame`'s checks and dispatch
+                if ftype < 2 and self._plain:
+                    try:
+                        if ftype:
+                            if flags & _BLOCK_FLAGS == _END_HEADERS:  # unpadded, no priority
+                                self._block(sid & 0x7FFFFFFF, flags, data[start:pos])
+                            else:
+                                self._headers(flags, sid & 0x7FFFFFFF, data[start:pos])
+                        else:
+                            self._data(flags, sid & 0x7FFFFFFF, data[start:pos])
+                    except H2Error as exc:
+                        if not exc.stream:
+                            raise
+                        self._stream_error(exc.stream, exc.code)
+                else:
+                    frame(ftype, flags, sid & 0x7FFFFFFF, data[start:pos])
             if pos < end:
                 buf += data[pos:]
         except H2Error as exc:
@@ -292,7 +350,7 @@ class H2Codec:
         if not self._settings_seen:
             if ftype != _SETTINGS or flags & fr.ACK:
                 raise H2Error(ErrorCodes.PROTOCOL_ERROR, "the first frame must be SETTINGS")
-            self._settings_seen = True
+            self._settings_seen = self._plain = True
         if ftype > _CONTINUATION:
             return  # unknown frame types are ignored (RFC 9113 4.1)
         try:
@@ -338,7 +396,7 @@ class H2Codec:
         self._recv_window -= flow
         if self._recv_window < 0:
             raise H2Error(ErrorCodes.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
-        if flags & fr.PADDED:
+        if flags & _PADDED:
             payload = _unpad(payload, sid)
         stream = self.streams.get(sid)
         if stream is None or stream.remote_closed or (self.client_side and not stream.head):
@@ -354,7 +412,7 @@ class H2Codec:
         if stream.recv_window < 0:
             self.acknowledge_received_data(flow, 0)
             raise H2Error(ErrorCodes.FLOW_CONTROL_ERROR, "DATA beyond the stream window", sid)
-        ended = bool(flags & fr.END_STREAM)
+        ended = flags & _END_STREAM == _END_STREAM
         if ended:
             stream.remote_closed = True
             if stream.local_closed:
@@ -364,7 +422,7 @@ class H2Codec:
     def _headers(self, flags: int, sid: int, payload: bytes) -> None:
         if sid == 0:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "HEADERS on stream 0")
-        if flags & fr.PADDED:
+        if flags & _PADDED:
             payload = _unpad(payload, sid)
         if flags & fr.PRIORITY_FLAG:
             if len(payload) < 5:
@@ -374,6 +432,7 @@ class H2Codec:
             self._block(sid, flags, payload)
             return
         self._cont = (sid, flags, [payload], len(payload))
+        self._plain = False
 
     def _continuation(self, flags: int, sid: int, payload: bytes) -> None:
         cont = self._cont
@@ -386,6 +445,7 @@ class H2Codec:
             raise H2Error(ErrorCodes.ENHANCE_YOUR_CALM, "header block too long")
         if flags & fr.END_HEADERS:
             self._cont = None
+            self._plain = True
             self._block(sid, first_flags, b"".join(parts))
         else:
             self._cont = (sid, first_flags, parts, size)
@@ -393,6 +453,8 @@ class H2Codec:
     def _block(self, sid: int, flags: int, block: bytes) -> None:
         stream = self.streams.get(sid)
         if stream is None:
+            if sid == 0:
+                raise H2Error(ErrorCodes.PROTOCOL_ERROR, "HEADERS on stream 0")
             opens = not self.client_side and sid & 1 and sid > self.highest_inbound_stream_id
             check = check_request if opens else None
         elif self.client_side and not stream.head:
@@ -405,13 +467,23 @@ class H2Codec:
             raise H2Error(ErrorCodes.ENHANCE_YOUR_CALM, "header list too large") from exc
         except HPACKError as exc:
             raise H2Error(ErrorCodes.COMPRESSION_ERROR, f"HPACK: {exc}") from exc
-        ended = bool(flags & fr.END_STREAM)
+        ended = flags & _END_STREAM == _END_STREAM
         if stream is None:
             if check is None:
                 if self._is_idle(sid):
                     raise H2Error(ErrorCodes.PROTOCOL_ERROR, "HEADERS on an idle stream")
                 return  # a stream we closed: decoded, not used
-            self._new_stream(sid, headers, why, ended)
+            # a new stream (`_new_stream`, inlined: once per request)
+            self.highest_inbound_stream_id = sid
+            streams = self.streams
+            if len(streams) >= self.limits.max_concurrent_streams:
+                raise H2Error(ErrorCodes.PROTOCOL_ERROR, "more concurrent streams than allowed")
+            if why is not None:  # malformed (RFC 9113 8.1.1): a stream error
+                self.out += fr.rst_stream(sid, ErrorCodes.PROTOCOL_ERROR)
+                return
+            stream = streams[sid] = _Stream(self._remote_initial_window, self._stream_window)
+            stream.remote_closed = ended
+            self.handler.on_request(sid, headers, ended)
             return
         if stream.remote_closed:
             raise H2Error(ErrorCodes.STREAM_CLOSED, "HEADERS after END_STREAM", sid)
@@ -433,18 +505,6 @@ class H2Codec:
             raise H2Error(ErrorCodes.PROTOCOL_ERROR, "trailers without END_STREAM", sid)
         self._remote_end(sid, stream)
         handler.on_trailers(sid, headers)
-
-    def _new_stream(self, sid: int, headers: Headers, why: str | None, ended: bool) -> None:
-        self.highest_inbound_stream_id = sid
-        if len(self.streams) >= self.limits.max_concurrent_streams:
-            raise H2Error(ErrorCodes.PROTOCOL_ERROR, "more concurrent streams than allowed")
-        if why is not None:  # malformed (RFC 9113 8.1.1): a stream error
-            self.out += fr.rst_stream(sid, ErrorCodes.PROTOCOL_ERROR)
-            return
-        stream = self.streams[sid] = _Stream(self._remote_initial_window,
-                                             self.limits.stream_window)  # fmt: skip
-        stream.remote_closed = ended
-        self.handler.on_request(sid, headers, ended)
 
     def _remote_end(self, sid: int, stream: _Stream) -> None:
         stream.remote_closed = True

@@ -101,7 +101,7 @@ class H2Error(ProtocolError):
         self.stream = stream
 
 
-_HEAD = struct.Struct(">BHBBL")
+HEAD = _HEAD = struct.Struct(">BHBBL")  # length (24 bits: high byte, low 16), type, flags, id
 _U32 = struct.Struct(">L")
 _SETTING = struct.Struct(">HL")
 _GOAWAY = struct.Struct(">LL")

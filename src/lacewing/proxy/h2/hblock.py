@@ -11,7 +11,11 @@ table back in the state after when that differs.
 
 Table states are numbered: a state is the table's entries, size and maximum size, and the
 memo keeps the number of the state the table is in, so a lookup hashes only the input and a
-small int; a state is copied and hashed only when a block was not in the memo. A pending
+small int; a state is copied and hashed only when a block was not in the memo. Decoded lists
+are tuples, and a repeated block gives the same tuple; the encoder finds a tuple it has seen
+by its identity (the entry holds it, so its id cannot be reused), so a header list that one
+connection decodes and another encodes (a proxy passing a request or response head on)
+costs no hashing of its fields at all. A pending
 table size change is never memoized on the encoder (its next block must carry the change).
 The decoder's memo also keeps what the RFC checks said of the list. The memo is bounded in
 bytes (`_MEMO_BYTES`, `_STATE_BYTES`: 32 KiB each per direction of a connection) and
@@ -32,9 +36,18 @@ from typing import Any
 from hpack import Decoder, Encoder
 from hpack.table import HeaderTable
 
-__all__ = ["BlockDecoder", "BlockEncoder", "check_request", "check_response", "check_trailers"]
+__all__ = [
+    "BlockDecoder",
+    "BlockEncoder",
+    "HeaderTuple",
+    "check_request",
+    "check_response",
+    "check_trailers",
+]
 
 Headers = Sequence[tuple[bytes, bytes]]
+HeaderTuple = tuple[tuple[bytes, bytes], ...]
+_SAME = object()  # marks an encoder entry found by the identity of its tuple
 _MEMO = 512  # entries, and table states
 _MEMO_BYTES = 32 * 1024  # what remembered inputs and outputs may add up to
 _STATE_BYTES = 32 * 1024  # what remembered table states may hold
@@ -63,7 +76,8 @@ class _Memo:
         self._table = table
         self._ids: dict[_State, int] = {}
         self._states: list[_State] = []
-        self._memo: dict[tuple[Hashable, int], tuple[Any, int]] = {}
+        # (input, extra, state before) -> (output, state after, object the entry keeps)
+        self._memo: dict[tuple[Hashable, Hashable, int], tuple[Any, int, object]] = {}
         self._bytes = self._state_bytes = 0
         self.state = self.register()
 
@@ -88,31 +102,46 @@ class _Memo:
         self.state = sid
         return sid
 
-    def get(self, key: Hashable) -> Any:
-        hit = self._memo.get((key, self.state))
+    def get(self, key: Hashable, extra: Hashable = None) -> Any:
+        hit = self._memo.get((key, extra, self.state))
         if hit is None:
             return None
-        out, after = hit
+        after = hit[1]
         if after != self.state:
-            entries, size, maxsize = self._states[after]
-            t = self._table
-            t.dynamic_entries.clear()
-            t.dynamic_entries.extend(entries)
-            t._current_size, t._maxsize = size, maxsize
-            self.state = after
-        return out
+            self.move(after)
+        return hit[0]
 
-    def put(self, key: Hashable, before: int, out: Any, size: int) -> None:
-        """Remember `out` for `key` in state `before`; `size`: their bytes together."""
+    def move(self, after: int) -> None:
+        """Put the table in state `after` (what coding a remembered input left it in)."""
+        entries, size, maxsize = self._states[after]
+        t = self._table
+        t.dynamic_entries.clear()
+        t.dynamic_entries.extend(entries)
+        t._current_size, t._maxsize = size, maxsize
+        self.state = after
+
+    def put(self, key: Hashable, extra: Hashable, before: int, out: Any, size: int,
+            keep: object = None) -> int:  # fmt: skip
+        """Remember `out` for (`key`, `extra`) in state `before`; `size`: their bytes
+        together; `keep`: an object the entry holds on to (`BlockEncoder`'s identity entries).
+        Returns the state after, or -1 when nothing was remembered."""
         states = len(self._states)
         after = self.register()
-        if len(self._states) < states or size > _MEMO_BYTES // 16:
-            return  # emptied (`before` means nothing any more), or too big to keep
+        if len(self._states) < states:
+            return -1  # emptied: `before` means nothing any more
+        return self.remember(key, extra, before, out, after, size, keep)
+
+    def remember(self, key: Hashable, extra: Hashable, before: int, out: Any, after: int,
+                 size: int, keep: object = None) -> int:  # fmt: skip
+        """`put` for a transition whose state after is known (no snapshot of the table)."""
+        if size > _MEMO_BYTES // 16:
+            return -1  # too big to keep
         if len(self._memo) >= _MEMO or self._bytes + size > _MEMO_BYTES:
             self._memo.clear()
             self._bytes = 0
         self._bytes += size
-        self._memo[(key, before)] = (out, after)
+        self._memo[(key, extra, before)] = (out, after, keep)
+        return after
 
 
 def _size(headers: Headers) -> int:
@@ -126,24 +155,24 @@ class BlockDecoder:
         self._dec = Decoder(max_header_list_size=max_header_list_size)
         self._memo = _Memo(self._dec.header_table)
 
-    def decode(
-        self, block: bytes, check: Check | None
-    ) -> tuple[list[tuple[bytes, bytes]], str | None]:
-        """The header list of `block` (not to be changed) and what `check` says of it;
-        raises hpack's errors."""
+    def decode(self, block: bytes, check: Check | None) -> tuple[HeaderTuple, str | None]:
+        """The header list of `block` (a tuple: a repeated block gives the same object) and
+        what `check` says of it; raises hpack's errors."""
         memo = self._memo
-        key = (block, check)
-        hit: tuple[list[tuple[bytes, bytes]], str | None] | None = memo.get(key)
+        hit = memo._memo.get((block, check, memo.state))  # `_Memo.get`, inlined: per block
         if hit is not None:
-            return hit
+            if hit[1] != memo.state:
+                memo.move(hit[1])
+            out: tuple[HeaderTuple, str | None] = hit[0]
+            return out
         before = memo.state
         try:
-            headers: list[tuple[bytes, bytes]] = self._dec.decode(block, raw=True)  # type: ignore[assignment]
+            headers: HeaderTuple = tuple(self._dec.decode(block, raw=True))
         except BaseException:
             memo.register()
             raise
         out = (headers, None if check is None else check(headers))
-        memo.put(key, before, out, len(block) + _size(headers))
+        memo.put(block, check, before, out, len(block) + _size(headers))
         return out
 
 
@@ -162,19 +191,34 @@ class BlockEncoder:
             self._memo.register()
 
     def encode(self, headers: Headers) -> bytes:
-        key = tuple(headers)
+        """The block for `headers`. A tuple seen before (a decoder's output, passed on) is
+        found by identity: the entry holds the tuple, so its id stays its own."""
         memo = self._memo
-        hit: bytes | None = memo.get(key)
-        if hit is not None:
-            return hit
-        enc = self._enc
         before = memo.state
-        resized = enc.header_table.resized
-        block = enc.encode(key, huffman=True)
-        if resized:
-            memo.register()
+        same = type(headers) is tuple
+        if same:
+            hit = memo._memo.get((id(headers), _SAME, before))
+            if hit is not None and hit[2] is headers:
+                if hit[1] != before:
+                    memo.move(hit[1])
+                found: bytes = hit[0]
+                return found
+        key = tuple(headers)
+        block: bytes | None = memo.get(key)
+        if block is None:
+            enc = self._enc
+            resized = enc.header_table.resized
+            block = enc.encode(key, huffman=True)
+            if resized:
+                memo.register()
+                return block
+            after = memo.put(key, None, before, block, len(block) + _size(key))
         else:
-            memo.put(key, before, block, len(block) + _size(key))
+            after = memo.state
+        if same and after >= 0:
+            memo.remember(
+                id(headers), _SAME, before, block, after, len(block) + _size(key), headers
+            )
         return block
 
 

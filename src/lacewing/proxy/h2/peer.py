@@ -5,8 +5,10 @@ calls `on_request`, `on_data`, ... on it as frames are parsed, and the subclasse
 accepted side, `server.H2Server`, and the upstream side, `client.H2Upstream`) pass them to
 the exchange of the stream. What the codec has to send is written once per batch, not once
 per frame: anything that changes a connection marks it in the side's `Flusher`, and every
-entry point (a read, a connect, a timer, a resume) ends with `flusher.flush()`, one
-`transport.write` per connection.
+entry point ends with a flush: a read with `flusher.flush_soon()`, which writes once the
+other callbacks of this event-loop iteration have run (so reads of many client connections
+ready in one poll cost the upstream connection they share one `transport.write`), a connect,
+a timer or a resume with `flusher.flush()`, at once.
 
 A connection error makes the codec raise `H2Error` after queueing a GOAWAY with the error's
 code: the peer writes it and closes; its streams end as `connection_lost` says. An overlong
@@ -34,17 +36,31 @@ __all__ = ["ErrorCodes", "Flusher", "H2Peer"]
 
 
 class Flusher:
-    """Connections with bytes to write, written out together at the end of a batch."""
+    """Connections with bytes to write, written out together at the end of a batch.
 
-    __slots__ = ("dirty",)
+    `flush()` writes now; `flush_soon()` (what reads call) writes once every callback of this
+    event-loop iteration has run: the reads of several client connections that feed one
+    upstream connection, ready in the same poll, then cost it one write, not one each."""
+
+    __slots__ = ("_soon", "dirty")
 
     def __init__(self) -> None:
         self.dirty: list[H2Peer] = []
+        self._soon = False
 
     def mark(self, peer: H2Peer) -> None:
         if not peer.dirty:
             peer.dirty = True
             self.dirty.append(peer)
+
+    def flush_soon(self) -> None:
+        if self.dirty and not self._soon:
+            self._soon = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._soon = False
+        self.flush()
 
     def flush(self) -> None:
         while self.dirty:
@@ -90,8 +106,10 @@ class H2Peer(asyncio.Protocol):
             self.conn.receive_data(data)
         except H2Error as exc:
             self.protocol_error(exc)
-        self.flusher.mark(self)
-        self.flusher.flush()
+        flusher = self.flusher
+        if not self.dirty:
+            flusher.mark(self)
+        flusher.flush_soon()
 
     def received(self) -> None:
         """Hook: a read arrived (idle tracking)."""

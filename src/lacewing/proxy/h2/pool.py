@@ -40,9 +40,17 @@ class H2Pool:
         self.flusher = Flusher()
         self.conns: dict[Addr, list[H2Upstream]] = {}
         self.connecting: dict[Addr, list[H2Exchange]] = {}
+        # the list in `conns` of the last address opened on (lists stay while the pool lives)
+        self._last_addr: Addr | None = None
+        self._last_conns: list[H2Upstream] = []
 
     def open(self, ex: H2Exchange, addr: Addr) -> None:
-        for conn in reversed(self.conns.get(addr, ())):
+        conns: list[H2Upstream] | None = self._last_conns
+        if addr is not self._last_addr:  # else the same endpoint as the last stream
+            conns = self.conns.get(addr)
+            if conns is not None:
+                self._last_addr, self._last_conns = addr, conns
+        for conn in reversed(conns or ()):
             if conn.has_capacity() and conn.start(ex):
                 return
         waiters = self.connecting.get(addr)

@@ -77,6 +77,13 @@ class H2Server(H2Peer):
         self._client: tuple[str | None, str] = (None, "")
         self._logical: dict[str, Logical] = {}
         self._routes: dict[tuple[str, Endpoint], RouteStats] = {}
+        # the last stream's head and what it said, and its route: the next stream of a
+        # channel is most often the same call again (found by identity, never hashed)
+        self._head: HeaderList | None = None
+        self._head_facts: tuple[str, Logical, bool] = ("", Logical(dst, HTTP2), False)
+        self._last_endpoint: Endpoint | None = None
+        self._last_authority = ""
+        self._last_stats: RouteStats | None = None
 
     def adopt(self, transport: asyncio.Transport, early: bytes = b"") -> None:
         """Take over a transport another protocol (detection, TLS) was reading."""
@@ -99,11 +106,16 @@ class H2Server(H2Peer):
         if self.draining and sid > self.goaway_last:
             self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
-        raw = pseudo(headers, b":authority") or pseudo(headers, b"host") or b""
-        authority = raw.decode("latin-1")
-        logical = self._logical.get(authority)
-        if logical is None:
-            logical = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
+        if headers is self._head:  # the same head as the last stream's (the decoder's memo)
+            authority, logical, grpc = self._head_facts
+        else:
+            raw = pseudo(headers, b":authority") or pseudo(headers, b"host") or b""
+            authority = raw.decode("latin-1")
+            known = self._logical.get(authority)
+            if known is None:
+                known = self._logical[authority] = Logical(self.dst, HTTP2, authority or None)
+            logical, grpc = known, is_grpc(headers)
+            self._head, self._head_facts = headers, (authority, logical, grpc)
         side = self.side
         routed: Routed | None = None
         if side.router is None:
@@ -112,10 +124,20 @@ class H2Server(H2Peer):
             method = (pseudo(headers, b":method") or b"").decode("latin-1")
             path = (pseudo(headers, b":path") or b"/").decode("latin-1")
             pick, routed = side.route_pick(logical, method, path, _header_of(headers))
-        route = self._route(authority, pick.endpoint if pick is not None else Endpoint(self.dst))
+        endpoint = pick.endpoint if pick is not None else Endpoint(self.dst)
+        route = self._last_stats
+        if (
+            route is None
+            or self._last_endpoint is not endpoint
+            or self._last_authority != authority
+        ):
+            route = self._route(authority, endpoint)
+            self._last_endpoint, self._last_authority, self._last_stats = endpoint, authority, route
         route.requests += 1
-        ex = H2Exchange(self, sid, headers, is_grpc(headers), route, side.clock(), pick)
-        ex.logical, ex.authority, ex.routed = logical, authority, routed
+        ex = H2Exchange(self, sid, headers, grpc, route, side.clock(), pick)
+        ex.logical, ex.authority = logical, authority
+        if routed is not None:
+            ex.routed = routed
         if route.tap.hub is not None:  # someone taps (proxy.tap)
             ex.method = (pseudo(headers, b":method") or b"").decode("latin-1")
             ex.path = (pseudo(headers, b":path") or b"").decode("latin-1")

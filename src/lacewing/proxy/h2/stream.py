@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lacewing.core.grpc_routes import GRPC_FAILURES
 from lacewing.proxy.exchange import Exchange
@@ -60,7 +60,6 @@ from lacewing.proxy.h2.headers import (
     Headers,
     error_headers,
     grpc_status,
-    pseudo,
 )
 from lacewing.proxy.metrics import RouteStats
 
@@ -72,42 +71,50 @@ if TYPE_CHECKING:
 
 __all__ = ["H2Exchange"]
 
+_NO_DATA: Any = ()  # an exchange's queue before anything waited in it (see `H2Exchange.to_up`)
+
 
 class H2Exchange(Exchange):
+    # Flags and fields most exchanges never change are class attributes (as `Exchange`'s
+    # are): an instance sets only what differs, which a stream per request makes worth it.
     timer: asyncio.TimerHandle | None = None  # a route's request timeout (`h2.routing`)
     try_timer: asyncio.TimerHandle | None = None  # this attempt's timeout
     hold: asyncio.TimerHandle | None = None  # an injected delay
     try_timeout = 0.0
     replay: list[bytes] | None = None  # the request DATA, while it fits MAX_REPLAY
     replay_size = 0
+    up: H2Upstream | None = None
+    up_sid = 0
+    req_ended = False
+    req_trailers: Headers | None = None
+    up_end_sent = False
+    resp_ended = False
+    resp_trailers: Headers | None = None
+    down_end_sent = False
+    head_ms = 0.0
+    counted = False  # gRPC: counted at its status, after the head
+    finished = False
+    pick_elapsed: float | None = None  # gRPC with failure accrual: its pick ends later
+    touched = True  # a frame either way since the last sweep (`timed_out`)
+    logical: Logical | None = None  # what was picked for (a retry picks again)
+    authority = ""
+    sent_up = False  # request DATA went to the endpoint (no retry after that)
+    retried = False
+    # DATA waiting for the other side's window, [data, flow-controlled length] each; an
+    # exchange whose DATA always goes on at once (most) never makes its queues
+    to_up: deque[list[object]] = _NO_DATA
+    to_down: deque[list[object]] = _NO_DATA
 
-    def __init__(self, down: H2Server, sid: int, headers: list[tuple[bytes, bytes]], grpc: bool,
+    def __init__(self, down: H2Server, sid: int, headers: Headers, grpc: bool,
                  route: RouteStats, start: float, pick: Pick | None) -> None:  # fmt: skip
         self.down = down
         self.down_sid = sid
         self.headers = headers
         self.grpc = grpc
-        super().__init__(route, start, pick)
-        self.up: H2Upstream | None = None
-        self.up_sid = 0
-        self.to_up: deque[list[object]] = deque()  # [data, flow-controlled length]
-        self.to_down: deque[list[object]] = deque()
-        self.req_ended = False
-        self.req_trailers: list[tuple[bytes, bytes]] | None = None
-        self.up_end_sent = False
-        self.resp_ended = False
-        self.resp_trailers: list[tuple[bytes, bytes]] | None = None
-        self.down_end_sent = False
-        self.head_ms = 0.0
-        self.counted = False  # gRPC: counted at its status, after the head
-        self.pick_elapsed: float | None = None  # gRPC with failure accrual: pick ends later
-        self.finished = False
+        self.route, self.start = route, start  # (`Exchange.__init__`, inlined)
+        if pick is not None:
+            self.pick = pick
         self.sent_at = start  # when its HEADERS went to the endpoint (`H2Upstream.start`)
-        self.touched = True  # a frame either way since the last sweep (`timed_out`)
-        self.logical: Logical | None = None  # what was picked for (a retry picks again)
-        self.authority = ""
-        self.sent_up = False  # request DATA went to the endpoint (no retry after that)
-        self.retried = False
         self.quiet_since = start
 
     # -- how it ended (proxy.exchange.Exchange, plus gRPC's deferred count) -----------------
@@ -127,7 +134,8 @@ class H2Exchange(Exchange):
         else:
             self.head_at = now
             self.ttfb = True  # counted at the first DATA frame, or the stream's end
-            self.tapped(now)
+            if self.route.tap.hub is not None:
+                self.tapped(now)
         if self.routed is not None:
             rule = self.routed.rule
             if self.grpc and rule is not None and rule.failure_accrual:
@@ -138,7 +146,7 @@ class H2Exchange(Exchange):
                 self._count_route(status, elapsed)
             return
         pick = self.pick
-        if pick is not None:
+        if pick is not None and pick.ticket is not None:
             pick.done(True, now - self.sent_at)
 
     def _failed(self, status: int, code: int | None) -> None:
@@ -270,7 +278,10 @@ class H2Exchange(Exchange):
     # -- events from the client (H2Server) -------------------------------------------------
     def request_data(self, data: bytes, flow: int, ended: bool) -> None:
         self.touched = True
-        self.to_up.append([data, flow])
+        queue = self.to_up
+        if queue is _NO_DATA:
+            queue = self.to_up = deque()
+        queue.append([data, flow])
         if self.replay is not None:
             routing.keep(self, data)
         if ended:
@@ -279,7 +290,7 @@ class H2Exchange(Exchange):
 
     def request_ended(self, trailers: Headers | None = None) -> None:
         if trailers is not None:
-            self.req_trailers = list(trailers)
+            self.req_trailers = trailers
         self.req_ended = True
         self.pump_up()
 
@@ -300,12 +311,12 @@ class H2Exchange(Exchange):
     # -- events from the endpoint (H2Upstream) ---------------------------------------------
     def informational(self, headers: Headers) -> None:
         if not self.down.closed and not self.down_end_sent:
-            self.down.conn.send_headers(self.down_sid, list(headers))
+            self.down.conn.send_headers(self.down_sid, headers)
             self.down.flusher.mark(self.down)
 
     def response_head(self, headers: Headers, ended: bool) -> None:
-        raw = pseudo(headers, b":status")
-        status = int(raw) if raw is not None and raw.isdigit() else 502
+        raw = headers[0][1]  # the codec checked: `:status` first, three digits
+        status = int(raw)
         if self.routed is not None and not self.ended:
             code = grpc_status(headers) if self.grpc and ended else None
             if routing.route_retry(self, status, code):
@@ -314,7 +325,7 @@ class H2Exchange(Exchange):
         down = self.down
         if down.closed or self.down_end_sent:
             return
-        out = list(headers) if self.routed is None else routing.response_fields(self, list(headers))
+        out = headers if self.routed is None else routing.response_fields(self, list(headers))
         if ended:  # trailers-only (gRPC errors): one HEADERS frame with END_STREAM
             self.resp_ended = True
             self.down_end_sent = True
@@ -331,16 +342,41 @@ class H2Exchange(Exchange):
         if self.ttfb:  # the first DATA frame: time to first byte
             self.first_byte(self.down.side.clock())
         self.touched = True
-        self.to_down.append([data, flow])
         if ended:
             self.resp_ended = True
+        down = self.down
+        # the fast path (`pump_down` without the queue): nothing waits before this frame
+        if (
+            not self.to_down
+            and self.status
+            and not self.down_end_sent
+            and not down.closed
+            and not down.paused_writing
+            and down.conn.try_send_data(self.down_sid, data, ended)
+        ):
+            if not down.dirty:
+                down.flusher.mark(down)
+            up = self.up
+            if flow and up is not None and not up.closed:
+                up.conn.acknowledge_received_data(flow, self.up_sid)
+                up.flusher.mark(up)
+            if ended:
+                self.down_end_sent = True
+                if self.grpc:
+                    self._count_grpc(None)  # ended without trailers: no grpc-status
+                self._response_done()
+            return
+        queue = self.to_down
+        if queue is _NO_DATA:
+            queue = self.to_down = deque()
+        queue.append([data, flow])
         self.pump_down()
 
     def response_ended(self, trailers: Headers | None = None) -> None:
         if self.resp_ended:
             return
         if trailers is not None:
-            self.resp_trailers = list(trailers)
+            self.resp_trailers = trailers
         self.resp_ended = True
         self.pump_down()
 
@@ -373,7 +409,8 @@ class H2Exchange(Exchange):
         if self.finished or self._route_retry("failed"):
             return
         self.up_end_sent = True
-        self.to_down.clear()  # that connection's window no longer matters
+        if self.to_down:
+            self.to_down.clear()  # that connection's window no longer matters
         if self.ended:
             self._abandoned()
             self._drop(self.to_up, self.down, self.down_sid)
@@ -496,18 +533,23 @@ class H2Exchange(Exchange):
         self.finished = True
         if self.timer is not None or self.try_timer is not None or self.hold is not None:
             routing.stop_timers(self)
-        self._abandoned()
+        if not self.ended or (self.grpc and not self.counted):
+            self._abandoned()
         down, up = self.down, self.up
-        self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
+        if self.to_up:
+            self._drop(self.to_up, down, self.down_sid)  # whatever was still queued either way
         down.streams.pop(self.down_sid, None)
         if not self.req_ended and not down.closed:  # answered before the upload ended: the
             down.conn.reset_stream(self.down_sid, ErrorCodes.NO_ERROR)  # rest is not wanted
             down.flusher.mark(down)
         if up is not None:
-            self._drop(self.to_down, up, self.up_sid)
+            if self.to_down:
+                self._drop(self.to_down, up, self.up_sid)
             up.streams.pop(self.up_sid, None)
-            up.stream_finished()
-        down.stream_finished()
+            if not up.streams:
+                up.stream_finished()
+        if not down.streams:
+            down.stream_finished()
 
 
 def _pump(queue: deque[list[object]], to: H2Peer, sid: int, end: bool) -> tuple[int, bool]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import h2.events
-from tests.unit.proxy.h2.harness import GET, App, Net
+from tests.unit.proxy.h2.harness import GET, App, Net, ok_response
 
 from lacewing.proxy.config import Addr
 from lacewing.proxy.h2.settings import DEFAULT_LIMITS
@@ -183,4 +185,29 @@ async def test_an_upload_cut_short_by_a_failed_connect_gives_the_window_back() -
         await net.settle()
     assert len(wire.of(h2.events.ResponseReceived)) == 40
     assert client.outbound_flow_control_window > 512 * 1024
+    await net.close()
+
+
+async def test_client_connections_read_in_one_poll_share_one_write_upstream() -> None:
+    """What a read makes the proxy send goes out once the loop's other callbacks have run
+    (`Flusher.flush_soon`): two client connections read in one iteration of the event loop
+    cost their shared upstream connection one write with both requests, not one write each."""
+    app = App(A, ok_response(b"ok"))
+    net = Net([app])
+    clients = [net.client()[1] for _ in range(2)]
+    clients[0].peer.send_headers(1, GET, end_stream=True)
+    await net.settle()  # the upstream connection is open and idle now
+    (up,) = app.wires
+    writes = len(up.transport.written)
+    for wire in clients:  # both reads in the same iteration, as after one poll
+        wire.peer.send_headers(3 if wire is clients[0] else 1, GET, end_stream=True)
+        wire.proto.data_received(wire.peer.data_to_send())
+    assert len(up.transport.written) == writes  # nothing yet: the loop has not come round
+    await asyncio.sleep(0)
+    assert len(up.transport.written) == writes + 1
+    await net.settle()
+    assert len(app.requests) == 3
+    assert all(len(w.of(h2.events.StreamEnded)) == len(w.of(h2.events.ResponseReceived))
+               for w in clients)  # fmt: skip
+    assert sum(len(w.of(h2.events.StreamEnded)) for w in clients) == 3
     await net.close()
