@@ -202,7 +202,8 @@ function fillTapChoices(names) {
 function endCell(tr, field, end) {
   end = end || {};
   const td = el("td", { "data-field": field, "data-identity": end.identity || "" });
-  td.textContent = end.pod || end.deployment || (end.ip ? end.ip : "-");
+  const short = end.identity ? end.identity.split(".serviceaccount.")[0] : "";
+  td.textContent = end.pod || end.deployment || short || end.ip || "-";
   td.appendChild(el("small", {}, end.identity || "(no identity)"));
   tr.appendChild(td);
 }
