@@ -30,8 +30,9 @@ def event(n: int) -> dict[str, Any]:
 class FakeTap:
     """A tap source: opens, then yields events (or heartbeats) forever; remembers its endings."""
 
-    def __init__(self, heartbeats: bool = False, fail: Exception | None = None) -> None:
-        self.heartbeats, self.fail = heartbeats, fail
+    def __init__(self, heartbeats: bool = False, fail: Exception | None = None,
+                 break_after: int | None = None) -> None:  # fmt: skip
+        self.heartbeats, self.fail, self.break_after = heartbeats, fail, break_after
         self.queries: list[TapQuery] = []
         self.closed = threading.Event()
 
@@ -49,6 +50,8 @@ class FakeTap:
             n = 0
             while True:
                 n += 1
+                if n == self.break_after:
+                    raise RuntimeEnvError("the tap relay's stream broke")
                 yield {} if self.heartbeats else event(n)
         finally:
             self.closed.set()
@@ -150,6 +153,14 @@ def test_at_most_max_taps_at_once() -> None:
     for a in [*open_[1:], again]:
         assert isinstance(a, Streamed)
         a.close()
+
+
+def test_a_tap_that_breaks_off_says_why_in_its_last_lines() -> None:
+    source = FakeTap(break_after=3)
+    got = lines(Tapper(source).open(TAP))
+    assert [e["path"] for e in got[1:3]] == ["/p1", "/p2"]
+    assert got[3:] == [{"error": "the tap relay's stream broke"}, {"end": "ended", "events": 2}]
+    assert source.closed.is_set()
 
 
 def test_no_tap_source_is_a_404() -> None:

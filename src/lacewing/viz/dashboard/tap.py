@@ -8,13 +8,13 @@
 most `MAX_EVENTS`), asks the source for the events (the dashboard's `Source.tap`:
 `lacewing.viz.tapstream.tap_events`, the code `viz tap` runs, for a local cluster or the
 Kubernetes tap relay) and waits until the taps are open. Then it answers `Streamed`, whose
-chunks are JSON lines: first `{"tapping": [pods], "through": relay pod or null}`, then one event
-a line (newest last), a bare newline after each quiet `HEARTBEAT` (so the server notices a
-browser that went away and closes the stream), and last `{"end": "duration" | "max_events" |
-"ended", "events": N}`. Closing the `Streamed` (the server always does) closes the source's
-generator, which closes every tap. At most `MAX_TAPS` taps are open at once per dashboard
-(a 429 beyond); a bad query is a 400, a tap that cannot open a 502, each `{"error": "..."}`.
-Nothing here does I/O; the clock is injectable.
+chunks are JSON lines: first `{"tapping": [pods], "through": relay pod or null}`, then one
+event a line (newest last), a bare newline after each quiet `HEARTBEAT` (so the server notices
+a browser that went away and closes the stream), and last `{"end": "duration" | "max_events" |
+"ended", "events": N}` (after `{"error": "..."}` if the tap broke off). Closing the `Streamed`
+(the server always does) closes the source's generator, which closes every tap. At most
+`MAX_TAPS` taps are open at once per dashboard (a 429 beyond); a bad query is a 400, a tap that
+cannot open a 502, each `{"error": "..."}`. Nothing here does I/O; the clock is injectable.
 """
 
 from __future__ import annotations
@@ -161,21 +161,24 @@ class Tapper:
         deadline = self.clock() + bounds.duration
         yield _line(first)
         count, end = 0, "ended"
-        for event in _chain(early, events):
-            if self.clock() >= deadline:
-                end = "duration"
-                break
-            if not event:
-                yield b"\n"
-                continue
-            count += 1
-            yield _line(event)
-            if count >= bounds.max_events:
-                end = "max_events"
-                break
-        else:
-            if self.clock() >= deadline - HEARTBEAT:  # the source ended it at the duration
-                end = "duration"
+        try:
+            for event in _chain(early, events):
+                if self.clock() >= deadline:
+                    end = "duration"
+                    break
+                if not event:
+                    yield b"\n"
+                    continue
+                count += 1
+                yield _line(event)
+                if count >= bounds.max_events:
+                    end = "max_events"
+                    break
+            else:
+                if self.clock() >= deadline - HEARTBEAT:  # the source ended it at the duration
+                    end = "duration"
+        except LacewingError as exc:  # a proxy or the relay broke off: one line, then the end
+            yield _line({"error": str(exc)})
         yield _line({"end": end, "events": count})
 
 
