@@ -10,6 +10,8 @@
                         certificate of `tap.lacewing-viz.serviceaccount.identity.lacewing.<td>`,
                         the one identity every proxy's default tap policy allows
     ServiceAccount, ClusterRole (read pods and workloads), ClusterRoleBinding   web
+    Role + RoleBinding  web-tap: the dashboard's live tap is `viz tap`'s, so web may read the
+                        tap-token Secret (only that one) and proxy to pods of lacewing-viz
     Deployment, Service web: `lacewing viz dashboard --here` on 8084 (Linkerd's port) with
                         the viz Prometheus (or `prometheusUrl`), what `viz dashboard` on
                         Kubernetes reaches through the API server's pod proxy
@@ -230,7 +232,29 @@ def _web(v: VizValues) -> list[Doc]:
     container = _container(v, "web", args, WEB_PORT)
     container["readinessProbe"]["httpGet"]["path"] = "/"
     container["livenessProbe"]["httpGet"]["path"] = "/"
-    return _rbac(v, "web", WEB_LABELS, rules) + _deployment(v, "web", WEB_LABELS, container, [])
+    role = "lacewing-viz-web-tap"
+    tap_rules = [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+         "resourceNames": ["tap-token"]},
+        {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
+    ]  # fmt: skip
+    tap = [
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "Role",
+            "metadata": _meta(v, role, WEB_LABELS),
+            "rules": tap_rules,
+        },
+        {
+            "apiVersion": "rbac.authorization.k8s.io/v1",
+            "kind": "RoleBinding",
+            "metadata": _meta(v, role, WEB_LABELS),
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role},
+            "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": v.namespace}],
+        },
+    ]
+    docs = _rbac(v, "web", WEB_LABELS, rules) + tap
+    return docs + _deployment(v, "web", WEB_LABELS, container, [])
 
 
 def render_components(v: VizValues, token: str | None = None) -> list[Doc]:

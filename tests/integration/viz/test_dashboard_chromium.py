@@ -7,6 +7,9 @@ few polls, `--screenshot` of each page, kept under build/test-artifacts/dashboar
 figures the page shows must be the ones Prometheus gives for the same queries evaluated at the
 instant the page's data was taken (`data-updated`), up to the page's rounding (and one scrape
 that may land between the two asks), and the edges view must show cli -> srv over mutual TLS.
+The live tap (Chromium driven over DevTools, `devtools.Browser`: the page keeps a stream
+open) must show a request to a path made only during the test, with cli's and srv's
+identities, within seconds of it; Stop must close the dashboard's taps.
 """
 
 from __future__ import annotations
@@ -19,12 +22,16 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.integration.local.conftest import REPO, lacewing, run_name
+from tests.integration.viz.devtools import Browser
 
 from lacewing.viz.prometheus import NodePrometheus
 from lacewing.viz.promql import Resource, StatRequest
@@ -278,3 +285,94 @@ def test_bad_input_is_one_line(dashboard: str) -> None:
     assert caught.value.code == 400
     body: Any = json.loads(caught.value.read())
     assert body == {"error": "invalid duration 'soon' for window"}, body
+
+
+SUFFIX = "serviceaccount.identity.lacewing.cluster.local"
+TAP_ROWS = """[...document.querySelectorAll('#tap tbody tr')].map(tr => ({
+  path: tr.dataset.path, pod: tr.dataset.pod,
+  cells: Object.fromEntries([...tr.cells].map(td => [td.dataset.field,
+    td.dataset.identity !== undefined ? td.dataset.identity : td.textContent]))}))"""
+TAP_STATE = "document.getElementById('tap-status')?.dataset.state"
+TAP_TEXT = "document.getElementById('tap-status').textContent"
+
+
+def wait(what: str, check: Any, seconds: float) -> Any:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        got = check()
+        if got:
+            return got
+        time.sleep(0.2)
+    raise AssertionError(f"{what}: not within {seconds:g} s")
+
+
+def test_live_tap_shows_a_request_made_now_with_its_identities(
+    dashboard: str, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    marker = f"/tapped-{uuid.uuid4().hex[:8]}"
+    browser = Browser(CHROMIUM, tmp_path / "profile")
+    try:
+        browser.navigate(dashboard + f"?ns={NS}&tap=srv&tap_path={marker}")
+        wait("the page's tap to open", lambda: browser.evaluate(TAP_STATE) in ("running",
+             "error"), 60)  # fmt: skip
+        status = browser.evaluate(TAP_TEXT)
+        assert status == "tapping 2 pod(s)", status  # both srv replicas, tapped from here
+        assert browser.evaluate(TAP_ROWS) == []  # the load's / and /fail: not under the prefix
+        script = f"import urllib.request; urllib.request.urlopen('http://srv:8080{marker}').read()"
+        before = time.monotonic()
+        made = lacewing("local", "exec", "--name", NAME, "cli-0", "--",
+                        sys.executable, "-c", script)  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        sent = time.monotonic()
+        rows = wait("the request in the page's tap", lambda: browser.evaluate(TAP_ROWS), 15)
+        seen = time.monotonic() - sent
+        print(
+            f"tap row {seen:.2f}s after the request returned ({sent - before:.2f}s for "
+            f"`local exec` to make it): {rows}"
+        )
+        assert seen < 10, seen
+        (row,) = rows  # one request, tapped once: by the inbound proxy of the srv pod it reached
+        cells = row["cells"]
+        assert row["path"] == marker and row["pod"].startswith("srv-"), row
+        assert (cells["proxy"], cells["method"], cells["status"], cells["tls"]) == (
+            "in", "GET", "200", "true"), row  # fmt: skip
+        assert cells["authority"] == "srv:8080", row
+        assert cells["src"] == f"cli.{NS}.{SUFFIX}" and cells["dst"] == f"srv.{NS}.{SUFFIX}", row
+        assert cells["latency"].endswith("ms"), row
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        shot = ARTIFACTS / "tap.png"
+        browser.evaluate("document.getElementById('tap').scrollIntoView()")
+        browser.screenshot(shot)
+        assert shot.stat().st_size > 10_000
+        print(f"screenshot: {shot}")
+        # Stop: the page aborts its fetch, the dashboard closes the taps (its slots free up)
+        browser.evaluate("document.getElementById('tap-toggle').click()")
+        wait("the page to say stopped", lambda: browser.evaluate(TAP_STATE) == "stopped", 10)
+    finally:
+        browser.close()
+    deadline = time.monotonic() + 20
+    while not _free_slots(dashboard):  # (a try's own taps are closed within a heartbeat)
+        assert time.monotonic() < deadline, "the page's tap was not closed after Stop"
+        time.sleep(2.5)
+
+
+def _free_slots(dashboard: str) -> bool:
+    """Whether 4 taps (MAX_TAPS) can be opened at once: none is left over from the page."""
+    from lacewing.viz.dashboard.tap import MAX_TAPS
+
+    opened = []
+    try:
+        for _ in range(MAX_TAPS):
+            query = f"api/tap?namespace={NS}&resource=deploy/srv&duration=5s&max_events=1"
+            try:
+                answer = urllib.request.urlopen(dashboard + query, timeout=20)
+            except urllib.error.HTTPError as exc:
+                assert exc.code == 429, exc.read()
+                return False
+            assert b"tapping" in answer.readline()
+            opened.append(answer)
+        return True
+    finally:
+        for answer in opened:
+            answer.close()

@@ -9,7 +9,9 @@ The path a user takes: `lacewing install | kubectl apply`, the shop app meshed b
 - `lacewing viz dashboard`: a local port forwarding to the web pod of lacewing-viz through the
   API server; its page and JSON answer there, and its JSON (from a real Prometheus, Debian's,
   which the test runs in the node's namespace and the install is pointed at with
-  `prometheusUrl`: Debian's build has no Kubernetes discovery) shows the shop's workloads.
+  `prometheusUrl`: Debian's build has no Kubernetes discovery) shows the shop's workloads,
+  and its live tap (`api/tap`: here -> API server -> web pod -> API server -> tap pod ->
+  proxies) the requests the client makes to a path only this test uses, with identities.
 Needs root, kubectl and the Debian package prometheus.
 """
 
@@ -296,3 +298,40 @@ def test_dashboard_of_the_cluster_through_the_api_server(meshed: Bed) -> None:
     finally:
         dash.terminate()
         dash.wait(timeout=15)
+
+
+def test_the_dashboards_live_tap_through_the_web_pod(meshed: Bed) -> None:
+    """The browser's path: here -> API server -> web pod -> API server -> tap pod -> proxies."""
+    bed = meshed
+    marker = f"/dash-tapped-{uuid.uuid4().hex[:8]}"
+    dash = subprocess.Popen(
+        [LACEWING, "viz", "dashboard", "--port", "0", "--no-browser"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=bed.env,
+    )  # fmt: skip
+    try:
+        assert dash.stdout is not None
+        line = dash.stdout.readline()
+        match = re.fullmatch(r"lacewing dashboard: (http://127\.0\.0\.1:\d+/)\n", line)
+        assert match, line
+        query = (
+            f"api/tap?namespace=shop&resource=deploy/echo&path={marker}&duration=60s&max_events=6"
+        )
+        with urllib.request.urlopen(match.group(1) + query, timeout=60) as answer:
+            assert answer.headers["Content-Type"] == "application/x-ndjson"
+            first = json.loads(answer.readline())
+            assert len(first["tapping"]) == 2, first  # both echo replicas
+            assert first["through"].startswith("lacewing-viz/tap-"), first
+            answers = fetch(bed, f"http://echo.shop.svc.cluster.local{marker}", 6)
+            assert [s for s, _ in answers] == [200] * 6, answers
+            lines = [json.loads(x) for x in answer.read().decode().splitlines() if x.strip()]
+    finally:
+        dash.terminate()
+        dash.wait(timeout=15)
+    *events, end = lines
+    assert end == {"end": "max_events", "events": 6}, lines
+    echo_pods = {p["metadata"]["name"] for p in bed.pods("shop", "app=echo")}
+    for e in events:
+        assert (e["direction"], e["path"], e["status"], e["tls"]) == (
+            "inbound", marker, 200, "true"), e  # fmt: skip
+        assert e["pod"] in echo_pods and e["destination"]["deployment"] == "echo", e
+        assert e["source"]["identity"] == CLIENT_ID, e

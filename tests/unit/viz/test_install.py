@@ -110,6 +110,17 @@ def test_web_component_serves_the_dashboard_from_the_viz_prometheus() -> None:
     ]  # fmt: skip
     rules = _by(docs, "ClusterRole", "lacewing-viz-web")["rules"]
     assert all(set(r["verbs"]) <= {"get", "list"} for r in rules)
+    # its live tap goes the way `viz tap` does: the tap token, then the tap pod's proxy path
+    role = _by(docs, "Role", "lacewing-viz-web-tap")
+    assert role["metadata"]["namespace"] == "lacewing-viz"
+    assert role["rules"] == [
+        {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"],
+         "resourceNames": ["tap-token"]},
+        {"apiGroups": [""], "resources": ["pods/proxy"], "verbs": ["get"]},
+    ]  # fmt: skip
+    binding = _by(docs, "RoleBinding", "lacewing-viz-web-tap")
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "web",
+                                    "namespace": "lacewing-viz"}]  # fmt: skip
 
 
 @pytest.mark.parametrize(

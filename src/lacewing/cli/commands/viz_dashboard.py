@@ -10,10 +10,12 @@ ask (`--local [NAME]` or
 `$LACEWING_LOCAL_CLUSTER`: the cluster's own, in its node namespace; `--prometheus-url`;
 otherwise the Kubernetes viz install's, through the API server's pod proxy, so no
 port-forward is needed for the data), and which resources exist (MESHED) from the local
-cluster's status or the Kubernetes API, as `viz stat`'s. It listens on 127.0.0.1 (`--address`)
-and `--port` (default 50750, Linkerd's; 0 picks a free one), prints
-`lacewing dashboard: http://127.0.0.1:PORT/` on stdout (flushed) and opens a browser unless
-`--no-browser` (or no display is set).
+cluster's status or the Kubernetes API, as `viz stat`'s. Its live tap is `viz tap`'s
+(`lacewing.viz.tapstream`): tapped here on a local cluster, else through the viz install's
+tap relay (the web pod's service account may read the tap token and proxy to the tap pod).
+It listens on 127.0.0.1 (`--address`) and `--port` (default 50750, Linkerd's; 0 picks a free
+one), prints `lacewing dashboard: http://127.0.0.1:PORT/` on stdout (flushed) and opens a
+browser unless `--no-browser` (or no display is set).
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ import os
 import signal
 import threading
 import webbrowser
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -42,6 +45,8 @@ from lacewing.viz.dashboard.api import Api, Source
 from lacewing.viz.dashboard.forward import Forward, web_pod
 from lacewing.viz.dashboard.server import DashboardServer, Handles, running
 from lacewing.viz.summary import InventoryItem
+from lacewing.viz.taprelay import TapQuery
+from lacewing.viz.tapstream import Opened, tap_events
 
 __all__ = [
     "DashboardOptions",
@@ -52,6 +57,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 50750
+Event = dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -77,13 +83,19 @@ def dashboard_source(options: DashboardOptions, ctx: GlobalOptions) -> Source:
                 return items
             return [i for i in items if i.namespace == namespace]
 
-        return Source(prom, local_items)
+        def local_tap(query: TapQuery, opened: Opened, heartbeat: float) -> Iterator[Event]:
+            return tap_events(query, cluster, lambda: None, opened, heartbeat)
+
+        return Source(prom, local_items, local_tap)
     prom, api = _kubernetes_prometheus(ctx, options.prometheus_url)
 
     def kube_items(kind: str, namespace: str | None) -> Sequence[InventoryItem]:
         return kubernetes_inventory(api, kind, namespace)
 
-    return Source(prom, kube_items)
+    def kube_tap(query: TapQuery, opened: Opened, heartbeat: float) -> Iterator[Event]:
+        return tap_events(query, None, lambda: api, opened, heartbeat)
+
+    return Source(prom, kube_items, kube_tap)
 
 
 def open_server(api: Handles, address: str, port: int) -> DashboardServer:

@@ -15,7 +15,6 @@ proxies itself. Otherwise Kubernetes: the CLI asks the viz install's tap compone
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import time
@@ -46,117 +45,26 @@ class TapOptions:
     local: str | None = None
 
 
-def _kubernetes_stream(
-    options: TapOptions, ctx: GlobalOptions, out: Output
-) -> Iterator[dict[str, Any]]:
-    from lacewing.cli.commands.viz_install import connect
-    from lacewing.errors import RuntimeEnvError
-    from lacewing.viz.install import NAMESPACE
-    from lacewing.viz.taprelay import (
-        TAP_RELAY_PORT,
-        TOKEN_HEADER,
-        TOKEN_KEY,
-        TOKEN_SECRET,
-        TapQuery,
-    )
-
-    query = TapQuery(options.resource, options.namespace, options.to, options.to_namespace,
-                     options.path, options.method, options.authority, options.max_rps,
-                     options.duration)  # fmt: skip
-    cluster = connect(ctx)
-    pods = [
-        p for p in cluster.list("v1", "Pod", namespace=NAMESPACE,
-                                label_selector="app.kubernetes.io/name=tap")
-        if (p.get("status") or {}).get("phase") == "Running"
-    ]  # fmt: skip
-    if not pods:
-        raise UsageError(
-            f"no running tap pod in {NAMESPACE}: viz tap on Kubernetes goes through it",
-            hint="`lacewing viz install | kubectl apply -f -`, then `lacewing viz check`",
-        )
-    tap_pod = pods[0]["metadata"]["name"]
-    secret = cluster.get("v1", "Secret", TOKEN_SECRET, NAMESPACE)  # who may read it may tap
-    token = ((secret or {}).get("data") or {}).get(TOKEN_KEY)
-    if not token:
-        raise UsageError(f"Secret {NAMESPACE}/{TOKEN_SECRET} has no {TOKEN_KEY}",
-                         hint="`lacewing viz install | kubectl apply -f -` makes it")  # fmt: skip
-    headers = {TOKEN_HEADER: base64.b64decode(token).decode()}
-    deadline = None if options.duration is None else time.monotonic() + options.duration
-    with cluster.pod_proxy_open(NAMESPACE, tap_pod, TAP_RELAY_PORT, "tap",
-                                query.params(), headers) as answer:  # fmt: skip
-        if answer.status_code != 200:
-            body = answer.read().decode(errors="replace")
-            try:
-                data = json.loads(body)
-                why = data.get("error") or data.get("message") or body
-            except ValueError:
-                why = body.strip() or f"HTTP {answer.status_code}"
-            raise RuntimeEnvError(f"tap ({NAMESPACE}/{tap_pod}): {why}")
-        for line in answer.iter_lines():
-            if deadline is not None and time.monotonic() > deadline:
-                return
-            if not line.strip():
-                continue
-            try:
-                event = json.loads(line)
-            except ValueError:
-                continue
-            if not isinstance(event, dict):
-                continue
-            if "tapping" in event:
-                names = event["tapping"]
-                out.warn(f"tapping {len(names)} pod(s) of {options.resource} in "
-                         f"{options.namespace} through {NAMESPACE}/{tap_pod}")  # fmt: skip
-                out.err.flush()
-            elif "direction" in event:
-                yield event
-
-
 def _stream(options: TapOptions, ctx: GlobalOptions, out: Output) -> Iterator[dict[str, Any]]:
-    from lacewing.local.control import CLUSTER_ENV, check_machine, read_pods, selected_cluster
-    from lacewing.local.plan import netns_prefix
-    from lacewing.local.state import ClusterState
-    from lacewing.viz.tap import OUTPUTS, parse_target, tap_filter
-    from lacewing.viz.tapclient import local_tap_client
+    from lacewing.cli.commands.viz_install import connect
+    from lacewing.local.control import CLUSTER_ENV
+    from lacewing.viz.tap import OUTPUTS
+    from lacewing.viz.taprelay import TapQuery
+    from lacewing.viz.tapstream import tap_events
 
     if options.output not in OUTPUTS:
         raise UsageError(f"invalid -o {options.output!r}", hint="use table, wide or json")
-    if options.duration is not None and not options.duration > 0:
-        raise UsageError(f"invalid --duration {options.duration}", hint="a positive number")
-    kind, name = parse_target(options.resource, "resource")
-    wanted = tap_filter(options.namespace, options.to, options.to_namespace, options.path,
-                        options.method, options.authority, options.max_rps)  # fmt: skip
-    local = options.local or os.environ.get(CLUSTER_ENV)
-    if not local:
-        yield from _kubernetes_stream(options, ctx, out)
-        return
-    cluster = selected_cluster(local)
-    check_machine()
-    pods = [
-        p for p in read_pods(cluster)
-        if p.namespace == options.namespace and p.meshed
-        and (p.workload == name if kind == "deployment" else p.name == name)
-    ]  # fmt: skip
-    if not pods:
-        raise UsageError(
-            f"no meshed pod of {options.resource} in namespace {options.namespace!r} "
-            f"of local cluster {cluster!r}",
-            hint="see `lacewing local status`",
-        )
-    client = local_tap_client(ClusterState(cluster).dir, netns_prefix(cluster) + "node",
-                              {p.name: p.ip for p in pods})  # fmt: skip
-    workload = {p.name: p.workload for p in pods}
+    query = TapQuery(options.resource, options.namespace, options.to, options.to_namespace,
+                     options.path, options.method, options.authority, options.max_rps,
+                     options.duration)  # fmt: skip
 
-    def opened() -> None:
-        out.warn(f"tapping {len(pods)} pod(s) of {options.resource} in {options.namespace}")
+    def opened(pods: list[str], through: str | None) -> None:
+        via = f" through {through}" if through else ""
+        out.warn(f"tapping {len(pods)} pod(s) of {options.resource} in {options.namespace}{via}")
         out.err.flush()
 
-    for event in client.events([p.name for p in pods], wanted, options.duration, opened):
-        # the tapped pod's own end: the CLI knows its workload (the proxy knows its pod)
-        own = event["destination"] if event.get("direction") == "inbound" else event["source"]
-        if isinstance(own, dict) and kind == "deployment":
-            own.setdefault("deployment", workload.get(str(event.get("pod")), ""))
-        yield event
+    local = options.local or os.environ.get(CLUSTER_ENV)
+    return tap_events(query, local, lambda: connect(ctx), opened)
 
 
 def run_tap(options: TapOptions, ctx: GlobalOptions, out: Output) -> int:

@@ -9,12 +9,17 @@
     /api/edges            `viz edges deploy -n NS` edges              ?ns=NS
     /api/history          the workloads' rows over the last `span`   ?ns=NS&window=1m&span=5m
                           (range queries, one point every span/60, at least 1 s)
+    /api/tap              live tap events of a workload, streamed    ?namespace=NS&resource=
+                          (`lacewing.viz.dashboard.tap`: JSON lines,  deploy/NAME&duration=
+                          bounded in time and count)                  60s&max_events=500
 
 The figures are `lacewing.viz.statquery.stat_rows` and `lacewing.viz.edges`, the code
 `viz stat` and `viz edges` run, so the page shows what the CLI prints. Each JSON answer
 carries `at`, the instant (Unix seconds, from the injectable clock) at which every query of
 the answer was evaluated, `queries`, the PromQL sent, and `prometheus`, which one answered:
 anyone can ask the same Prometheus the same question at the same instant and compare.
+`answer(target)` is what the server calls: `handle`'s answer, or for /api/tap a `Streamed`
+(or its refusal) from `Source.tap`, the events `viz tap` prints.
 A bad parameter is a 400 with one line of reason; a Prometheus that cannot be reached or
 refuses is a 502 with its reason (the page shows it and keeps polling).
 """
@@ -30,6 +35,7 @@ from importlib import resources
 from typing import Any
 
 from lacewing.errors import LacewingError
+from lacewing.viz.dashboard.tap import Streamed, Tapper, TapSource
 from lacewing.viz.edges import edges, edges_query
 from lacewing.viz.prometheus import Prometheus
 from lacewing.viz.promql import Resource, StatRequest, build_queries
@@ -37,7 +43,7 @@ from lacewing.viz.scrape import parse_window
 from lacewing.viz.statquery import query_texts, row_dict, stat_history, stat_rows
 from lacewing.viz.summary import InventoryItem
 
-__all__ = ["Api", "Response", "Source"]
+__all__ = ["Api", "Response", "Source", "Streamed"]
 
 Response = tuple[int, str, bytes]
 STATIC = {
@@ -59,10 +65,12 @@ HISTORY_FIELDS = (
 
 @dataclass(frozen=True)
 class Source:
-    """Where the figures come from: a Prometheus and who says which resources exist."""
+    """Where the figures come from: a Prometheus, who says which resources exist, and the
+    tap (`lacewing.viz.tapstream.tap_events` for the cluster; None: the page has no tap)."""
 
     prometheus: Prometheus
     inventory: Callable[[str, str | None], Sequence[InventoryItem] | None]
+    tap: TapSource | None = None
 
 
 class _BadRequest(Exception):
@@ -77,6 +85,13 @@ class Api:
     def __init__(self, source: Source, clock: Callable[[], float] = time.time) -> None:
         self.source = source
         self.clock = clock
+        self.tapper = Tapper(source.tap)
+
+    def answer(self, target: str) -> Response | Streamed:
+        path, _, query = target.partition("?")
+        if path == "/api/tap":
+            return self.tapper.open(query)
+        return self.handle(target)
 
     def handle(self, target: str) -> Response:
         parts = urllib.parse.urlsplit(target)

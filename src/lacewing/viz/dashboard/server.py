@@ -6,6 +6,10 @@ node namespace). It listens on 127.0.0.1 by default (`--address` to change it); 
 a free one, which `url` reports. `serve_forever` returns when `shutdown` is called from
 another thread or the process gets SIGINT / SIGTERM (see the CLI); `close` releases the socket.
 No request is logged (the CLI prints the URL, and errors go to the page).
+A `Streamed` answer (the live tap) is sent chunked as its chunks come; before each one the
+server looks whether the browser closed the connection (readable with nothing to read), and
+a write that fails means the same: either way it stops and closes the answer (which closes
+the taps), as it does at the answer's end.
 `running(server)` serves on a named thread for the length of a `with` block (`viz
 dashboard`, `lacewing demo`) and always shuts the server down and closes it at its end.
 """
@@ -13,10 +17,14 @@ dashboard`, `lacewing demo`) and always shuts the server down and closes it at i
 from __future__ import annotations
 
 import http.server
+import select
+import socket
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
+
+from lacewing.viz.dashboard.tap import Streamed
 
 __all__ = ["DashboardServer", "Handles", "running"]
 
@@ -24,7 +32,7 @@ __all__ = ["DashboardServer", "Handles", "running"]
 class Handles(Protocol):
     """What answers: `lacewing.viz.dashboard.api.Api`, or `forward.Forward` (the cluster's)."""
 
-    def handle(self, target: str) -> tuple[int, str, bytes]: ...
+    def answer(self, target: str) -> tuple[int, str, bytes] | Streamed: ...
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -32,7 +40,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def _answer(self, body_too: bool) -> None:
-        status, kind, body = self.server.api.handle(self.path)
+        answer = self.server.api.answer(self.path)
+        if isinstance(answer, Streamed):
+            self._stream(answer, body_too)
+            return
+        status, kind, body = answer
         self.send_response(status)
         self.send_header("Content-Type", kind)
         self.send_header("Content-Length", str(len(body)))
@@ -40,6 +52,41 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if body_too:
             self.wfile.write(body)
+
+    def _stream(self, answer: Streamed, body_too: bool) -> None:
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", answer.kind)
+            self.send_header("Cache-Control", "no-store")
+            self.send_header("X-Content-Type-Options", "nosniff")
+            if not body_too:
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            for chunk in answer.chunks:
+                if self._gone():
+                    break
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                self.wfile.flush()
+            else:
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            self.close_connection = True
+        except OSError:  # the browser went away mid-write
+            self.close_connection = True
+        finally:
+            answer.close()
+
+    def _gone(self) -> bool:
+        """Whether the peer closed its side (nothing more will come on a streamed answer)."""
+        sock = self.connection
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+            return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     def do_GET(self) -> None:
         self._answer(True)

@@ -1,5 +1,7 @@
 // lacewing dashboard: polls the dashboard server's JSON every 2 s and draws tables, SVG charts
 // (the last 5 minutes from Prometheus' range queries, then one point per poll) and the edges.
+// The live tap reads api/tap's JSON lines as they come (newest row first) until its bounds
+// end it or Stop aborts the fetch (the server then closes the taps). ?tap=NAME starts one.
 // No library: plain DOM and SVG.
 "use strict";
 const POLL_MS = 2000;
@@ -39,6 +41,7 @@ function cell(tr, field, text, cls) {
 }
 
 function fillStats(tbody, rows, link, tcp) {
+  if (!link) fillTapChoices(rows.map(r => r.name));
   tbody.replaceChildren();
   for (const row of rows) {
     const tr = el("tr", { "data-ns": row.namespace, "data-name": row.name });
@@ -183,6 +186,114 @@ async function poll() {
   }
 }
 
+
+const TAP_ROWS = 200; // rows kept on the page
+let tapAbort = null;
+
+function fillTapChoices(names) {
+  const select = document.getElementById("tap-resource");
+  const keep = select.value || params.get("tap") || "";
+  const all = [...new Set([...names, ...(keep ? [keep] : [])])].sort();
+  if (all.join() === [...select.options].map(o => o.value).join()) return;
+  select.replaceChildren(...all.map(n => el("option", { value: n }, n)));
+  if (keep) select.value = keep;
+}
+
+function endCell(tr, field, end) {
+  end = end || {};
+  const td = el("td", { "data-field": field, "data-identity": end.identity || "" });
+  const short = end.identity ? end.identity.split(".serviceaccount.")[0] : "";
+  td.textContent = end.pod || end.deployment || short || end.ip || "-";
+  td.appendChild(el("small", {}, end.identity || "(no identity)"));
+  tr.appendChild(td);
+}
+
+function tapRow(e) {
+  const tr = el("tr", { "data-path": e.path, "data-pod": e.pod || "" });
+  const when = e.ended ? new Date(e.ended * 1000).toLocaleTimeString() : "-";
+  cell(tr, "time", when);
+  cell(tr, "proxy", e.direction === "inbound" ? "in" : "out");
+  cell(tr, "method", e.method);
+  cell(tr, "authority", e.authority);
+  cell(tr, "path", e.path);
+  const bad = e.status >= 500 || (e.grpc_status !== undefined && e.grpc_status !== 0);
+  cell(tr, "status", String(e.status) + (e.grpc_status !== undefined ? ` grpc ${e.grpc_status}` : ""), bad ? "bad" : "good");
+  cell(tr, "latency", ms(e.latency_ms));
+  endCell(tr, "src", e.source);
+  endCell(tr, "dst", e.destination);
+  cell(tr, "tls", e.tls || "-");
+  return tr;
+}
+
+function tapStatus(text, state) {
+  const status = document.getElementById("tap-status");
+  status.textContent = text;
+  status.dataset.state = state;
+  status.className = state === "error" ? "error" : "";
+  document.getElementById("tap-toggle").textContent = state === "running" || state === "opening" ? "Stop" : "Start";
+}
+
+function tapMessage(msg, tbody, counts) {
+  if (msg.error) { tapStatus(msg.error, "error"); return; }
+  if (msg.tapping) {
+    tapStatus(`tapping ${msg.tapping.length} pod(s)` + (msg.through ? ` through ${msg.through}` : ""), "running");
+    return;
+  }
+  if (msg.end) {
+    tapStatus(`ended (${msg.end === "ended" ? "the streams ended" : msg.end + " reached"}): ${msg.events} events`, "ended");
+    return;
+  }
+  counts.n += 1;
+  tbody.insertBefore(tapRow(msg), tbody.firstChild);
+  while (tbody.rows.length > TAP_ROWS) tbody.deleteRow(tbody.rows.length - 1);
+  document.getElementById("tap").dataset.events = String(counts.n);
+}
+
+async function startTap() {
+  const name = document.getElementById("tap-resource").value;
+  if (!name) { tapStatus("no workload to tap", "error"); return; }
+  const q = new URLSearchParams({ namespace: ns, resource: "deploy/" + name,
+                                  duration: document.getElementById("tap-duration").value, max_events: "1000" });
+  const prefix = document.getElementById("tap-path").value.trim();
+  if (prefix) q.set("path", prefix);
+  const tbody = document.querySelector("#tap tbody");
+  tbody.replaceChildren();
+  const counts = { n: 0 };
+  const abort = new AbortController();
+  tapAbort = abort;
+  tapStatus(`opening a tap on deploy/${name}…`, "opening");
+  try {
+    const r = await fetch(`api/tap?${q}`, { cache: "no-store", signal: abort.signal });
+    if (!r.ok) {
+      const data = await r.json().catch(() => ({}));
+      throw new Error(data.error || r.statusText);
+    }
+    const reader = r.body.getReader(), decoder = new TextDecoder();
+    let buf = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buf += decoder.decode(value, { stream: true });
+      const lines = buf.split("\n");
+      buf = lines.pop();
+      for (const line of lines) if (line.trim()) tapMessage(JSON.parse(line), tbody, counts);
+    }
+    if (document.getElementById("tap-status").dataset.state !== "ended" &&
+        document.getElementById("tap-status").dataset.state !== "error") tapStatus(`stopped: ${counts.n} events`, "ended");
+  } catch (err) {
+    if (abort.signal.aborted) tapStatus(`stopped: ${counts.n} events`, "stopped");
+    else tapStatus(String(err.message || err), "error");
+  } finally {
+    if (tapAbort === abort) tapAbort = null;
+  }
+}
+
+document.getElementById("tap-form").addEventListener("submit", ev => {
+  ev.preventDefault();
+  if (tapAbort) tapAbort.abort();
+  else startTap();
+});
+
 if (ns) {
   document.getElementById("namespaces-view").hidden = true;
   document.getElementById("namespace-view").hidden = false;
@@ -191,6 +302,12 @@ if (ns) {
 }
 async function start() {
   if (ns) {
+    if (params.get("tap")) {
+      fillTapChoices([]);
+      if (params.get("tap_path")) document.getElementById("tap-path").value = params.get("tap_path");
+      if (params.get("tap_duration")) document.getElementById("tap-duration").value = params.get("tap_duration");
+      startTap();
+    }
     await loadHistory();
   }
   await poll();
