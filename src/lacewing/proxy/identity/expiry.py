@@ -13,13 +13,13 @@ not extend a connection: it is replaced by a new one, with the new certificate, 
 `ExpiryWatch` keeps one timer per distinct deadline (whole seconds; certificates share them:
 one per renewal of ours or a peer's), not one per connection. A closed connection it still
 held would keep its whole TLS state alive (uvloop's 256 KiB read buffer, the SSLObject,
-OpenSSL's SSL: ~100-150 KiB of RSS each), so it lets go of them two ways: `watch()` returns
+OpenSSL's SSL: ~120 KiB of RSS each), so it lets go of them two ways: `watch()` returns
 `forget`, which the inbound terminator calls when the TLS connection is lost (its TLS
 protocol's `on_lost`); and for connections nobody forgets (outbound ones, made by the loop's
 own TLS), it prunes closed entries once as many connections were watched since the last prune
 as were still open after it (at least `PRUNE_MIN`): amortised O(1), and at most about as many
 closed ones held as open ones. (Pruning every 256 watches held up to 256 closed connections:
-+58.6 MiB over a 50,000-handshake soak.) Wall time comes from the injected `now`
++52-59 MiB over 50,000-handshake soaks.) Wall time comes from the injected `now`
 (certificates are in wall time).
 """
 
