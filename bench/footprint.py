@@ -220,7 +220,8 @@ def _section_soak(run: Run) -> list[str]:
         "",
         "Each handshake is a new TLS 1.3 connection with a client certificate from the run's "
         "identity controller, one request with `Connection: close`, read to EOF "
-        "(`bench/soak.py`, 4 client threads on the load core); bounded by count and time. "
+        "(`bench/soak.py`, 4 client threads on the load core, TCP_NODELAY as a meshed proxy "
+        "sets it); bounded by count and time. "
         "Server CPU: the server-side proxy's utime+stime over the soak, per handshake (TLS "
         "handshake, identity check, one proxied request, close).",
         "",

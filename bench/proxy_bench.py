@@ -2,7 +2,8 @@
 
     python bench/proxy_bench.py [--quick] [--duration S] [--rate N] [--rows a,b]
                                 [--profile auto|always|never] [--out FILE]
-                                [--soak N] [--baseline OTHER-CHECKOUT/.venv/bin/lacewing]
+                                [--soak N] [--soak-seconds S]
+                                [--baseline OTHER-CHECKOUT/.venv/bin/lacewing]
 
 How a run goes: a temporary directory is made; the backend (nginx `return 200 "ok"`) starts
 pinned to the load core; every row of `topology.ROWS` starts its processes (proxies pinned to
@@ -88,6 +89,11 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         "(default 10; 1: the same 16 requests in flight as the HTTP/1 rows)",
     )
     parser.add_argument(
+        "--soak-seconds",
+        type=float,
+        help="time cap of each handshake soak (default 480, --quick 30)",
+    )
+    parser.add_argument(
         "--baseline",
         help="another checkout's `lacewing` entry point: adds the -base rows (same pairs from "
         "that tree, in the same run)",
@@ -99,6 +105,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--h2-streams must be between 1 and 100")
     if args.soak is not None and not 0 <= args.soak <= 1_000_000:
         parser.error("--soak must be between 0 and 1000000")
+    if args.soak_seconds is not None and not 1 <= args.soak_seconds <= 3600:
+        parser.error("--soak-seconds must be between 1 and 3600")
     if args.profile is None:
         args.profile = "never" if args.quick else "auto"
     if args.duration is not None and not 1 <= args.duration <= 120:
@@ -126,7 +134,7 @@ def _plan(args: argparse.Namespace) -> Plan:
             rounds=2,
             profile_s=1.0,
             soak_count=2_000 if args.soak is None else args.soak,
-            soak_s=30.0,
+            soak_s=args.soak_seconds or 30.0,
         )
     d = args.duration or 10.0
     return Plan(
@@ -135,6 +143,7 @@ def _plan(args: argparse.Namespace) -> Plan:
         mem_run_s=min(3.0, d),
         rate=args.rate,
         soak_count=50_000 if args.soak is None else args.soak,
+        soak_s=args.soak_seconds or Plan.soak_s,
     )
 
 

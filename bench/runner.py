@@ -94,7 +94,7 @@ class Plan:
     rounds: int = 3  # the 16-connection run is split into this many interleaved rounds
     profile_s: float = 3.0  # length of each extra profiling run
     soak_count: int = 50_000  # new TLS connections in the handshake soak
-    soak_s: float = 240.0  # ... or this long, whichever comes first
+    soak_s: float = 480.0  # ... or this long, whichever comes first
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,6 @@ import logging
 import math
 import socket
 import ssl
-from asyncio import sslproto
 from collections.abc import Callable
 from typing import TypeVar, cast
 
@@ -62,6 +61,7 @@ from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.identity.clienthello import ClientHello, NeedMore, NotTls, parse_client_hello
 from lacewing.proxy.identity.expiry import ExpiryWatch
 from lacewing.proxy.identity.holder import TlsHolder
+from lacewing.proxy.identity.tlsproto import TLS_PROTOCOLS, LostHook, tls_protocol_for
 from lacewing.proxy.identity.verify import peer_identity, tls_failure_reason
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TlsLabels
@@ -276,10 +276,13 @@ class _Decrypted(asyncio.Protocol):
     def __init__(self, terminator: MeshTlsTerminator, side: Side, dst: Addr) -> None:
         self.terminator, self.side, self.dst = terminator, side, dst
         self.next: asyncio.Protocol | None = None
+        self.tls: LostHook | None = None  # the TLS protocol under it
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # an asyncio.Transport in all but class on uvloop (see TLS_PROTOCOLS)
-        self.next = self.terminator.serve(self.side, cast(asyncio.Transport, transport), self.dst)
+        self.next = self.terminator.serve(
+            self.side, cast(asyncio.Transport, transport), self.dst, self.tls
+        )
 
     def data_received(self, data: bytes) -> None:  # only before `serve` swapped protocols
         if self.next is not None:
@@ -291,30 +294,6 @@ class _Decrypted(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         if self.next is not None:
             self.next.connection_lost(exc)
-
-
-class _MeshSSLProtocol(sslproto.SSLProtocol):
-    # asyncio allocates a read buffer of `max_size` per TLS connection (256 KiB by default);
-    # TLS records are at most 16 KiB, so 32 KiB loses nothing and saves ~220 KiB a connection.
-    max_size = 32 * 1024
-
-
-# Event loop class -> the TLS protocol to terminate with on it. uvloop's SSLProtocol (the same
-# design as asyncio's, compiled) only runs on a uvloop loop; its app transport is not an
-# asyncio.Transport subclass but has the whole Transport interface, which is all we use.
-TLS_PROTOCOLS: dict[type[asyncio.AbstractEventLoop], Callable[..., asyncio.BufferedProtocol]] = {}
-try:
-    import uvloop
-    from uvloop.loop import SSLProtocol as _UvSSLProtocol  # type: ignore[attr-defined]
-except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-    pass
-else:
-    TLS_PROTOCOLS[uvloop.Loop] = _UvSSLProtocol
-
-
-def tls_protocol_for(loop: asyncio.AbstractEventLoop) -> Callable[..., asyncio.BufferedProtocol]:
-    """The TLS protocol class to put on an accepted socket of `loop`."""
-    return TLS_PROTOCOLS.get(type(loop), _MeshSSLProtocol)
 
 
 class _NoHalfClose(asyncio.Protocol):
@@ -489,14 +468,16 @@ class MeshTlsTerminator:
         loop = asyncio.get_running_loop()
         _nodelay(transport)  # TLS records written back to back must not wait for ACKs (Nagle)
         waiter: asyncio.Future[None] = loop.create_future()
+        decrypted = _Decrypted(self, side, dst)
         tls = tls_protocol_for(loop)(
             loop,
-            _Decrypted(self, side, dst),
+            decrypted,
             self.holder.listener_context(),
             waiter,
             server_side=True,
             ssl_handshake_timeout=math.ceil(self.handshake_timeout),
         )
+        decrypted.tls = cast(LostHook, tls)
         side.conns[transport] = _TlsConn(transport)
         waiter.add_done_callback(lambda f: self._handshake_done(f, side, transport))
         transport.set_protocol(tls)
@@ -536,17 +517,22 @@ class MeshTlsTerminator:
             self._sides[key] = derived
         return derived
 
-    def serve(self, side: Side, transport: asyncio.Transport, dst: Addr) -> asyncio.Protocol:
-        """Serve the decrypted `transport` as the plaintext path would, with TLS labels."""
+    def serve(
+        self, side: Side, transport: asyncio.Transport, dst: Addr, tls: LostHook | None = None
+    ) -> asyncio.Protocol:
+        """Serve the decrypted `transport` as the plaintext path would, with TLS labels;
+        `tls` (the TLS protocol under it) makes the expiry watch forget it when it ends."""
         client = peer_identity(transport)
         if client is None:  # cannot happen with CERT_REQUIRED; refuse rather than guess
             side.metrics.error(side.direction, "tls_no_client_id")
             transport.abort()
             return asyncio.Protocol()
         derived = self.side_for(side, client)
-        self.expiry.watch(
+        forget = self.expiry.watch(
             transport, _own_not_after(self.holder), lambda: _drain(derived, transport)
         )
+        if tls is not None:
+            tls.on_lost = forget
         ssl_object = transport.get_extra_info("ssl_object")
         alpn = ssl_object.selected_alpn_protocol() if ssl_object is not None else None
         if alpn == ALPN_OPAQUE:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from lacewing.proxy.identity.expiry import PRUNE_EVERY, ExpiryWatch, cert_time
+from lacewing.proxy.identity.expiry import PRUNE_MIN, ExpiryWatch, cert_time
 
 
 class FakeTransport:
@@ -46,13 +46,44 @@ async def test_open_connections_expire_at_the_earlier_certificate_closed_ones_do
 
 async def test_closed_connections_are_forgotten_so_memory_stays_bounded() -> None:
     watch = ExpiryWatch(now=lambda: 0.0)
-    for i in range(PRUNE_EVERY * 4):
+    for i in range(5_000):  # a handshake storm: each connection ends long before its certificate
         transport = FakeTransport()
         watch.watch(transport, 3600.0 + i % 3, lambda: None)
-        transport.closing = True  # the connection ended long before its certificate
-    assert len(watch) < PRUNE_EVERY
+        transport.closing = True
+        # each one it still holds keeps a whole TLS connection's memory alive
+        assert len(watch) <= PRUNE_MIN
     watch.close()
     assert len(watch) == 0
+
+
+async def test_closed_connections_held_stay_within_the_open_ones() -> None:
+    watch = ExpiryWatch(now=lambda: 0.0)
+    pooled = [FakeTransport() for _ in range(200)]  # long-lived, stay open
+    for transport in pooled:
+        watch.watch(transport, 3600.0, lambda: None)
+    most = 0
+    for _ in range(2_000):  # churn beside them
+        transport = FakeTransport()
+        watch.watch(transport, 3600.0, lambda: None)
+        transport.closing = True
+        most = max(most, len(watch) - len(pooled))
+    assert most <= len(pooled) + 1
+    assert len(watch) >= len(pooled)  # none of the open ones lost
+    watch.close()
+
+
+async def test_a_forgotten_connection_is_let_go_of_at_once_and_its_timer_with_it() -> None:
+    watch = ExpiryWatch(now=lambda: 0.0)
+    ended: list[str] = []
+    a, b = FakeTransport(), FakeTransport()
+    forget_a = watch.watch(a, 3600.0, lambda: ended.append("a"))
+    forget_b = watch.watch(b, 3600.0, lambda: ended.append("b"))
+    forget_a()
+    assert len(watch) == 1 and len(watch._timers) == 1
+    forget_a()  # twice is harmless
+    forget_b()
+    assert len(watch) == 0 and not watch._timers  # no timer left for a deadline nobody has
+    assert watch.watch(FakeTransport(), None, lambda: None)() is None  # nothing to expire
 
 
 def test_certificate_times_read_as_openssl_writes_them() -> None:

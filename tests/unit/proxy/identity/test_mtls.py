@@ -231,7 +231,8 @@ def test_inbound_termination_uses_uvloops_compiled_tls_on_uvloop_and_asyncios_el
 
     on_uvloop, on_asyncio = uvloop.new_event_loop(), asyncio.new_event_loop()
     try:
-        assert tls_protocol_for(on_uvloop).__module__ == "uvloop.loop"
+        on_uv = tls_protocol_for(on_uvloop)
+        assert isinstance(on_uv, type) and issubclass(on_uv, uvloop.loop.SSLProtocol)  # type: ignore[attr-defined]
         chosen = tls_protocol_for(on_asyncio)
         assert isinstance(chosen, type) and issubclass(chosen, asyncio.sslproto.SSLProtocol)
     finally:
