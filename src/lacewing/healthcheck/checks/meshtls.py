@@ -135,9 +135,11 @@ def outbound_mtls(namespace: str | None) -> Callable[[Facts], Outcome]:
                     continue
                 peer = peer_of(*target)
                 if peer is not None:
+                    reason = labels.get("no_tls_reason")
                     problems.append(
                         f"pod {_name(pod)}: {int(s.value)} connection(s) to meshed {peer}"
                         f" ({labels.get('target_addr')}) with tls={labels.get('tls', '')}"
+                        + (f" ({reason})" if reason else "")
                     )
         return Outcome.fail("\n".join(problems)) if problems else Outcome.ok()
 
