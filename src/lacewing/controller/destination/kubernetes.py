@@ -46,8 +46,10 @@ from lacewing.controller.destination.directory import (
     Service,
     ServicePort,
 )
+from lacewing.controller.destination.route_status import service_parents
 from lacewing.controller.destination.routes import Verdict, accept
 from lacewing.core.identity import DEFAULT_TRUST_DOMAIN, Identity, IdentityParseError
+from lacewing.core.inbound_routes import has_server_parent
 from lacewing.core.routes import ROUTE_ANNOTATIONS
 
 __all__ = ["KubernetesSource", "directory_from_objects", "parse_port_ranges"]
@@ -254,7 +256,9 @@ class KubernetesSource:
         return self._synced.issuperset(self.KINDS)
 
     def directory(self) -> Directory:
-        kinds = [(kind, obj) for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()]
+        # (a route whose parents are all Servers is inbound policy's: not judged or served here)
+        kinds = [(kind, obj) for kind in self.ROUTE_KINDS for obj in self.objects[kind].values()
+                 if service_parents(obj) or not has_server_parent(obj)]  # fmt: skip
         routes = [obj for _, obj in kinds]
         directory, verdicts = directory_and_verdicts(
             self.objects["Service"].values(),

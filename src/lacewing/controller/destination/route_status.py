@@ -27,14 +27,15 @@ from typing import Any
 from lacewing.controller.destination.routes import Verdict
 from lacewing.core.routes import RouteError, route_conditions
 
-__all__ = ["CONTROLLER_NAME", "RouteStatusReporter", "parent_statuses"]
+__all__ = ["CONTROLLER_NAME", "RouteStatusReporter", "parent_statuses", "service_parents"]
 
 CONTROLLER_NAME = "lacewing.io/destination"
 
 Obj = dict[str, Any]
 
 
-def _service_parents(obj: Obj) -> list[Obj]:
+def service_parents(obj: Obj) -> list[Obj]:
+    """The route's parentRefs of kind Service (core group): the parents destination serves."""
     spec = obj.get("spec")
     refs = spec.get("parentRefs") if isinstance(spec, dict) else None
     if not isinstance(refs, list):
@@ -59,7 +60,7 @@ def parent_statuses(obj: Obj, verdict: Verdict, controller: str, now: float) -> 
     generation = generation if isinstance(generation, int) else 0
     problem = None if verdict.accepted else RouteError(verdict.reason, verdict.message)
     wanted = []
-    for ref in _service_parents(obj):
+    for ref in service_parents(obj):
         conditions = route_conditions(problem, generation, _rfc3339(now))
         old = ours.get(_ref_key(ref))
         old_conditions = old.get("conditions") if old is not None else None
