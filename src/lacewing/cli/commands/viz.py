@@ -179,6 +179,20 @@ def command() -> None:
     """Observe the mesh: golden metrics from Prometheus, and the viz extension."""
 
 
+def prometheus_source_options(fn: Any) -> Any:
+    """`--local [NAME]` and `--prometheus-url URL`: where a viz command reads its figures
+    (`_sources`: a local cluster's own Prometheus, a given one, or the viz install's)."""
+    fn = click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")(fn)
+    return click.option(
+        "--local",
+        "local",
+        is_flag=False,
+        flag_value="local",
+        default=None,
+        help=f"Read a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
+    )(fn)
+
+
 @command.command("stat")
 @click.argument("resource")
 @click.option("-n", "--namespace", default=None, help="Namespace [default: default].")
@@ -189,15 +203,7 @@ def command() -> None:
 @click.option("--from-namespace", default=None, help="Namespace of --from [default: -n].")
 @click.option("-t", "--time-window", default="1m", show_default=True, help="Window of the figures.")
 @click.option("-o", "--output", default="table", show_default=True, help="table, wide or json.")
-@click.option(
-    "--local",
-    "local",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    help=f"Read a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
-)
-@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@prometheus_source_options
 @click.pass_obj
 def stat_command(
     g: GlobalOptions,
@@ -268,15 +274,7 @@ def run_edges(options: EdgesOptions, ctx: GlobalOptions, out: Output) -> int:
 @click.option("-n", "--namespace", default=None, help="Namespace [default: default].")
 @click.option("-A", "--all-namespaces", is_flag=True, help="Every namespace.")
 @click.option("-o", "--output", default="table", show_default=True, help="table, wide or json.")
-@click.option(
-    "--local",
-    "local",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    help=f"Read a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
-)
-@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@prometheus_source_options
 @click.pass_obj
 def edges_command(
     g: GlobalOptions,

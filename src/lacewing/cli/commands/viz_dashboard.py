@@ -37,6 +37,7 @@ from lacewing.cli.commands.viz import (
     _sources,
     kubernetes_inventory,
     local_inventory,
+    prometheus_source_options,
 )
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import RuntimeEnvError
@@ -158,15 +159,7 @@ def run_dashboard(options: DashboardOptions, ctx: GlobalOptions, out: Output) ->
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="0: any free port.")
 @click.option("--address", default="127.0.0.1", show_default=True, help="Listen address.")
 @click.option("--no-browser", is_flag=True, help="Only print the URL.")
-@click.option(
-    "--local",
-    "local",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    help=f"Show a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
-)
-@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@prometheus_source_options
 @click.option("--here", is_flag=True, help="Serve it from this process, not the cluster's.")
 @click.pass_obj
 def dashboard_command(

@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 import click
 
-from lacewing.cli.commands.viz import StatOptions, _promql_duration, _sources
+from lacewing.cli.commands.viz import (
+    StatOptions,
+    _promql_duration,
+    _sources,
+    prometheus_source_options,
+)
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
-from lacewing.local.control import CLUSTER_ENV
 from lacewing.viz.routes import RoutesRequest, parse_target, render_routes, route_rows
 from lacewing.viz.scrape import parse_window
 from lacewing.viz.statview import OUTPUTS
@@ -68,15 +72,7 @@ def run_routes(options: RoutesOptions, ctx: GlobalOptions, out: Output) -> int:
 @click.option("--to-namespace", default=None, help="Namespace of --to [default: -n].")
 @click.option("-t", "--time-window", default="1m", show_default=True, help="Window of the figures.")
 @click.option("-o", "--output", default="table", show_default=True, help="table, wide or json.")
-@click.option(
-    "--local",
-    "local",
-    is_flag=False,
-    flag_value="local",
-    default=None,
-    help=f"Read a local cluster (default name 'local'; or set {CLUSTER_ENV}).",
-)
-@click.option("--prometheus-url", default=None, help="Query this Prometheus instead.")
+@prometheus_source_options
 @click.pass_obj
 def routes_command(
     g: GlobalOptions,
