@@ -57,8 +57,10 @@ from lacewing.proxy.side import Side
 from lacewing.proxy.transport import PlainConnector
 
 PORT = 4143  # the server-side proxy's listener in the route rows: the Service's address
-NGINX = (b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 01:00:00 GMT\r\n"
-         b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+NGINX = (
+    b"HTTP/1.1 200 OK\r\nServer: nginx/1.22.1\r\nDate: Mon, 07 Dec 2026 01:00:00 GMT\r\n"
+    b"Content-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok"
+)
 
 Routes = Callable[[int], tuple[list[dict[str, Any]], str, str | None]]
 CASES: dict[str, Routes | None] = {
