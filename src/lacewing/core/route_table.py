@@ -86,7 +86,7 @@ def _first_values(query: str) -> dict[str, str]:
 class RouteTable:
     """The routes of one Service, ready to match requests against."""
 
-    __slots__ = ("_by_segment", "_entries", "_uses_query", "_wild", "routes")
+    __slots__ = ("_by_segment", "_entries", "_uses_query", "_wild", "routes", "uses_headers")
 
     def __init__(self, routes: Iterable[Route]) -> None:
         self.routes = tuple(routes)
@@ -98,6 +98,8 @@ class RouteTable:
         )  # the keys are unique (they end with the places), so values are never compared
         self._entries = tuple((found, match) for _key_, found, match in ranked)
         self._uses_query = any(match.query for _found, match in self._entries)
+        # without header matches, `match` is a function of method, path and query alone
+        self.uses_headers = any(match.headers for _found, match in self._entries)
         segments = [_segment(m) for _f, m in self._entries]
         self._wild = tuple(e for e, seg in zip(self._entries, segments, strict=True)
                            if seg is None)  # fmt: skip

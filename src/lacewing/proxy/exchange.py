@@ -110,11 +110,12 @@ class Exchange:
         pick = self.pick
         if pick is None:
             return
-        rule = self.routed.rule if self.routed is not None else None
-        if status >= 500 and rule is not None and rule.failure_accrual:
-            pick.fail_response(rule.failure_accrual)
-        else:
-            pick.done(True, elapsed)
+        if status >= 500:
+            rule = self.routed.rule if self.routed is not None else None
+            if rule is not None and rule.failure_accrual:
+                pick.fail_response(rule.failure_accrual)
+                return
+        pick.done(True, elapsed)
 
     def failed(self, status: int, now: float) -> None:
         """The endpoint could not be reached, or failed before answering: the proxy answers."""
