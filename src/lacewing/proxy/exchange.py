@@ -78,11 +78,19 @@ class Exchange:
         else:
             self.ttfb = True
         pick = self.pick
-        if self.routed is not None:
-            self.end_pick(status, elapsed)
-            self._count_route(status, elapsed)
+        routed = self.routed
+        if routed is not None:
+            if status < 500 and pick is not None and pick.ticket is not None:
+                pick.ticket.done(True, elapsed)  # (`end_pick`'s common case, inline)
+            else:
+                self.end_pick(status, elapsed)
+            plan = routed.plan
+            if plan is not None:  # (`_count_route`, inline)
+                plan.stats.response(status, elapsed)
+                if self.attempts and 0 < status < 500:
+                    plan.stats.retry_successes += 1
         elif pick is not None and pick.ticket is not None:
-            pick.done(True, elapsed)
+            pick.ticket.done(True, elapsed)
         hub = self.route.tap.hub
         if hub is not None:
             hub.ended(self, now)

@@ -189,6 +189,10 @@ class Balancer(Generic[K]):
     def take(self) -> Ticket[K]:
         """Pick and count a request in flight: the ticket must end exactly once."""
         now = self.clock()
+        ready = self._ready
+        if ready is not None and len(ready) == 1:  # one endpoint, not ejected: no choice
+            key = ready[0]
+            return Ticket(self, key, self._states[key], now, False)
         key, probe = self._choose(now)
         return Ticket(self, key, self._states[key], now, probe)
 

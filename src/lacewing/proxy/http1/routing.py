@@ -176,7 +176,7 @@ class RouteSteps:
             held = self._route_target = side.router.target(self.logical)  # (per connection)
         pick, routed = held.route_pick(method.decode("latin-1"), url.decode("latin-1"),
                                        self._header)  # fmt: skip
-        if pick is not None:
+        if pick is not None and pick.endpoint is not self.target:
             self._retarget(pick.endpoint)
         return pick, routed
 

@@ -39,6 +39,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from itertools import accumulate
+from typing import Any
 
 from lacewing.core.discovery import DEFAULT_CLUSTER_DOMAIN
 from lacewing.core.route_table import RouteMatch, RouteTable
@@ -55,6 +56,7 @@ __all__ = ["MAX_REPLAY", "BackendPlan", "RouteTarget", "Routed", "Router", "Rule
 MAX_REPLAY = 64 * 1024  # a request is retried only if all of it fits in this many bytes
 MEMO = 512  # (method, target) -> rule remembered per compiled table (no header matches)
 _NOT_FOUND = (404, "no route matches this request")
+_UNSEEN: Any = object()  # not in a memo yet
 
 
 class BackendPlan:
@@ -94,13 +96,15 @@ class RulePlan:
 
 
 class Routed:
-    """The route layer's answer for one request."""
+    """The route layer's answer for one request; `simple`: a pick under a `simple` rule
+    (the codec has no route step to take but counting it on the route)."""
 
-    __slots__ = ("backend", "error", "pick", "plan")
+    __slots__ = ("backend", "error", "pick", "plan", "simple")
 
     def __init__(self, plan: RulePlan | None, backend: BackendPlan | None, pick: Pick | None,
                  error: tuple[int, str] | None = None) -> None:  # fmt: skip
         self.plan, self.backend, self.pick, self.error = plan, backend, pick, error
+        self.simple = error is None and plan is not None and plan.simple
 
     @property
     def rule(self) -> Rule | None:
@@ -157,7 +161,9 @@ class RouteTarget:
                    ) -> tuple[Pick | None, Routed | None]:  # fmt: skip
         router = self._router
         discovery = router.discovery
-        dest = self._dest = discovery.current(self._dest)
+        dest = self._dest
+        if dest.last_used + 1.0 < discovery.clock() or dest.resolution.updates != dest.version:
+            dest = self._dest = discovery.current(dest)  # (`current`'s own test, inline)
         resolution = dest.resolution
         compiled = self._compiled
         if (compiled is None or compiled.resolution is not resolution
@@ -265,8 +271,11 @@ class Router:
         destination's own service, current, served from while a backend has no answer)."""
         if not target.startswith("/"):  # absolute form (http://host/path): its path
             target = "/" + target.partition("://")[2].partition("/")[2]
-        if parent.memo is not None:
-            plan = parent.plan(method, target)
+        memo = parent.memo
+        if memo is not None:
+            plan = memo.get((method, target), _UNSEEN)
+            if plan is _UNSEEN:
+                plan = parent.plan(method, target)
         else:
             path, _, query = target.partition("?")
             found = parent.table.match(method, path, header, query)
@@ -278,7 +287,7 @@ class Router:
             plan.budget.request()
         if plan.rule.redirect is not None:
             return Routed(plan, None, None)
-        backend = plan.choose(self.rng)
+        backend = plan.only or plan.choose(self.rng)
         backend.stats.requests += 1
         return self._pick(plan, backend, dest)
 
@@ -291,7 +300,10 @@ class Router:
 
     def _pick(self, plan: RulePlan, backend: BackendPlan, dest: Destination) -> Routed:
         discovery = self.discovery
-        backend_dest = backend.dest = discovery.current(backend.dest)
+        backend_dest = backend.dest
+        if (backend_dest.last_used + 1.0 < discovery.clock()
+                or backend_dest.resolution.updates != backend_dest.version):  # fmt: skip
+            backend_dest = backend.dest = discovery.current(backend_dest)
         pick = discovery.take_backend(backend_dest)
         if pick is None:  # the backend's stream has not answered yet: serve from the parent
             pick = discovery.take(dest)
