@@ -22,6 +22,9 @@ stream fills them (endpoints, then the route table); nothing connects anywhere. 
 are microseconds per request of this process's CPU time (`time.process_time`), best of
 `--repeat` rounds: compare cases of one run, not runs on different machines. `--profile`
 prints the top functions of each case under cProfile (which inflates every call).
+`--no-memo` turns off the compiled tables' memo of recent (method, target) pairs
+(`proxy.routes.router`), so the table is matched per request, as a load that never asks for
+the same target twice would have it.
 """
 
 from __future__ import annotations
@@ -161,9 +164,21 @@ def drive(server: Http1Server, upstream: UpstreamConn, request: bytes, n: int) -
     assert server.active is None and not server.closed
 
 
-def measure(case: str, requests: int, repeat: int) -> float:
+def _forget_memo(server: Http1Server) -> None:
+    router = server.side.router
+    held = server._route_target
+    if router is None or held is None:
+        return
+    compiled = router._compiled(held.dst, held._dest.resolution)
+    if compiled.parent is not None:
+        compiled.parent.memo = None  # (the table then matches every request)
+
+
+def measure(case: str, requests: int, repeat: int, memo: bool = True) -> float:
     server, upstream, request = build(case)
     drive(server, upstream, request, 2000)  # warm: caches, the route table compiled
+    if not memo:
+        _forget_memo(server)
     best = float("inf")
     for _ in range(repeat):
         start = time.process_time()
@@ -172,9 +187,11 @@ def measure(case: str, requests: int, repeat: int) -> float:
     return best
 
 
-def profile(case: str, requests: int, top: int = 18) -> str:
+def profile(case: str, requests: int, memo: bool = True, top: int = 18) -> str:
     server, upstream, request = build(case)
     drive(server, upstream, request, 2000)
+    if not memo:
+        _forget_memo(server)
     prof = cProfile.Profile()
     prof.runcall(drive, server, upstream, request, requests)
     out = io.StringIO()
@@ -188,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=200_000)
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--no-memo", action="store_true")
     options = parser.parse_args(argv)
     cases = [c.strip() for c in options.cases.split(",") if c.strip()]
     unknown = [c for c in cases if c not in CASES]
@@ -199,13 +217,14 @@ def main(argv: list[str] | None = None) -> int:
         base = None
         print("| case | us/request | over static |\n|---|---|---|")
         for case in cases:
-            cost = measure(case, options.requests, options.repeat)
+            cost = measure(case, options.requests, options.repeat, not options.no_memo)
             base = cost if base is None and case == "static" else base
             over = f"+{cost - base:.2f}" if base is not None else "-"
             print(f"| {case} | {cost:.2f} | {over} |", flush=True)
         if options.profile:
             for case in cases:
-                print(f"\n## {case}\n{profile(case, min(options.requests, 50_000))}")
+                text = profile(case, min(options.requests, 50_000), not options.no_memo)
+                print(f"\n## {case}\n{text}")
 
     asyncio.run(run())
     return 0
