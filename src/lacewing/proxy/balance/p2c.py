@@ -83,8 +83,12 @@ class Ticket(Generic[K]):
     def __init__(
         self, balancer: Balancer[K], key: K, state: _State | None, started: float, probe: bool
     ) -> None:
-        self._balancer, self.key, self._state, self.started = balancer, key, state, started
-        self.probe, self._done = probe, False
+        self._balancer = balancer
+        self.key = key
+        self._state = state
+        self.started = started
+        self.probe = probe
+        self._done = False
         if state is not None:
             state.ewma.pending += 1
 

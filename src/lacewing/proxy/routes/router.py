@@ -289,7 +289,14 @@ class Router:
             return Routed(plan, None, None)
         backend = plan.only or plan.choose(self.rng)
         backend.stats.requests += 1
-        return self._pick(plan, backend, dest)
+        backend_dest = backend.dest  # (`_pick`'s common case, inline)
+        discovery = self.discovery
+        if (backend_dest.last_used + 1.0 >= discovery.clock()
+                and backend_dest.resolution.updates == backend_dest.version):  # fmt: skip
+            pick = discovery.take_backend(backend_dest)
+            if pick is not None and pick is not NO_ENDPOINTS:
+                return Routed(plan, backend, pick)
+        return self._pick(plan, backend, dest)  # (those answers took no ticket: ask again)
 
     def retry(self, routed: Routed, logical: Logical) -> Routed:
         """A new endpoint for a retry of `routed`, from the same backend."""
