@@ -22,6 +22,14 @@ list is also split by a path's first segment: an `Exact` or `PathPrefix` match c
 match paths whose first segment is its own (prefixes match whole segments), so the entries
 for `/api/...` are the `api` entries plus the ones any path may match (`PathPrefix /`,
 regular expressions), still in precedence order; a request walks only its segment's list.
+Those lists hold each entry flattened (method, path kind and value, regex, header and query
+matches), so the walk calls no method per entry for the path: with 100 query matches under
+one prefix, the last matching, the proxy's Python per request is +36 us over a proxy with no
+routes on the 2-core test VM (`bench/route_cost.py --no-memo`), +84-97 us when each entry
+was asked through `Match`.
+
+`uses_headers` says whether any match looks at headers: without, `match` is a function of
+method, path and query alone (the proxy's router then remembers recent answers).
 
 A request is `Request(method, path, header, query)`: `path` without the query string,
 `header(name)` the first value of a lower-cased header name or None, `query` the raw query
