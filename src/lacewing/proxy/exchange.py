@@ -78,11 +78,19 @@ class Exchange:
         else:
             self.ttfb = True
         pick = self.pick
-        if self.routed is not None:
-            self.end_pick(status, elapsed)
-            self._count_route(status, elapsed)
+        routed = self.routed
+        if routed is not None:
+            if status < 500 and pick is not None and pick.ticket is not None:
+                pick.ticket.done(True, elapsed)  # (`end_pick`'s common case, inline)
+            else:
+                self.end_pick(status, elapsed)
+            plan = routed.plan
+            if plan is not None:  # (`_count_route`, inline)
+                plan.stats.response(status, elapsed)
+                if self.attempts and 0 < status < 500:
+                    plan.stats.retry_successes += 1
         elif pick is not None and pick.ticket is not None:
-            pick.done(True, elapsed)
+            pick.ticket.done(True, elapsed)
         hub = self.route.tap.hub
         if hub is not None:
             hub.ended(self, now)
@@ -110,11 +118,12 @@ class Exchange:
         pick = self.pick
         if pick is None:
             return
-        rule = self.routed.rule if self.routed is not None else None
-        if status >= 500 and rule is not None and rule.failure_accrual:
-            pick.fail_response(rule.failure_accrual)
-        else:
-            pick.done(True, elapsed)
+        if status >= 500:
+            rule = self.routed.rule if self.routed is not None else None
+            if rule is not None and rule.failure_accrual:
+                pick.fail_response(rule.failure_accrual)
+                return
+        pick.done(True, elapsed)
 
     def failed(self, status: int, now: float) -> None:
         """The endpoint could not be reached, or failed before answering: the proxy answers."""

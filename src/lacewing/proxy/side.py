@@ -189,9 +189,7 @@ class Side:
         (`routed.error`, a redirect). Every codec asks here."""
         router = self.router
         if router is not None:
-            routed = router.route(logical, method, target, header)
-            if routed is not None:
-                return routed.pick, routed
+            return router.route_pick(logical, method, target, header)
         return self.pick(logical), None
 
     def discovering(self, dst: Addr) -> bool:

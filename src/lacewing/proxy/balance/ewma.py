@@ -24,6 +24,7 @@ import math
 __all__ = ["PEAK_STEP", "PeakEwma"]
 
 PEAK_STEP = 1.5  # the most one slower observation multiplies the estimate by
+_exp = math.exp
 
 
 class PeakEwma:
@@ -47,8 +48,11 @@ class PeakEwma:
             self.rtt = rtt
         elif rtt > self.rtt:
             self.rtt = min(rtt, self.rtt * PEAK_STEP) if self.rtt > 0 else rtt
-        else:
-            self._decay(rtt, now)
+        else:  # `_decay`, inline (once per response)
+            elapsed = now - self.stamp
+            decay = self.decay
+            weight = (_exp(-elapsed / decay) if elapsed > 0.0 else 1.0) if decay > 0 else 0.0
+            self.rtt = self.rtt * weight + rtt * (1.0 - weight)
         self.stamp = now
 
     def _decay(self, rtt: float, now: float) -> None:

@@ -83,8 +83,12 @@ class Ticket(Generic[K]):
     def __init__(
         self, balancer: Balancer[K], key: K, state: _State | None, started: float, probe: bool
     ) -> None:
-        self._balancer, self.key, self._state, self.started = balancer, key, state, started
-        self.probe, self._done = probe, False
+        self._balancer = balancer
+        self.key = key
+        self._state = state
+        self.started = started
+        self.probe = probe
+        self._done = False
         if state is not None:
             state.ewma.pending += 1
 
@@ -104,8 +108,14 @@ class Ticket(Generic[K]):
             return
         balancer = self._balancer
         now = balancer.clock()
-        state.ewma.pending = max(0, state.ewma.pending - 1)
+        ewma = state.ewma
+        if ewma.pending > 0:
+            ewma.pending -= 1
         latency = now - self.started if seconds is None else seconds
+        if ok and not (state.failures or state.probing or state.backoff
+                       or state.ejected_until is not None):  # fmt: skip
+            ewma.observe(latency, now)  # the common answer: nothing else to reset
+            return
         balancer._outcome(state, ok, latency, now, threshold)
 
     def fail(self) -> None:
@@ -148,6 +158,7 @@ class Balancer(Generic[K]):
         self.backoff_first, self.backoff_cap = backoff_first, backoff_cap
         self.jitter = jitter
         self._states: dict[K, _State] = {}
+        self._ready: list[K] | None = None  # the keys P2C draws from while none is ejected
         self.update(weights or {})
 
     def update(self, weights: Mapping[K, int]) -> None:
@@ -161,6 +172,7 @@ class Balancer(Generic[K]):
             else:
                 state.weight = weight
         self._states = kept
+        self._ready = None
 
     def __len__(self) -> int:
         return len(self._states)
@@ -181,20 +193,33 @@ class Balancer(Generic[K]):
     def take(self) -> Ticket[K]:
         """Pick and count a request in flight: the ticket must end exactly once."""
         now = self.clock()
+        ready = self._ready
+        if ready is not None and len(ready) == 1:  # one endpoint, not ejected: no choice
+            key = ready[0]
+            return Ticket(self, key, self._states[key], now, False)
         key, probe = self._choose(now)
         return Ticket(self, key, self._states[key], now, probe)
 
     def _choose(self, now: float) -> tuple[K, bool]:
-        ready: list[K] = []
-        for key, state in self._states.items():
-            if state.ejected_until is None:
-                if state.weight > 0:
-                    ready.append(key)
-            elif not state.probing and now >= state.ejected_until:
-                state.probing = True
-                return key, True
-        if not ready:
-            raise Unavailable("no endpoints" if not self._states else "every endpoint is failing")
+        ready = self._ready
+        if ready is None:  # (kept only while no endpoint is ejected: none can be due)
+            ready = []
+            ejected = False
+            for key, state in self._states.items():
+                if state.ejected_until is None:
+                    if state.weight > 0:
+                        ready.append(key)
+                elif not state.probing and now >= state.ejected_until:
+                    state.probing = True
+                    return key, True
+                else:
+                    ejected = True
+            if not ready:
+                raise Unavailable(
+                    "no endpoints" if not self._states else "every endpoint is failing"
+                )
+            if not ejected:
+                self._ready = ready
         if len(ready) == 1:
             return ready[0], False
         a, b = self.rng.sample(ready, 2)  # a random pair, in random order
@@ -234,3 +259,4 @@ class Balancer(Generic[K]):
             jitter = 1.0 + self.jitter * self.rng.random()
             state.ejected_until = now + state.backoff * jitter
             state.probing = False
+            self._ready = None

@@ -3,7 +3,7 @@
 `OutboundDiscovery.pick(logical)` is what the outbound `Side` calls for every HTTP request (and
 every opaque TCP connection). It asks the `DestinationClient` about the original destination
 `ip:port` (a Service's cluster IP or a pod IP); the client keeps one stream per authority, so
-after the first call this is a dictionary lookup in a `_Destination`: the cached service for
+after the first call this is a dictionary lookup in a `Destination`: the cached service for
 that target, built once and dropped by `evict_idle` when unused for the client's idle timeout.
 
 - no answer yet, or the destination is unknown to the mesh (`exists` false), or it has no
@@ -22,13 +22,19 @@ a pod (for the mTLS connector): it belongs to the pod whichever Service led to i
 
 Routes add backends by name: `routes(dst)` is the route table destination streamed with
 `dst`'s endpoints (and a counter that moves when it is replaced), and
-`pick_backend(authority)` picks from a backend Service named in a route, a `_Destination`
+`pick_backend(authority)` picks from a backend Service named in a route, a `Destination`
 of its own keyed by authority (`name.ns.svc.cluster.local:port`), built, balanced and
 evicted like the others; None while its stream has not answered, `NO_ENDPOINTS` when it has
 none.
 
 `answered(dst)` / `wait(dst, timeout)` let a new connection wait (bounded) for discovery's
 first answer, so its first request already carries the `dst_*` labels.
+
+The route layer holds on to a `Destination` (`destination(dst)`, a route backend's from
+`follow_backend`) instead of looking it up per request: `current(dest)` is what the lookup
+would return now (the same object, refreshed when its stream has news; once a second it is
+looked up again, which marks it used and follows a stream that was evicted meanwhile), and
+`take(dest)` / `take_backend(dest)` are `pick` / `pick_backend` from it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from lacewing.core.discovery import Endpoint as DiscoveredEndpoint
 from lacewing.core.identity import Identity, IdentityParseError, parse_identity
@@ -46,7 +52,7 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.client import DestinationClient, Resolution
 from lacewing.proxy.targets import OPAQUE, Concrete, Endpoint, Logical, Pick
 
-__all__ = ["NO_ENDPOINTS", "OutboundDiscovery", "dst_labels"]
+__all__ = ["NO_ENDPOINTS", "Destination", "OutboundDiscovery", "dst_labels"]
 
 Labels = tuple[tuple[str, str], ...]
 NO_ENDPOINTS = Pick(Endpoint(Addr("0.0.0.0", 0)))  # a backend that exists but has no endpoints
@@ -74,21 +80,23 @@ def _identity(text: str | None) -> Identity | None:
 _K = TypeVar("_K", Addr, str)
 
 
-class _Destination:
-    """The cached service of one original destination: its stream, balancer and endpoints."""
+class Destination:
+    """The cached service of one original destination (or route backend): its stream,
+    balancer and endpoints, and where it is cached (`home[key]`), to be found again."""
 
-    __slots__ = ("balancer", "by_key", "concrete", "last_used", "passthrough", "resolution",
-                 "version")  # fmt: skip
+    __slots__ = ("authority", "balancer", "by_key", "concrete", "dst", "home", "key",
+                 "last_used", "passthrough", "resolution", "version")  # fmt: skip
 
-    def __init__(
-        self, resolution: Resolution, balancer: Balancer[tuple[str, int]], dst: Addr, now: float
-    ) -> None:
+    def __init__(self, resolution: Resolution, balancer: Balancer[tuple[str, int]], dst: Addr,
+                 now: float, home: dict[Any, Destination], key: Addr | str,
+                 authority: str | None) -> None:  # fmt: skip
         self.resolution, self.balancer = resolution, balancer
         self.concrete = Concrete(resolution.authority)
-        self.passthrough = Pick(Endpoint(dst))
+        self.dst, self.passthrough = dst, Pick(Endpoint(dst))
         self.version = -1
         self.last_used = now
         self.by_key: dict[tuple[str, int], Endpoint] = {}
+        self.home, self.key, self.authority = home, key, authority
 
 
 class OutboundDiscovery:
@@ -101,21 +109,21 @@ class OutboundDiscovery:
     ) -> None:
         self.client, self.clock = client, clock
         self.rng = rng or random.Random()
-        self._dests: dict[Addr, _Destination] = {}
-        self._backends: dict[str, _Destination] = {}  # route backends, by authority
+        self._dests: dict[Addr, Destination] = {}
+        self._backends: dict[str, Destination] = {}  # route backends, by authority
         self._identities: dict[Addr, Identity | None] = {}  # pod address -> its identity
 
-    def _destination(self, dst: Addr) -> _Destination:
+    def _destination(self, dst: Addr) -> Destination:
         return self._follow(self._dests, dst, None, dst)  # (str(dst) costs 0.4 us: only if new)
 
-    def _follow(self, cache: dict[_K, _Destination], key: _K, authority: str | None, dst: Addr
-                ) -> _Destination:  # fmt: skip
+    def _follow(self, cache: dict[_K, Destination], key: _K, authority: str | None, dst: Addr
+                ) -> Destination:  # fmt: skip
         dest = cache.get(key)
         now = self.clock()
         if dest is None:
             balancer: Balancer[tuple[str, int]] = Balancer(clock=self.clock, rng=self.rng)
             resolution = self.client.resolve(authority if authority is not None else str(dst))
-            dest = cache[key] = _Destination(resolution, balancer, dst, now)
+            dest = cache[key] = Destination(resolution, balancer, dst, now, cache, key, authority)
         elif dest.last_used + 1.0 < now:
             # Mark it used (at most once a second), so its stream is not evicted as idle;
             # if it was evicted while unused, follow the new stream, keeping the endpoints
@@ -129,7 +137,24 @@ class OutboundDiscovery:
         return dest
 
     def pick(self, logical: Logical) -> Pick:
-        dest = self._destination(logical.orig_dst)
+        return self.take(self._destination(logical.orig_dst))
+
+    def destination(self, dst: Addr) -> Destination:
+        """The destination `pick` would pick from, to hold on to (see `current`)."""
+        return self._destination(dst)
+
+    def current(self, dest: Destination) -> Destination:
+        """`dest` as looking it up again would give it now: the same object, refreshed when
+        its stream has news; at most once a second it is looked up again (marking it used,
+        following its stream if it was evicted), so holding it changes nothing."""
+        if dest.last_used + 1.0 < self.clock():
+            return self._follow(dest.home, dest.key, dest.authority, dest.dst)
+        if dest.resolution.updates != dest.version:
+            self._refresh(dest)
+        return dest
+
+    def take(self, dest: Destination) -> Pick:
+        """`pick` from `dest` (current): an endpoint and its ticket, or pass-through."""
         if not dest.by_key:
             return dest.passthrough
         try:
@@ -143,9 +168,9 @@ class OutboundDiscovery:
         resolution = self._destination(dst).resolution
         return resolution.routes, resolution.route_updates
 
-    def follow_backend(self, authority: str) -> None:
+    def follow_backend(self, authority: str) -> Destination:
         """Start following the backend Service `authority` (no request is counted)."""
-        self._follow(self._backends, authority, authority, _NOWHERE)
+        return self._follow(self._backends, authority, authority, _NOWHERE)
 
     def ejected_backends(self, authority: str) -> list[Addr]:
         """The endpoints of backend `authority` its balancer has ejected now."""
@@ -157,7 +182,10 @@ class OutboundDiscovery:
     def pick_backend(self, authority: str) -> Pick | None:
         """An endpoint of the backend Service `authority`; None: not known yet;
         `NO_ENDPOINTS`: it has none (or all are ejected)."""
-        dest = self._follow(self._backends, authority, authority, _NOWHERE)
+        return self.take_backend(self._follow(self._backends, authority, authority, _NOWHERE))
+
+    def take_backend(self, dest: Destination) -> Pick | None:
+        """`pick_backend` from a backend's `dest` (current)."""
         if dest.resolution.exists is None:
             return None
         if not dest.by_key:
@@ -197,7 +225,7 @@ class OutboundDiscovery:
         """Wait at most `timeout` for discovery's first answer about `dst`."""
         return await self._destination(dst).resolution.first_answer(timeout)
 
-    def _refresh(self, dest: _Destination) -> None:
+    def _refresh(self, dest: Destination) -> None:
         resolution = dest.resolution
         dest.version = resolution.updates
         endpoints = resolution.endpoints if resolution.exists else {}

@@ -53,12 +53,14 @@ from lacewing.proxy.targets import Endpoint, Logical, Pick
 if TYPE_CHECKING:
     from lacewing.proxy.config import Addr
     from lacewing.proxy.metrics import RouteStats
+    from lacewing.proxy.routes.router import RouteTarget
     from lacewing.proxy.side import Side
 
 __all__ = ["RouteSteps"]
 
 
 class RouteSteps:
+    _route_target: RouteTarget | None = None  # the route layer of `logical`, once asked
     side: Side
     logical: Logical
     active: Request | None
@@ -164,14 +166,17 @@ class RouteSteps:
             self._last_route = None  # its dst_* labels may differ
 
     def _route(self, method: bytes, url: bytes) -> tuple[Pick | None, Routed | None]:
-        side = self.side
-        if side.router is None:
-            pick: Pick | None = side.pick(self.logical)
-            routed = None
-        else:
-            pick, routed = side.route_pick(self.logical, method.decode("latin-1"),
-                                           url.decode("latin-1"), self._header)  # fmt: skip
-        if pick is not None:
+        held = self._route_target
+        if held is None:
+            side = self.side
+            if side.router is None:
+                static = side.pick(self.logical)
+                self._retarget(static.endpoint)
+                return static, None
+            held = self._route_target = side.router.target(self.logical)  # (per connection)
+        pick, routed = held.route_pick(method.decode("latin-1"), url.decode("latin-1"),
+                                       self._header)  # fmt: skip
+        if pick is not None and pick.endpoint is not self.target:
             self._retarget(pick.endpoint)
         return pick, routed
 
@@ -182,6 +187,8 @@ class RouteSteps:
             return
         plan = routed.plan
         assert plan is not None
+        if plan.simple:  # no fault, redirect, timeout or retry: nothing to arm
+            return
         rule = plan.rule
         router = self.side.router
         if rule.fault is not None and router is not None:
@@ -220,10 +227,10 @@ class RouteSteps:
         self._start(req)
 
     def _rewrite_head(self, req: Request, head: bytes) -> bytes:
-        rule = req.routed.rule if req.routed is not None else None
-        if rule is None or rule.request_headers is None:
+        plan = req.routed.plan if req.routed is not None else None
+        if plan is None or plan.simple or plan.rule.request_headers is None:
             return head
-        return modify_head(head, rule.request_headers)
+        return modify_head(head, plan.rule.request_headers)
 
     def _timed_out(self, req: Request) -> None:
         req.timer = None
@@ -269,6 +276,9 @@ class RouteSteps:
         """The head to send down, None when the request is being retried instead."""
         routed = req.routed
         assert routed is not None
+        plan = routed.plan
+        if plan is not None and plan.simple:  # no retry, timer or header modifier
+            return head
         if self._retry(req, routed, status):
             return None
         if req.try_timer is not None:  # the attempt has answered

@@ -361,7 +361,9 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         if self._expect:
             req.expect_continue = True
         if routed is not None:
-            self._arm(req, routed, host, self._url)
+            req.routed = routed
+            if not routed.simple:  # (a simple rule has no step to arm)
+                self._arm(req, routed, host, self._url)
         head: bytes | None = None
         if not self._hop:
             chunk = self._begin_chunk
@@ -399,7 +401,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             if len(head) > self.max_head + 2:
                 self._too_large = True
                 raise _HeadTooLarge
-        if routed is not None:
+        if routed is not None and not routed.simple:
             head = self._rewrite_head(req, head)
         req.buf.append(head)
         if not (self._chunked or self._has_body or req.upgrade):
@@ -564,7 +566,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
 
     def response_head(self, status: int, head: bytes, close_down: bool) -> None:
         req: Request = self.active  # type: ignore[assignment]  # only called while active
-        if req.routed is not None:
+        if req.routed is not None and not req.routed.simple:
             routed_head = self._response_head(req, status, head)
             if routed_head is None:  # retried
                 return

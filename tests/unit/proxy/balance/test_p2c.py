@@ -235,3 +235,23 @@ def test_update_keeps_statistics_of_endpoints_that_stay() -> None:
     balancer.update({"a": 1})
     late.done()  # finishing a request to a removed endpoint is harmless
     assert {balancer.pick() for _ in range(5)} == {"a"}
+
+
+def test_take_from_one_endpoint_ejects_and_probes_it_back_like_pick() -> None:
+    """`take` skips the choice while the one endpoint is ready, never while it is out."""
+    clock = Clock()
+    balancer = Balancer({"a": 1}, clock=clock, jitter=0.0)
+    for _ in range(3):
+        balancer.take().done(True, 0.001)
+    balancer.take().fail()
+    with pytest.raises(Unavailable, match="every endpoint is failing"):
+        balancer.take()
+    clock.now += 1.0  # the first backoff
+    probe = balancer.take()
+    assert probe.probe
+    with pytest.raises(Unavailable):  # one probe at a time
+        balancer.take()
+    probe.done(True, 0.001)
+    assert not balancer.take().probe
+    balancer.update({"a": 1, "b": 1})
+    assert {balancer.take().key for _ in range(40)} == {"a", "b"}
