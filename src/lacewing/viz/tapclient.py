@@ -111,11 +111,12 @@ class TapClient:
         """Every pod's events, merged, until `duration` seconds or all streams end;
         `opened()` is called once every pod's tap is open."""
         socks = []
+        threads: list[threading.Thread] = []
         try:
             for pod in pods:
                 socks.append((pod, *self.open(pod, tap_filter)))
             lines: queue.Queue[tuple[str, bytes | None]] = queue.Queue()
-            threads = [
+            threads += [
                 threading.Thread(
                     target=_read, args=(pod, sock, early, lines), daemon=True, name=f"tap-{pod}"
                 )
@@ -153,10 +154,18 @@ class TapClient:
         finally:
             for _pod, sock, _early in socks:
                 try:
-                    sock.shutdown(socket.SHUT_RDWR)
+                    sock.shutdown(socket.SHUT_RDWR)  # ends each reader's recv
                 except OSError:
                     pass
-                sock.close()
+            # Close a socket only once its reader is out of recv: closing it under a reader
+            # frees the fd number while OpenSSL still reads and writes that number, which the
+            # process's next socket gets (a dashboard connection once received a TLS alert).
+            for thread, (_pod, sock, _early) in zip(threads, socks, strict=False):
+                thread.join(2.0)
+                if not thread.is_alive():
+                    sock.close()
+            for _pod, sock, _early in socks[len(threads) :]:
+                sock.close()  # (opened, no reader started)
 
 
 def _read(pod: str, sock: ssl.SSLSocket, early: bytes,

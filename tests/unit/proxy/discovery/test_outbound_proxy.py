@@ -99,7 +99,7 @@ class Bed:
 
 @pytest.fixture
 async def bed(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Bed]:
-    fast, slow = App("web-fast"), App("web-slow", delay=0.03)
+    fast, slow = App("web-fast"), App("web-slow", delay=0.1)  # (far outside TOLERANCE under load)
     await fast.start("127.0.0.1")
     await slow.start("127.0.0.2")
     hub = Hub()
