@@ -83,6 +83,6 @@ def test_duration_takes_the_demos_forms() -> None:
 
     base = {"resource": "deploy/web", "namespace": "default"}
     for text, seconds in (("5s", 5.0), ("1m", 60.0), ("2", 2.0), ("500ms", 0.5)):
-        assert _build(**base, duration=text).duration == seconds
+        assert _build(**base, duration=text).query.duration == seconds
     with pytest.raises(UsageError, match="invalid duration '5x' for --duration"):
         _build(**base, duration="5x")

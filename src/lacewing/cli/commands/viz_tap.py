@@ -20,28 +20,23 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from lacewing.cli.context import GlobalOptions, Output
 from lacewing.errors import UsageError
 
+if TYPE_CHECKING:
+    from lacewing.viz.taprelay import TapQuery
+
 __all__ = ["TapOptions", "run_tap", "run_top", "tap_command", "top_command"]
 
 
 @dataclass(frozen=True)
 class TapOptions:
-    resource: str
-    namespace: str = "default"
-    to: str | None = None
-    to_namespace: str | None = None
-    path: str | None = None
-    method: str | None = None
-    authority: str | None = None
-    max_rps: float | None = None
+    query: TapQuery  # what to tap: the relay's and the dashboard's query too
     output: str = "table"
-    duration: float | None = None
     local: str | None = None
 
 
@@ -49,18 +44,15 @@ def _stream(options: TapOptions, ctx: GlobalOptions, out: Output) -> Iterator[di
     from lacewing.cli.commands.viz_install import connect
     from lacewing.local.control import CLUSTER_ENV
     from lacewing.viz.tap import OUTPUTS
-    from lacewing.viz.taprelay import TapQuery
     from lacewing.viz.tapstream import tap_events
 
     if options.output not in OUTPUTS:
         raise UsageError(f"invalid -o {options.output!r}", hint="use table, wide or json")
-    query = TapQuery(options.resource, options.namespace, options.to, options.to_namespace,
-                     options.path, options.method, options.authority, options.max_rps,
-                     options.duration)  # fmt: skip
+    query = options.query
 
     def opened(pods: list[str], through: str | None) -> None:
         via = f" through {through}" if through else ""
-        out.warn(f"tapping {len(pods)} pod(s) of {options.resource} in {options.namespace}{via}")
+        out.warn(f"tapping {len(pods)} pod(s) of {query.resource} in {query.namespace}{via}")
         out.err.flush()
 
     local = options.local or os.environ.get(CLUSTER_ENV)
@@ -131,12 +123,13 @@ def _options(f: Any) -> Any:
     return f
 
 
-def _build(**kw: Any) -> TapOptions:
+def _build(output: str = "table", local: str | None = None, **kw: Any) -> TapOptions:
     from lacewing.viz.scrape import parse_window
+    from lacewing.viz.taprelay import TapQuery
 
     if kw.get("duration") is not None:  # the same durations as `demo --duration`
         kw["duration"] = parse_window(kw["duration"], "--duration")
-    return TapOptions(**kw)
+    return TapOptions(TapQuery(**kw), output, local)
 
 
 @click.command("tap")
