@@ -146,7 +146,7 @@ def run(options: AuthzOptions, ctx: GlobalOptions, out: Output) -> int:
     with Cluster.connect(ctx.kubeconfig, ctx.context) as cluster:
         config = _config(cluster, ctx.namespace)
         pods = cluster.list("v1", "Pod", ns)
-        chosen = workload_pods(cluster, kind, name, ns)
+        chosen = workload_pods(cluster, kind, name, ns, pods)
         resources: list[Obj] = []
         try:
             for resource_kind in RESOURCE_KINDS:

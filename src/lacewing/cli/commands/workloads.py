@@ -42,9 +42,13 @@ def _selects(selector: Obj, labels: dict[str, str]) -> bool:
     return LabelSelector(match_labels, expressions).matches(labels)
 
 
-def workload_pods(cluster: Any, kind: str, name: str, namespace: str) -> list[Obj]:
-    """The pods of `kind`/`name` in `namespace`, sorted by name; never empty."""
-    pods = cluster.list("v1", "Pod", namespace)
+def workload_pods(
+    cluster: Any, kind: str, name: str, namespace: str, pods: list[Obj] | None = None
+) -> list[Obj]:
+    """The pods of `kind`/`name` in `namespace`, sorted by name; never empty. `pods`: the
+    namespace's pods when the caller has listed them already."""
+    if pods is None:
+        pods = cluster.list("v1", "Pod", namespace)
     if kind == "Pod":
         chosen = [p for p in pods if p["metadata"]["name"] == name]
         if not chosen:
