@@ -46,7 +46,7 @@ from lacewing.proxy.policy.gate import InboundGate
 from lacewing.proxy.routes import Router
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
-from lacewing.proxy.transport import Connector, PlainConnector
+from lacewing.proxy.transport import Connector, PlainConnector, listen_socket
 
 if TYPE_CHECKING:
     import ssl
@@ -191,8 +191,13 @@ class ProxyServer:
         try:
             for name, addr, side in (("inbound", cfg.inbound_listen_addr, inbound),
                                      ("outbound", cfg.outbound_listen_addr, outbound)):  # fmt: skip
-                server = await loop.create_server(
-                    _factory(side), addr.host, addr.port, reuse_address=True, backlog=1024
+                sock = listen_socket(addr.host, addr.port, backlog=1024)
+                server = await (
+                    loop.create_server(_factory(side), sock=sock, backlog=1024)
+                    if sock is not None
+                    else loop.create_server(
+                        _factory(side), addr.host, addr.port, reuse_address=True, backlog=1024
+                    )
                 )
                 self.listeners.append(server)
                 self.bound[name] = _bound(server)
