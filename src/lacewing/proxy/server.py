@@ -136,8 +136,15 @@ def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery 
 # Imported lazily (on the first connection that needs them) by a proxy that starts as the
 # user it runs as, as a sidecar does; imported before the drop by one that starts as root and
 # drops privileges (the local runtime), since the unprivileged user may not be able to read
-# the interpreter's files (a Python under /root, say).
-LAZY_MODULES = ("lacewing.proxy.h2.server", "lacewing.proxy.h2.client", "lacewing.proxy.h2.pool")
+# the interpreter's files (a Python under /root, say). `encodings.idna`: `ssl` encodes every
+# TLS client connection's server_hostname with it (identity, destination, policy, mTLS to peers);
+# the listeners no longer load it at start-up (`transport.listen`).
+LAZY_MODULES = (
+    "lacewing.proxy.h2.server",
+    "lacewing.proxy.h2.client",
+    "lacewing.proxy.h2.pool",
+    "encodings.idna",
+)
 
 
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
