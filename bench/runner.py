@@ -17,7 +17,9 @@ Every row goes through the same steps (`steps(plan)`, in this order):
    each, under the load;
 7. rows with a soak target (the meshed pairs): the TLS handshake soak, `soak_count` new mTLS
    connections to the server-side proxy (`bench/soak.py`, one request each, at most `soak_s`
-   seconds), with that proxy's memory read before and after (after a second's settle).
+   seconds), in two halves (half the count and half the time each), with that proxy's memory
+   read before, between the halves and after (each after a second's settle): growth per
+   handshake shows in both halves alike, the allocator settling once in the first only.
 
 The exec -> ready time of each proxy (`Child.ready_s`, certificate included for the meshed
 ones) is recorded when the row starts.
@@ -62,7 +64,7 @@ from bench.parse import (
 )
 from bench.procs import BenchError, Child, core_ticks, cpu_seconds, mem_sample, rss_mib, run_tool
 from bench.profile import Profile, Syscalls
-from bench.topology import Deployed, Env
+from bench.topology import Deployed, Env, SoakTarget
 
 __all__ = [
     "RATE_CLIENTS",
@@ -153,6 +155,8 @@ class SoakResult:
     before: MemSample
     after: MemSample
     server_cpu_s: float = 0.0  # the server-side proxy's utime+stime over the soak
+    mid: MemSample | None = None  # between the two halves
+    mid_handshakes: int = 0  # handshakes done by then (the first half's)
 
 
 @dataclass
@@ -374,13 +378,7 @@ def _mem(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: C
 SOAK_CLIENT = Path(__file__).resolve().with_name("soak.py")
 
 
-def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
-    target = deployed.soak
-    if target is None or not deployed.proxies or plan.soak_count <= 0:
-        return
-    server = deployed.proxies[-1]
-    before = mem_sample(server.pid)
-    cpu_before = sum(cpu_seconds(server.pid))
+def _soak_half(target: SoakTarget, count: int, seconds: float, env: Env) -> tuple[int, int, float]:
     out = run_tool(
         [
             sys.executable,
@@ -390,20 +388,43 @@ def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: 
             f"--cert={target.cert}",
             f"--key={target.key}",
             f"--ca={target.ca}",
-            f"--count={plan.soak_count}",
-            f"--seconds={plan.soak_s:g}",
+            f"--count={count}",
+            f"--seconds={seconds:g}",
         ],
         cpu=env.load_cpu,
-        timeout_s=plan.soak_s + 60,
+        timeout_s=seconds + 60,
     )
     words = out.split()
     try:
-        handshakes, failed, seconds = int(words[1]), int(words[3]), float(words[5])
+        return int(words[1]), int(words[3]), float(words[5])
     except (IndexError, ValueError):
         raise ParseError(f"soak client printed {out.strip()!r}") from None
+
+
+def _soak(result: RowResult, deployed: Deployed, plan: Plan, env: Env, backend: Child) -> None:
+    target = deployed.soak
+    if target is None or not deployed.proxies or plan.soak_count <= 0:
+        return
+    server = deployed.proxies[-1]
+    before = mem_sample(server.pid)
+    cpu_before = sum(cpu_seconds(server.pid))
+    first = plan.soak_count // 2
+    done1, failed1, seconds1 = _soak_half(target, first, plan.soak_s / 2, env)
+    time.sleep(1.0)
+    mid = mem_sample(server.pid)
+    done2, failed2, seconds2 = _soak_half(target, plan.soak_count - first, plan.soak_s / 2, env)
     cpu = sum(cpu_seconds(server.pid)) - cpu_before
     time.sleep(1.0)
-    result.soak = SoakResult(handshakes, failed, seconds, before, mem_sample(server.pid), cpu)
+    result.soak = SoakResult(
+        done1 + done2,
+        failed1 + failed2,
+        seconds1 + seconds2,
+        before,
+        mem_sample(server.pid),
+        cpu,
+        mid,
+        done1,
+    )
 
 
 Step = Callable[[RowResult, Deployed, Plan, Env, Child], None]

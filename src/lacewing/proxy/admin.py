@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from lacewing.proxy.metrics import process_metrics
 from lacewing.proxy.metrics.text import CONTENT_TYPE
+from lacewing.proxy.transport import listen_socket
 
 __all__ = ["AdminServer", "AdminState"]
 
@@ -50,7 +51,12 @@ class AdminServer:
         self._after_response: list[Callable[[], None]] = []
 
     async def start(self, host: str, port: int) -> asyncio.Server:
-        self._server = await asyncio.start_server(self._handle, host, port, reuse_address=True)
+        sock = listen_socket(host, port)  # (no getaddrinfo for an address: transport.listen)
+        self._server = await (
+            asyncio.start_server(self._handle, sock=sock)
+            if sock is not None
+            else asyncio.start_server(self._handle, host, port, reuse_address=True)
+        )
         return self._server
 
     async def close(self) -> None:

@@ -46,7 +46,7 @@ from lacewing.proxy.policy.gate import InboundGate
 from lacewing.proxy.routes import Router
 from lacewing.proxy.side import Side
 from lacewing.proxy.tasks import TaskSet
-from lacewing.proxy.transport import Connector, PlainConnector
+from lacewing.proxy.transport import Connector, PlainConnector, listen_socket
 
 if TYPE_CHECKING:
     import ssl
@@ -136,8 +136,15 @@ def _discovery(config: Config, tls: DestinationTls | None) -> OutboundDiscovery 
 # Imported lazily (on the first connection that needs them) by a proxy that starts as the
 # user it runs as, as a sidecar does; imported before the drop by one that starts as root and
 # drops privileges (the local runtime), since the unprivileged user may not be able to read
-# the interpreter's files (a Python under /root, say).
-LAZY_MODULES = ("lacewing.proxy.h2.server", "lacewing.proxy.h2.client", "lacewing.proxy.h2.pool")
+# the interpreter's files (a Python under /root, say). `encodings.idna`: `ssl` encodes every
+# TLS client connection's server_hostname with it (identity, destination, policy, mTLS to peers);
+# the listeners no longer load it at start-up (`transport.listen`).
+LAZY_MODULES = (
+    "lacewing.proxy.h2.server",
+    "lacewing.proxy.h2.client",
+    "lacewing.proxy.h2.pool",
+    "encodings.idna",
+)
 
 
 def drop_privileges(uid: int | None, gid: int | None) -> bool:
@@ -191,8 +198,13 @@ class ProxyServer:
         try:
             for name, addr, side in (("inbound", cfg.inbound_listen_addr, inbound),
                                      ("outbound", cfg.outbound_listen_addr, outbound)):  # fmt: skip
-                server = await loop.create_server(
-                    _factory(side), addr.host, addr.port, reuse_address=True, backlog=1024
+                sock = listen_socket(addr.host, addr.port, backlog=1024)
+                server = await (
+                    loop.create_server(_factory(side), sock=sock, backlog=1024)
+                    if sock is not None
+                    else loop.create_server(
+                        _factory(side), addr.host, addr.port, reuse_address=True, backlog=1024
+                    )
                 )
                 self.listeners.append(server)
                 self.bound[name] = _bound(server)

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from lacewing.proxy.identity.verify import peer_identity
+from lacewing.proxy.transport import listen_socket
 
 if TYPE_CHECKING:
     from lacewing.proxy.metrics.proxy import TapPoint
@@ -67,8 +68,10 @@ class TapServer:
         self._conns: set[asyncio.Task[None]] = set()
 
     async def start(self, host: str, port: int) -> asyncio.Server:
+        sock = listen_socket(host, port)  # (no getaddrinfo for an address: transport.listen)
+        where = {"sock": sock} if sock is not None else {"host": host, "port": port}
         self._server = await asyncio.start_server(
-            self._spawn, host, port, ssl=self.context(), ssl_handshake_timeout=5.0
+            self._spawn, **where, ssl=self.context(), ssl_handshake_timeout=5.0
         )
         return self._server
 

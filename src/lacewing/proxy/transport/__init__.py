@@ -4,6 +4,7 @@
 - `Connector` is how the proxy opens a connection to an endpoint: one async method, so a TLS
   connector (mutual TLS, next issue) wraps or replaces `PlainConnector` without the HTTP or TCP
   code knowing.
+- `listen_socket(host, port)` binds a listener without the loop's getaddrinfo (`listen`).
 - `fake.FakeTransport` is an in-memory transport for tests of protocol code without sockets.
 """
 
@@ -14,6 +15,7 @@ from lacewing.proxy.transport.connect import (
     ConnectTimeout,
     PlainConnector,
 )
+from lacewing.proxy.transport.listen import listen_socket
 from lacewing.proxy.transport.origdst import decode_sockaddr, original_dst
 
 __all__ = [
@@ -23,5 +25,6 @@ __all__ = [
     "Connector",
     "PlainConnector",
     "decode_sockaddr",
+    "listen_socket",
     "original_dst",
 ]

@@ -122,3 +122,20 @@ def test_lean_entry_point_reports_bad_config_in_one_line() -> None:
     assert done.returncode == 2
     first = done.stderr.decode().splitlines()[0]
     assert first == "Error: LACEWING_PROXY_OPAQUE_PORTS: 'x' is not a port (1-65535)"
+
+
+def test_a_serving_proxy_runs_one_thread_without_idna_or_hashlib(backend: int) -> None:
+    """Its listeners are bound without getaddrinfo (no libuv thread pool, no idna codec) and
+    it never mints a token (no hashlib/hmac): what a sidecar would carry for nothing."""
+    proc, out_port, _ = _start({"LACEWING_PROXY_OUTBOUND_FIXED_DST": f"127.0.0.1:{backend}"}, LEAN)
+    try:
+        assert _http_get(out_port, "/") == (200, b"ok")
+        threads = os.listdir(f"/proc/{proc.pid}/task")
+        with open(f"/proc/{proc.pid}/maps") as f:
+            mapped = {line.split()[-1].rsplit("/", 1)[-1].split(".")[0] for line in f}
+        assert len(threads) == 1
+        assert not {"_hashlib", "unicodedata"} & mapped
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=10) == 0
+        proc.stderr.close()  # type: ignore[union-attr]
