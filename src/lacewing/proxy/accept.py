@@ -46,7 +46,7 @@ from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
 from lacewing.proxy.side import Side
-from lacewing.proxy.targets import OPAQUE, Logical
+from lacewing.proxy.targets import OPAQUE, Empty, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
@@ -317,6 +317,10 @@ def relay(
     # Opaque traffic is balanced per connection: the pick ends when the connection is made
     # (its connect time is the latency the balancer sees) or fails, or is cancelled.
     pick = side.pick(Logical(dst, OPAQUE))
+    if isinstance(pick, Empty):  # a known Service with no endpoints: nowhere to relay to
+        log.debug("opaque %s: %s", dst, pick.reason)
+        transport.close()
+        return
     endpoint = pick.endpoint.addr
     up_tls = side.connector.labels_for(endpoint) or tls
     up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), up_tls)

@@ -10,7 +10,9 @@ routes for the destination (the codec then picks from the Service as before), ot
 `Routed`: the rule's plan (its filters, timeouts, retry policy and budget, its metrics), the
 backend chosen and the `Pick` from that backend's balancer, or an `error` the proxy answers
 itself: 404 when no rule matches (as Gateway API asks), 503 when the chosen backend has no
-endpoints. A backend whose stream has not answered yet (a route just added a new Service)
+endpoints. `RouteTarget.route_pick` for a destination with no routes gives `(pick, None)`,
+but for a known Service with no endpoints (`targets.Empty`): `(that pick, a Routed with no
+plan and the 503)`, so every codec answers it as its own error, labelled with the Service. A backend whose stream has not answered yet (a route just added a new Service)
 is served from the parent Service meanwhile, so applying a route never fails a request.
 
 A route table is compiled into `_Parent` when its update counter moves; the compiled rules
@@ -49,7 +51,7 @@ from lacewing.proxy.discovery.client import Resolution
 from lacewing.proxy.discovery.outbound import NO_ENDPOINTS, Destination, OutboundDiscovery
 from lacewing.proxy.metrics.routes import BackendStats, HttpRouteStats, RouteMetrics
 from lacewing.proxy.routes.budget import RetryBudget
-from lacewing.proxy.targets import Logical, Pick
+from lacewing.proxy.targets import Empty, Logical, Pick
 
 __all__ = ["MAX_REPLAY", "BackendPlan", "RouteTarget", "Routed", "Router", "RulePlan"]
 
@@ -171,7 +173,10 @@ class RouteTarget:
             compiled = self._compiled = router._compiled(self.dst, resolution)
         parent = compiled.parent
         if parent is None:
-            return discovery.take(dest), None
+            pick = discovery.take(dest)
+            if pick.ticket is None and pick is dest.empty:  # a known Service, no endpoints
+                return pick, Routed(None, None, None, (503, dest.empty.reason))
+            return pick, None
         routed = router._route(parent, dest, method, target, header)
         return routed.pick, routed
 
@@ -314,6 +319,8 @@ class Router:
         pick = discovery.take_backend(backend_dest)
         if pick is None:  # the backend's stream has not answered yet: serve from the parent
             pick = discovery.take(dest)
+            if isinstance(pick, Empty):
+                return Routed(plan, backend, None, (503, pick.reason))
         elif pick is NO_ENDPOINTS:
             return Routed(
                 plan, backend, None, (503, f"backend {backend.ref.name} has no endpoints")
