@@ -17,7 +17,8 @@ successive sets into the events a stream carries: `Added` (new or changed endpoi
 whole), `Removed` (addresses that left) and `NoEndpoints` (the set became empty; `exists`
 says whether the authority is known at all, so a proxy can pass unknown destinations
 through, and `labels` name a known Service's namespace and name, so a proxy that answers
-for it has the labels no endpoint brings). `event_to_dict` / `event_from_dict` are the wire form, one JSON object per line:
+for it has the labels no endpoint brings). `event_to_dict` / `event_from_dict` are the
+wire form, one JSON object per line:
 
     {"type": "ADDED", "endpoints": [{"address": "10.42.0.7", "port": 8080, ...}]}
     {"type": "REMOVED", "endpoints": [{"address": "10.42.0.7", "port": 8080}]}

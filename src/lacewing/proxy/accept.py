@@ -23,7 +23,10 @@ bytes it read to the protocol's handler with `transport.set_protocol`:
 With discovery, a connection to a destination discovery has not answered about yet waits for
 that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
 on, so its first request is balanced and labelled like the rest; after the wait it goes to the
-original destination as it would without discovery. Inbound, with a policy controller, the
+original destination as it would without discovery. A connection to a Service that has
+just lost every endpoint waits the same way (for the rest of `discovery_wait` after it became
+empty) for one to come back; then its requests get the proxy's 503 (opaque: it is closed).
+Inbound, with a policy controller, the
 first connections to a port wait the same way (at most `policy_wait`) for its first policy,
 so they are not decided by the default policy only because they came first.
 
@@ -171,8 +174,12 @@ class Accepted(asyncio.Protocol):
     async def _wait_for_first_answer(self, proto: Protocol, dst: Addr) -> None:
         side = self.side
         try:
-            if side.discovery is not None and side.discovering(dst):
-                await side.discovery.wait(dst, side.config.discovery_wait)
+            discovery = side.discovery
+            if discovery is not None and side.discovering(dst):
+                await discovery.wait(dst, side.config.discovery_wait)
+                left = discovery.refilling(dst, side.config.discovery_wait)
+                if left > 0:  # a Service that just lost its endpoints: they may come back
+                    await discovery.wait_endpoints(dst, left)
             if side.policy_client is not None and side.policy_pending(dst):
                 await side.policy_client.wait(dst.port, side.config.policy_wait)
         finally:

@@ -132,8 +132,9 @@ CLUSTER = (
         notes={"retry.lacewing.io/http": "5xx", "retry.lacewing.io/limit": "2"},
         FAIL_EVERY="5",
     )
-    + workload("shaky", replicas=2, notes=RETRY_5XX, meshed=False, RESET_REPLICA="1",
-               RESET_POST="1")  # fmt: skip
+    + workload(
+        "shaky", replicas=2, notes=RETRY_5XX, meshed=False, RESET_REPLICA="1", RESET_POST="1"
+    )
     + workload("refuser", replicas=2, notes=RETRY_5XX, meshed=False, REFUSE_REPLICA="1")
     + workload("lonely")
     + "  - name: cli\n    namespace: rt\n    command: [sleep, infinity]\n"

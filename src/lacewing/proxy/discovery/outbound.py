@@ -31,7 +31,11 @@ evicted like the others; None while its stream has not answered, `NO_ENDPOINTS` 
 none.
 
 `answered(dst)` / `wait(dst, timeout)` let a new connection wait (bounded) for discovery's
-first answer, so its first request already carries the `dst_*` labels.
+first answer, so its first request already carries the `dst_*` labels; `refilling(dst, wait)`
+/ `wait_endpoints(dst, timeout)` let it wait the same way for a Service that has just lost
+its endpoints (a rollout that took every replica away for a moment): for `wait` seconds
+after it became empty; after that its requests fail fast (503) until endpoints come back,
+as Linkerd's fail-fast does.
 
 The route layer holds on to a `Destination` (`destination(dst)`, a route backend's from
 `follow_backend`) instead of looking it up per request: `current(dest)` is what the lookup
@@ -91,8 +95,9 @@ class Destination:
     """The cached service of one original destination (or route backend): its stream,
     balancer and endpoints, and where it is cached (`home[key]`), to be found again."""
 
-    __slots__ = ("authority", "balancer", "by_key", "concrete", "dst", "empty", "home", "key",
-                 "last_used", "passthrough", "resolution", "version")  # fmt: skip
+    __slots__ = ("authority", "balancer", "by_key", "concrete", "dst", "empty", "empty_since",
+                 "home", "key", "last_used", "passthrough", "resolution",
+                 "version")  # fmt: skip
 
     def __init__(self, resolution: Resolution, balancer: Balancer[tuple[str, int]], dst: Addr,
                  now: float, home: dict[Any, Destination], key: Addr | str,
@@ -101,6 +106,7 @@ class Destination:
         self.concrete = Concrete(resolution.authority)
         self.dst, self.passthrough = dst, Pick(Endpoint(dst))
         self.empty: Empty | None = None  # a known Service with no endpoints: `take`'s answer
+        self.empty_since = 0.0  # when it last became empty
         self.version = -1
         self.last_used = now
         self.by_key: dict[tuple[str, int], Endpoint] = {}
@@ -234,13 +240,34 @@ class OutboundDiscovery:
         """Wait at most `timeout` for discovery's first answer about `dst`."""
         return await self._destination(dst).resolution.first_answer(timeout)
 
+    def refilling(self, dst: Addr, wait: float) -> float:
+        """Seconds a new connection to `dst` should still wait for endpoints: `dst` is a
+        Service that has had none for less than `wait` (0: it has some, is not a Service,
+        or has been empty longer, so its requests fail fast)."""
+        dest = self._destination(dst)
+        if dest.empty is None:
+            return 0.0
+        return max(0.0, dest.empty_since + wait - self.clock())
+
+    async def wait_endpoints(self, dst: Addr, timeout: float) -> bool:
+        """Wait at most `timeout` for the Service `dst` to have endpoints again."""
+        resolution = self._destination(dst).resolution
+        deadline = self.clock() + timeout
+        while not (resolution.exists and resolution.endpoints):
+            left = deadline - self.clock()
+            if left <= 0 or not await resolution.changed(left):
+                return False
+        return True
+
     def _refresh(self, dest: Destination) -> None:
         resolution = dest.resolution
         dest.version = resolution.updates
         endpoints = resolution.endpoints if resolution.exists else {}
         dest.balancer.update({key: ep.weight for key, ep in endpoints.items()})
-        dest.empty = None
+        was_empty, dest.empty = dest.empty is not None, None
         if resolution.exists and not endpoints:
+            if not was_empty:
+                dest.empty_since = self.clock()
             known = dict(resolution.labels)
             labels = labels_of(known)
             name = known.get("service") or resolution.authority

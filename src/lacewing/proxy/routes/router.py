@@ -12,7 +12,8 @@ backend chosen and the `Pick` from that backend's balancer, or an `error` the pr
 itself: 404 when no rule matches (as Gateway API asks), 503 when the chosen backend has no
 endpoints. `RouteTarget.route_pick` for a destination with no routes gives `(pick, None)`,
 but for a known Service with no endpoints (`targets.Empty`): `(that pick, a Routed with no
-plan and the 503)`, so every codec answers it as its own error, labelled with the Service. A backend whose stream has not answered yet (a route just added a new Service)
+plan and the 503)`, so every codec answers it as its own error, labelled with the Service.
+A backend whose stream has not answered yet (a route just added a new Service)
 is served from the parent Service meanwhile, so applying a route never fails a request.
 
 A route table is compiled into `_Parent` when its update counter moves; the compiled rules

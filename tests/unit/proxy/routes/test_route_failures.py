@@ -159,6 +159,7 @@ async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Be
         if not discovery.endpoints(VIP):
             break
         await asyncio.sleep(0.005)
+    await asyncio.sleep(1.1)  # past the discovery wait (1 s) a new connection gives it
     client = await Client.open(bed.port)
     try:
         started = time.monotonic()
@@ -169,17 +170,19 @@ async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Be
         await client.close()
     assert status == 503 and again == 503, (status, again)
     assert headers["l5d-proxy-error"] == "service web has no endpoints"
-    assert elapsed < 0.5, elapsed  # no connect to the cluster IP, no connect timeout
+    assert elapsed < 0.5, elapsed  # fails fast: no wait, no connect to the cluster IP
     assert metric(bed, "response_total", direction="outbound", dst_namespace="shop",
                   dst_service="web", status_code="503") == 2  # fmt: skip
     assert web.requests == 0
 
-    # opaque TCP to it: the connection is closed, nothing relayed
+    # opaque TCP to it: the connection is closed at once, nothing relayed
     reader, writer = await asyncio.open_connection("127.0.0.1", bed.port)
     try:
+        started = time.monotonic()
         writer.write(b"\x00\x01not http at all\r\n\r\n")
         await writer.drain()
         assert await asyncio.wait_for(reader.read(100), 3.0) == b""
+        assert time.monotonic() - started < 0.5
     finally:
         writer.close()
 
@@ -193,3 +196,43 @@ async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Be
         await asyncio.sleep(0.005)
     assert await gets(bed, 5) == {200: 5}
 
+
+async def test_a_new_connection_waits_a_moment_for_a_service_that_just_lost_its_endpoints(
+    bed: Bed,
+) -> None:
+    web = bed.apps["web"]
+    port = (ServicePort(80, 80, "http"),)
+    bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, ()),), ()))
+    discovery = discovery_of(bed)
+    for _ in range(200):
+        if not discovery.endpoints(VIP):
+            break
+        await asyncio.sleep(0.005)
+    client = await Client.open(bed.port)
+    try:
+        started = time.monotonic()
+        asked = asyncio.ensure_future(request(client))
+        await asyncio.sleep(0.3)  # a replica comes back (a rollout's moment with none)
+        backend = Backend("127.0.0.1", True, {"http": web.port}, "web")
+        bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, (backend,)),),
+                                  (PodInfo("web", "shop", "127.0.0.1"),)))  # fmt: skip
+        status, _, body = await asyncio.wait_for(asked, 3.0)
+        waited = time.monotonic() - started
+    finally:
+        await client.close()
+    assert (status, body) == (200, b"web -")
+    assert 0.3 <= waited < 1.0, waited  # held until the endpoint came, not the whole wait
+
+    bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, ()),), ()))
+    for _ in range(200):
+        if not discovery.endpoints(VIP):
+            break
+        await asyncio.sleep(0.005)
+    client = await Client.open(bed.port)
+    try:
+        started = time.monotonic()
+        status, _, _ = await request(client)  # none comes back: 503 once the wait is over
+        waited = time.monotonic() - started
+    finally:
+        await client.close()
+    assert status == 503 and 0.9 <= waited < 1.5, (status, waited)
