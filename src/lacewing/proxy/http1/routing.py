@@ -17,6 +17,11 @@ Only requests to a destination that has routes come here; the others never see t
                     aborted (its body is not wanted), the same backend gives a new endpoint
                     and the kept bytes are sent again; otherwise the response header
                     modifier applies and the response goes to the client
+    no answer       `_retry_failed`: the connect was refused (502) or timed out (504), or
+                    the endpoint reset or closed the connection or sent garbage before a
+                    response head (502): asked as that status, under the same conditions;
+                    the attempt's pick ends as a failure (its endpoint is ejected), not as
+                    an answer, and what had not gone up yet goes with the kept bytes
 
 The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
 keep the client's connection open when the request had no body or its body had all arrived
@@ -321,17 +326,19 @@ class RouteSteps:
             return False
         router = self.side.router
         assert router is not None
-        again = router.retry(routed, self.logical)
+        if failed and req.pick is not None:
+            # no answer from that endpoint: its pick fails (ending it again later, if no
+            # retry is sent, does nothing: a pick ends once), the retry avoids it
+            again = router.retry_elsewhere(routed, self.logical, req.pick)
+        else:
+            again = router.retry(routed, self.logical)
         if again.pick is None:
             return False
         up = req.upstream
         if up is not None and up.paused_writing:
             self.resume(self.UPSTREAM_FULL)  # (that connection's full buffer no longer counts)
         self._cut_attempt(req)  # the rest of this response is not wanted
-        if failed:
-            if req.pick is not None:
-                req.pick.fail()  # no answer from that endpoint: a failure (it is ejected)
-        else:
+        if not failed:
             req.end_pick(status, self._clock() - req.start)
         req.pick, req.routed = again.pick, again
         req.attempts += 1

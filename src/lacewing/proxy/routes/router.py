@@ -19,8 +19,10 @@ is served from the parent Service meanwhile, so applying a route never fails a r
 A route table is compiled into `_Parent` when its update counter moves; the compiled rules
 keep their `HttpRouteStats` (from `metrics.routes`) and the route's `RetryBudget`, both
 kept across recompilations (a 90/10 -> 50/50 change keeps its counters and budget).
-`retry(routed, logical)` picks again for a retry from the same backend. Pure routing: no I/O
-of its own beyond what discovery's streams do.
+`retry(routed, logical)` picks again for a retry from the same backend; `retry_elsewhere`
+does so for an attempt that got no answer: its pick fails, and the retry goes to another
+endpoint when the backend has one. Pure routing: no I/O of its own beyond what discovery's
+streams do.
 
 What a request pays is kept to the table's match and one balancer pick (the route rows of
 `bench/routes.py` measure it against a pair with no destination at all):
@@ -310,6 +312,25 @@ class Router:
         routed.backend.stats.requests += 1
         dest = self.discovery.destination(logical.orig_dst)
         return self._pick(routed.plan, routed.backend, dest)
+
+    def retry_elsewhere(self, routed: Routed, logical: Logical, failed: Pick) -> Routed:
+        """`retry` for an attempt that got no answer: `failed` (its pick) ends as a failure
+        (the balancer ejects that endpoint), and if the balancer offered that same endpoint
+        while it has another one, the retry goes to the other. A backend with only that
+        one keeps it: the retry goes there, as to a replica that may just have restarted."""
+        again = self.retry(routed, logical)
+        failed.fail()
+        if again.pick is None or again.pick.endpoint.addr != failed.endpoint.addr:
+            return again
+        assert routed.plan is not None and routed.backend is not None
+        other = self._pick(routed.plan, routed.backend,
+                           self.discovery.destination(logical.orig_dst))  # fmt: skip
+        if other.pick is None or other.pick.ticket is None:  # (none left, or pass-through)
+            if other.pick is not None:
+                other.pick.cancel()
+            return again
+        again.pick.cancel()
+        return other
 
     def _pick(self, plan: RulePlan, backend: BackendPlan, dest: Destination) -> Routed:
         discovery = self.discovery

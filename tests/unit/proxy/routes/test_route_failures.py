@@ -97,6 +97,16 @@ async def test_a_refused_connection_is_retried_and_its_endpoint_ejected(bed: Bed
                   http_status="200") == 100  # fmt: skip
 
 
+async def test_a_backend_with_one_endpoint_retries_on_it(bed: Bed) -> None:
+    web = bed.apps["web"]
+    web.broken = "first"  # a replica that reset one request (say, as it restarted)
+    bed.publish(route("web-retry", [{"backendRefs": to(("web", 1))}], **RETRY))
+    await bed.routes_applied()
+    assert await gets(bed, 1) == {200: 1}
+    assert web.requests == 2  # ejected by the failure, but the only one: the retry went there
+    assert metric(bed, "outbound_http_route_retry_requests_total", route_name="web-retry") == 1
+
+
 async def test_no_retry_for_a_body_over_64_kib(bed: Bed) -> None:
     bad, good = bed.apps["bad"], bed.apps["canary"]
     good.broken = "reset"  # both endpoints of the pair reset every request

@@ -51,7 +51,8 @@ class App:
     trickle: float = 0.0  # answer the head, then hold the rest of the body this long
     # "reset" / "close" / "garbage": each request read is answered with an RST, a FIN or
     # bytes that are no HTTP; "once": one request per connection, a second one on it closes
-    # it unanswered (a keep-alive connection the app dropped as it was reused)
+    # it unanswered (a keep-alive connection the app dropped as it was reused); "first": only
+    # the first request the app gets is reset
     broken: str = ""
     requests: int = 0
     methods: Counter[str] = field(default_factory=Counter)
@@ -88,8 +89,10 @@ class App:
                 self.requests += 1
                 self.methods[lines[0].split()[0]] += 1
                 served += 1
-                if self.broken and (self.broken != "once" or served > 1):
-                    if self.broken == "reset":
+                if self.broken == "first" and self.requests > 1:
+                    pass  # "first": only the app's first request is reset
+                elif self.broken and (self.broken != "once" or served > 1):
+                    if self.broken in ("reset", "first"):
                         sock = writer.get_extra_info("socket")
                         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                         struct.pack("ii", 1, 0))  # fmt: skip
