@@ -16,11 +16,13 @@ workload kind/name, pod) that end up on the proxy's outbound metrics.
 successive sets into the events a stream carries: `Added` (new or changed endpoints, sent
 whole), `Removed` (addresses that left) and `NoEndpoints` (the set became empty; `exists`
 says whether the authority is known at all, so a proxy can pass unknown destinations
-through). `event_to_dict` / `event_from_dict` are the wire form, one JSON object per line:
+through, and `labels` name a known Service's namespace and name, so a proxy that answers
+for it has the labels no endpoint brings). `event_to_dict` / `event_from_dict` are the
+wire form, one JSON object per line:
 
     {"type": "ADDED", "endpoints": [{"address": "10.42.0.7", "port": 8080, ...}]}
     {"type": "REMOVED", "endpoints": [{"address": "10.42.0.7", "port": 8080}]}
-    {"type": "NO_ENDPOINTS", "exists": true}
+    {"type": "NO_ENDPOINTS", "exists": true, "labels": {"namespace": "shop", "service": "web"}}
 
 `apply(endpoints, event)` is the receiving side: the set after the event. Pure: no I/O.
 """
@@ -233,16 +235,21 @@ class Removed:
 @dataclass(frozen=True)
 class NoEndpoints:
     exists: bool
+    # the Service's own metadata (namespace, service) when it exists: what the proxy labels
+    # its own answers with while no endpoint carries labels
+    labels: tuple[tuple[str, str], ...] = ()
 
 
 Event = Added | Removed | NoEndpoints
 
 
-def diff(old: EndpointSet | None, new: EndpointSet, *, exists: bool = True) -> list[Event]:
-    """The events that turn `old` (None: nothing sent yet) into `new`."""
+def diff(old: EndpointSet | None, new: EndpointSet, *, exists: bool = True,
+         labels: Mapping[str, str] | None = None) -> list[Event]:  # fmt: skip
+    """The events that turn `old` (None: nothing sent yet) into `new` (`labels`: the
+    Service's, carried by a NO_ENDPOINTS)."""
     if not new:
         if old is None or old:
-            return [NoEndpoints(exists)]
+            return [NoEndpoints(exists, tuple(sorted((labels or {}).items())))]
         return []
     before = old if old is not None else EndpointSet()
     events: list[Event] = []
@@ -272,6 +279,8 @@ def event_to_dict(event: Event) -> dict[str, Any]:
         return {"type": "ADDED", "endpoints": [e.to_dict() for e in event.endpoints]}
     if isinstance(event, Removed):
         return {"type": "REMOVED", "endpoints": [{"address": a, "port": p} for a, p in event.keys]}
+    if event.labels:
+        return {"type": "NO_ENDPOINTS", "exists": event.exists, "labels": dict(event.labels)}
     return {"type": "NO_ENDPOINTS", "exists": event.exists}
 
 
@@ -284,7 +293,12 @@ def event_from_dict(data: object) -> Event:
         exists = data.get("exists", True)
         if not isinstance(exists, bool):
             raise ValueError("NO_ENDPOINTS.exists: expected true or false")
-        return NoEndpoints(exists)
+        labels = data.get("labels", {})
+        if not isinstance(labels, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in labels.items()
+        ):
+            raise ValueError("NO_ENDPOINTS.labels: expected an object of strings")
+        return NoEndpoints(exists, tuple(sorted(labels.items())))
     items = data.get("endpoints")
     if not isinstance(items, list):
         raise ValueError(f"{kind}.endpoints: expected a list")

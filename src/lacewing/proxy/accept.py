@@ -23,7 +23,10 @@ bytes it read to the protocol's handler with `transport.set_protocol`:
 With discovery, a connection to a destination discovery has not answered about yet waits for
 that first answer (at most `discovery_wait`, reading paused, bytes kept) before it is handed
 on, so its first request is balanced and labelled like the rest; after the wait it goes to the
-original destination as it would without discovery. Inbound, with a policy controller, the
+original destination as it would without discovery. A connection to a Service that has
+just lost every endpoint waits the same way (for the rest of `discovery_wait` after it became
+empty) for one to come back; then its requests get the proxy's 503 (opaque: it is closed).
+Inbound, with a policy controller, the
 first connections to a port wait the same way (at most `policy_wait`) for its first policy,
 so they are not decided by the default policy only because they came first.
 
@@ -46,7 +49,7 @@ from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
 from lacewing.proxy.side import Side
-from lacewing.proxy.targets import OPAQUE, Logical
+from lacewing.proxy.targets import OPAQUE, Empty, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
@@ -171,8 +174,12 @@ class Accepted(asyncio.Protocol):
     async def _wait_for_first_answer(self, proto: Protocol, dst: Addr) -> None:
         side = self.side
         try:
-            if side.discovery is not None and side.discovering(dst):
-                await side.discovery.wait(dst, side.config.discovery_wait)
+            discovery = side.discovery
+            if discovery is not None and side.discovering(dst):
+                await discovery.wait(dst, side.config.discovery_wait)
+                left = discovery.refilling(dst, side.config.discovery_wait)
+                if left > 0:  # a Service that just lost its endpoints: they may come back
+                    await discovery.wait_endpoints(dst, left)
             if side.policy_client is not None and side.policy_pending(dst):
                 await side.policy_client.wait(dst.port, side.config.policy_wait)
         finally:
@@ -317,6 +324,10 @@ def relay(
     # Opaque traffic is balanced per connection: the pick ends when the connection is made
     # (its connect time is the latency the balancer sees) or fails, or is cancelled.
     pick = side.pick(Logical(dst, OPAQUE))
+    if isinstance(pick, Empty):  # a known Service with no endpoints: nowhere to relay to
+        log.debug("opaque %s: %s", dst, pick.reason)
+        transport.close()
+        return
     endpoint = pick.endpoint.addr
     up_tls = side.connector.labels_for(endpoint) or tls
     up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), up_tls)

@@ -65,6 +65,12 @@ class Discovery(Protocol):
 
     async def wait(self, dst: Addr, timeout: float) -> bool: ...
 
+    def refilling(self, dst: Addr, wait: float) -> float:
+        """Seconds a new connection to `dst` (a Service that just lost every endpoint)
+        should still wait for endpoints to come back."""
+
+    async def wait_endpoints(self, dst: Addr, timeout: float) -> bool: ...
+
     def evict_idle(self, idle: float) -> int: ...
 
 
@@ -193,8 +199,12 @@ class Side:
         return self.pick(logical), None
 
     def discovering(self, dst: Addr) -> bool:
-        """True while discovery has not yet answered about `dst`."""
-        return self.discovery is not None and not self.discovery.answered(dst)
+        """True while discovery has not yet answered about `dst`, or `dst` is a Service that
+        lost its endpoints less than `discovery_wait` ago (a new connection waits for both)."""
+        discovery = self.discovery
+        return discovery is not None and (
+            not discovery.answered(dst) or discovery.refilling(dst, self.config.discovery_wait) > 0
+        )
 
     def policy_pending(self, dst: Addr) -> bool:
         """True while the policy controller has not yet answered about `dst`'s port."""

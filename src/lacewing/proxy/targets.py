@@ -25,6 +25,11 @@ ends: `done(ok, seconds)` when the response head arrived (its latency feeds the 
 `fail()` when the endpoint could not be reached or died before answering (failure accrual),
 `cancel()` when there is no outcome (client gone, shutdown); later calls do nothing. Without
 discovery the ticket is None and the calls are no-ops.
+
+An `Empty` pick (no ticket) says the destination is a Service discovery knows that has no
+endpoints: there is nowhere to send the request, so the codec answers 503 itself (gRPC:
+UNAVAILABLE) and an opaque connection is closed; its endpoint is the original destination
+with the Service's `dst_*` labels, for the metrics of that answer.
 """
 
 from __future__ import annotations
@@ -38,7 +43,8 @@ from lacewing.proxy.config import Addr
 if TYPE_CHECKING:
     from lacewing.proxy.balance import Ticket
 
-__all__ = ["HTTP1", "HTTP2", "OPAQUE", "Concrete", "Endpoint", "Labels", "Logical", "Pick"]
+__all__ = ["HTTP1", "HTTP2", "OPAQUE", "Concrete", "Empty", "Endpoint", "Labels", "Logical",
+           "Pick"]  # fmt: skip
 
 Labels = tuple[tuple[str, str], ...]
 
@@ -105,3 +111,13 @@ class Pick:
         """No outcome: the request ended for reasons that say nothing about the endpoint."""
         if self.ticket is not None:
             self.ticket.cancel()
+
+
+class Empty(Pick):
+    """No endpoint to go to: a known Service with none ready (`reason` says so)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, endpoint: Endpoint, reason: str) -> None:
+        super().__init__(endpoint)
+        self.reason = reason

@@ -6,12 +6,19 @@ every GET that long, POST_STATUS answers every POST with that status (its body i
 whole first), FAIL_REPLICA=r makes the replica numbered r answer every GET 503 until
 `POST /heal` reaches it. `GET /stats` (never failed or stalled) answers the JSON count of
 requests by method, so a test can see how many times a request really arrived.
+Connection failures, for an unmeshed workload (its clients' proxies meet them directly):
+RESET_REPLICA=r makes replica r reset (RST, no answer) every GET but /stats, counted as
+"reset"; RESET_POST=1 resets every POST once its body is read; REFUSE_REPLICA=r makes
+replica r listen on 127.0.0.1 only, so it looks ready in its pod and refuses every
+connection from another pod.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import socket
+import struct
 import sys
 import threading
 import time
@@ -22,6 +29,9 @@ FAIL_EVERY = int(os.environ.get("FAIL_EVERY", "0"))
 SLEEP = float(os.environ.get("SLEEP_MS", "0")) / 1000
 POST_STATUS = int(os.environ.get("POST_STATUS", "200"))
 BROKEN = [os.environ.get("FAIL_REPLICA", "-") == os.environ.get("POD_REPLICA")]
+RESETS = os.environ.get("RESET_REPLICA", "-") == os.environ.get("POD_REPLICA")
+RESET_POST = os.environ.get("RESET_POST") == "1"
+REFUSES = os.environ.get("REFUSE_REPLICA", "-") == os.environ.get("POD_REPLICA")
 _lock = threading.Lock()
 _counts: Counter[str] = Counter()
 
@@ -37,11 +47,22 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
+    def _reset(self, kind: str) -> None:
+        """No answer: the connection is reset (SO_LINGER 0, then closed)."""
+        with _lock:
+            _counts[kind] += 1
+        self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.close_connection = True
+        self.connection.close()
+
     def do_GET(self) -> None:
         if self.path == "/stats":
             with _lock:
                 body = json.dumps(dict(_counts)).encode()
             self._answer(200, body)
+            return
+        if RESETS:
+            self._reset("reset")
             return
         with _lock:
             _counts["GET"] += 1
@@ -54,6 +75,9 @@ class Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", "0"))
         self.rfile.read(length)
+        if RESET_POST:
+            self._reset("POST")
+            return
         if self.path == "/heal":
             BROKEN[0] = False
             self._answer(200, b"healed")
@@ -68,4 +92,5 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     print("route_app listening", flush=True)
-    ThreadingHTTPServer(("0.0.0.0", int(sys.argv[1])), Handler).serve_forever()
+    host = "127.0.0.1" if REFUSES else "0.0.0.0"
+    ThreadingHTTPServer((host, int(sys.argv[1])), Handler).serve_forever()

@@ -11,12 +11,16 @@ One cluster (`lwrt`) is shared by the module's tests, in file order:
     brittle x2  brittle-1 answers 503 until healed       Service brittle.rt:8080
     patient x1  answers after 2 s                        Service patient.rt:8080, annotated
     steady  x1  answers every 5th GET 503                Service steady.rt:8080, annotated
+    shaky   x2  unmeshed; shaky-1 resets every GET, both reset every POST   annotated
+    refuser x2  unmeshed; refuser-1 refuses connections from other pods     annotated
+    lonely  x1  answers its pod name; scaled to 0 and back  Service lonely.rt:8080
     cli     x1  idle: every request starts in this pod
 
 The cluster file carries the routes as HTTPRoute documents (web 90/10 canary; slow with a
 200 ms request timeout; flaky with retries; faulty with 10% injected aborts; brittle with
 failure accrual after 3 consecutive failures); patient's and steady's Services carry
-timeout / retry annotations in the cluster file (`serviceAnnotations`) and no route: their
+timeout / retry annotations in the cluster file (`serviceAnnotations`) and no route (shaky's
+and refuser's retry 5xx: a connection that fails before an answer is that 502): their
 default routes come from those, as a Kubernetes Service's annotations give;
 `lacewing local routes` replaces them while traffic runs. What is asserted is what the
 client in cli-0 saw, and the client proxy's own /metrics, as a user would read them.
@@ -45,13 +49,14 @@ APP = ["python", "-m", "tests.integration.local.route_app", "8080"]
 
 
 def workload(name: str, replicas: int = 1, notes: dict[str, str] | None = None,
-             **env: str) -> str:  # fmt: skip
+             meshed: bool = True, **env: str) -> str:  # fmt: skip
     env_text = ", ".join(f"{k}: {json.dumps(v)}" for k, v in {"PYTHONPATH": str(REPO),
                                                               **env}.items())  # fmt: skip
     annotations = f"    serviceAnnotations: {json.dumps(notes)}\n" if notes else ""
     return f"""  - name: {name}
     namespace: rt
     replicas: {replicas}
+    meshed: {json.dumps(meshed)}
     ports: [{{name: http, port: 8080}}]
     command: {json.dumps(APP)}
     env: {{{env_text}}}
@@ -112,6 +117,7 @@ spec:
 """
 
 
+RETRY_5XX = {"retry.lacewing.io/http": "5xx", "retry.lacewing.io/limit": "2"}
 CLUSTER = (
     "workloads:\n"
     + workload("web")
@@ -126,6 +132,11 @@ CLUSTER = (
         notes={"retry.lacewing.io/http": "5xx", "retry.lacewing.io/limit": "2"},
         FAIL_EVERY="5",
     )
+    + workload(
+        "shaky", replicas=2, notes=RETRY_5XX, meshed=False, RESET_REPLICA="1", RESET_POST="1"
+    )
+    + workload("refuser", replicas=2, notes=RETRY_5XX, meshed=False, REFUSE_REPLICA="1")
+    + workload("lonely")
     + "  - name: cli\n    namespace: rt\n    command: [sleep, infinity]\n"
     + routes(90, 10)
 )
@@ -279,3 +290,72 @@ def test_service_annotations_in_the_cluster_file_give_a_default_route(cluster: P
     assert seen["statuses"].get("200", 0) >= 990, seen["statuses"]
     assert 150 <= retries <= 0.2 * 1000 + 100  # every 5th of ~1200 attempts failed once
     assert stats("steady")["GET"] == 1000 + retries  # the app saw each retry
+
+
+def test_connections_failing_before_an_answer_are_retried_on_the_other_replica(
+    cluster: Path,
+) -> None:
+    big = client("http://shaky:8080/", 1, post=100 * 1024)  # both replicas reset every POST
+    posts = sum(stats("127.0.0.1", pod=f"shaky-{i}").get("POST", 0) for i in (0, 1))
+    print(f"shaky: a 100 KiB POST got {big['statuses']}, reached the apps {posts} time(s)")
+    assert big["statuses"] == {"502": 1}
+    assert posts == 1  # more than the 64 KiB replay buffer: not retried
+    time.sleep(2.0)  # the replica it reset is back from its ejection (1 s, up to 1.5 s)
+
+    seen = client("http://shaky:8080/", 50, threads=4)
+    retries = metric("cli-0", "outbound_http_route_retry_requests_total",
+                     route_name="service-default", parent_name="shaky")  # fmt: skip
+    resets = stats("127.0.0.1", pod="shaky-1").get("reset", 0)
+    print(f"shaky (shaky-1 resets every GET): {seen['statuses']}, {resets} resets, "
+          f"{retries:g} retries")  # fmt: skip
+    assert seen["statuses"].get("200", 0) >= 198, seen["statuses"]  # >= 99% of 200
+    assert resets >= 1 and retries == resets  # each reset attempt was retried, once
+    assert stats("127.0.0.1", pod="shaky-0")["GET"] == seen["statuses"]["200"]
+
+    seen = client("http://refuser:8080/", 50, threads=4)
+    retries = metric("cli-0", "outbound_http_route_retry_requests_total",
+                     route_name="service-default", parent_name="refuser")  # fmt: skip
+    print(f"refuser (refuser-1 refuses connections): {seen['statuses']}, {retries:g} retries")
+    assert seen["statuses"].get("200", 0) >= 198, seen["statuses"]
+    assert retries >= 1
+    assert stats("127.0.0.1", pod="refuser-1").get("GET", 0) == 0  # it never got one
+    assert stats("127.0.0.1", pod="refuser-0")["GET"] == seen["statuses"]["200"]
+
+
+OPAQUE_PROBE = """
+import socket, time
+started = time.monotonic()
+s = socket.create_connection(("lonely", 8080), timeout=10)
+s.sendall(b"\\x00\\x01 not http\\r\\n\\r\\n")
+print(repr(s.recv(100)), round(time.monotonic() - started, 3))
+"""
+
+
+def test_a_service_scaled_to_zero_answers_503_at_once_and_heals(cluster: Path) -> None:
+    down = lacewing("local", "scale", "lonely", "--replicas", "0", "--name", NAME)
+    assert down.returncode == 0, down.stderr + down.stdout
+    deadline = time.monotonic() + 10
+    while client("http://lonely:8080/", 1)["statuses"] != {"503": 1}:
+        assert time.monotonic() < deadline, "the client's proxy never learnt lonely is empty"
+        time.sleep(0.2)
+    seen = client("http://lonely:8080/", 5)
+    print(f"lonely at 0 replicas: {seen['statuses']} after "
+          f"{[round(x, 3) for x in seen['seconds']]} s")  # fmt: skip
+    assert seen["statuses"] == {"503": 5}
+    assert all(s < 3.0 for s in seen["seconds"]), seen["seconds"]  # no 1 s connect timeout
+    head = exec_in("cli-0", "curl", "-sS", "-o", "/dev/null", "-D", "-", "-m", "10",
+                   "http://lonely:8080/")  # fmt: skip
+    assert "l5d-proxy-error: service lonely has no endpoints" in head, head
+    assert metric("cli-0", "response_total", direction="outbound", dst_service="lonely",
+                  dst_namespace="rt", status_code="503") >= 7  # fmt: skip
+    opaque = exec_in("cli-0", sys.executable, "-c", OPAQUE_PROBE).split()
+    print(f"lonely, opaque: {opaque}")
+    assert opaque[0] == "b''" and float(opaque[1]) < 3.0  # closed, nothing relayed
+
+    up = lacewing("local", "scale", "lonely", "--replicas", "1", "--name", NAME)
+    assert up.returncode == 0, up.stderr + up.stdout
+    deadline = time.monotonic() + 10
+    while client("http://lonely:8080/", 1)["statuses"] != {"200": 1}:
+        assert time.monotonic() < deadline, "lonely did not heal"
+        time.sleep(0.2)
+    assert client("http://lonely:8080/", 20)["statuses"] == {"200": 20}

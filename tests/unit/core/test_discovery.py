@@ -93,6 +93,9 @@ def test_emptying_a_set_is_one_no_endpoints_event() -> None:
     full = EndpointSet([ep("10.0.0.1")])
     assert diff(full, EndpointSet()) == [NoEndpoints(True)]
     assert diff(None, EndpointSet(), exists=False) == [NoEndpoints(False)]
+    assert diff(full, EndpointSet(), labels={"service": "web", "namespace": "shop"}) == [
+        NoEndpoints(True, (("namespace", "shop"), ("service", "web")))
+    ]
     assert diff(EndpointSet(), EndpointSet()) == []
     assert apply(full, NoEndpoints(True)) == EndpointSet()
 
@@ -105,7 +108,8 @@ def test_events_survive_the_wire() -> None:
         opaque=True,
         labels={"namespace": "shop", "pod": "web-0", "deployment": "web"},
     )
-    for event in (Added((endpoint,)), Removed((endpoint.key,)), NoEndpoints(False)):
+    empty = NoEndpoints(True, (("namespace", "shop"), ("service", "web")))
+    for event in (Added((endpoint,)), Removed((endpoint.key,)), NoEndpoints(False), empty):
         line = json.dumps(event_to_dict(event))
         assert event_from_dict(json.loads(line)) == event
     assert event_to_dict(Removed((("10.0.0.1", 80),))) == {
@@ -131,6 +135,8 @@ def added(**fields: object) -> dict[str, object]:
             "labels",
         ),
         ({"type": "NO_ENDPOINTS", "exists": "yes"}, "exists"),
+        ({"type": "NO_ENDPOINTS", "exists": True, "labels": ["web"]}, "labels"),
+        ({"type": "NO_ENDPOINTS", "exists": True, "labels": {"service": 1}}, "labels"),
     ],
 )
 def test_malformed_events_are_refused_with_the_field(data: object, words: str) -> None:

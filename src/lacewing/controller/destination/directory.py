@@ -131,6 +131,18 @@ class Directory:
         )
         return True, EndpointSet([self._endpoint(pod.ip, authority.port, opaque, None)])
 
+    def labels_for(self, authority: Authority) -> dict[str, str]:
+        """The Service `authority` names (by name or cluster IP) as metric labels
+        (`namespace`, `service`); {} for a pod address or an unknown Service. Sent with
+        NO_ENDPOINTS, so a proxy answering for an empty Service still labels it."""
+        if isinstance(authority, ServiceAuthority):
+            service = self._by_name.get((authority.namespace, authority.name))
+        else:
+            service = self._by_ip.get(authority.ip)
+        if service is None:
+            return {}
+        return {"namespace": service.namespace, "service": service.name}
+
     def routes_for(self, authority: Authority) -> tuple[str, ...]:
         """The accepted routes (JSON objects) attached to the Service `authority` names,
         by name or cluster IP, and its port; () for a pod address or an unknown Service."""

@@ -149,9 +149,10 @@ class DestinationServer(ControllerServer):
                 seen = self.hub.publications
                 exists, current = directory.resolve(authority)
                 routes = directory.routes_for(authority)
-                events = diff(sent, current, exists=exists)
+                labels = directory.labels_for(authority) if not current else None
+                events = diff(sent, current, exists=exists, labels=labels)
                 if not current and not events and exists != sent_exists:
-                    events = [NoEndpoints(exists)]
+                    events = [NoEndpoints(exists, tuple(sorted((labels or {}).items())))]
                 lines = "".join(json.dumps(event_to_dict(e)) + "\n" for e in events)
                 if routes != sent_routes:
                     lines = '{"type":"ROUTES","routes":[' + ",".join(routes) + "]}\n" + lines

@@ -71,6 +71,8 @@ class Resolution:
         self.authority = authority
         self.endpoints = EndpointSet()
         self.exists: bool | None = None  # None until the first answer
+        # a known Service's own labels (namespace, service), sent with NO_ENDPOINTS
+        self.labels: tuple[tuple[str, str], ...] = ()
         self.connected = False
         self.updates = 0
         self.routes: RouteTable | None = None
@@ -271,4 +273,6 @@ class DestinationClient:
                     resolution._set_routes([])  # this connection says: no routes
                 first = False
                 exists = event.exists if isinstance(event, NoEndpoints) else True
+                if isinstance(event, NoEndpoints):
+                    resolution.labels = event.labels
                 resolution._set(apply(base, event), exists)

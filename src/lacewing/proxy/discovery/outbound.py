@@ -6,9 +6,12 @@ every opaque TCP connection). It asks the `DestinationClient` about the original
 after the first call this is a dictionary lookup in a `Destination`: the cached service for
 that target, built once and dropped by `evict_idle` when unused for the client's idle timeout.
 
-- no answer yet, or the destination is unknown to the mesh (`exists` false), or it has no
-  endpoints: pass through to the original destination unchanged (outside the mesh, or
-  kube-proxy's job), with a no-op ticket;
+- no answer yet, or the destination is unknown to the mesh (`exists` false): pass through
+  to the original destination unchanged (outside the mesh, or kube-proxy's job), with a
+  no-op ticket;
+- a Service discovery knows (`exists`) with no endpoints: `targets.Empty`, the pick of
+  nowhere (the Service's `dst_*` labels, no ticket): the codecs answer 503 at once rather
+  than connect to a cluster IP nothing answers behind;
 - otherwise the destination's own `Balancer` (its endpoint set replaced on every update,
   keeping the statistics of endpoints that stay) takes one endpoint with power of two choices
   over peak-EWMA latency; if every endpoint is ejected, pass through as a last resort.
@@ -28,7 +31,11 @@ evicted like the others; None while its stream has not answered, `NO_ENDPOINTS` 
 none.
 
 `answered(dst)` / `wait(dst, timeout)` let a new connection wait (bounded) for discovery's
-first answer, so its first request already carries the `dst_*` labels.
+first answer, so its first request already carries the `dst_*` labels; `refilling(dst, wait)`
+/ `wait_endpoints(dst, timeout)` let it wait the same way for a Service that has just lost
+its endpoints (a rollout that took every replica away for a moment): for `wait` seconds
+after it became empty; after that its requests fail fast (503) until endpoints come back,
+as Linkerd's fail-fast does.
 
 The route layer holds on to a `Destination` (`destination(dst)`, a route backend's from
 `follow_backend`) instead of looking it up per request: `current(dest)` is what the lookup
@@ -41,7 +48,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from lacewing.core.discovery import Endpoint as DiscoveredEndpoint
@@ -50,7 +57,7 @@ from lacewing.core.route_table import RouteTable
 from lacewing.proxy.balance import Balancer, Unavailable
 from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.client import DestinationClient, Resolution
-from lacewing.proxy.targets import OPAQUE, Concrete, Endpoint, Logical, Pick
+from lacewing.proxy.targets import OPAQUE, Concrete, Empty, Endpoint, Logical, Pick
 
 __all__ = ["NO_ENDPOINTS", "Destination", "OutboundDiscovery", "dst_labels"]
 
@@ -62,7 +69,11 @@ _LABEL_ORDER = ("namespace", "service", "deployment", "statefulset", "daemonset"
 
 def dst_labels(endpoint: DiscoveredEndpoint) -> Labels:
     """`(("dst_namespace", "shop"), ("dst_service", "web"), ...)` for an endpoint's metadata."""
-    known = endpoint.labels
+    return labels_of(endpoint.labels)
+
+
+def labels_of(known: Mapping[str, str]) -> Labels:
+    """The `dst_*` labels of metadata `known` (an endpoint's, or an empty Service's own)."""
     ordered = [k for k in _LABEL_ORDER if k in known]
     ordered += sorted(k for k in known if k not in _LABEL_ORDER)
     return tuple((f"dst_{k}", known[k]) for k in ordered)
@@ -84,8 +95,9 @@ class Destination:
     """The cached service of one original destination (or route backend): its stream,
     balancer and endpoints, and where it is cached (`home[key]`), to be found again."""
 
-    __slots__ = ("authority", "balancer", "by_key", "concrete", "dst", "home", "key",
-                 "last_used", "passthrough", "resolution", "version")  # fmt: skip
+    __slots__ = ("authority", "balancer", "by_key", "concrete", "dst", "empty", "empty_since",
+                 "home", "key", "last_used", "passthrough", "resolution",
+                 "version")  # fmt: skip
 
     def __init__(self, resolution: Resolution, balancer: Balancer[tuple[str, int]], dst: Addr,
                  now: float, home: dict[Any, Destination], key: Addr | str,
@@ -93,6 +105,8 @@ class Destination:
         self.resolution, self.balancer = resolution, balancer
         self.concrete = Concrete(resolution.authority)
         self.dst, self.passthrough = dst, Pick(Endpoint(dst))
+        self.empty: Empty | None = None  # a known Service with no endpoints: `take`'s answer
+        self.empty_since = 0.0  # when it last became empty
         self.version = -1
         self.last_used = now
         self.by_key: dict[tuple[str, int], Endpoint] = {}
@@ -154,9 +168,10 @@ class OutboundDiscovery:
         return dest
 
     def take(self, dest: Destination) -> Pick:
-        """`pick` from `dest` (current): an endpoint and its ticket, or pass-through."""
+        """`pick` from `dest` (current): an endpoint and its ticket, pass-through, or
+        `Empty` (a known Service with no endpoints)."""
         if not dest.by_key:
-            return dest.passthrough
+            return dest.passthrough if dest.empty is None else dest.empty
         try:
             ticket = dest.balancer.take()
         except Unavailable:
@@ -225,11 +240,39 @@ class OutboundDiscovery:
         """Wait at most `timeout` for discovery's first answer about `dst`."""
         return await self._destination(dst).resolution.first_answer(timeout)
 
+    def refilling(self, dst: Addr, wait: float) -> float:
+        """Seconds a new connection to `dst` should still wait for endpoints: `dst` is a
+        Service that has had none for less than `wait` (0: it has some, is not a Service,
+        or has been empty longer, so its requests fail fast)."""
+        dest = self._destination(dst)
+        if dest.empty is None:
+            return 0.0
+        return max(0.0, dest.empty_since + wait - self.clock())
+
+    async def wait_endpoints(self, dst: Addr, timeout: float) -> bool:
+        """Wait at most `timeout` for the Service `dst` to have endpoints again."""
+        resolution = self._destination(dst).resolution
+        deadline = self.clock() + timeout
+        while not (resolution.exists and resolution.endpoints):
+            left = deadline - self.clock()
+            if left <= 0 or not await resolution.changed(left):
+                return False
+        return True
+
     def _refresh(self, dest: Destination) -> None:
         resolution = dest.resolution
         dest.version = resolution.updates
         endpoints = resolution.endpoints if resolution.exists else {}
         dest.balancer.update({key: ep.weight for key, ep in endpoints.items()})
+        was_empty, dest.empty = dest.empty is not None, None
+        if resolution.exists and not endpoints:
+            if not was_empty:
+                dest.empty_since = self.clock()
+            known = dict(resolution.labels)
+            labels = labels_of(known)
+            name = known.get("service") or resolution.authority
+            dest.empty = Empty(Endpoint(dest.dst, None, None, labels, dest.concrete),
+                               f"service {name} has no endpoints")  # fmt: skip
         before = dest.by_key
         dest.by_key = {}
         for key, ep in endpoints.items():

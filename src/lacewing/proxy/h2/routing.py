@@ -183,7 +183,10 @@ def route_retry(ex: H2Exchange, status: int, code: int | None, *, ending: str = 
         return False
     router = ex.down.side.router
     assert router is not None and ex.logical is not None
-    again = router.retry(routed, ex.logical)
+    if ending == "failed" and ex.pick is not None:  # its pick fails; the retry avoids it
+        again = router.retry_elsewhere(routed, ex.logical, ex.pick)
+    else:
+        again = router.retry(routed, ex.logical)
     if again.pick is None:
         return False
     now = ex.down.side.clock()
@@ -198,7 +201,7 @@ def route_retry(ex: H2Exchange, status: int, code: int | None, *, ending: str = 
         if ex.pick is not None and ending == "refused":
             ex.pick.cancel()
         elif ex.pick is not None:
-            ex.pick.fail()  # the endpoint failed before answering
+            ex.pick.fail()  # the endpoint failed before answering (done already: no-op)
     elif ex.grpc:
         ex.end_grpc_pick(code, now - ex.sent_at)
     else:

@@ -17,6 +17,11 @@ Only requests to a destination that has routes come here; the others never see t
                     aborted (its body is not wanted), the same backend gives a new endpoint
                     and the kept bytes are sent again; otherwise the response header
                     modifier applies and the response goes to the client
+    no answer       `_retry_failed`: the connect was refused (502) or timed out (504), or
+                    the endpoint reset or closed the connection or sent garbage before a
+                    response head (502): asked as that status, under the same conditions;
+                    the attempt's pick ends as a failure (its endpoint is ejected), not as
+                    an answer, and what had not gone up yet goes with the kept bytes
 
 The proxy's own answers to a routed request (404, 503, 504, a redirect, an injected abort)
 keep the client's connection open when the request had no body or its body had all arrived
@@ -48,7 +53,7 @@ from lacewing.proxy.http1.exchange import Request
 from lacewing.proxy.routes import MAX_REPLAY, Routed
 from lacewing.proxy.routes.headers import location, modify_head, own_response, redirect_response
 from lacewing.proxy.routes.steps import attempt_timeout, grant_retry, roll_fault
-from lacewing.proxy.targets import Endpoint, Logical, Pick
+from lacewing.proxy.targets import Empty, Endpoint, Logical, Pick
 
 if TYPE_CHECKING:
     from lacewing.proxy.config import Addr
@@ -82,6 +87,7 @@ class RouteSteps:
         raise NotImplementedError
 
     CONNECTING: int
+    UPSTREAM_FULL: int
 
     def pause(self, reason: int) -> None:
         raise NotImplementedError
@@ -172,6 +178,8 @@ class RouteSteps:
             if side.router is None:
                 static = side.pick(self.logical)
                 self._retarget(static.endpoint)
+                if static.ticket is None and isinstance(static, Empty):
+                    return static, Routed(None, None, None, (503, static.reason))
                 return static, None
             held = self._route_target = side.router.target(self.logical)  # (per connection)
         pick, routed = held.route_pick(method.decode("latin-1"), url.decode("latin-1"),
@@ -292,22 +300,46 @@ class RouteSteps:
             return modify_head(head, rule.response_headers)
         return head
 
-    def _retry(self, req: Request, routed: Routed, status: int) -> bool:
+    def _retry_failed(self, req: Request, status: int) -> bool:
+        """The attempt got no response head (connect refused or timed out, the endpoint
+        closed, reset or spoke nonsense first): retried as the `status` (502 / 504) the
+        proxy would answer, if the route retries that and may; the endpoint's pick ends as
+        a failure. Whatever of the request had not gone up yet (`buf`) goes too."""
+        routed = req.routed
+        if routed is None or routed.simple or req.status or self.closed:
+            return False
+        return self._retry(req, routed, status, failed=True)
+
+    def _retry(self, req: Request, routed: Routed, status: int, *, failed: bool = False
+               ) -> bool:  # fmt: skip
         plan = routed.plan
         policy = plan.rule.retry if plan is not None else None
         if plan is None or policy is None or status not in policy.statuses:
             return False
-        if req.sent is None or not req.complete or req.is_head or req.expect_continue:
+        sent = req.sent
+        if sent is None or not req.complete or req.is_head or req.expect_continue:
             return False
+        unsent = req.buf
+        if unsent and req.sent_size + sum(len(b) for b in unsent) > MAX_REPLAY:
+            return False  # (not gone up yet, but more than a retry may keep)
         if not grant_retry(plan, req.attempts):
             return False
         router = self.side.router
         assert router is not None
-        again = router.retry(routed, self.logical)
+        if failed and req.pick is not None:
+            # no answer from that endpoint: its pick fails (ending it again later, if no
+            # retry is sent, does nothing: a pick ends once), the retry avoids it
+            again = router.retry_elsewhere(routed, self.logical, req.pick)
+        else:
+            again = router.retry(routed, self.logical)
         if again.pick is None:
             return False
+        up = req.upstream
+        if up is not None and up.paused_writing:
+            self.resume(self.UPSTREAM_FULL)  # (that connection's full buffer no longer counts)
         self._cut_attempt(req)  # the rest of this response is not wanted
-        req.end_pick(status, self._clock() - req.start)
+        if not failed:
+            req.end_pick(status, self._clock() - req.start)
         req.pick, req.routed = again.pick, again
         req.attempts += 1
         plan.stats.retries += 1
@@ -318,8 +350,9 @@ class RouteSteps:
                 req.try_timeout, self._try_timed_out, req, req.attempts
             )
         self._retarget(again.pick.endpoint)
-        req.buf, req.sent, req.sent_size = req.sent, [], 0
+        req.buf, req.sent, req.sent_size = sent + unsent if unsent else sent, [], 0
         req.reused = False
+        self.resume(self.CONNECTING)  # (a failed connect held reading; `_start` may again)
         self._start(req)
         return True
 

@@ -31,8 +31,9 @@ Errors answer with the proxy's own response and close: malformed -> 400, a head 
 in longer than the header read timeout -> 408, head larger than the limit -> 431, refused ->
 502, connect timeout -> 504, endpoint vanished before answering -> 502 (except that a body-less
 request on a pooled connection the endpoint had just closed is sent once more, on a new one;
-and a request whose connection could not be made, when requests are balanced, goes once to
-the balancer's next pick instead: nothing of it was sent).
+a request whose connection could not be made, when requests are balanced, goes once to
+the balancer's next pick instead: nothing of it was sent; and a routed request whose route
+retries 502 / 504 is retried instead of answered, `http1.routing._retry_failed`).
 """
 
 from __future__ import annotations
@@ -495,6 +496,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             if not self.closed and req is self.active and self._repick(req):
                 return
             status = 504 if isinstance(exc, ConnectTimeout) else 502
+            if not self.closed and req is self.active and self._retry_failed(req, status):
+                return  # the route retries it on another endpoint (`http1.routing`)
             if not self.closed and req is self.active:
                 self._answer_error(req, status, exc.reason, endpoint_failed=True)
             elif req.pick is not None:
@@ -617,6 +620,8 @@ class Http1Server(RouteSteps, asyncio.Protocol):
     def upstream_failed(self, conn: UpstreamConn, reason: str) -> None:
         conn.server = None
         conn.abort()
+        if conn.paused_writing:  # its full buffer no longer holds the client back
+            self.resume(self.UPSTREAM_FULL)
         req = self.active
         if req is None:
             return
@@ -629,11 +634,14 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             # so the body-less request is sent once more on a new connection.
             req.reused = False
             req.buf = [req.replay]
+            if req.sent is not None:  # (kept for a route's retry: it is sent again whole)
+                req.sent, req.sent_size = [], 0
             self.pause(self.CONNECTING)
             self._connect_task = self.side.tasks.spawn(
                 self._connect(req), name=f"lacewing-reconnect-{self.side.direction}-{self.endpoint}"
             )
-        else:  # the endpoint died (or spoke nonsense) before answering
+        elif not self._retry_failed(req, 502):  # (a route retrying 502 sends it elsewhere)
+            # the endpoint died (or spoke nonsense) before answering
             self._answer_error(req, 502, reason, endpoint_failed=True)
 
     def upstream_upgraded(self, conn: UpstreamConn, rest: bytes) -> None:

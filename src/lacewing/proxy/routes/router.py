@@ -10,14 +10,19 @@ routes for the destination (the codec then picks from the Service as before), ot
 `Routed`: the rule's plan (its filters, timeouts, retry policy and budget, its metrics), the
 backend chosen and the `Pick` from that backend's balancer, or an `error` the proxy answers
 itself: 404 when no rule matches (as Gateway API asks), 503 when the chosen backend has no
-endpoints. A backend whose stream has not answered yet (a route just added a new Service)
+endpoints. `RouteTarget.route_pick` for a destination with no routes gives `(pick, None)`,
+but for a known Service with no endpoints (`targets.Empty`): `(that pick, a Routed with no
+plan and the 503)`, so every codec answers it as its own error, labelled with the Service.
+A backend whose stream has not answered yet (a route just added a new Service)
 is served from the parent Service meanwhile, so applying a route never fails a request.
 
 A route table is compiled into `_Parent` when its update counter moves; the compiled rules
 keep their `HttpRouteStats` (from `metrics.routes`) and the route's `RetryBudget`, both
 kept across recompilations (a 90/10 -> 50/50 change keeps its counters and budget).
-`retry(routed, logical)` picks again for a retry from the same backend. Pure routing: no I/O
-of its own beyond what discovery's streams do.
+`retry(routed, logical)` picks again for a retry from the same backend; `retry_elsewhere`
+does so for an attempt that got no answer: its pick fails, and the retry goes to another
+endpoint when the backend has one. Pure routing: no I/O of its own beyond what discovery's
+streams do.
 
 What a request pays is kept to the table's match and one balancer pick (the route rows of
 `bench/routes.py` measure it against a pair with no destination at all):
@@ -49,7 +54,7 @@ from lacewing.proxy.discovery.client import Resolution
 from lacewing.proxy.discovery.outbound import NO_ENDPOINTS, Destination, OutboundDiscovery
 from lacewing.proxy.metrics.routes import BackendStats, HttpRouteStats, RouteMetrics
 from lacewing.proxy.routes.budget import RetryBudget
-from lacewing.proxy.targets import Logical, Pick
+from lacewing.proxy.targets import Empty, Logical, Pick
 
 __all__ = ["MAX_REPLAY", "BackendPlan", "RouteTarget", "Routed", "Router", "RulePlan"]
 
@@ -171,7 +176,10 @@ class RouteTarget:
             compiled = self._compiled = router._compiled(self.dst, resolution)
         parent = compiled.parent
         if parent is None:
-            return discovery.take(dest), None
+            pick = discovery.take(dest)
+            if pick.ticket is None and pick is dest.empty:  # a known Service, no endpoints
+                return pick, Routed(None, None, None, (503, dest.empty.reason))
+            return pick, None
         routed = router._route(parent, dest, method, target, header)
         return routed.pick, routed
 
@@ -305,6 +313,25 @@ class Router:
         dest = self.discovery.destination(logical.orig_dst)
         return self._pick(routed.plan, routed.backend, dest)
 
+    def retry_elsewhere(self, routed: Routed, logical: Logical, failed: Pick) -> Routed:
+        """`retry` for an attempt that got no answer: `failed` (its pick) ends as a failure
+        (the balancer ejects that endpoint), and if the balancer offered that same endpoint
+        while it has another one, the retry goes to the other. A backend with only that
+        one keeps it: the retry goes there, as to a replica that may just have restarted."""
+        again = self.retry(routed, logical)
+        failed.fail()
+        if again.pick is None or again.pick.endpoint.addr != failed.endpoint.addr:
+            return again
+        assert routed.plan is not None and routed.backend is not None
+        other = self._pick(routed.plan, routed.backend,
+                           self.discovery.destination(logical.orig_dst))  # fmt: skip
+        if other.pick is None or other.pick.ticket is None:  # (none left, or pass-through)
+            if other.pick is not None:
+                other.pick.cancel()
+            return again
+        again.pick.cancel()
+        return other
+
     def _pick(self, plan: RulePlan, backend: BackendPlan, dest: Destination) -> Routed:
         discovery = self.discovery
         backend_dest = backend.dest
@@ -314,6 +341,8 @@ class Router:
         pick = discovery.take_backend(backend_dest)
         if pick is None:  # the backend's stream has not answered yet: serve from the parent
             pick = discovery.take(dest)
+            if isinstance(pick, Empty):
+                return Routed(plan, backend, None, (503, pick.reason))
         elif pick is NO_ENDPOINTS:
             return Routed(
                 plan, backend, None, (503, f"backend {backend.ref.name} has no endpoints")

@@ -409,3 +409,24 @@ async def test_http_routes_apply_to_http2_requests_and_grpc_calls(bed: Bed) -> N
     assert (head[b":status"], head[b"location"]) == (b"301", b"http://web.shop/new?q=1")
     head, body = await h2_get(bed.proxy.bound["outbound"].port, "/elsewhere")
     assert (head[b":status"], body) == (b"404", b"no route matches this request\n")
+
+
+async def test_a_call_to_a_service_with_no_endpoints_is_unavailable(bed: Bed) -> None:
+    empty = Service("web", "shop", VIP.host, (ServicePort(80, 80, "grpc"),), ())
+    bed.hub.publish(Directory((empty,), ()))
+    discovery = bed.proxy.sides[1].discovery
+    assert isinstance(discovery, OutboundDiscovery)
+    for _ in range(200):
+        if not discovery.endpoints(VIP):
+            break
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(1.1)  # past the moment a new connection waits for endpoints
+    started = time.monotonic()
+    answers = await bed.calls("Hello", 3)
+    elapsed = time.monotonic() - started
+    assert answers == [("UNAVAILABLE", "service web has no endpoints")] * 3
+    assert elapsed < 1.0, elapsed  # fails fast: no wait, no connect to the cluster IP
+    assert bed.apps["web"].calls["Hello"] == 0
+    line = next(x for x in bed.metrics().split("\n") if x.startswith("response_total{")
+                and 'dst_service="web"' in x and 'grpc_status="14"' in x)  # fmt: skip
+    assert line.endswith(" 3"), line

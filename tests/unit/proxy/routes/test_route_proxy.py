@@ -11,6 +11,8 @@ proxy's own /metrics text.
 from __future__ import annotations
 
 import asyncio
+import socket
+import struct
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -47,6 +49,11 @@ class App:
     delay: float = 0.0
     fail_every: int = 0
     trickle: float = 0.0  # answer the head, then hold the rest of the body this long
+    # "reset" / "close" / "garbage": each request read is answered with an RST, a FIN or
+    # bytes that are no HTTP; "once": one request per connection, a second one on it closes
+    # it unanswered (a keep-alive connection the app dropped as it was reused); "first": only
+    # the first request the app gets is reset
+    broken: str = ""
     requests: int = 0
     methods: Counter[str] = field(default_factory=Counter)
     cancelled: int = 0  # requests whose client (the proxy) went away before the answer
@@ -70,6 +77,7 @@ class App:
         task = asyncio.current_task()
         assert task is not None
         self.handlers.add(task)
+        served = 0
         try:
             while head := await reader.readuntil(b"\r\n\r\n"):
                 lines = head.decode("latin-1").split("\r\n")
@@ -80,6 +88,18 @@ class App:
                     await reader.readexactly(length)
                 self.requests += 1
                 self.methods[lines[0].split()[0]] += 1
+                served += 1
+                if self.broken == "first" and self.requests > 1:
+                    pass  # "first": only the app's first request is reset
+                elif self.broken and (self.broken != "once" or served > 1):
+                    if self.broken in ("reset", "first"):
+                        sock = writer.get_extra_info("socket")
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                        struct.pack("ii", 1, 0))  # fmt: skip
+                        writer.transport.abort()
+                    elif self.broken == "garbage":
+                        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+                    return
                 if self.delay:
                     try:
                         await asyncio.wait_for(reader.read(1), self.delay)
