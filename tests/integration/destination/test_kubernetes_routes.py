@@ -111,7 +111,7 @@ async def running(kube_api: KubeAPI) -> AsyncIterator[Running]:
     kube_api.create(GATEWAY_CRD)
     kube_api.create(GRPC_GATEWAY_CRD)
     kube_api.create({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
-    kube_api.create(service("web", "10.43.0.10"))
+    kube_api.create(service("web", "127.43.0.10"))
     client = connect_async(str(kube_api.kubeconfig))
     kinds = (*KubernetesSource.KINDS, *KubernetesSource.ROUTE_KINDS)
     watches = {k: KindWatch(client, k, backoff=Backoff(first=0.05, cap=0.2)) for k in kinds}
@@ -159,7 +159,7 @@ async def test_invalid_routes_get_accepted_false_with_the_reason_and_valid_ones_
     assert "Service shop/web-canary port 80 does not exist" in message
 
     # The backend appears: the same route turns Accepted, with a new transition time.
-    api.create(service("web-canary", "10.43.0.11"))
+    api.create(service("web-canary", "127.43.0.11"))
     accepted = {"Accepted": ("True", "Accepted"), "ResolvedRefs": ("True", "ResolvedRefs")}
     async with asyncio.timeout(2.0):
         while running.conditions(OURS, "missing-backend") != accepted:
@@ -222,7 +222,7 @@ async def test_grpc_routes_get_the_same_status_as_http_routes_in_both_groups(
         assert api.get(api_version, "HTTPRoute", "to-canary", NS) is None
 
     # The backend appears: both groups' routes heal.
-    api.create(service("web-canary", "10.43.0.11"))
+    api.create(service("web-canary", "127.43.0.11"))
     async with asyncio.timeout(2.0):
         while any(running.conditions(v, "to-canary", "GRPCRoute") != accepted
                   for v in (GATEWAY, OURS)):  # fmt: skip
@@ -230,7 +230,7 @@ async def test_grpc_routes_get_the_same_status_as_http_routes_in_both_groups(
     # The route now reaches a proxy's table, as a gRPC method match.
     client = DestinationClient("127.0.0.1", running.server.bound_port, read_timeout=5.0)
     try:
-        resolution = client.resolve("10.43.0.10:80")
+        resolution = client.resolve("127.43.0.10:80")
         assert await resolution.first_answer(3.0)  # (both groups' copies share a name)
         async with asyncio.timeout(1.0):
             while resolution.routes is None:
@@ -245,10 +245,10 @@ async def test_a_route_applied_reaches_the_proxy_route_table_and_changes_within_
     running: Running,
 ) -> None:
     api = running.api
-    api.create(service("web-canary", "10.43.0.11"))
+    api.create(service("web-canary", "127.43.0.11"))
     client = DestinationClient("127.0.0.1", running.server.bound_port, read_timeout=5.0)
     try:
-        resolution = client.resolve("10.43.0.10:80")  # what an app's connection asks
+        resolution = client.resolve("127.43.0.10:80")  # what an app's connection asks
         assert await resolution.first_answer(3.0)
         assert resolution.routes is None
 
@@ -294,7 +294,7 @@ async def test_service_annotations_are_its_default_route_and_what_its_routes_inh
     api = running.api
     client = DestinationClient("127.0.0.1", running.server.bound_port, read_timeout=5.0)
     try:
-        resolution = client.resolve("10.43.0.10:80")
+        resolution = client.resolve("127.43.0.10:80")
         assert await resolution.first_answer(3.0)
         assert resolution.routes is None
         notes = {"timeout.lacewing.io/request": "300ms", "retry.lacewing.io/http": "gateway-error",
@@ -368,11 +368,11 @@ async def test_a_split_applied_on_the_api_moves_a_real_proxys_requests_within_a_
     api = running.api
     apps = {"web": await name_app("web", "127.0.0.1"),
             "web-canary": await name_app("web-canary", "127.0.0.2")}  # fmt: skip
-    api.create(service("web-canary", "10.43.0.11"))
+    api.create(service("web-canary", "127.43.0.11"))
     for (name, app), ip in zip(apps.items(), ("127.0.0.1", "127.0.0.2"), strict=True):
         api.create(endpoint_slice(name, ip, app.sockets[0].getsockname()[1]))
     # Every connection the app makes goes to web's cluster IP (what iptables would tell).
-    monkeypatch.setattr(proxy_accept, "original_dst", lambda sock: Addr("10.43.0.10", 80))
+    monkeypatch.setattr(proxy_accept, "original_dst", lambda sock: Addr("127.43.0.10", 80))
     env = {"LACEWING_PROXY_DESTINATION_ADDR": f"127.0.0.1:{running.server.bound_port}"}
 
     async def answers(client: Client, n: int) -> dict[str, int]:

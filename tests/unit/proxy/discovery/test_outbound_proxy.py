@@ -1,9 +1,9 @@
 """The real proxy's outbound path with discovery: per-request balancing on loopback.
 
-A destination server (loopback) knows Service `web` (cluster IP 10.43.0.10:80) with two
+A destination server (loopback) knows Service `web` (cluster IP 127.43.0.10:80) with two
 loopback backends. The proxy's outbound listener gets its "original destination" from a
 patched `original_dst` (iptables would set it; no root here), so the proxy resolves
-10.43.0.10:80 through discovery exactly as it would in a pod.
+127.43.0.10:80 through discovery exactly as it would in a pod.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.server import ProxyServer
 
-VIP = Addr("10.43.0.10", 80)
+VIP = Addr("127.43.0.10", 80)
 
 
 @dataclass

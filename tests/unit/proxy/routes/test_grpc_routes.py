@@ -1,7 +1,7 @@
 """GRPCRoutes (and HTTPRoutes over HTTP/2) through the real proxy on loopback, with grpcio.
 
 The bed is `test_route_proxy`'s (a destination server on loopback, Services `web` at
-10.43.0.10:80 and its backends, the proxy's outbound listener taking 10.43.0.10:80 as every
+127.43.0.10:80 and its backends, the proxy's outbound listener taking 127.43.0.10:80 as every
 connection's original destination), except that every app is a real grpcio server of the
 raw-bytes service `lw.Echo` and the client is a real grpcio channel to the proxy:
 
@@ -43,7 +43,7 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.server import ProxyServer
 
-VIP = Addr("10.43.0.10", 80)
+VIP = Addr("127.43.0.10", 80)
 SERVICE = "lw.Echo"
 
 
@@ -127,7 +127,7 @@ class Bed:
         services, pods = [], []
         for i, (name, app) in enumerate(self.apps.items()):
             ip = f"127.0.0.{i + 1}"
-            vip = VIP.host if name == "web" else f"10.43.0.{20 + i}"
+            vip = VIP.host if name == "web" else f"127.43.0.{20 + i}"
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "grpc"),),
                                     (Backend(ip, True, {"grpc": app.port}, name),)))  # fmt: skip
             pods.append(PodInfo(name, "shop", ip, None, "Deployment", name))
@@ -135,7 +135,7 @@ class Bed:
         pair = tuple(Backend(f"127.0.0.{i + 1}", True, {"grpc": app.port}, name)
                      for i, (name, app) in enumerate(self.apps.items())
                      if name in ("bad", "canary"))  # fmt: skip
-        services.append(Service("pair", "shop", "10.43.0.40", (ServicePort(80, 80, "grpc"),),
+        services.append(Service("pair", "shop", "127.43.0.40", (ServicePort(80, 80, "grpc"),),
                                 pair))  # fmt: skip
         docs, verdicts = accept(list(routes), services)
         assert all(v.accepted for v in verdicts), verdicts

@@ -1,7 +1,7 @@
 """HTTP/2 requests the endpoint resets or drops before answering: retried when the route
 retries 5xx, through the real proxy on loopback.
 
-The bed: a destination server on loopback with one Service `web` (10.43.0.10:80, every
+The bed: a destination server on loopback with one Service `web` (127.43.0.10:80, every
 connection's original destination) whose endpoint is a raw h2c server (`h2` library) that
 misbehaves on its first requests: it resets the stream (RST_STREAM INTERNAL_ERROR) or closes
 the whole connection without answering, then answers 200 "ok". The client is a plain HTTP/2
@@ -39,7 +39,7 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.server import ProxyServer
 
-VIP = Addr("10.43.0.10", 80)
+VIP = Addr("127.43.0.10", 80)
 GET = [(b":method", b"GET"), (b":scheme", b"http"), (b":authority", b"web.shop"),
        (b":path", b"/")]  # fmt: skip
 

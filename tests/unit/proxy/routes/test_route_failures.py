@@ -1,7 +1,7 @@
 """HTTP/1 requests that got no answer, and Services with no endpoints, through the real proxy.
 
 The loopback bed of `test_route_proxy` (a destination server, the proxy's outbound listener
-taking 10.43.0.10:80 as every connection's original destination, loopback apps): a route on
+taking 127.43.0.10:80 as every connection's original destination, loopback apps): a route on
 `web` sends to `pair` (the canary app and the bad one, two endpoints) and retries 5xx, while
 the bad app refuses connections, resets them, closes them or answers garbage. What is
 asserted is what the client and the apps saw, the balancer's state and the proxy's /metrics.

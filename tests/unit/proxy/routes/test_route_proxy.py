@@ -1,8 +1,8 @@
 """The real proxy's route layer on loopback: splits, matches, filters, timeouts and retries.
 
-A destination server (loopback) knows Services `web` (cluster IP 10.43.0.10:80, the parent
+A destination server (loopback) knows Services `web` (cluster IP 127.43.0.10:80, the parent
 the routes attach to) and `canary`, `slow`, `flaky` as backends, each one loopback app. The
-proxy's outbound listener takes 10.43.0.10:80 as every connection's original destination
+proxy's outbound listener takes 127.43.0.10:80 as every connection's original destination
 (a patched `original_dst`; no root here), and the routes come over the destination stream
 exactly as in a pod. What is asserted is what the client and the apps saw, and the
 proxy's own /metrics text.
@@ -37,7 +37,7 @@ from lacewing.proxy.config import Addr
 from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.server import ProxyServer
 
-VIP = Addr("10.43.0.10", 80)
+VIP = Addr("127.43.0.10", 80)
 
 
 @dataclass
@@ -157,7 +157,7 @@ class Bed:
         services, pods = [], []
         for i, (name, app) in enumerate(self.apps.items()):
             ip = f"127.0.0.{i + 1}"
-            vip = VIP.host if name == "web" else f"10.43.0.{20 + i}"
+            vip = VIP.host if name == "web" else f"127.43.0.{20 + i}"
             notes = (web_annotations or {}) if name == "web" else {}
             services.append(Service(name, "shop", vip, (ServicePort(80, 80, "http"),),
                                     (Backend(ip, True, {"http": app.port}, name),),
@@ -167,7 +167,7 @@ class Bed:
         apps = enumerate(self.apps.items())
         pair = [Backend(f"127.0.0.{i + 1}", True, {"http": app.port}, name)
                 for i, (name, app) in apps if name in ("canary", "bad")]  # fmt: skip
-        services.append(Service("pair", "shop", "10.43.0.99", (ServicePort(80, 80, "http"),),
+        services.append(Service("pair", "shop", "127.43.0.99", (ServicePort(80, 80, "http"),),
                                 tuple(pair)))  # fmt: skip
         docs, verdicts = accept(list(routes), services)
         assert all(v.accepted for v in verdicts), verdicts
@@ -246,7 +246,7 @@ async def test_a_weighted_split_is_followed_and_changed_without_failures(bed: Be
             'parent_name="web",parent_port="80",route_kind="HTTPRoute",route_namespace="shop",'
             'route_name="split",backend_namespace="shop",backend_name="canary",'
             'backend_port="80"}') in metrics  # fmt: skip
-    assert 'route_request_total{direction="outbound",dst="10.43.0.10:80",rt_route="split"} 1600' \
+    assert 'route_request_total{direction="outbound",dst="127.43.0.10:80",rt_route="split"} 1600' \
         in metrics  # fmt: skip
     assert "outbound_http_route_request_duration_seconds_count{" in metrics
 
