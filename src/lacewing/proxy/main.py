@@ -53,9 +53,8 @@ def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
         stream=err or sys.stderr,
     )
     build = current_build()  # a slower pure-Python install is a warning, never silent
-    logging.getLogger(__name__).log(
-        logging.INFO if build.name == "mypyc" else logging.WARNING, "proxy build: %s", build.describe()
-    )
+    level = logging.INFO if build.name == "mypyc" else logging.WARNING
+    logging.getLogger(__name__).log(level, "proxy build: %s", build.describe())
 
     async def main() -> None:
         server: ProxyServer
