@@ -12,9 +12,20 @@ BIN     = $(VENV)/bin
 
 .PHONY: demo test lint unit bench fuzz faults clean venv image image-test image-clean
 
-$(BIN)/lacewing: pyproject.toml
+# The proxy's hot path (lacewing.proxy.build.COMPILED) is compiled with mypyc by the install
+# (setup.py; about a minute; needs gcc and Python's headers, else one line says so;
+# LACEWING_BUILD=pure make venv installs pure Python). The editable install builds the
+# extensions next to their sources, where they shadow the .py: so the venv is rebuilt when one
+# of those sources changes, and stale extensions are removed first.
+HOT_SRC = $(addprefix src/,$(addsuffix .py,$(subst .,/,$(shell \
+	sed -n 's/^    "\(lacewing\.[a-z0-9_.]*\)",$$/\1/p' src/lacewing/proxy/build.py))))
+
+$(BIN)/lacewing: pyproject.toml setup.py src/lacewing/proxy/build.py $(HOT_SRC)
+	@command -v $${CC:-cc} >/dev/null || [ "$${LACEWING_BUILD:-}" = pure ] || \
+		{ echo "no C compiler to compile the proxy's hot path: apt-get install gcc python3-dev, or LACEWING_BUILD=pure make venv"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
+	find src -name '*.so' -delete
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $(BIN)/lacewing
 

@@ -11,7 +11,7 @@
 #             buildah commits it as localhost/lacewing-image-base:ARCH-KEY, KEY a hash of the
 #             recipe, so a warm build reuses it (IMAGE_REBUILD_BASE=1 rebuilds it, e.g. to take
 #             Debian security updates).
-#   2. python lacewing's wheel (pure Python, built once) and its dependencies' manylinux wheels
+#   2. python lacewing's wheel (pure Python, LACEWING_BUILD=pure, built once) and its dependencies' manylinux wheels
 #             for ARCH are installed by this machine's pip (`--target --platform`) into
 #             build/image/ctx-ARCH/dist-packages; debug info is stripped from their shared
 #             objects (binutils for ARCH, here only) and the Python is compiled to .pyc here
@@ -89,9 +89,13 @@ START=$(now)
 t=$(now)
 rm -rf "$OUT/dist" "$OUT/src" && mkdir -p "$OUT/dist" "$OUT/src"
 # From a copy of the sources, so that setuptools' build/ and egg-info stay out of the checkout.
-cp -r "$ROOT/pyproject.toml" "$ROOT/README.md" "$ROOT/src" "$OUT/src/"
+cp -r "$ROOT/pyproject.toml" "$ROOT/setup.py" "$ROOT/README.md" "$ROOT/src" "$OUT/src/"
 find "$OUT/src" -name __pycache__ -prune -exec rm -rf {} +
-"$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/dist" "$OUT/src" 2>"$OUT/wheel.log" \
+find "$OUT/src" -name '*.so' -delete # an editable install's compiled modules
+# One wheel serves both architectures, so it is the pure-Python build (LACEWING_BUILD=pure): the
+# image's proxy says so at start and in `lacewing version` (mypyc wheels per architecture would
+# need a cross compiler and arm64 Python headers here).
+LACEWING_BUILD=pure "$PYTHON" -m pip wheel --quiet --no-deps --wheel-dir "$OUT/dist" "$OUT/src" 2>"$OUT/wheel.log" \
     || die "building lacewing's wheel failed: see $OUT/wheel.log"
 rm -rf "$OUT/src"
 WHEEL=$(ls "$OUT"/dist/lacewing-*.whl)

@@ -2,6 +2,9 @@
 
 - Tests marked `root` need root, Linux network namespaces and iptables; they are skipped, with
   the reason, where those are missing (CI runs as root, so there they run).
+- The suite refuses to run on compiled proxy modules (mypyc, `lacewing.proxy.build`) older
+  than their sources: an editable install's extensions shadow the .py, so an edit would
+  otherwise go untested (`make venv` rebuilds them).
 - Every async test runs under `_task_guard`: a test that leaves asyncio tasks pending fails
   (no orphan tasks), as kopf's suite does.
 """
@@ -33,6 +36,20 @@ def _root_skip_reason() -> str | None:
         if reason is not None:
             return reason
     return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    from importlib.util import find_spec
+    from pathlib import Path
+
+    from lacewing.proxy.build import current
+
+    for name in current().compiled:
+        spec = find_spec(name)
+        ext = Path(spec.origin) if spec is not None and spec.origin else None
+        src = ext.parent / f"{name.rsplit('.', 1)[1]}.py" if ext else None
+        if ext and src and src.exists() and src.stat().st_mtime > ext.stat().st_mtime:
+            pytest.exit(f"{src} is newer than its compiled module: run `make venv`", returncode=2)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -8,7 +8,8 @@ certificate first, then ready, mTLS on both sides); otherwise it is the plaintex
 the identity modules are never imported. A meshed proxy forks the child that makes its key
 and CSR (`identity.keygen.start_keygen`) first thing, while it is still single-threaded and
 before the event loop exists, so `cryptography` is loaded only in that short-lived child and
-its work overlaps the proxy's own start-up.
+its work overlaps the proxy's own start-up. The first log line names the build (hot path
+compiled with mypyc or pure Python: `lacewing.proxy.build`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import sys
 from collections.abc import Mapping
 from typing import TextIO
 
+from lacewing.proxy.build import current as current_build
 from lacewing.proxy.config import load
 from lacewing.proxy.server import ProxyServer
 
@@ -50,6 +52,9 @@ def serve(env: Mapping[str, str], err: TextIO | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=err or sys.stderr,
     )
+    build = current_build()  # a slower pure-Python install is a warning, never silent
+    level = logging.INFO if build.name == "mypyc" else logging.WARNING
+    logging.getLogger(__name__).log(level, "proxy build: %s", build.describe())
 
     async def main() -> None:
         server: ProxyServer

@@ -1,4 +1,6 @@
-"""`lacewing version`: the client's version and, if reachable, the control plane's.
+"""`lacewing version`: the client's version, the control plane's if reachable, and which build
+of the proxy this install runs (`lacewing.proxy.build`: its hot path compiled with mypyc, or
+pure Python; not with `--client` or `--short`).
 
 The server version is the `version` key of the `lacewing-config` ConfigMap in the control
 plane namespace; any failure to read it prints `unavailable` (as Linkerd does), never an error.
@@ -23,6 +25,13 @@ class VersionOptions:
 
 
 ServerVersionSource = Callable[[GlobalOptions], str | None]
+ProxyBuildSource = Callable[[], str]
+
+
+def _proxy_build() -> str:
+    from lacewing.proxy.build import current
+
+    return current().describe()
 
 
 def _server_version_from_cluster(g: GlobalOptions) -> str | None:
@@ -37,6 +46,7 @@ def run(
     ctx: GlobalOptions,
     out: Output,
     server_version: ServerVersionSource = _server_version_from_cluster,
+    proxy_build: ProxyBuildSource = _proxy_build,
 ) -> int:
     if options.short:
         out.line(__version__)
@@ -52,6 +62,7 @@ def run(
         out.line(server or "unavailable")
     else:
         out.line(f"Server version: {server or 'unavailable'}")
+        out.line(f"Proxy build: {proxy_build()}")
     return 0
 
 

@@ -88,7 +88,10 @@ _kind_get = KIND_CACHE.get  # one lookup per header (see head.py)
 
 
 class Http1Server(RouteSteps, asyncio.Protocol):
-    CONNECTING, PIPELINE, UPSTREAM_FULL, UPGRADE = 1, 2, 4, 8
+    CONNECTING = 1
+    PIPELINE = 2
+    UPSTREAM_FULL = 4
+    UPGRADE = 8
 
     def __init__(self, side: Side, dst: Addr, stats: TcpStats) -> None:
         self.side = side

@@ -27,6 +27,7 @@ import h2.connection
 import h2.events
 import h2.exceptions
 
+from lacewing.proxy.balance import Balancer
 from lacewing.proxy.config import Addr, load
 from lacewing.proxy.h2.server import H2Server
 from lacewing.proxy.metrics import ProxyMetrics
@@ -135,10 +136,11 @@ def ok_response(body: bytes = b"hello", trailers: list[tuple[bytes, bytes]] | No
 class RecordingPick:
     """A `targets.Pick` whose every call is recorded (and none is ignored)."""
 
-    ticket = object()  # a balancer ticket is present: every outcome is reported
-
     def __init__(self, endpoint: Endpoint) -> None:
         self.endpoint = endpoint
+        # a real ticket is present (the compiled proxy checks its type): every outcome is
+        # reported, and recorded here rather than on the ticket
+        self.ticket = Balancer[Addr]().begin(endpoint.addr)
         self.outcomes: list[tuple[Any, ...]] = []
         self.seconds: list[float] = []
 
