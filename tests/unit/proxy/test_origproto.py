@@ -220,6 +220,13 @@ def test_http10_request_stays_http10_and_kept_alive() -> None:
 
 
 def test_response_fields_drop_hop_by_hop() -> None:
-    fields = response_fields(200, [(b"Content-Length", b"3"), (b"Connection", b"keep-alive"),
-                                   (b"Transfer-Encoding", b"chunked"), (b"Set-Cookie", b"a")])
+    fields = response_fields(
+        200,
+        [
+            (b"Content-Length", b"3"),
+            (b"Connection", b"keep-alive"),
+            (b"Transfer-Encoding", b"chunked"),
+            (b"Set-Cookie", b"a"),
+        ],
+    )
     assert fields == [(b":status", b"200"), (b"content-length", b"3"), (b"set-cookie", b"a")]
