@@ -114,7 +114,7 @@ def test_response_without_length_is_chunked_for_http11() -> None:
                          ended=False)  # fmt: skip
     assert head.framing is Framing.CHUNKED and not head.close
     data = head.head + chunk(b"hello ") + chunk(b"world") + LAST_CHUNK
-    status, headers, body, done = _parse_response(data)
+    status, _, body, done = _parse_response(data)
     assert (status, body, done) == (200, b"hello world", True)
 
 

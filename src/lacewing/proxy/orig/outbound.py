@@ -38,7 +38,6 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 from httptools import HttpParserError, HttpRequestParser
 
 from lacewing.proxy.config import Addr
-from lacewing.proxy.h2.frames import ErrorCodes
 from lacewing.proxy.http1.upstream import UpstreamConn
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.origproto import (
@@ -59,6 +58,7 @@ if TYPE_CHECKING:
 __all__ = ["OrigProtoConnector", "StreamTransport"]
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+_CANCEL = 0x8  # RST_STREAM CANCEL (RFC 9113 7; `h2.frames.ErrorCodes`, which loads HTTP/2)
 
 
 class OrigProtoConnector:
@@ -293,7 +293,7 @@ class StreamTransport(asyncio.Transport):
         if up is None:
             return
         if reset and not up.closed:
-            up.conn.reset_stream(sid, ErrorCodes.CANCEL)
+            up.conn.reset_stream(sid, _CANCEL)
             up.flusher.mark(up)
         flow = sum(f for _, f in held)
         if flow and not up.closed:
