@@ -154,3 +154,54 @@ async def test_http10_client_gets_http10_framing(pki: Pki, app: App) -> None:
         assert app.seen[0][0] == "GET /chunked HTTP/1.0"
     finally:
         await _shutdown(mesh)
+
+
+async def test_switched_off_http1_stays_pooled_http1(
+    pki: Pki, app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.unit.proxy.identity import test_mesh
+
+    plain = test_mesh._config
+    monkeypatch.setattr(test_mesh, "_config", lambda **env: plain(http1_over_h2="0", **env))
+    mesh = await test_mesh._pair(pki, app, API)  # type: ignore[arg-type]
+    try:
+        outbound = mesh.client.bound["outbound"]
+        slow = await asyncio.gather(*(_exchange(outbound, [SLOW, POST]) for _ in range(4)))
+        assert all(a[1][1] == b"post-body" for a in slow)
+        assert mesh.connector.handshakes == 4  # one pooled mTLS connection per request in flight
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_app_gone_is_a_502_with_the_proxy_error(pki: Pki) -> None:
+    async with App() as app:
+        port = app.port
+    mesh = await _pair(pki, app, API, backend_port=port)  # type: ignore[arg-type]
+    try:
+        outbound = mesh.client.bound["outbound"]
+        reader, writer = await asyncio.open_connection(outbound.host, outbound.port)
+        writer.write(b"GET /x HTTP/1.1\r\nHost: api.shop:80\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+        writer.close()
+        assert head.startswith(b"HTTP/1.1 502 ") and b"l5d-proxy-error:" in head.lower()
+        assert mesh.connector.handshakes == 1
+    finally:
+        await _shutdown(mesh)
+
+
+async def test_server_proxy_gone_is_a_502_from_the_client_side(pki: Pki, app: App) -> None:
+    mesh = await _pair(pki, app, API)  # type: ignore[arg-type]
+    try:
+        outbound = mesh.client.bound["outbound"]
+        assert (await _exchange(outbound, [POST]))[0][1] == b"post-body"
+        await mesh.server.shutdown()  # the pooled h2 connection goes, and nothing listens
+        for _ in range(2):
+            reader, writer = await asyncio.open_connection(outbound.host, outbound.port)
+            writer.write(POST)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+            writer.close()
+            assert head.startswith(b"HTTP/1.1 502 ") and b"l5d-proxy-error:" in head.lower()
+        responses = [m for m in mesh.client.metrics.render() if m.startswith("response_total{")]
+        assert sum(float(m.rsplit(" ", 1)[1]) for m in responses) == 3  # each counted once
+    finally:
+        await mesh.client.shutdown()
