@@ -48,6 +48,7 @@ class H2Pool:
         self._last_addr: Addr | None = None
         self._last_conns: list[H2Upstream] = []
         self._opening: dict[Addr, asyncio.Task[ConnectError | None]] = {}
+        self._flush_pending = False
 
     def open(self, ex: H2Exchange, addr: Addr) -> None:
         conns: list[H2Upstream] | None = self._last_conns
@@ -128,6 +129,17 @@ class H2Pool:
     def _done_waiting(self, addr: Addr, waiters: list[H2Exchange]) -> None:
         if self.connecting.get(addr) is waiters:
             del self.connecting[addr]
+
+    def flush_soon(self) -> None:
+        """Flush once this loop iteration's callbacks have run: frames written from HTTP/1
+        connections (`proxy.orig`) in one poll go out in one write per HTTP/2 connection."""
+        if not self._flush_pending:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._flush_pending = False
+        self.flusher.flush()
 
     def forget(self, conn: H2Upstream) -> None:
         conns = self.conns.get(conn.addr)

@@ -188,7 +188,7 @@ class H1Stream(asyncio.Transport):
         if not self._full and self._queued > _HIGH_WATER:
             self._full = True
             self.server.pause_writing()
-        self.down.flusher.flush()
+        self.down.pool.flush_soon()  # (the responses of one poll: one write)
 
     def _send_head(self) -> None:
         head, self._head = self._head, None
@@ -286,7 +286,7 @@ class H1Stream(asyncio.Transport):
             self.pump_down()
         if not self.finished:
             self._finish(reset=ErrorCodes.INTERNAL_ERROR, lose=False)
-        self.down.flusher.flush()  # (called from the app's side: no HTTP/2 event will flush)
+        self.down.pool.flush_soon()  # (called from the app's side: no HTTP/2 event flushes)
         asyncio.get_running_loop().call_soon(self.server.connection_lost, None)
 
     def _finish(self, *, reset: int | None, lose: bool = True) -> None:

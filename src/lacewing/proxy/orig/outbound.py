@@ -132,10 +132,10 @@ class StreamTransport(asyncio.Transport):
         if self.headers and not self.opened:
             self.opened = True
             self.pool.open(self, self.addr)  # type: ignore[arg-type]
-            self.pool.flusher.flush()
+            self.pool.flush_soon()  # (the requests of one poll: one write)
         elif self.up is not None:
             self.pump_up()
-            self.pool.flusher.flush()
+            self.pool.flush_soon()
 
     def is_closing(self) -> bool:
         return self.closed
