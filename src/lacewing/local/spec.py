@@ -19,7 +19,6 @@ reads and parses a file. Checks are data: each field of a workload has a reader 
           - {name: db, port: 5432, opaque: true}   # or protocol: opaque
         command: [python, -m, lacewing.local.demo.web, --port, "8080"]
         env: {GREETING: hello}
-        proxyEnv: {LACEWING_PROXY_HTTP1_OVER_H2: "1"}   # its proxy's settings (proxy-config.md)
         serviceAnnotations:       # its Service's annotations, as on Kubernetes: the timeout,
           retry.lacewing.io/http: gateway-error   # retry and failure-accrual ones give the
           timeout.lacewing.io/request: 2s         # Service a default route (docs/traffic.md)
@@ -101,7 +100,6 @@ class WorkloadSpec:
     meshed: bool = True
     ports: tuple[PortSpec, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
-    proxy_env: Mapping[str, str] = field(default_factory=dict)
     service_annotations: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -167,17 +165,6 @@ def _env(value: object, where: str) -> dict[str, str]:
     return env
 
 
-def _proxy_env(value: object, where: str) -> dict[str, str]:
-    """The workload's proxy settings (docs/proxy-config.md), as a pod's proxy env on Kubernetes."""
-    env = _env(value, where)
-    for key in env:
-        if not key.startswith("LACEWING_PROXY_"):
-            raise _fail(
-                f"{where}.{key}", "is not a proxy setting (LACEWING_PROXY_*, docs/proxy-config.md)"
-            )
-    return env
-
-
 _ROUTE_PREFIXES = tuple({a.partition("/")[0] + "/" for a in ROUTE_ANNOTATIONS})
 
 
@@ -234,7 +221,6 @@ _WORKLOAD_FIELDS: dict[str, tuple[str, Callable[[object, str], Any]]] = {
     "ports": ("ports", _ports),
     "command": ("command", _command),
     "env": ("env", _env),
-    "proxyEnv": ("proxy_env", _proxy_env),
     "serviceAnnotations": ("service_annotations", _annotations),
 }
 

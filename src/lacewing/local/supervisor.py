@@ -238,7 +238,6 @@ class Supervisor:
             if opaque:
                 proxy_env["LACEWING_PROXY_OPAQUE_PORTS"] = ",".join(opaque)
             proxy_env.update(control_plane_env(self.plan, pod, self.state.dir))
-            proxy_env.update(pod.workload.proxy_env)  # the cluster file's proxyEnv
             containers.append(
                 Container(
                     pod,

@@ -137,13 +137,6 @@ def _networks(text: str) -> tuple[Network, ...]:
     return parse_networks(text, "networks")
 
 
-def _switch(text: str) -> bool:
-    value = text.strip().lower()
-    if value not in ("0", "1", "true", "false"):
-        raise ValueError(f"{text!r} is not 0 or 1")
-    return value in ("1", "true")
-
-
 def _optional_id(text: str) -> int | None:
     if not text.strip():
         return None
@@ -342,14 +335,6 @@ SETTINGS: tuple[Setting, ...] = (
         "Client identities allowed to tap (comma-separated); empty: the viz tap component's, "
         "tap.lacewing-viz.serviceaccount.identity.lacewing.<trust domain>.",
     ),
-    Setting(
-        "http1_over_h2",
-        "0",
-        _switch,
-        "1: an app's HTTP/1 requests to a meshed endpoint travel as HTTP/2 streams on one "
-        "mutual-TLS connection (`l5d-orig-proto`); 0 (the default, cheaper today: "
-        "docs/http2.md): as HTTP/1 on pooled mTLS connections. Inbound accepts both.",
-    ),
 )
 
 
@@ -384,7 +369,6 @@ class Config:
     pod_namespace: str = ""
     tap_listen_addr: Addr | None = None
     tap_allowed_identities: tuple[str, ...] = ()
-    http1_over_h2: bool = False
 
 
 def load(env: Mapping[str, str]) -> Config:

@@ -29,7 +29,7 @@ import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from lacewing.core.policy import PortPolicy, default_port_policy
 from lacewing.errors import RuntimeEnvError
@@ -41,7 +41,6 @@ from lacewing.proxy.discovery.outbound import OutboundDiscovery
 from lacewing.proxy.memory import PERIOD as MEMORY_PERIOD
 from lacewing.proxy.memory import AfterLoad, glibc_trim, rss_kib
 from lacewing.proxy.metrics import ProxyMetrics
-from lacewing.proxy.orig.outbound import OrigProtoConnector
 from lacewing.proxy.policy.client import PolicyClient
 from lacewing.proxy.policy.gate import InboundGate
 from lacewing.proxy.routes import Router
@@ -88,11 +87,6 @@ def build_sides(
     outbound = Side("outbound", config, metrics, connector, resolve=lambda dst: dst,
                     fixed_dst=config.outbound_fixed_dst, clock=clock,
                     discovery=_discovery(config, destination_tls))  # fmt: skip
-    # inbound always takes HTTP/1 carried as HTTP/2 (a peer may send it whatever this proxy's
-    # own setting); the switch decides only whether this proxy's outbound side sends it
-    inbound.orig_bridge = _orig_bridge
-    if config.http1_over_h2:
-        outbound.connector = OrigProtoConnector(connector, outbound)
     if isinstance(outbound.discovery, OutboundDiscovery):
         outbound.router = Router(outbound.discovery, metrics.http_routes)
     policy = _policy(config, policy_tls)
@@ -100,13 +94,6 @@ def build_sides(
         inbound.gate = InboundGate(policy.policy)
         inbound.policy_client = policy
     return inbound, outbound
-
-
-def _orig_bridge(server: Any, sid: int, headers: Any, ended: bool) -> bool:
-    """`proxy.orig.inbound.stream_bridge`, imported with HTTP/2 (on its first stream)."""
-    from lacewing.proxy.orig.inbound import stream_bridge
-
-    return stream_bridge(server, sid, headers, ended)
 
 
 def _policy(config: Config, tls: DestinationTls | None) -> PolicyClient | None:
@@ -156,7 +143,6 @@ LAZY_MODULES = (
     "lacewing.proxy.h2.server",
     "lacewing.proxy.h2.client",
     "lacewing.proxy.h2.pool",
-    "lacewing.proxy.orig.inbound",
     "encodings.idna",
 )
 

@@ -19,8 +19,7 @@ multiplexed ones. `router` is where routes plug in
 (`proxy.routes.Router`): asked per HTTP request before `pick`, for destinations that have
 routes, it chooses the backend (and the codec picks from it). `gate` is where inbound
 authorization policy plugs in (`proxy.policy.gate.InboundGate`): asked once per connection
-(after TLS, with `client_identity` known) and once per HTTP request. `orig_bridge` is where
-HTTP/1 carried over HTTP/2 between meshed proxies comes back out (`proxy.orig`).
+(after TLS, with `client_identity` known) and once per HTTP request.
 """
 
 from __future__ import annotations
@@ -168,8 +167,6 @@ class Side:
     mux_pool: MuxPool | None = None  # HTTP/2's shared connections, made by `h2.pool.pool_of`
     mux_parent: Side | None = None  # a side derived per TLS client shares this side's mux_pool
     router: Router | None = None  # outbound HTTPRoutes (`proxy.routes`), with discovery
-    # inbound: takes an HTTP/2 stream that carries an HTTP/1 request (`proxy.orig.inbound`)
-    orig_bridge: Callable[[Any, int, Any, bool], bool] | None = None
 
     def __post_init__(self) -> None:
         self.pool: Pool[Any] = Pool(self.config.max_idle_per_endpoint)

@@ -73,7 +73,6 @@ def test_full_workload() -> None:
         (doc(ports=[{"port": 80}, {"port": 80}]), "workloads[0].ports[1]: repeats"),
         (doc(ports=[{"port": 4191}]), "workloads[0].ports[0].port: is used by the proxy"),
         (doc(env={"1BAD": "x"}), "workloads[0].env.1BAD: is not a valid environment"),
-        (doc(proxyEnv={"GREETING": "x"}), "workloads[0].proxyEnv.GREETING: is not a proxy setting"),
         (doc(image="nginx"), "workloads[0].image: unknown field"),
         (
             doc(ports=[{"port": 80}], serviceAnnotations={"retry.lacewing.io/limit": 3}),
@@ -261,8 +260,3 @@ def test_the_demos_policy_file_is_valid_with_its_cluster_file(tmp_path: Path) ->
     assert kinds == ["AuthorizationPolicy"] * 2 + ["HTTPRoute"] * 2 + [
         "MeshTLSAuthentication"] * 2 + ["Server"]  # fmt: skip
     assert spec.routes == ()
-
-
-def test_a_workload_sets_its_proxys_settings() -> None:
-    spec = parse_cluster(doc(proxyEnv={"LACEWING_PROXY_HTTP1_OVER_H2": 1}))
-    assert dict(spec.workloads[0].proxy_env) == {"LACEWING_PROXY_HTTP1_OVER_H2": "1"}

@@ -7,9 +7,6 @@ waiters as a connection takes streams), else a new connection is opened for it (
 in `side.tasks`, through `side.connector`, so mutual TLS applies and offers ALPN `h2`).
 A connection that fails to open fails its waiters (502 / gRPC UNAVAILABLE). A connection that
 saw GOAWAY, ran out of stream ids or closed is forgotten (it finishes the streams it has).
-`ready(addr)` waits until a connection to `addr` has room for a stream (opening one, shared by
-every caller waiting on the same address), raising `ConnectError` as a connector does: HTTP/1
-requests carried as streams (`proxy.orig`) learn there whether the endpoint can be reached.
 `sweep()` closes connections that had no stream through two sweeps; `close_all()` at shutdown.
 
 The pool also owns the side's `Flusher`: every HTTP/2 connection of the side writes through it.
@@ -18,7 +15,6 @@ The pool also owns the side's `Flusher`: every HTTP/2 connection of the side wri
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -47,8 +43,6 @@ class H2Pool:
         # the list in `conns` of the last address opened on (lists stay while the pool lives)
         self._last_addr: Addr | None = None
         self._last_conns: list[H2Upstream] = []
-        self._opening: dict[Addr, asyncio.Task[ConnectError | None]] = {}
-        self._flush_pending = False
 
     def open(self, ex: H2Exchange, addr: Addr) -> None:
         conns: list[H2Upstream] | None = self._last_conns
@@ -95,51 +89,9 @@ class H2Pool:
                 self.open(ex, addr)
         self.flusher.flush()
 
-    async def ready(self, addr: Addr) -> None:
-        """Until a connection to `addr` can take a stream; ConnectError when none can be made."""
-        for conn in self.conns.get(addr, ()):
-            if conn.has_capacity():
-                return
-        task = self._opening.get(addr)
-        if task is None:
-            side = self.side
-            task = self._opening[addr] = side.tasks.spawn(
-                self._open(addr), name=f"lacewing-h2-ready-{side.direction}-{addr}"
-            )
-        failed = await asyncio.shield(task)  # (a caller that goes away leaves it to others)
-        if failed is not None:
-            raise failed
-
-    async def _open(self, addr: Addr) -> ConnectError | None:
-        side = self.side
-        stats = side.metrics.tcp_stats(side.direction, "dst", str(addr), side.peer_tls(addr))
-        try:
-            _, conn = await side.connector.connect(
-                addr, lambda: H2Upstream(self, addr, stats, self.limits)
-            )
-        except ConnectError as exc:
-            return exc
-        finally:
-            self._opening.pop(addr, None)
-        if not conn.closed:
-            self.conns.setdefault(addr, []).append(conn)
-        self.flusher.flush()
-        return None
-
     def _done_waiting(self, addr: Addr, waiters: list[H2Exchange]) -> None:
         if self.connecting.get(addr) is waiters:
             del self.connecting[addr]
-
-    def flush_soon(self) -> None:
-        """Flush once this loop iteration's callbacks have run: frames written from HTTP/1
-        connections (`proxy.orig`) in one poll go out in one write per HTTP/2 connection."""
-        if not self._flush_pending:
-            self._flush_pending = True
-            asyncio.get_running_loop().call_soon(self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._flush_pending = False
-        self.flusher.flush()
 
     def forget(self, conn: H2Upstream) -> None:
         conns = self.conns.get(conn.addr)

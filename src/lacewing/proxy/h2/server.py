@@ -106,9 +106,6 @@ class H2Server(H2Peer):
         if self.draining and sid > self.goaway_last:
             self.conn.reset_stream(sid, ErrorCodes.REFUSED_STREAM)
             return
-        bridge = self.side.orig_bridge
-        if bridge is not None and bridge(self, sid, headers, ended):
-            return  # an HTTP/1 request carried as HTTP/2 (`proxy.orig.inbound`)
         if headers is self._head:  # the same head as the last stream's (the decoder's memo)
             authority, logical, grpc = self._head_facts
         else:

@@ -412,8 +412,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
             req.replay = head
         if self.active is None:
             idle = self._idle
-            if idle and not (self._paused or self._down_paused or req.error or req.delay
-                             or req.upgrade):  # fmt: skip
+            if idle and not (self._paused or self._down_paused or req.error or req.delay):
                 # the common case, inline: a warm pooled connection; data_received flushes
                 conn = idle.pop()
                 if not conn.closed and not conn.paused_writing:
@@ -474,8 +473,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         if not req.complete and self._paused:
             self.resume(self.PIPELINE)
         idle = self._idle
-        # (an upgrade gets a connection of its own: a pooled one may be an HTTP/2 stream's)
-        conn = idle.pop() if idle and not req.upgrade else None
+        conn = idle.pop() if idle else None
         if conn is not None and conn.closed:
             conn = self.side.pool.take_from(idle)
         if conn is not None:
@@ -494,7 +492,7 @@ class Http1Server(RouteSteps, asyncio.Protocol):
         )
         try:
             _, conn = await side.connector.connect(
-                endpoint, lambda: UpstreamConn(endpoint, stats, side.pool, raw=req.upgrade)
+                endpoint, lambda: UpstreamConn(endpoint, stats, side.pool)
             )
         except ConnectError as exc:
             self._connect_task = None

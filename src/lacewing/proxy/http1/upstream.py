@@ -71,10 +71,8 @@ class Downstream(Protocol):
 
 
 class UpstreamConn(asyncio.Protocol):
-    def __init__(self, endpoint: Addr, stats: TcpStats, pool: Pool[UpstreamConn], *,
-                 raw: bool = False) -> None:  # fmt: skip
+    def __init__(self, endpoint: Addr, stats: TcpStats, pool: Pool[UpstreamConn]) -> None:
         self.endpoint = endpoint
-        self.raw = raw  # a byte stream to the endpoint (an upgrade), never an HTTP/2 stream
         self.stats = stats
         self.pool = pool
         self.home = pool.bucket(endpoint)
