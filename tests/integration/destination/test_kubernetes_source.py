@@ -147,7 +147,12 @@ async def test_scale_up_scale_down_and_unready_reach_the_stream_within_a_second(
 
     running.scale(0)
     events = await stream.until([], timeout=1.0)
-    assert events[-1] == {"type": "NO_ENDPOINTS", "exists": True}
+    # the Service is known, so its labels come along: the proxy answers 503 with them
+    assert events[-1] == {
+        "type": "NO_ENDPOINTS",
+        "exists": True,
+        "labels": {"namespace": NS, "service": "web"},
+    }
     await stream.close()
 
 
