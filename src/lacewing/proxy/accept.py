@@ -25,7 +25,8 @@ that first answer (at most `discovery_wait`, reading paused, bytes kept) before 
 on, so its first request is balanced and labelled like the rest; after the wait it goes to the
 original destination as it would without discovery. A connection to a Service that has
 just lost every endpoint waits the same way (for the rest of `discovery_wait` after it became
-empty) for one to come back; then its requests get the proxy's 503 (opaque: it is closed).
+empty) for one to come back; then its HTTP requests get the proxy's 503 (opaque traffic goes to
+the original destination, as without discovery).
 Inbound, with a policy controller, the
 first connections to a port wait the same way (at most `policy_wait`) for its first policy,
 so they are not decided by the default policy only because they came first.
@@ -49,7 +50,7 @@ from lacewing.proxy.http1.server import Http1Server
 from lacewing.proxy.metrics import TcpStats
 from lacewing.proxy.metrics.proxy import TLS_PASSTHRU
 from lacewing.proxy.side import Side
-from lacewing.proxy.targets import OPAQUE, Empty, Logical
+from lacewing.proxy.targets import OPAQUE, Logical
 from lacewing.proxy.tcp import TunnelEnd, join
 from lacewing.proxy.transport import ConnectError, original_dst
 
@@ -323,11 +324,10 @@ def relay(
         transport.pause_reading()
     # Opaque traffic is balanced per connection: the pick ends when the connection is made
     # (its connect time is the latency the balancer sees) or fails, or is cancelled.
+    # (a known Service with no endpoints: its `Empty` pick names the original destination,
+    # so the connection goes there, as without discovery: a TLS client of a Service whose
+    # endpoints discovery does not see, such as the API server's, must still get through)
     pick = side.pick(Logical(dst, OPAQUE))
-    if isinstance(pick, Empty):  # a known Service with no endpoints: nowhere to relay to
-        log.debug("opaque %s: %s", dst, pick.reason)
-        transport.close()
-        return
     endpoint = pick.endpoint.addr
     up_tls = side.connector.labels_for(endpoint) or tls
     up_stats = side.metrics.tcp_stats(side.direction, "dst", str(endpoint), up_tls)

@@ -322,15 +322,6 @@ def test_connections_failing_before_an_answer_are_retried_on_the_other_replica(
     assert stats("127.0.0.1", pod="refuser-0")["GET"] == seen["statuses"]["200"]
 
 
-OPAQUE_PROBE = """
-import socket, time
-started = time.monotonic()
-s = socket.create_connection(("lonely", 8080), timeout=10)
-s.sendall(b"\\x00\\x01 not http\\r\\n\\r\\n")
-print(repr(s.recv(100)), round(time.monotonic() - started, 3))
-"""
-
-
 def test_a_service_scaled_to_zero_answers_503_at_once_and_heals(cluster: Path) -> None:
     down = lacewing("local", "scale", "lonely", "--replicas", "0", "--name", NAME)
     assert down.returncode == 0, down.stderr + down.stdout
@@ -348,9 +339,6 @@ def test_a_service_scaled_to_zero_answers_503_at_once_and_heals(cluster: Path) -
     assert "l5d-proxy-error: service lonely has no endpoints" in head, head
     assert metric("cli-0", "response_total", direction="outbound", dst_service="lonely",
                   dst_namespace="rt", status_code="503") >= 7  # fmt: skip
-    opaque = exec_in("cli-0", sys.executable, "-c", OPAQUE_PROBE).split()
-    print(f"lonely, opaque: {opaque}")
-    assert opaque[0] == "b''" and float(opaque[1]) < 3.0  # closed, nothing relayed
 
     up = lacewing("local", "scale", "lonely", "--replicas", "1", "--name", NAME)
     assert up.returncode == 0, up.stderr + up.stdout

@@ -185,7 +185,9 @@ async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Be
                   dst_service="web", status_code="503") == 2  # fmt: skip
     assert web.requests == 0
 
-    # opaque TCP to it: the connection is closed at once, nothing relayed
+    # opaque TCP to it goes to the original destination, as without discovery (a TLS client
+    # of the API server's Service, whose endpoints discovery may not see, must get through);
+    # nothing listens at this bed's cluster IP on loopback: refused, so closed at once
     reader, writer = await asyncio.open_connection("127.0.0.1", bed.port)
     try:
         started = time.monotonic()
