@@ -66,7 +66,7 @@ def during_load(*args: str) -> tuple[tuple[int, str, str], dict[str, dict[str, i
     """Run `lacewing ARGS` (a tap), start the generator once it says its taps are open,
     stop the tap with Ctrl-C (SIGINT) after it, and return (exit status, stdout, stderr)
     and the generator's counts."""
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     env.pop("LACEWING_LOCAL_CLUSTER", None)
     proc = subprocess.Popen(
         [sys.executable, "-m", "lacewing.cli.main", *args],
@@ -79,7 +79,15 @@ def during_load(*args: str) -> tuple[tuple[int, str, str], dict[str, dict[str, i
         sent = load(COUNT, RATE)
         time.sleep(1.0)  # the last events on their way, then Ctrl-C as a user would
         proc.send_signal(signal.SIGINT)
-        out, err = proc.communicate(timeout=30)
+        try:
+            out, err = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            # where it hangs: faulthandler prints every thread's stack on SIGABRT
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(
+                f"tap did not end 30 s after Ctrl-C; its threads:\n{err[-6000:]}"
+            ) from None
     finally:
         if proc.poll() is None:
             proc.kill()
