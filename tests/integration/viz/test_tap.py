@@ -68,9 +68,12 @@ def during_load(*args: str) -> tuple[tuple[int, str, str], dict[str, dict[str, i
     and the generator's counts."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONFAULTHANDLER": "1"}
     env.pop("LACEWING_LOCAL_CLUSTER", None)
+    # Ctrl-C as from a terminal: a suite started in the background (`.ci/run &` without job
+    # control) has SIGINT ignored, and an ignored signal stays ignored across exec
     proc = subprocess.Popen(
         [sys.executable, "-m", "lacewing.cli.main", *args],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
     try:
         assert proc.stderr is not None
