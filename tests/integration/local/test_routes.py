@@ -322,13 +322,18 @@ def test_connections_failing_before_an_answer_are_retried_on_the_other_replica(
     assert stats("127.0.0.1", pod="refuser-0")["GET"] == seen["statuses"]["200"]
 
 
+def _until_lonely_answers(status: str, failure: str) -> None:
+    """Ask `lonely` once every 0.2 s until it answers `status`, failing after 10 s."""
+    deadline = time.monotonic() + 10
+    while client("http://lonely:8080/", 1)["statuses"] != {status: 1}:
+        assert time.monotonic() < deadline, failure
+        time.sleep(0.2)
+
+
 def test_a_service_scaled_to_zero_answers_503_at_once_and_heals(cluster: Path) -> None:
     down = lacewing("local", "scale", "lonely", "--replicas", "0", "--name", NAME)
     assert down.returncode == 0, down.stderr + down.stdout
-    deadline = time.monotonic() + 10
-    while client("http://lonely:8080/", 1)["statuses"] != {"503": 1}:
-        assert time.monotonic() < deadline, "the client's proxy never learnt lonely is empty"
-        time.sleep(0.2)
+    _until_lonely_answers("503", "the client's proxy never learnt lonely is empty")
     seen = client("http://lonely:8080/", 5)
     print(f"lonely at 0 replicas: {seen['statuses']} after "
           f"{[round(x, 3) for x in seen['seconds']]} s")  # fmt: skip
@@ -342,8 +347,5 @@ def test_a_service_scaled_to_zero_answers_503_at_once_and_heals(cluster: Path) -
 
     up = lacewing("local", "scale", "lonely", "--replicas", "1", "--name", NAME)
     assert up.returncode == 0, up.stderr + up.stdout
-    deadline = time.monotonic() + 10
-    while client("http://lonely:8080/", 1)["statuses"] != {"200": 1}:
-        assert time.monotonic() < deadline, "lonely did not heal"
-        time.sleep(0.2)
+    _until_lonely_answers("200", "lonely did not heal")
     assert client("http://lonely:8080/", 20)["statuses"] == {"200": 20}

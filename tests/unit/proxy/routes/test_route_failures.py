@@ -160,15 +160,21 @@ async def test_a_pooled_connection_the_app_dropped_is_resent_once_without_any_ro
     assert post == 502 and web.methods["POST"] == 1
 
 
-async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Bed) -> None:
-    web = bed.apps["web"]
-    empty = Service("web", "shop", VIP.host, (ServicePort(80, 80, "http"),), ())
-    bed.hub.publish(Directory((empty,), ()))
+async def _empty_web(bed: Bed) -> None:
+    """Publish `web` with no endpoints and wait until the proxy's discovery has none."""
+    port = (ServicePort(80, 80, "http"),)
+    bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, ()),), ()))
     discovery = discovery_of(bed)
     for _ in range(200):
         if not discovery.endpoints(VIP):
             break
         await asyncio.sleep(0.005)
+
+
+async def test_a_service_with_no_endpoints_answers_503_at_once_and_heals(bed: Bed) -> None:
+    web = bed.apps["web"]
+    await _empty_web(bed)
+    discovery = discovery_of(bed)
     await asyncio.sleep(1.1)  # past the discovery wait (1 s) a new connection gives it
     client = await Client.open(bed.port)
     try:
@@ -214,12 +220,7 @@ async def test_a_new_connection_waits_a_moment_for_a_service_that_just_lost_its_
 ) -> None:
     web = bed.apps["web"]
     port = (ServicePort(80, 80, "http"),)
-    bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, ()),), ()))
-    discovery = discovery_of(bed)
-    for _ in range(200):
-        if not discovery.endpoints(VIP):
-            break
-        await asyncio.sleep(0.005)
+    await _empty_web(bed)
     client = await Client.open(bed.port)
     try:
         started = time.monotonic()
@@ -235,11 +236,7 @@ async def test_a_new_connection_waits_a_moment_for_a_service_that_just_lost_its_
     assert (status, body) == (200, b"web -")
     assert 0.3 <= waited < 1.0, waited  # held until the endpoint came, not the whole wait
 
-    bed.hub.publish(Directory((Service("web", "shop", VIP.host, port, ()),), ()))
-    for _ in range(200):
-        if not discovery.endpoints(VIP):
-            break
-        await asyncio.sleep(0.005)
+    await _empty_web(bed)
     client = await Client.open(bed.port)
     try:
         started = time.monotonic()
